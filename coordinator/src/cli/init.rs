@@ -1,0 +1,231 @@
+//! `vhsm init`: a new cluster's CA, certificates and configuration files.
+
+use std::{
+    io::Write,
+    net::{SocketAddr, UdpSocket},
+    path::Path,
+};
+
+use anyhow::{bail, Context};
+use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
+use vhsm_node::{
+    config::{NodeConfig, PeerConfig},
+    seal::StorageKey,
+};
+use vhsm_wire::{client::ClientConfig, pki::ClusterCa, Role};
+
+use super::layout::{ClusterFile, Layout};
+
+/// What `vhsm init` is asked for.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub nodes: u16,
+    pub threshold: u16,
+    pub host: String,
+    pub base_port: u16,
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_toml<T: serde::Serialize>(path: &Path, header: &str, value: &T) -> anyhow::Result<()> {
+    let body = toml::to_string_pretty(value).context("cannot encode configuration")?;
+    write_public(path, &format!("{header}\n{body}"))
+}
+
+/// Picks `count` distinct free UDP ports on `host`, chosen by the OS.
+fn free_ports(host: &str, count: usize) -> anyhow::Result<Vec<u16>> {
+    // Hold every socket until all are chosen, so that the OS does not hand out the same port twice.
+    let sockets = (0..count)
+        .map(|_| {
+            UdpSocket::bind((host, 0))
+                .with_context(|| format!("cannot bind a UDP socket on {host}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    sockets.iter().map(|s| Ok(s.local_addr()?.port())).collect()
+}
+
+/// Creates a cluster directory. Refuses a directory that already holds a cluster.
+pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFile> {
+    let n = options.nodes;
+    if !(2..=64).contains(&n) {
+        bail!("--nodes must be between 2 and 64 (got {n})");
+    }
+    if options.threshold < 2 || options.threshold > n {
+        bail!(
+            "--threshold must be between 2 and the number of nodes ({n}) (got {})",
+            options.threshold
+        );
+    }
+    if layout.is_initialised() {
+        bail!(
+            "{} already holds a cluster (remove the directory to start over: its keys will be lost)",
+            layout.root().display()
+        );
+    }
+    let host = options.host.as_str();
+    let ports: Vec<u16> = if options.base_port == 0 {
+        free_ports(host, usize::from(n) + 1)?
+    } else {
+        (0..=n)
+            .map(|i| {
+                options
+                    .base_port
+                    .checked_add(i)
+                    .context("--base-port too high for that many nodes")
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let address = |i: usize| -> anyhow::Result<String> {
+        let port = ports.get(i).context("port list too short")?;
+        Ok(SocketAddr::new(
+            host.parse()
+                .with_context(|| format!("--host {host} is not an IP address"))?,
+            *port,
+        )
+        .to_string())
+    };
+    let coordinator_address = address(0)?;
+    let nodes: Vec<NodeEntry> = (1..=n)
+        .map(|id| {
+            Ok(NodeEntry {
+                id,
+                address: address(usize::from(id))?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    std::fs::create_dir_all(layout.root())
+        .with_context(|| format!("cannot create {}", layout.root().display()))?;
+    let ca = ClusterCa::generate()?;
+    let ca_dir = layout.ca_dir();
+    std::fs::create_dir_all(&ca_dir)?;
+    write_public(&ca_dir.join("ca.pem"), ca.cert_pem())?;
+    write_private(&ca_dir.join("ca.key"), ca.key_pem().as_bytes())?;
+
+    let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
+    for node in &nodes {
+        let dir = layout.node_dir(node.id);
+        std::fs::create_dir_all(dir.join("data"))?;
+        write_member_identity(&dir, &ca, &Role::Node(node.id), "node")?;
+        StorageKey::generate().write_new(&dir.join("storage.key"))?;
+        let config = NodeConfig {
+            node_id: node.id,
+            listen: node.address.parse()?,
+            ca_cert: "ca.pem".into(),
+            cert: "node.pem".into(),
+            key: "node.key".into(),
+            storage_key_file: "storage.key".into(),
+            data_dir: "data".into(),
+            peers: nodes
+                .iter()
+                .filter(|p| p.id != node.id)
+                .map(|p| PeerConfig {
+                    id: p.id,
+                    address: p.address.clone(),
+                })
+                .collect(),
+            #[cfg(feature = "fault-injection")]
+            fault_injection: Default::default(),
+        };
+        write_toml(
+            &layout.node_config(node.id),
+            &format!(
+                "{header}\n# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n"
+            ),
+            &config,
+        )?;
+    }
+
+    let dir = layout.coordinator_dir();
+    std::fs::create_dir_all(&dir)?;
+    write_member_identity(&dir, &ca, &Role::Coordinator, "coordinator")?;
+    let config = CoordinatorConfig {
+        listen: coordinator_address.parse()?,
+        ca_cert: "ca.pem".into(),
+        cert: "coordinator.pem".into(),
+        key: "coordinator.key".into(),
+        threshold: options.threshold,
+        nodes: nodes.clone(),
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    write_toml(&layout.coordinator_config(), header, &config)?;
+
+    let dir = layout.client_dir();
+    std::fs::create_dir_all(&dir)?;
+    write_member_identity(&dir, &ca, &Role::Client("admin".into()), "client")?;
+    let config = ClientConfig {
+        coordinator: coordinator_address.clone(),
+        ca_cert: "ca.pem".into(),
+        cert: "client.pem".into(),
+        key: "client.key".into(),
+        request_timeout_secs: 60,
+    };
+    write_toml(&layout.client_config(), header, &config)?;
+
+    let cluster = ClusterFile {
+        threshold: options.threshold,
+        coordinator: coordinator_address,
+        nodes,
+    };
+    write_toml(
+        &layout.cluster_file(),
+        "# Written by `vhsm init`: the cluster at a glance.",
+        &cluster,
+    )?;
+    Ok(cluster)
+}
+
+fn write_member_identity(
+    dir: &Path,
+    ca: &ClusterCa,
+    role: &Role,
+    stem: &str,
+) -> anyhow::Result<()> {
+    let issued = ca.issue(role)?;
+    write_public(&dir.join("ca.pem"), ca.cert_pem())?;
+    write_public(&dir.join(format!("{stem}.pem")), &issued.cert_pem)?;
+    write_private(&dir.join(format!("{stem}.key")), issued.key_pem.as_bytes())
+}
+
+/// Summarises a new cluster for the operator.
+pub fn describe(layout: &Layout, cluster: &ClusterFile) -> String {
+    let mut out = format!(
+        "Cluster written to {}: {} nodes, threshold {}\n  coordinator  {}\n",
+        layout.root().display(),
+        cluster.nodes.len(),
+        cluster.threshold,
+        cluster.coordinator
+    );
+    for node in &cluster.nodes {
+        out.push_str(&format!(
+            "  node {:<3}     {}  ({})\n",
+            node.id,
+            node.address,
+            layout.node_dir(node.id).display()
+        ));
+    }
+    out.push_str(&format!(
+        "  CA key       {} (keep it offline once the cluster is set up)\n",
+        layout.ca_dir().join("ca.key").display()
+    ));
+    out
+}

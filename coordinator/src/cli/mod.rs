@@ -1,0 +1,10 @@
+//! The `vhsm` command line.
+
+pub mod daemon;
+pub mod demo;
+pub mod init;
+pub mod keys;
+pub mod layout;
+pub mod local_cluster;
+pub mod progress;
+pub mod up;

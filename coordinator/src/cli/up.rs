@@ -1,0 +1,55 @@
+//! `vhsm up`: a whole cluster on this machine, in one command.
+
+use std::time::Duration;
+
+use super::{
+    daemon::shutdown_signal,
+    init::{describe, init, InitOptions},
+    layout::Layout,
+    local_cluster::LocalCluster,
+    progress,
+};
+
+pub async fn up(layout: &Layout, options: &InitOptions) -> anyhow::Result<()> {
+    if !layout.is_initialised() {
+        let cluster = init(layout, options)?;
+        print!("{}", describe(layout, &cluster));
+    }
+    let spinner = progress::spinner("starting nodes and coordinator");
+    let started = LocalCluster::start(layout).await;
+    spinner.finish_and_clear();
+    let mut cluster = started?;
+    let root = layout.root().display();
+    println!(
+        "vHSM cluster up: {} nodes (threshold {}), coordinator at {}\n  logs      {}\n  try       vhsm --cluster {root} key create --algorithm ed25519 --label my-key\n            vhsm --cluster {root} key list\n            vhsm --cluster {root} demo\nCtrl-C stops the cluster.",
+        cluster.cluster.nodes.len(),
+        cluster.cluster.threshold,
+        cluster.cluster.coordinator,
+        layout.logs_dir().display(),
+    );
+    let watch = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Some(exited) = cluster.exited() {
+                return exited;
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        () = shutdown_signal(false) => None,
+        exited = watch => Some(exited),
+    };
+    if let Some((name, status)) = &outcome {
+        eprintln!(
+            "{name} exited ({status}); stopping the cluster. See {}",
+            layout.logs_dir().display()
+        );
+    }
+    println!("stopping the cluster…");
+    cluster.stop().await;
+    println!("stopped.");
+    match outcome {
+        Some((name, _)) => anyhow::bail!("{name} exited unexpectedly"),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,217 @@
+//! Distributed key generation, orchestrated: every node of the cluster becomes a holder of the new key.
+//!
+//! The coordinator starts the same session on every holder; the holders run the DKG among themselves over the mesh
+//! and each answers the public key package. Only when every holder answered, and all answers are identical, does
+//! the coordinator tell them to make the key active. Otherwise it tells every holder to delete the pending share,
+//! so a generation interrupted anywhere leaves no half key.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand_core::OsRng;
+use vhsm_protocols::{frost::share::FrostPublicKeys, SessionId};
+use vhsm_wire::{
+    messages::{NodeRequest, NodeResponse},
+    Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, NodeId, WireError,
+};
+
+use crate::{
+    nodes::{NodeCallError, NodePool},
+    registry::Registry,
+};
+
+/// How long a holder may take to finish the DKG (its own limit is shorter, so it answers first).
+const GENERATE_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a holder may take to commit or abort.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks a key label: 1–128 printable characters.
+pub fn check_label(label: &str) -> Result<(), WireError> {
+    if label.is_empty() || label.chars().count() > 128 || label.chars().any(char::is_control) {
+        return Err(WireError::new(
+            ErrorKind::BadRequest,
+            "a key label must be 1 to 128 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+fn failure_error(failures: &[NodeCallError]) -> WireError {
+    let culprits: Vec<NodeId> = failures
+        .iter()
+        .filter_map(|f| match f {
+            NodeCallError::Refused { error, .. } if error.kind == ErrorKind::Misbehaviour => {
+                Some(error.nodes.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let unreachable: Vec<NodeId> = failures
+        .iter()
+        .filter(|f| matches!(f, NodeCallError::Unreachable { .. }))
+        .map(NodeCallError::node)
+        .collect();
+    let details: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    if !culprits.is_empty() {
+        let mut culprits = culprits;
+        culprits.sort_unstable();
+        culprits.dedup();
+        WireError {
+            kind: ErrorKind::Misbehaviour,
+            message: format!(
+                "key generation aborted, node(s) {culprits:?} misbehaved: {}",
+                details.join("; ")
+            ),
+            nodes: culprits,
+        }
+    } else if !unreachable.is_empty() {
+        WireError {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "key generation needs every node of the cluster; unreachable: {unreachable:?} ({})",
+                details.join("; ")
+            ),
+            nodes: unreachable,
+        }
+    } else {
+        WireError::new(
+            ErrorKind::Internal,
+            format!("key generation failed: {}", details.join("; ")),
+        )
+    }
+}
+
+/// Generates a key on every node; returns it once active.
+pub async fn create_key(
+    pool: &NodePool,
+    registry: &Registry,
+    threshold: u16,
+    algorithm: Algorithm,
+    label: &str,
+) -> Result<KeyInfo, WireError> {
+    check_label(label)?;
+    let holders = pool.ids();
+    let key = KeyInfo {
+        id: KeyId::random(&mut OsRng),
+        label: label.to_string(),
+        algorithm,
+        public_key: Vec::new(),
+        public_package: Vec::new(),
+        threshold,
+        holders: holders.clone(),
+        state: KeyState::Pending,
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        epoch: 0,
+    };
+    let session = SessionId::random(&mut OsRng);
+    tracing::info!(key = %key.id, %label, %algorithm, threshold, ?holders, %session, "generating key");
+
+    let answers = pool
+        .call_each(
+            &holders,
+            |_| NodeRequest::GenerateKey {
+                session,
+                key: key.clone(),
+            },
+            GENERATE_TIMEOUT,
+        )
+        .await;
+    let mut packages = Vec::new();
+    let mut failures = Vec::new();
+    for (node, answer) in answers {
+        match answer {
+            Ok(NodeResponse::KeyGenerated { public_keys }) => packages.push((node, public_keys)),
+            Ok(_) => failures.push(NodeCallError::Unreachable {
+                node,
+                reason: "unexpected answer".into(),
+            }),
+            Err(e) => failures.push(e),
+        }
+    }
+    let agreed = if failures.is_empty() {
+        agree(&packages)
+    } else {
+        Err(failure_error(&failures))
+    };
+    let public = match agreed {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(key = %key.id, error = %e, "key generation failed; deleting pending shares");
+            pool.call_each(
+                &holders,
+                |_| NodeRequest::AbortKey { key_id: key.id },
+                FINISH_TIMEOUT,
+            )
+            .await;
+            return Err(e);
+        }
+    };
+
+    let mut key = key;
+    key.public_key = public.group_public_key().to_vec();
+    key.public_package = public.to_bytes();
+    let commits = pool
+        .call_each(
+            &holders,
+            |_| NodeRequest::CommitKey { key_id: key.id },
+            FINISH_TIMEOUT,
+        )
+        .await;
+    let failed: Vec<NodeId> = commits
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| *n)
+        .collect();
+    if failed.len() > holders.len() - usize::from(threshold) {
+        // Too few holders have it active to ever sign: retire it everywhere rather than leave a key that half works.
+        pool.call_each(
+            &holders,
+            |_| NodeRequest::AbortKey { key_id: key.id },
+            FINISH_TIMEOUT,
+        )
+        .await;
+        return Err(WireError {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "key generation could not be committed: node(s) {failed:?} did not confirm"
+            ),
+            nodes: failed,
+        });
+    }
+    if !failed.is_empty() {
+        tracing::warn!(key = %key.id, ?failed, "key active, but these holders did not confirm; they keep it pending");
+    }
+    key.state = KeyState::Active;
+    registry.insert(key.clone());
+    tracing::info!(key = %key.id, public_key = %hex::encode(&key.public_key), "key active");
+    Ok(key)
+}
+
+/// Checks that every holder reported the same public key package.
+fn agree(packages: &[(NodeId, Vec<u8>)]) -> Result<FrostPublicKeys, WireError> {
+    let Some((first_node, first)) = packages.first() else {
+        return Err(WireError::new(ErrorKind::Internal, "no holder answered"));
+    };
+    let disagreeing: Vec<NodeId> = packages
+        .iter()
+        .filter(|(_, p)| p != first)
+        .map(|(n, _)| *n)
+        .collect();
+    if !disagreeing.is_empty() {
+        return Err(WireError {
+            kind: ErrorKind::Misbehaviour,
+            message: format!(
+                "holders disagree on the new key's public keys: {disagreeing:?} differ from node {first_node}"
+            ),
+            nodes: disagreeing,
+        });
+    }
+    FrostPublicKeys::from_bytes(first).map_err(|e| WireError {
+        kind: ErrorKind::Misbehaviour,
+        message: format!("node {first_node} sent malformed public keys: {e}"),
+        nodes: vec![*first_node],
+    })
+}

@@ -1,0 +1,20 @@
+//! The vHSM coordinator: presents the cluster to applications and runs each operation across the nodes.
+//!
+//! - [`nodes`]: one connection per node, with bounded timeouts and a record of which nodes failed lately.
+//! - [`registry`]: the coordinator's cached view of the keys, learned from the nodes (the source of truth).
+//! - [`keygen`] and [`signing`]: the orchestration of distributed key generation and threshold signing, with
+//!   blame: a node that sends an invalid share is named and left out, and the operation retried with others.
+//! - [`server`]: the client API over QUIC with mutual TLS.
+//!
+//! The coordinator never holds a share or a whole key: it sees only public keys, commitments and signature shares.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod keygen;
+pub mod nodes;
+pub mod registry;
+pub mod server;
+pub mod signing;
+
+pub use config::CoordinatorConfig;

@@ -1,0 +1,245 @@
+//! `vhsm`: run and use a vHSM cluster.
+
+mod cli;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use vhsm_wire::{Algorithm, KeyId};
+
+use cli::{demo::DemoOptions, init::InitOptions, layout::Layout};
+
+const DEFAULT_CLUSTER: &str = "vhsm-cluster";
+
+/// vHSM: a virtual HSM on multi-party computation. Every key is generated and used by threshold protocols across
+/// share-holding nodes; no key ever exists whole anywhere.
+#[derive(Debug, Parser)]
+#[command(name = "vhsm", version, propagate_version = true)]
+#[command(
+    after_help = "Start here: `vhsm demo` (a whole cluster, a key, 1,000 verified signatures), or `vhsm up` \
+                        to keep a local cluster running and use it from another terminal."
+)]
+struct Cli {
+    /// The cluster directory (written by `vhsm init` / `vhsm up`). Default: ./vhsm-cluster
+    #[arg(long, global = true, env = "VHSM_CLUSTER", value_name = "DIR")]
+    cluster: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+struct ClusterShape {
+    /// How many share-holding nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// How many nodes must take part in each operation.
+    #[arg(long, default_value_t = 2)]
+    threshold: u16,
+    /// The IP address the members listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// First port (coordinator; node N gets base+N). 0: free ports chosen by the OS.
+    #[arg(long, default_value_t = 0)]
+    base_port: u16,
+}
+
+impl ClusterShape {
+    fn options(&self) -> InitOptions {
+        InitOptions {
+            nodes: self.nodes,
+            threshold: self.threshold,
+            host: self.host.clone(),
+            base_port: self.base_port,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a cluster directory: CA, certificates and configurations of nodes, coordinator and a client.
+    Init {
+        /// Where (default: --cluster, or ./vhsm-cluster).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        shape: ClusterShape,
+    },
+    /// Run a whole cluster on this machine (initialising it first if needed) until Ctrl-C.
+    Up {
+        /// The cluster directory (default: --cluster, or ./vhsm-cluster).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        shape: ClusterShape,
+    },
+    /// Run a share-holding node.
+    Node(DaemonArgs),
+    /// Run a coordinator.
+    Coordinator(DaemonArgs),
+    /// The cluster's health, as the coordinator sees it.
+    Status,
+    /// Create, list and show keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Sign a file with a key.
+    Sign {
+        /// The key's id.
+        #[arg(long, value_name = "ID")]
+        key: KeyId,
+        /// The file to sign.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the signature (raw bytes); printed as hex if absent.
+        #[arg(long = "out", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Start a local cluster (unless --cluster names a running one), make a key, sign and verify many messages.
+    Demo {
+        /// How many signatures.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// How many signing requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Nodes of the temporary cluster.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Threshold of the temporary cluster.
+        #[arg(long, default_value_t = 2)]
+        threshold: u16,
+        /// How many signatures to check with the OpenSSL command line too.
+        #[arg(long, default_value_t = 5)]
+        openssl_samples: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// The configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Exit when standard input closes (used by `vhsm up` so that no process outlives it).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Generate a key by distributed key generation on the nodes.
+    Create {
+        /// The algorithm.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: Algorithm,
+        /// A label for people.
+        #[arg(long)]
+        label: String,
+    },
+    /// List the keys.
+    List,
+    /// Show a key and its public key (hex and PEM).
+    Show {
+        /// The key's id.
+        id: KeyId,
+    },
+}
+
+fn init_logging(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(
+        cli.command,
+        Command::Node(_) | Command::Coordinator(_)
+    ));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cluster_dir = || {
+        cli.cluster
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CLUSTER))
+    };
+    let layout = Layout::new(&cluster_dir());
+    match &cli.command {
+        Command::Init { dir, shape } => {
+            let layout = Layout::new(&dir.clone().unwrap_or_else(cluster_dir));
+            let cluster = cli::init::init(&layout, &shape.options())?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&cluster)?);
+            } else {
+                print!("{}", cli::init::describe(&layout, &cluster));
+                println!(
+                    "Run it here with `vhsm up --dir {}`.",
+                    layout.root().display()
+                );
+            }
+            Ok(())
+        }
+        Command::Up { dir, shape } => {
+            cli::up::up(
+                &Layout::new(&dir.clone().unwrap_or_else(cluster_dir)),
+                &shape.options(),
+            )
+            .await
+        }
+        Command::Node(args) => cli::daemon::node(&args.config, args.exit_with_parent).await,
+        Command::Coordinator(args) => {
+            cli::daemon::coordinator(&args.config, args.exit_with_parent).await
+        }
+        Command::Status => cli::keys::status(&layout, cli.json).await,
+        Command::Key(KeyCommand::Create { algorithm, label }) => {
+            cli::keys::create(&layout, *algorithm, label, cli.json).await
+        }
+        Command::Key(KeyCommand::List) => cli::keys::list(&layout, cli.json).await,
+        Command::Key(KeyCommand::Show { id }) => cli::keys::show(&layout, *id, cli.json).await,
+        Command::Sign { key, input, output } => {
+            cli::keys::sign(&layout, *key, input, output.as_deref(), cli.json).await
+        }
+        Command::Demo {
+            count,
+            concurrency,
+            nodes,
+            threshold,
+            openssl_samples,
+        } => {
+            let options = DemoOptions {
+                count: *count,
+                concurrency: *concurrency,
+                nodes: *nodes,
+                threshold: *threshold,
+                openssl_samples: *openssl_samples,
+            };
+            cli::demo::run(cli.cluster.as_deref(), &options, cli.json).await
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The coordinator's view of the keys: a cache of the metadata the nodes keep beside their shares.
+//!
+//! The nodes are the source of truth. The coordinator learns every key from them when it starts and again when it
+//! is asked for a key it does not know, so a coordinator can be restarted, or several run at once, without any
+//! state of their own.
+
+use std::{collections::HashMap, sync::RwLock, time::Duration};
+
+use vhsm_wire::{
+    messages::{NodeRequest, NodeResponse},
+    KeyId, KeyInfo, KeyState,
+};
+
+use crate::nodes::{NodeCallError, NodePool};
+
+/// How long to wait for a node's key list.
+const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The cached key metadata.
+#[derive(Debug, Default)]
+pub struct Registry {
+    keys: RwLock<HashMap<KeyId, KeyInfo>>,
+}
+
+impl Registry {
+    /// Asks every node for its keys and merges the active ones. Returns the nodes that could not answer.
+    pub async fn refresh(&self, pool: &NodePool) -> Vec<NodeCallError> {
+        let answers = pool
+            .call_each(&pool.ids(), |_| NodeRequest::ListKeys, LIST_TIMEOUT)
+            .await;
+        let mut failures = Vec::new();
+        for (node, answer) in answers {
+            match answer {
+                Ok(NodeResponse::Keys(keys)) => {
+                    for key in keys.into_iter().filter(|k| k.state == KeyState::Active) {
+                        self.merge(node, key);
+                    }
+                }
+                Ok(_) => failures.push(NodeCallError::Unreachable {
+                    node,
+                    reason: "answered something other than a key list".into(),
+                }),
+                Err(e) => failures.push(e),
+            }
+        }
+        failures
+    }
+
+    fn merge(&self, node: vhsm_wire::NodeId, key: KeyInfo) {
+        let Ok(mut keys) = self.keys.write() else {
+            return;
+        };
+        match keys.get(&key.id) {
+            None => {
+                keys.insert(key.id, key);
+            }
+            Some(known)
+                if known.public_key != key.public_key
+                    || known.public_package != key.public_package
+                    || known.holders != key.holders =>
+            {
+                tracing::error!(
+                    key = %key.id,
+                    node,
+                    "node's metadata for this key disagrees with the other holders; keeping the first seen"
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Records a key that has just been made active.
+    pub fn insert(&self, key: KeyInfo) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(key.id, key);
+        }
+    }
+
+    /// One key, if known.
+    pub fn get(&self, id: KeyId) -> Option<KeyInfo> {
+        self.keys.read().ok()?.get(&id).cloned()
+    }
+
+    /// Every known key, oldest first.
+    pub fn list(&self) -> Vec<KeyInfo> {
+        let mut keys: Vec<KeyInfo> = self
+            .keys
+            .read()
+            .map(|k| k.values().cloned().collect())
+            .unwrap_or_default();
+        keys.sort_by_key(|k| (k.created_unix, k.id));
+        keys
+    }
+}

@@ -1,0 +1,265 @@
+//! The coordinator's client API: QUIC with mutual TLS; only certificates of the client role are served.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use vhsm_wire::{
+    frame::{self, DEFAULT_FRAME_LIMIT},
+    messages::{
+        ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeRequest, NodeResponse,
+    },
+    tls::{self, TlsIdentity},
+    ErrorKind, Role, WireError,
+};
+
+use crate::{
+    config::CoordinatorConfig,
+    keygen,
+    nodes::{NodeCallError, NodePool},
+    registry::Registry,
+    signing::Signer,
+};
+
+/// The largest message a client may ask to sign.
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// How long a node may take to answer a status request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the coordinator could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("coordinator: {0}")]
+pub struct CoordinatorError(String);
+
+/// A running coordinator.
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    endpoint: quinn::Endpoint,
+    pool: NodePool,
+    registry: Registry,
+    signer: Signer,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator").finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// Binds the client API endpoint (which also connects to the nodes).
+    pub fn bind(config: CoordinatorConfig) -> Result<Arc<Self>, CoordinatorError> {
+        let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
+            .map_err(|e| CoordinatorError(e.to_string()))?;
+        let endpoint = tls::server_endpoint(&identity, config.listen)
+            .map_err(|e| CoordinatorError(e.to_string()))?;
+        let pool = NodePool::new(
+            endpoint.clone(),
+            config.nodes.iter().map(|n| (n.id, n.address.clone())),
+        );
+        Ok(Arc::new(Coordinator {
+            config,
+            endpoint,
+            pool,
+            registry: Registry::default(),
+            signer: Signer::default(),
+        }))
+    }
+
+    /// The client API's address.
+    pub fn local_addr(&self) -> Result<SocketAddr, CoordinatorError> {
+        self.endpoint
+            .local_addr()
+            .map_err(|e| CoordinatorError(e.to_string()))
+    }
+
+    /// Learns the keys from the nodes, then serves clients until `shutdown` completes.
+    pub async fn serve(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let failures = self.registry.refresh(&self.pool).await;
+        for f in &failures {
+            tracing::warn!(error = %f, "could not learn keys from a node at start; will ask again when needed");
+        }
+        tracing::info!(
+            keys = self.registry.list().len(),
+            "key registry loaded from the nodes"
+        );
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let me = self.clone();
+                    tokio::spawn(async move { me.connection(incoming).await });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        self.endpoint
+            .close(0u32.into(), b"coordinator shutting down");
+        self.endpoint.wait_idle().await;
+    }
+
+    async fn connection(self: Arc<Self>, incoming: quinn::Incoming) {
+        let remote = incoming.remote_address();
+        let conn = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%remote, error = %e, "refused a connection (TLS handshake failed)");
+                return;
+            }
+        };
+        let client = match Role::of_connection(&conn) {
+            Some(Role::Client(name)) => name,
+            other => {
+                let who = other.map_or("an unknown role".to_string(), |r| r.to_string());
+                tracing::warn!(%remote, peer = %who, "refused a connection: only clients use the client API");
+                conn.close(1u32.into(), b"only clients use the client API");
+                return;
+            }
+        };
+        tracing::debug!(%remote, %client, "client connected");
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let me = self.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let response = match frame::receive::<ClientRequest>(
+                    &mut recv,
+                    MAX_MESSAGE + DEFAULT_FRAME_LIMIT,
+                )
+                .await
+                {
+                    Ok(request) => me
+                        .handle(&client, request)
+                        .await
+                        .unwrap_or_else(ClientResponse::Error),
+                    Err(e) => {
+                        ClientResponse::Error(WireError::new(ErrorKind::BadRequest, e.to_string()))
+                    }
+                };
+                if let Err(e) = frame::send(&mut send, &response).await {
+                    tracing::debug!(%client, error = %e, "could not answer a client");
+                }
+            });
+        }
+    }
+
+    async fn key(&self, key_id: vhsm_wire::KeyId) -> Result<vhsm_wire::KeyInfo, WireError> {
+        if let Some(key) = self.registry.get(key_id) {
+            return Ok(key);
+        }
+        // Perhaps made through another coordinator: ask the nodes.
+        self.registry.refresh(&self.pool).await;
+        self.registry
+            .get(key_id)
+            .ok_or_else(|| WireError::new(ErrorKind::NotFound, format!("no key {key_id}")))
+    }
+
+    /// Answers one client request.
+    pub async fn handle(
+        &self,
+        client: &str,
+        request: ClientRequest,
+    ) -> Result<ClientResponse, WireError> {
+        match request {
+            ClientRequest::Status => Ok(ClientResponse::Status(self.status().await)),
+            ClientRequest::CreateKey { algorithm, label } => {
+                tracing::info!(%client, %algorithm, %label, "key creation requested");
+                let key = keygen::create_key(
+                    &self.pool,
+                    &self.registry,
+                    self.config.threshold,
+                    algorithm,
+                    &label,
+                )
+                .await?;
+                Ok(ClientResponse::Key(key))
+            }
+            ClientRequest::ListKeys => {
+                self.registry.refresh(&self.pool).await;
+                Ok(ClientResponse::Keys(self.registry.list()))
+            }
+            ClientRequest::GetKey { key_id } => Ok(ClientResponse::Key(self.key(key_id).await?)),
+            ClientRequest::Sign { key_id, message } => {
+                if message.len() > MAX_MESSAGE {
+                    return Err(WireError::new(
+                        ErrorKind::BadRequest,
+                        format!(
+                            "message of {} bytes is larger than the {MAX_MESSAGE}-byte limit",
+                            message.len()
+                        ),
+                    ));
+                }
+                let key = self.key(key_id).await?;
+                let signed = self
+                    .signer
+                    .sign(&self.pool, &key, &message)
+                    .await
+                    .inspect_err(|e| {
+                        tracing::warn!(%client, key = %key_id, error = %e, "signing failed");
+                    })?;
+                tracing::debug!(%client, key = %key_id, signers = ?signed.signers, "signed");
+                Ok(ClientResponse::Signature {
+                    signature: signed.signature,
+                    signers: signed.signers,
+                })
+            }
+        }
+    }
+
+    async fn status(&self) -> ClusterStatus {
+        let answers = self
+            .pool
+            .call_each(&self.pool.ids(), |_| NodeRequest::Status, STATUS_TIMEOUT)
+            .await;
+        let nodes = answers
+            .into_iter()
+            .map(|(id, answer)| {
+                let address = self.pool.address(id).unwrap_or_default().to_string();
+                match answer {
+                    Ok(NodeResponse::Status(status)) => NodeHealth {
+                        id,
+                        address,
+                        reachable: true,
+                        status: Some(status),
+                        error: None,
+                    },
+                    Ok(_) => NodeHealth {
+                        id,
+                        address,
+                        reachable: true,
+                        status: None,
+                        error: Some("unexpected answer".into()),
+                    },
+                    Err(NodeCallError::Refused { error, .. }) => NodeHealth {
+                        id,
+                        address,
+                        reachable: true,
+                        status: None,
+                        error: Some(error.to_string()),
+                    },
+                    Err(e) => NodeHealth {
+                        id,
+                        address,
+                        reachable: false,
+                        status: None,
+                        error: Some(e.to_string()),
+                    },
+                }
+            })
+            .collect();
+        ClusterStatus {
+            threshold: self.config.threshold,
+            nodes,
+        }
+    }
+}
+
+/// Runs a coordinator from its configuration until `shutdown` completes.
+pub async fn run(
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CoordinatorError> {
+    let coordinator = Coordinator::bind(config)?;
+    tracing::info!(listen = %coordinator.local_addr()?, "coordinator serving clients");
+    coordinator.serve(shutdown).await;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}

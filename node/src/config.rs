@@ -1,0 +1,89 @@
+//! A node's configuration file (`node.toml`, written by `vhsm init`). Relative paths are relative to the file.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use vhsm_wire::NodeId;
+
+/// Another node of the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address, `host:port`.
+    pub address: String,
+}
+
+/// Misbehaviour a test can ask of a node. Only in builds with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultInjection {
+    /// Send corrupted FROST signature shares.
+    #[serde(default)]
+    pub corrupt_signature_shares: bool,
+}
+
+/// A node's configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (1-based; its certificate must say the same).
+    pub node_id: NodeId,
+    /// Where to listen, `ip:port`.
+    pub listen: SocketAddr,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This node's certificate (PEM).
+    pub cert: PathBuf,
+    /// This node's TLS private key (PEM).
+    pub key: PathBuf,
+    /// The development storage-key file (64 hex digits, mode 0600) that seals every record.
+    pub storage_key_file: PathBuf,
+    /// Where the share database lives.
+    pub data_dir: PathBuf,
+    /// The other nodes.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Test-only misbehaviour.
+    #[cfg(feature = "fault-injection")]
+    #[serde(default)]
+    pub fault_injection: FaultInjection,
+}
+
+impl NodeConfig {
+    /// Reads a configuration file and resolves its relative paths.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.ca_cert,
+            &mut config.cert,
+            &mut config.key,
+            &mut config.storage_key_file,
+            &mut config.data_dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if config.node_id == 0 {
+            return Err(format!("{}: node_id must be at least 1", path.display()));
+        }
+        if config.peers.iter().any(|p| p.id == config.node_id) {
+            return Err(format!(
+                "{}: node {} lists itself as a peer",
+                path.display(),
+                config.node_id
+            ));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,17 @@
+//! A vHSM share-holding node.
+//!
+//! A node keeps one share of every key in a sealed store ([`store`]), answers the coordinator's requests
+//! ([`server`]), and runs multi-party protocols directly with the other nodes ([`mesh`], [`sessions`]). It never
+//! holds a whole key, and it never sends a share anywhere.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod mesh;
+pub mod seal;
+pub mod server;
+pub mod sessions;
+pub mod store;
+
+pub use config::NodeConfig;
+pub use server::run;

@@ -1,0 +1,268 @@
+//! The node's QUIC server: accepts connections from the coordinator and from the other nodes, checks what each
+//! peer's certificate allows it to ask, and answers.
+//!
+//! | peer | may |
+//! |---|---|
+//! | coordinator | make [`NodeRequest`]s (bidirectional streams) |
+//! | another node of this cluster | send protocol messages (unidirectional streams) |
+//! | anyone else (a client, a stranger's certificate) | nothing: the connection is closed |
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use rand_core::OsRng;
+use vhsm_protocols::frost::{round1, round2};
+use vhsm_wire::{
+    frame::{self, DEFAULT_FRAME_LIMIT},
+    messages::{MeshMessage, NodeRequest, NodeResponse, NodeStatus},
+    tls::{self, TlsIdentity},
+    ErrorKind, KeyState, NodeId, Role, WireError,
+};
+
+use crate::{
+    config::NodeConfig,
+    mesh::Mesh,
+    seal::StorageKey,
+    sessions::{keygen, signing::NonceStore},
+    store::{ShareStore, StoreError},
+};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("node: {0}")]
+pub struct NodeError(String);
+
+/// A running node's state.
+pub struct Node {
+    id: NodeId,
+    store: Arc<ShareStore>,
+    mesh: Mesh,
+    nonces: NonceStore,
+    endpoint: quinn::Endpoint,
+    #[cfg(feature = "fault-injection")]
+    faults: crate::config::FaultInjection,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(e: StoreError) -> WireError {
+    match e {
+        StoreError::NotFound(_) => WireError::new(ErrorKind::NotFound, e.to_string()),
+        StoreError::Exists(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
+        other => WireError::new(ErrorKind::Internal, other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WireError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WireError::new(ErrorKind::Internal, format!("store task failed: {e}")))?
+        .map_err(store_error)
+}
+
+impl Node {
+    /// Opens the store, checks the certificate, and binds the QUIC endpoint.
+    pub fn bind(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+        let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
+            .map_err(|e| NodeError(e.to_string()))?;
+        let own_cert = std::fs::read(&config.cert)
+            .map_err(|e| NodeError(format!("cannot read {}: {e}", config.cert.display())))?;
+        let own_role =
+            rustls_pemfile_first_cert(&own_cert).and_then(|der| Role::from_certificate(&der));
+        if own_role != Some(Role::Node(config.node_id)) {
+            return Err(NodeError(format!(
+                "certificate {} is not for node {} (it says {})",
+                config.cert.display(),
+                config.node_id,
+                own_role.map_or("nothing we know".to_string(), |r| r.to_string())
+            )));
+        }
+        let key =
+            StorageKey::load(&config.storage_key_file).map_err(|e| NodeError(e.to_string()))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| NodeError(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        let store = ShareStore::open(&config.data_dir.join("shares.redb"), key, config.node_id)
+            .map_err(|e| NodeError(e.to_string()))?;
+        let endpoint =
+            tls::server_endpoint(&identity, config.listen).map_err(|e| NodeError(e.to_string()))?;
+        let mesh = Mesh::new(
+            config.node_id,
+            endpoint.clone(),
+            config.peers.iter().map(|p| (p.id, p.address.clone())),
+        );
+        Ok(Arc::new(Node {
+            id: config.node_id,
+            store: Arc::new(store),
+            mesh,
+            nonces: NonceStore::default(),
+            endpoint,
+            #[cfg(feature = "fault-injection")]
+            faults: config.fault_injection.clone(),
+        }))
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr, NodeError> {
+        self.endpoint
+            .local_addr()
+            .map_err(|e| NodeError(e.to_string()))
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection.
+    pub async fn serve(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let node = self.clone();
+                    tokio::spawn(async move { node.connection(incoming).await });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        self.endpoint.close(0u32.into(), b"node shutting down");
+        self.endpoint.wait_idle().await;
+    }
+
+    async fn connection(self: Arc<Self>, incoming: quinn::Incoming) {
+        let remote = incoming.remote_address();
+        let conn = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%remote, error = %e, "refused a connection (TLS handshake failed)");
+                return;
+            }
+        };
+        let role = Role::of_connection(&conn);
+        match role {
+            Some(Role::Coordinator) => {
+                while let Ok((send, recv)) = conn.accept_bi().await {
+                    let node = self.clone();
+                    tokio::spawn(async move { node.request(send, recv).await });
+                }
+            }
+            Some(Role::Node(peer)) if self.mesh.is_peer(peer) => {
+                while let Ok(mut recv) = conn.accept_uni().await {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        match frame::receive::<MeshMessage>(&mut recv, DEFAULT_FRAME_LIMIT).await {
+                            Ok(message) => node.mesh.deliver(peer, message),
+                            Err(e) => {
+                                tracing::warn!(peer, error = %e, "bad protocol message from a peer")
+                            }
+                        }
+                    });
+                }
+            }
+            other => {
+                let who = other.map_or("an unknown role".to_string(), |r| r.to_string());
+                tracing::warn!(%remote, peer = %who, "refused a connection: role may not talk to a node");
+                conn.close(1u32.into(), b"this role may not talk to a node");
+            }
+        }
+    }
+
+    async fn request(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+        let response = match frame::receive::<NodeRequest>(&mut recv, DEFAULT_FRAME_LIMIT).await {
+            Ok(request) => match self.handle(request).await {
+                Ok(r) => r,
+                Err(e) => NodeResponse::Error(e),
+            },
+            Err(e) => NodeResponse::Error(WireError::new(ErrorKind::BadRequest, e.to_string())),
+        };
+        if let Err(e) = frame::send(&mut send, &response).await {
+            tracing::debug!(error = %e, "could not answer the coordinator");
+        }
+    }
+
+    /// Answers one coordinator request.
+    pub async fn handle(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
+        match request {
+            NodeRequest::Status => {
+                let store = self.store.clone();
+                let keys = blocking(move || store.keys()).await?;
+                let active = keys.iter().filter(|k| k.state == KeyState::Active).count();
+                Ok(NodeResponse::Status(NodeStatus {
+                    node_id: self.id,
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    keys: u32::try_from(active).unwrap_or(u32::MAX),
+                }))
+            }
+            NodeRequest::GenerateKey { session, key } => {
+                let public_keys =
+                    keygen::generate(self.id, &self.mesh, &self.store, session, key).await?;
+                Ok(NodeResponse::KeyGenerated { public_keys })
+            }
+            NodeRequest::CommitKey { key_id } => {
+                let store = self.store.clone();
+                let info = blocking(move || store.activate(key_id)).await?;
+                tracing::info!(key = %info.id, label = %info.label, "key active");
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::AbortKey { key_id } => {
+                let store = self.store.clone();
+                if blocking(move || store.abort_pending(key_id)).await? {
+                    tracing::info!(key = %key_id, "pending key deleted (generation aborted)");
+                }
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::ListKeys => {
+                let store = self.store.clone();
+                Ok(NodeResponse::Keys(blocking(move || store.keys()).await?))
+            }
+            NodeRequest::SignCommit { session, key_id } => {
+                let key = self.store.active_key(key_id).map_err(store_error)?;
+                let (nonces, commitments) = round1::commit(&key.share, &mut OsRng);
+                self.nonces
+                    .keep(session, key_id, nonces)
+                    .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
+                Ok(NodeResponse::Commitments(commitments))
+            }
+            NodeRequest::SignShare {
+                session,
+                key_id,
+                package,
+            } => {
+                // Take the nonces first: whatever happens next, they are gone.
+                let nonces = self
+                    .nonces
+                    .take(session, key_id)
+                    .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
+                let key = self.store.active_key(key_id).map_err(store_error)?;
+                #[allow(unused_mut)]
+                let mut share = round2::sign(&key.share, nonces, &package).map_err(|e| {
+                    WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}"))
+                })?;
+                #[cfg(feature = "fault-injection")]
+                if self.faults.corrupt_signature_shares {
+                    if let Some(b) = share.0.first_mut() {
+                        *b ^= 1;
+                    }
+                    tracing::warn!("fault injection: sent a corrupted signature share");
+                }
+                Ok(NodeResponse::SignatureShare(share))
+            }
+        }
+    }
+}
+
+fn rustls_pemfile_first_cert(pem: &[u8]) -> Option<rustls::pki_types::CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut &pem[..]).next()?.ok()
+}
+
+/// Runs a node from its configuration until `shutdown` completes.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let node = Node::bind(&config)?;
+    tracing::info!(node = config.node_id, listen = %node.local_addr()?, peers = config.peers.len(), "node serving");
+    node.serve(shutdown).await;
+    tracing::info!(node = config.node_id, "node stopped");
+    Ok(())
+}

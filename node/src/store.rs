@@ -1,0 +1,383 @@
+//! The share store: every key's share and metadata, sealed, in an embedded ACID database (redb).
+//!
+//! Each write is one redb transaction, so a crash leaves the old or the new state, never a torn one. Every record
+//! is sealed ([`crate::seal`]) under the node's storage key; nothing is written in the clear. Metadata is kept
+//! beside the shares so that the nodes are the source of truth and a coordinator can rebuild its view from them.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, RwLock},
+};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use vhsm_protocols::frost::share::FrostKeyShare;
+use vhsm_wire::{KeyId, KeyInfo, KeyState, NodeId};
+use zeroize::Zeroizing;
+
+use crate::seal::{self, RecordKind, SealError, StorageKey};
+
+const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares");
+const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
+
+/// Format version of the metadata encoding inside a sealed record.
+const KEY_INFO_VERSION: u8 = 1;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed (disk full, I/O error, corrupt file).
+    #[error("share database: {0}")]
+    Database(String),
+    /// A record does not open.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// No such key on this node.
+    #[error("no key {0} on this node")]
+    NotFound(KeyId),
+    /// The key id is taken.
+    #[error("key {0} already exists on this node")]
+    Exists(KeyId),
+    /// A record opened but its contents are not valid.
+    #[error("record for key {key_id} is not valid: {reason}")]
+    Corrupt {
+        /// The key.
+        key_id: KeyId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn db_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// A key's metadata with its share, opened.
+pub struct LoadedKey {
+    /// The metadata.
+    pub info: KeyInfo,
+    /// This node's share.
+    pub share: FrostKeyShare,
+}
+
+/// The sealed share store of one node.
+pub struct ShareStore {
+    db: Database,
+    key: StorageKey,
+    node: NodeId,
+    /// Opened active keys, so that signing does not unseal on every request. Entries are zeroized when dropped.
+    cache: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
+}
+
+impl std::fmt::Debug for ShareStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareStore")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShareStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path, key: StorageKey, node: NodeId) -> Result<Self, StoreError> {
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(db_error)?;
+        txn.open_table(SHARES).map_err(db_error)?;
+        txn.open_table(KEYS).map_err(db_error)?;
+        txn.commit().map_err(db_error)?;
+        Ok(ShareStore {
+            db,
+            key,
+            node,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn seal_info(&self, info: &KeyInfo) -> Result<Vec<u8>, StoreError> {
+        let mut plain = Zeroizing::new(vec![KEY_INFO_VERSION]);
+        plain.extend_from_slice(&postcard::to_stdvec(info).map_err(|e| StoreError::Corrupt {
+            key_id: info.id,
+            reason: e.to_string(),
+        })?);
+        Ok(seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::KeyInfo,
+            info.id,
+            info.epoch,
+            &plain,
+        ))
+    }
+
+    fn open_info(&self, key_id: KeyId, record: &[u8]) -> Result<KeyInfo, StoreError> {
+        let (epoch, plain) = seal::open(&self.key, self.node, RecordKind::KeyInfo, key_id, record)?;
+        let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
+        let (version, body) = plain.split_first().ok_or_else(|| corrupt("empty".into()))?;
+        if *version != KEY_INFO_VERSION {
+            return Err(corrupt(format!("unknown metadata version {version}")));
+        }
+        let info: KeyInfo = postcard::from_bytes(body).map_err(|e| corrupt(e.to_string()))?;
+        if info.id != key_id || info.epoch != epoch {
+            return Err(corrupt("metadata does not match its record".into()));
+        }
+        Ok(info)
+    }
+
+    /// Stores a freshly generated share with its metadata (state `Pending`). Refuses an existing key id.
+    pub fn insert_pending(&self, info: &KeyInfo, share: &FrostKeyShare) -> Result<(), StoreError> {
+        let info_record = self.seal_info(info)?;
+        let share_record = seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::Share,
+            info.id,
+            info.epoch,
+            &share.to_bytes(),
+        );
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            if keys.get(&info.id.0[..]).map_err(db_error)?.is_some() {
+                return Err(StoreError::Exists(info.id));
+            }
+            keys.insert(&info.id.0[..], &info_record[..])
+                .map_err(db_error)?;
+            let mut shares = txn.open_table(SHARES).map_err(db_error)?;
+            shares
+                .insert(&info.id.0[..], &share_record[..])
+                .map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)
+    }
+
+    /// Makes a pending key active. Activating an active key is a no-op (the coordinator may retry).
+    pub fn activate(&self, key_id: KeyId) -> Result<KeyInfo, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let info = {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let record = keys
+                .get(&key_id.0[..])
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound(key_id))?
+                .value()
+                .to_vec();
+            let mut info = self.open_info(key_id, &record)?;
+            if info.state == KeyState::Pending {
+                info.state = KeyState::Active;
+                let sealed = self.seal_info(&info)?;
+                keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
+            }
+            info
+        };
+        txn.commit().map_err(db_error)?;
+        Ok(info)
+    }
+
+    /// Deletes a pending key. Returns whether there was one. An active key is never deleted this way.
+    pub fn abort_pending(&self, key_id: KeyId) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let removed = {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let record = match keys.get(&key_id.0[..]).map_err(db_error)? {
+                Some(r) => r.value().to_vec(),
+                None => return Ok(false),
+            };
+            let info = self.open_info(key_id, &record)?;
+            if info.state != KeyState::Pending {
+                return Ok(false);
+            }
+            keys.remove(&key_id.0[..]).map_err(db_error)?;
+            txn.open_table(SHARES)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?;
+            true
+        };
+        txn.commit().map_err(db_error)?;
+        Ok(removed)
+    }
+
+    /// Every key's metadata, pending ones included.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(KEYS).map_err(db_error)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_error)? {
+            let (k, v) = entry.map_err(db_error)?;
+            let key_id = KeyId(k.value().try_into().map_err(|_| {
+                StoreError::Database("a key id in the database is not 16 bytes".into())
+            })?);
+            out.push(self.open_info(key_id, v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// One active key with this node's share, opened.
+    pub fn active_key(&self, key_id: KeyId) -> Result<Arc<LoadedKey>, StoreError> {
+        if let Ok(cache) = self.cache.read() {
+            if let Some(hit) = cache.get(&key_id) {
+                return Ok(hit.clone());
+            }
+        }
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let keys = txn.open_table(KEYS).map_err(db_error)?;
+        let info = match keys.get(&key_id.0[..]).map_err(db_error)? {
+            Some(record) => self.open_info(key_id, record.value())?,
+            None => return Err(StoreError::NotFound(key_id)),
+        };
+        if info.state != KeyState::Active {
+            return Err(StoreError::NotFound(key_id));
+        }
+        let shares = txn.open_table(SHARES).map_err(db_error)?;
+        let record = shares
+            .get(&key_id.0[..])
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::Corrupt {
+                key_id,
+                reason: "metadata without a share".into(),
+            })?;
+        let (epoch, plain) = seal::open(
+            &self.key,
+            self.node,
+            RecordKind::Share,
+            key_id,
+            record.value(),
+        )?;
+        let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
+        if epoch != info.epoch {
+            return Err(corrupt(format!(
+                "share epoch {epoch} but metadata epoch {}",
+                info.epoch
+            )));
+        }
+        let share = FrostKeyShare::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))?;
+        if share.group_public_key().as_slice() != info.public_key.as_slice() {
+            return Err(corrupt(
+                "share does not belong to the key's public key".into(),
+            ));
+        }
+        if *share.public_keys().to_bytes() != *info.public_package {
+            return Err(corrupt(
+                "share does not match the key's public key package".into(),
+            ));
+        }
+        if share.participant() != self.node {
+            return Err(corrupt(format!(
+                "share belongs to participant {}",
+                share.participant()
+            )));
+        }
+        let loaded = Arc::new(LoadedKey { info, share });
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(key_id, loaded.clone());
+        }
+        Ok(loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use rand_core::OsRng;
+    use vhsm_protocols::{
+        frost::dkg::{DkgParams, FrostDkg},
+        simulator::Simulation,
+        SessionId,
+    };
+    use vhsm_wire::Algorithm;
+
+    fn shares() -> Vec<FrostKeyShare> {
+        let session = SessionId::random(&mut OsRng);
+        let parties: Vec<FrostDkg> = (1..=3u16)
+            .map(|me| {
+                FrostDkg::new(DkgParams {
+                    session,
+                    me,
+                    participants: vec![1, 2, 3],
+                    threshold: 2,
+                })
+                .unwrap()
+            })
+            .collect();
+        let outcome = Simulation::new(parties).run(&mut OsRng);
+        outcome.outputs.into_values().collect()
+    }
+
+    fn info(share: &FrostKeyShare) -> KeyInfo {
+        KeyInfo {
+            id: KeyId([1; 16]),
+            label: "test".into(),
+            algorithm: Algorithm::Ed25519,
+            public_key: share.group_public_key().to_vec(),
+            public_package: share.public_keys().to_bytes(),
+            threshold: 2,
+            holders: vec![1, 2, 3],
+            state: KeyState::Pending,
+            created_unix: 0,
+            epoch: 0,
+        }
+    }
+
+    #[test]
+    fn pending_then_active_survives_reopen_and_is_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shares.redb");
+        let key_hex = StorageKey::generate().to_hex();
+        let key_path = dir.path().join("k");
+        std::fs::write(&key_path, key_hex.as_bytes()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let shares = shares();
+        let share = shares.into_iter().find(|s| s.participant() == 1).unwrap();
+        let info = info(&share);
+        {
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            store.insert_pending(&info, &share).unwrap();
+            assert!(matches!(
+                store.insert_pending(&info, &share),
+                Err(StoreError::Exists(_))
+            ));
+            assert!(matches!(
+                store.active_key(info.id),
+                Err(StoreError::NotFound(_))
+            ));
+            assert_eq!(store.activate(info.id).unwrap().state, KeyState::Active);
+            assert!(
+                !store.abort_pending(info.id).unwrap(),
+                "active keys are not aborted"
+            );
+        }
+        let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        let loaded = store.active_key(info.id).unwrap();
+        assert_eq!(loaded.share.group_public_key(), share.group_public_key());
+        assert_eq!(store.keys().unwrap().len(), 1);
+        drop(store);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let secret = share.signing_share_bytes();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
+
+        // The same database under another node id does not open its records.
+        let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap();
+        assert!(other.keys().is_err());
+    }
+
+    #[test]
+    fn abort_removes_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 2).unwrap();
+        let share = shares().into_iter().find(|s| s.participant() == 2).unwrap();
+        let info = info(&share);
+        store.insert_pending(&info, &share).unwrap();
+        assert!(store.abort_pending(info.id).unwrap());
+        assert!(store.keys().unwrap().is_empty());
+        assert!(!store.abort_pending(info.id).unwrap());
+    }
+}

@@ -1,0 +1,82 @@
+//! FROST signing, round one (signer side): fresh nonces and the commitments to them (RFC 9591 §5.1).
+//!
+//! The signer keeps the [`FrostNonces`] and sends the [`FrostCommitments`] to the coordinator. The nonces
+//! MUST NOT be sent to other participants and are single-use: [`crate::frost::sign`] consumes them by value,
+//! and they cannot be cloned or serialized. Using the same nonces for two different signing packages would
+//! reveal the signer's secret share.
+
+use std::fmt;
+
+use frost_ed25519::round1::SigningNonces;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use super::share::FrostKeyShare;
+use crate::party::ParticipantId;
+
+/// A signer's secret nonces for one signing operation.
+///
+/// MUST NOT be sent to other participants; single use (consumed by [`crate::frost::sign`]). Not `Clone`, not
+/// `Serialize`; `Debug` is redacted; zeroized on drop.
+pub struct FrostNonces {
+    nonces: SigningNonces,
+    commitments: FrostCommitments,
+    participant: ParticipantId,
+}
+
+impl FrostNonces {
+    /// The public commitments to these nonces (what [`commit`] returned alongside).
+    pub fn commitments(&self) -> &FrostCommitments {
+        &self.commitments
+    }
+
+    /// The participant whose share these nonces were made with.
+    pub fn participant(&self) -> ParticipantId {
+        self.participant
+    }
+
+    pub(crate) fn frost_nonces(&self) -> &SigningNonces {
+        &self.nonces
+    }
+}
+
+impl fmt::Debug for FrostNonces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrostNonces")
+            .field("participant", &self.participant)
+            .field("nonces", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A signer's public commitments to its nonces: a serialized `frost-ed25519` `SigningCommitments` (which
+/// carries its own format header). Sent to the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrostCommitments(pub Vec<u8>);
+
+/// Round one: draws fresh nonces for `share`'s holder and commits to them.
+///
+/// Nonces are derived as in RFC 9591 (`nonce_generate`): from 32 fresh random bytes and the secret share, so
+/// that a weak RNG alone does not expose the share.
+pub fn commit<R: RngCore + CryptoRng>(
+    share: &FrostKeyShare,
+    rng: &mut R,
+) -> (FrostNonces, FrostCommitments) {
+    loop {
+        let (nonces, commitments) =
+            frost_ed25519::round1::commit(share.key_package().signing_share(), rng);
+        // Serialization fails only for an identity commitment, i.e. a zero nonce (probability ~2^-252);
+        // such nonces must not be used, so draw again.
+        if let Ok(bytes) = commitments.serialize() {
+            let commitments = FrostCommitments(bytes);
+            return (
+                FrostNonces {
+                    nonces,
+                    commitments: commitments.clone(),
+                    participant: share.participant(),
+                },
+                commitments,
+            );
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! # vhsm-protocols: the vHSM's threshold cryptography, sans-IO
+//!
+//! This crate holds the cryptographic protocols of the vHSM as **state machines without I/O**, in the manner
+//! of `quinn-proto` or `raft-rs`: it opens no sockets, reads no clock, touches no disk and spawns no tasks.
+//! A protocol party is driven by its caller through the [`Protocol`] trait:
+//!
+//! * [`Protocol::start`] returns the party's first messages;
+//! * [`Protocol::handle`] feeds one message, together with its *authenticated* sender (as established by the
+//!   transport, never as claimed by the message), and returns the messages to send in response;
+//! * [`Protocol::is_done`] / [`Protocol::take_output`] hand over the result.
+//!
+//! Every outgoing message is addressed with a [`Recipient`]; how it travels (QUIC streams between nodes, or
+//! the in-memory [`simulator`] in tests) is the caller's business. Randomness is injected (`R: RngCore +
+//! CryptoRng`) so that runs are reproducible under a seeded RNG in tests.
+//!
+//! Every message carries a version byte and the [`SessionId`] it belongs to; both are checked. A party that
+//! sends something invalid is **named**: [`ProtocolError::Misbehaviour`] carries the culprits.
+//!
+//! Secrets are held in newtypes ([`SecretBytes`], [`frost::FrostKeyShare`], [`frost::FrostNonces`]) that zeroize
+//! on drop, print `<redacted>` in `Debug` and compare in constant time.
+//!
+//! ## Modules
+//!
+//! * [`party`] — participant and session identifiers, the [`Protocol`] trait.
+//! * [`echo`] — echo broadcast: checks that every participant received the same broadcast payloads.
+//! * [`simulator`] — an in-memory N-party driver with drop/corrupt hooks and reordering.
+//! * [`frost`] — FROST(Ed25519, SHA-512) (RFC 9591) on the audited `frost-ed25519` crate: distributed key
+//!   generation ([`frost::dkg`]), the two signing rounds ([`frost::round1`], [`frost::round2`]) and
+//!   aggregation ([`mod@frost::aggregate`]).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+pub mod echo;
+pub mod error;
+pub mod frost;
+pub mod party;
+pub mod secret;
+pub mod simulator;
+
+pub use error::ProtocolError;
+pub use party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+pub use secret::SecretBytes;

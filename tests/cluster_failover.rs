@@ -1,0 +1,71 @@
+//! Real processes: signing survives one node of three down, fails clearly and quickly with two down, and works
+//! again when the killed nodes restart with their persisted shares.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{verify_ed25519, TestCluster};
+use vhsm_wire::{client::ClientError, Algorithm, ErrorKind};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
+    let mut cluster = TestCluster::start(3, 2).await;
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::Ed25519, "failover")
+        .await
+        .unwrap();
+    assert_eq!(key.holders, vec![1, 2, 3]);
+
+    let (sig, _) = client.sign(key.id, b"all up").await.unwrap();
+    assert!(verify_ed25519(&key.public_key, b"all up", &sig));
+
+    // One of three down: still signs, every time.
+    cluster.kill("node-3");
+    for i in 0..5 {
+        let msg = format!("node 3 down #{i}");
+        let (sig, signers) = client.sign(key.id, msg.as_bytes()).await.unwrap();
+        assert!(verify_ed25519(&key.public_key, msg.as_bytes(), &sig));
+        assert_eq!(signers, vec![1, 2]);
+    }
+
+    // Two down: a clear error naming the unreachable nodes, within 10 s.
+    cluster.kill("node-2");
+    let started = Instant::now();
+    let err = client.sign(key.id, b"two down").await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    match &err {
+        ClientError::Service(e) => {
+            assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+            assert!(e.nodes.contains(&2), "error must name node 2: {e:?}");
+            assert!(e.message.contains("unreachable"), "{e}");
+        }
+        other => panic!("expected a service error, got {other}"),
+    }
+
+    // Restart both: they sign again with the shares they persisted.
+    cluster.start_node(2);
+    cluster.start_node(3);
+    cluster.wait_all_reachable().await;
+    cluster.kill("node-1");
+    let mut last = None;
+    // The coordinator may still remember 2 and 3 as failed for a few seconds; it retries them when it must.
+    for _ in 0..20 {
+        match client.sign(key.id, b"after restart").await {
+            Ok(r) => {
+                last = Some(Ok(r));
+                break;
+            }
+            Err(e) => {
+                last = Some(Err(e.to_string()));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    let (sig, signers) = last.unwrap().unwrap();
+    assert_eq!(signers, vec![2, 3]);
+    assert!(verify_ed25519(&key.public_key, b"after restart", &sig));
+}

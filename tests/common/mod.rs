@@ -1,0 +1,218 @@
+//! A cluster of real `vhsm` processes on 127.0.0.1 for integration tests: ports chosen by the OS, every process
+//! killed when the test's `TestCluster` is dropped (pass or fail), and a hard deadline on everything it waits for.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use vhsm_wire::client::{Client, ClientConfig};
+
+/// The `vhsm` binary cargo built for these tests.
+pub fn vhsm() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vhsm"))
+}
+
+/// Runs `vhsm` with `args` to completion (bounded by `timeout`); returns (success, stdout, stderr).
+pub fn run_vhsm(args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let mut child = Command::new(vhsm())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vhsm");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "vhsm {args:?} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A cluster directory made by `vhsm init`, and the processes started from it.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: u16,
+    children: Vec<(String, Child)>,
+}
+
+impl TestCluster {
+    /// `vhsm init` a cluster of `nodes` nodes with `threshold` in a temporary directory (nothing started yet).
+    pub fn init(nodes: u16, threshold: u16) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vhsm-test-")
+            .tempdir()
+            .unwrap();
+        let (ok, out, err) = run_vhsm(
+            &[
+                "init",
+                "--dir",
+                dir.path().to_str().unwrap(),
+                "--nodes",
+                &nodes.to_string(),
+                "--threshold",
+                &threshold.to_string(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(ok, "vhsm init failed:\n{out}\n{err}");
+        TestCluster {
+            dir,
+            nodes,
+            children: Vec::new(),
+        }
+    }
+
+    /// `init` and start every node and the coordinator; waits until the coordinator reaches every node.
+    pub async fn start(nodes: u16, threshold: u16) -> Self {
+        let mut cluster = Self::init(nodes, threshold);
+        for id in 1..=nodes {
+            cluster.start_node(id);
+        }
+        cluster.start_coordinator();
+        cluster.wait_all_reachable().await;
+        cluster
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn node_dir(&self, id: u16) -> PathBuf {
+        self.path().join("nodes").join(format!("node-{id}"))
+    }
+
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.path().join(format!("{name}.log"))
+    }
+
+    pub fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log(name)).unwrap_or_default()
+    }
+
+    fn spawn(&mut self, name: &str, role: &str, config: PathBuf) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(name))
+            .unwrap();
+        let child = Command::new(vhsm())
+            .args([role, "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push((name.to_string(), child));
+    }
+
+    pub fn start_node(&mut self, id: u16) {
+        let config = self.node_dir(id).join("node.toml");
+        self.spawn(&format!("node-{id}"), "node", config);
+    }
+
+    pub fn start_coordinator(&mut self) {
+        let config = self.path().join("coordinator").join("coordinator.toml");
+        self.spawn("coordinator", "coordinator", config);
+    }
+
+    /// SIGKILLs the process called `name` and waits for it to be gone.
+    pub fn kill(&mut self, name: &str) {
+        let pos = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("no such process");
+        let (_, mut child) = self.children.remove(pos);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::load(&self.path().join("client").join("client.toml")).unwrap()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.client_config()).await.unwrap()
+    }
+
+    /// Waits (at most 30 s) until the coordinator answers and reaches every node.
+    pub async fn wait_all_reachable(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match Client::connect(&self.client_config()).await {
+                Ok(client) => match client.status().await {
+                    Ok(s) if s.nodes.iter().all(|n| n.reachable) => return,
+                    Ok(s) => last = format!("{:?}", s.nodes),
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "cluster not ready within 30 s: {last}\ncoordinator log:\n{}",
+            self.read_log("coordinator")
+        );
+    }
+
+    /// Sets a node's test-only fault injection (before it starts).
+    pub fn inject_fault(&self, id: u16, toml_line: &str) {
+        let path = self.node_dir(id).join("node.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // `vhsm init` of a fault-injection build writes the section with every fault off.
+        let (name, _) = toml_line.split_once('=').unwrap();
+        let off = format!("{} = false", name.trim());
+        assert!(text.contains(&off), "no '{off}' in {}", path.display());
+        std::fs::write(path, text.replace(&off, toml_line)).unwrap();
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Verifies an Ed25519 signature independently of vHSM.
+pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(pk) = <[u8; 32]>::try_from(public_key) else {
+        return false;
+    };
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else {
+        return false;
+    };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    vk.verify_strict(message, &sig).is_ok()
+}

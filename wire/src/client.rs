@@ -1,0 +1,212 @@
+//! The client side of the coordinator's API: what the `vhsm` CLI and the PKCS#11 module use.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
+    identity::{NodeId, Role},
+    messages::{
+        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, WireError,
+    },
+    tls::{self, TlsIdentity},
+};
+
+/// How long to wait for the coordinator to accept a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client's configuration file (`client.toml`, written by `vhsm init`). Relative paths are relative to the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The coordinator's address, `host:port`.
+    pub coordinator: String,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This client's certificate (PEM).
+    pub cert: PathBuf,
+    /// This client's private key (PEM).
+    pub key: PathBuf,
+    /// How long one request may take before the client gives up, in seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_request_timeout() -> u64 {
+    60
+}
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The configuration could not be read.
+    #[error("client configuration: {0}")]
+    Config(String),
+    /// The coordinator could not be reached.
+    #[error("cannot reach the coordinator at {address}: {reason}")]
+    Connect {
+        /// Where it was looked for.
+        address: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The exchange failed midway.
+    #[error("talking to the coordinator: {0}")]
+    Frame(#[from] FrameError),
+    /// The coordinator did not answer in time.
+    #[error("the coordinator did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The coordinator answered with an error.
+    #[error("{0}")]
+    Service(WireError),
+    /// The coordinator answered something unexpected.
+    #[error("unexpected answer from the coordinator: {0}")]
+    Unexpected(String),
+}
+
+impl ClientConfig {
+    /// Reads a configuration file and resolves its relative paths.
+    pub fn load(path: &Path) -> Result<Self, ClientError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut config: ClientConfig = toml::from_str(&text)
+            .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut config.ca_cert, &mut config.cert, &mut config.key] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A connection to the coordinator.
+#[derive(Debug)]
+pub struct Client {
+    // Kept so the connection's socket lives as long as the client.
+    _endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to the coordinator named in `config`.
+    pub async fn connect(config: &ClientConfig) -> Result<Self, ClientError> {
+        let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let connect_error = |reason: String| ClientError::Connect {
+            address: config.coordinator.clone(),
+            reason,
+        };
+        let address = tokio::net::lookup_host(&config.coordinator)
+            .await
+            .map_err(|e| connect_error(e.to_string()))?
+            .next()
+            .ok_or_else(|| connect_error("the name has no address".into()))?;
+        let endpoint = tls::client_endpoint(&identity, address.is_ipv6())
+            .map_err(|e| connect_error(e.to_string()))?;
+        let connecting = endpoint
+            .connect(address, &Role::Coordinator.dns_name())
+            .map_err(|e| connect_error(e.to_string()))?;
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        Ok(Client {
+            _endpoint: endpoint,
+            connection,
+            timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
+        })
+    }
+
+    /// Sends one request and returns the answer; a service error becomes [`ClientError::Service`].
+    pub async fn call(&self, request: &ClientRequest) -> Result<ClientResponse, ClientError> {
+        let response = tokio::time::timeout(
+            self.timeout,
+            frame::request::<_, ClientResponse>(&self.connection, request, DEFAULT_FRAME_LIMIT),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(self.timeout))??;
+        match response {
+            ClientResponse::Error(e) => Err(ClientError::Service(e)),
+            other => Ok(other),
+        }
+    }
+
+    /// The cluster's health.
+    pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
+        match self.call(&ClientRequest::Status).await? {
+            ClientResponse::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Generates a key.
+    pub async fn create_key(
+        &self,
+        algorithm: Algorithm,
+        label: &str,
+    ) -> Result<KeyInfo, ClientError> {
+        match self
+            .call(&ClientRequest::CreateKey {
+                algorithm,
+                label: label.to_string(),
+            })
+            .await?
+        {
+            ClientResponse::Key(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every active key.
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>, ClientError> {
+        match self.call(&ClientRequest::ListKeys).await? {
+            ClientResponse::Keys(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One key.
+    pub async fn get_key(&self, key_id: KeyId) -> Result<KeyInfo, ClientError> {
+        match self.call(&ClientRequest::GetKey { key_id }).await? {
+            ClientResponse::Key(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Signs `message`; returns the signature and the nodes that made it.
+    pub async fn sign(
+        &self,
+        key_id: KeyId,
+        message: &[u8],
+    ) -> Result<(Vec<u8>, Vec<NodeId>), ClientError> {
+        match self
+            .call(&ClientRequest::Sign {
+                key_id,
+                message: message.to_vec(),
+            })
+            .await?
+        {
+            ClientResponse::Signature { signature, signers } => Ok((signature, signers)),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(response: &ClientResponse) -> ClientError {
+    let kind = match response {
+        ClientResponse::Status(_) => "a status",
+        ClientResponse::Key(_) => "a key",
+        ClientResponse::Keys(_) => "a key list",
+        ClientResponse::Signature { .. } => "a signature",
+        ClientResponse::Error(_) => "an error",
+    };
+    ClientError::Unexpected(format!("got {kind}"))
+}

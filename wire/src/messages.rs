@@ -1,0 +1,365 @@
+//! Every message exchanged in a cluster, defined once.
+//!
+//! - [`NodeRequest`]/[`NodeResponse`]: coordinator → node, one bidirectional stream per request.
+//! - [`MeshMessage`]: node → node protocol messages (key generation), one unidirectional stream per message.
+//!   They travel directly between nodes so that secret protocol messages never pass through the coordinator.
+//! - [`ClientRequest`]/[`ClientResponse`]: client → coordinator.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use vhsm_protocols::{
+    frost::{
+        aggregate::{FrostSignatureShare, FrostSigningPackage},
+        dkg::DkgMessage,
+        round1::FrostCommitments,
+    },
+    SessionId,
+};
+
+use crate::identity::NodeId;
+
+/// A key's id: 16 random bytes, shown as 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyId(pub [u8; 16]);
+
+impl KeyId {
+    /// A fresh random key id.
+    pub fn random<R: rand_core::RngCore + rand_core::CryptoRng>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        KeyId(bytes)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).map_err(|_| format!("'{s}' is not a key id (32 hex digits)"))?;
+        let bytes: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| format!("'{s}' is not a key id (32 hex digits)"))?;
+        Ok(KeyId(bytes))
+    }
+}
+
+/// A key's algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// Threshold EdDSA over Ed25519 (FROST, RFC 9591).
+    Ed25519,
+}
+
+impl Algorithm {
+    /// Every algorithm this build supports, by CLI name.
+    pub const ALL: &'static [Algorithm] = &[Algorithm::Ed25519];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ed25519 => "ed25519",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+                format!("unknown algorithm '{s}' (supported: {})", names.join(", "))
+            })
+    }
+}
+
+/// Where a key is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyState {
+    /// Key generation finished on this node but the coordinator has not yet confirmed that every holder has it.
+    /// A pending key is never used; it is deleted if the generation is aborted.
+    Pending,
+    /// In use.
+    Active,
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+        })
+    }
+}
+
+/// A key's public description, kept by every holder beside its share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: KeyId,
+    /// The operator's label.
+    pub label: String,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The public key (Ed25519: the 32-byte RFC 8032 encoding). Empty until generation has finished.
+    pub public_key: Vec<u8>,
+    /// The public key package: the public key with every holder's verifying share (for FROST keys, the
+    /// `FrostPublicKeys` encoding). The coordinator checks every signature share against it. Empty until generated.
+    pub public_package: Vec<u8>,
+    /// How many holders must take part in an operation.
+    pub threshold: u16,
+    /// The nodes holding a share.
+    pub holders: Vec<NodeId>,
+    /// Lifecycle state.
+    pub state: KeyState,
+    /// Creation time, seconds since the Unix epoch (set by the coordinator).
+    pub created_unix: u64,
+    /// Share epoch: 0 at generation, incremented by every later refresh or reshare.
+    pub epoch: u64,
+}
+
+/// The category of a failure, so that a caller can react without parsing text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request is malformed or its parameters are invalid.
+    BadRequest,
+    /// No such key.
+    NotFound,
+    /// The requester's role may not make this request.
+    Forbidden,
+    /// Not enough nodes could be reached; `nodes` names the unreachable ones.
+    Unavailable,
+    /// Nodes sent invalid protocol messages; `nodes` names them.
+    Misbehaviour,
+    /// Something failed inside the service.
+    Internal,
+}
+
+/// A failure reported across the wire. Never contains secret material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct WireError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// For operators: what happened, in words.
+    pub message: String,
+    /// The nodes concerned (unreachable, or named as culprits).
+    pub nodes: Vec<NodeId>,
+}
+
+impl WireError {
+    /// A failure without nodes.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        WireError {
+            kind,
+            message: message.into(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+/// A node's answer to `Status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's id.
+    pub node_id: NodeId,
+    /// The software version.
+    pub version: String,
+    /// How many active keys it holds a share of.
+    pub keys: u32,
+}
+
+/// Coordinator → node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum NodeRequest {
+    /// Liveness and summary.
+    Status,
+    /// Take part in the distributed generation of `key` (state `Pending`, empty public key) with the other holders.
+    /// The node stores its share as pending and answers [`NodeResponse::KeyGenerated`].
+    GenerateKey {
+        /// The protocol session.
+        session: SessionId,
+        /// The key to generate.
+        key: KeyInfo,
+    },
+    /// Every holder reported the same public key: make the pending key active.
+    CommitKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Generation failed somewhere: delete the pending key.
+    AbortKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// The keys this node holds a share of.
+    ListKeys,
+    /// FROST round 1: make and keep single-use nonces for this session, answer their commitments.
+    SignCommit {
+        /// The signing session; the nonces are bound to it.
+        session: SessionId,
+        /// The key.
+        key_id: KeyId,
+    },
+    /// FROST round 2: consume this session's nonces and answer a signature share.
+    SignShare {
+        /// The signing session of a previous `SignCommit`.
+        session: SessionId,
+        /// The key.
+        key_id: KeyId,
+        /// Message and commitments of all signers.
+        package: FrostSigningPackage,
+    },
+}
+
+/// Node → coordinator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum NodeResponse {
+    /// Answer to `Status`.
+    Status(NodeStatus),
+    /// Answer to `GenerateKey`: the public key package (group key and every holder's verifying share).
+    KeyGenerated {
+        /// `FrostPublicKeys` bytes.
+        public_keys: Vec<u8>,
+    },
+    /// Done.
+    Ok,
+    /// Answer to `ListKeys`.
+    Keys(Vec<KeyInfo>),
+    /// Answer to `SignCommit`.
+    Commitments(FrostCommitments),
+    /// Answer to `SignShare`.
+    SignatureShare(FrostSignatureShare),
+    /// The request failed.
+    Error(WireError),
+}
+
+/// Node → node: one protocol message of a session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MeshMessage {
+    /// The session this message belongs to.
+    pub session: SessionId,
+    /// The message.
+    pub payload: MeshPayload,
+}
+
+/// The protocols that run between nodes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MeshPayload {
+    /// FROST distributed key generation.
+    FrostDkg(DkgMessage),
+}
+
+/// One node's health as the coordinator sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    /// The node's id.
+    pub id: NodeId,
+    /// Its address.
+    pub address: String,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Its status, when it answered.
+    pub status: Option<NodeStatus>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+/// The cluster as the coordinator sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The threshold new keys get.
+    pub threshold: u16,
+    /// Every configured node.
+    pub nodes: Vec<NodeHealth>,
+}
+
+/// Client → coordinator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// The cluster's health.
+    Status,
+    /// Generate a key by distributed key generation on the nodes.
+    CreateKey {
+        /// Algorithm.
+        algorithm: Algorithm,
+        /// Label.
+        label: String,
+    },
+    /// Every active key.
+    ListKeys,
+    /// One key.
+    GetKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Sign `message` (the whole message: Ed25519 is pure EdDSA).
+    Sign {
+        /// The key.
+        key_id: KeyId,
+        /// The message.
+        message: Vec<u8>,
+    },
+}
+
+/// Coordinator → client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ClientResponse {
+    /// Answer to `Status`.
+    Status(ClusterStatus),
+    /// Answer to `CreateKey` and `GetKey`.
+    Key(KeyInfo),
+    /// Answer to `ListKeys`.
+    Keys(Vec<KeyInfo>),
+    /// Answer to `Sign`.
+    Signature {
+        /// The signature (Ed25519: 64 bytes R ‖ s).
+        signature: Vec<u8>,
+        /// The nodes that took part.
+        signers: Vec<NodeId>,
+    },
+    /// The request failed.
+    Error(WireError),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn key_id_text_round_trip() {
+        let id = KeyId([0xab; 16]);
+        assert_eq!(id.to_string().parse::<KeyId>().unwrap(), id);
+        assert!("abc".parse::<KeyId>().is_err());
+        assert!("zz".repeat(16).parse::<KeyId>().is_err());
+    }
+
+    #[test]
+    fn algorithm_names() {
+        assert_eq!("ed25519".parse::<Algorithm>().unwrap(), Algorithm::Ed25519);
+        let err = "rsa".parse::<Algorithm>().unwrap_err();
+        assert!(err.contains("ed25519"), "{err}");
+    }
+}

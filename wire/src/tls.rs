@@ -1,0 +1,159 @@
+//! QUIC endpoints with mutual TLS 1.3 pinned to the cluster CA.
+//!
+//! Both sides present a certificate issued by the cluster CA and accept only such certificates; the peer's role is
+//! then read from its certificate ([`crate::identity::Role::of_connection`]).
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer},
+    server::WebPkiClientVerifier,
+    RootCertStore,
+};
+
+/// The ALPN protocol name of this wire format.
+pub const ALPN: &[u8] = b"vhsm/1";
+
+/// How long a connection may stay silent before it is considered dead. Keep-alives are sent far more often, so
+/// only a dead or partitioned peer reaches it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Why an endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS setup: {0}")]
+pub struct TlsError(String);
+
+/// This process's identity: the cluster CA to pin, its own certificate chain and private key.
+pub struct TlsIdentity {
+    ca: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").finish_non_exhaustive()
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError(format!("cannot read {}: {e}", path.display())))
+}
+
+impl TlsIdentity {
+    /// Loads the CA certificate, the certificate and the private key from PEM files.
+    pub fn load(ca_cert: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let ca_pem = read_file(ca_cert)?;
+        let cert_pem = read_file(cert)?;
+        let key_pem = zeroize::Zeroizing::new(read_file(key)?);
+        Self::from_pem(&ca_pem, &cert_pem, &key_pem).map_err(|TlsError(e)| {
+            TlsError(format!(
+                "{e} (files {}, {}, {})",
+                ca_cert.display(),
+                cert.display(),
+                key.display()
+            ))
+        })
+    }
+
+    /// Parses the CA certificate, the certificate and the private key from PEM.
+    pub fn from_pem(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        let ca = rustls_pemfile::certs(&mut &ca_pem[..])
+            .next()
+            .ok_or_else(|| TlsError("no CA certificate found".into()))?
+            .map_err(|e| TlsError(format!("bad CA certificate: {e}")))?;
+        let chain = rustls_pemfile::certs(&mut &cert_pem[..])
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError(format!("bad certificate: {e}")))?;
+        if chain.is_empty() {
+            return Err(TlsError("no certificate found".into()));
+        }
+        let key = rustls_pemfile::private_key(&mut &key_pem[..])
+            .map_err(|e| TlsError(format!("bad private key: {e}")))?
+            .ok_or_else(|| TlsError("no private key found".into()))?;
+        Ok(TlsIdentity { ca, chain, key })
+    }
+
+    fn roots(&self) -> Result<RootCertStore, TlsError> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(self.ca.clone())
+            .map_err(|e| TlsError(format!("bad CA certificate: {e}")))?;
+        Ok(roots)
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_millis(1000)));
+    // IDLE_TIMEOUT is a few seconds: always representable.
+    if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
+        transport.max_idle_timeout(Some(idle));
+    }
+    transport.max_concurrent_bidi_streams(1024u32.into());
+    transport.max_concurrent_uni_streams(1024u32.into());
+    Arc::new(transport)
+}
+
+/// The server half: requires a client certificate from the cluster CA.
+pub fn server_config(identity: &TlsIdentity) -> Result<quinn::ServerConfig, TlsError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(identity.roots()?), provider())
+            .build()
+            .map_err(|e| TlsError(e.to_string()))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| TlsError(e.to_string()))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// The client half: trusts only the cluster CA and presents this identity's certificate.
+pub fn client_config(identity: &TlsIdentity) -> Result<quinn::ClientConfig, TlsError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_root_certificates(identity.roots()?)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| TlsError(e.to_string()))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// An endpoint that accepts connections on `listen` and makes its own with the same identity.
+pub fn server_endpoint(
+    identity: &TlsIdentity,
+    listen: SocketAddr,
+) -> Result<quinn::Endpoint, TlsError> {
+    let mut endpoint = quinn::Endpoint::server(server_config(identity)?, listen)
+        .map_err(|e| TlsError(format!("cannot listen on {listen}: {e}")))?;
+    endpoint.set_default_client_config(client_config(identity)?);
+    Ok(endpoint)
+}
+
+/// An endpoint that only makes connections (a client), on an ephemeral port.
+pub fn client_endpoint(identity: &TlsIdentity, ipv6: bool) -> Result<quinn::Endpoint, TlsError> {
+    let bind: SocketAddr = if ipv6 {
+        SocketAddr::from(([0u16; 8], 0))
+    } else {
+        SocketAddr::from(([0u8; 4], 0))
+    };
+    let mut endpoint = quinn::Endpoint::client(bind)
+        .map_err(|e| TlsError(format!("cannot open a UDP socket: {e}")))?;
+    endpoint.set_default_client_config(client_config(identity)?);
+    Ok(endpoint)
+}
