@@ -9,75 +9,168 @@ use std::{path::Path, time::Duration};
 use common::{verify_ed25519, TestCluster};
 use vhsm_node::{seal::StorageKey, store::ShareStore};
 use vhsm_wire::{
-    client::{Client, ClientConfig},
-    Algorithm,
+    frame::{self, DEFAULT_FRAME_LIMIT},
+    messages::{ClientRequest, ClientResponse, NodeRequest, NodeResponse},
+    tls::{self, TlsIdentity},
+    Algorithm, Role,
 };
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
-    let cluster = TestCluster::start(3, 2).await;
-    let stranger = TestCluster::init(3, 2); // another cluster: another CA
-
-    // A client certificate from another CA cannot use this coordinator.
-    let mut foreign = stranger.client_config();
-    foreign.coordinator = cluster.client_config().coordinator;
-    let refused = match Client::connect(&foreign).await {
-        Err(_) => true,
-        Ok(client) => client.status().await.is_err(),
-    };
-    assert!(refused, "a client certificate from another CA was accepted");
-
-    // This cluster's own client is served.
-    cluster.client().await.status().await.unwrap();
-
-    // A node certificate (right CA, wrong role) cannot use the client API.
-    let node_dir = cluster.node_dir(1);
-    let as_node = ClientConfig {
-        coordinator: cluster.client_config().coordinator,
-        ca_cert: node_dir.join("ca.pem"),
-        cert: node_dir.join("node.pem"),
-        key: node_dir.join("node.key"),
-        request_timeout_secs: 5,
-    };
-    let refused = match Client::connect(&as_node).await {
-        Err(_) => true,
-        Ok(client) => client.status().await.is_err(),
-    };
-    assert!(refused, "a node certificate was served by the client API");
-
-    // A client certificate cannot talk to a node directly, and a stranger's node certificate cannot either.
-    let node_address = read_listen(&cluster.node_dir(2).join("node.toml"));
-    for (who, config) in [
-        ("this cluster's client", cluster.client_config()),
-        ("another cluster's node", {
-            let d = stranger.node_dir(1);
-            ClientConfig {
-                coordinator: String::new(),
-                ca_cert: d.join("ca.pem"),
-                cert: d.join("node.pem"),
-                key: d.join("node.key"),
-                request_timeout_secs: 5,
-            }
-        }),
-    ] {
-        let mut config = config;
-        config.coordinator = node_address.clone();
-        // Connecting as if the node were a coordinator fails: the node's certificate does not say coordinator,
-        // so the TLS name check fails on our side; and the node refuses us on its side. Either way: no service.
-        let refused = match Client::connect(&config).await {
-            Err(_) => true,
-            Ok(client) => client.status().await.is_err(),
-        };
-        assert!(refused, "{who} was served by a node");
-    }
-    // And the node's log shows it refused the stranger's handshake or the wrong role (or it never got that far).
-    tokio::time::sleep(Duration::from_millis(200)).await;
-}
 
 fn read_listen(node_toml: &Path) -> String {
     let text = std::fs::read_to_string(node_toml).unwrap();
     let value: toml::Value = toml::from_str(&text).unwrap();
     value["listen"].as_str().unwrap().to_string()
+}
+
+/// Connects to `address` expecting the server to be `server`, trusting `ca` and presenting `cert`/`key`, and
+/// makes one request. True only if the request was answered (not with an error).
+async fn served<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    ca: &Path,
+    (cert, key): (&Path, &Path),
+    address: &str,
+    server: Role,
+    request: &Req,
+    answered: impl Fn(&Resp) -> bool,
+) -> bool {
+    let identity = TlsIdentity::load(ca, cert, key).unwrap();
+    let endpoint = tls::client_endpoint(&identity, false).unwrap();
+    let connecting = endpoint
+        .connect(address.parse().unwrap(), &server.dns_name())
+        .unwrap();
+    let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), connecting).await else {
+        return false;
+    };
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        frame::request::<Req, Resp>(&conn, request, DEFAULT_FRAME_LIMIT),
+    )
+    .await;
+    matches!(reply, Ok(Ok(ref r)) if answered(r))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
+    let cluster = TestCluster::start(3, 2).await;
+    let stranger = TestCluster::init(3, 2); // another cluster: another CA, same names and roles
+    let ca = cluster.path().join("ca").join("ca.pem");
+    let member = |c: &TestCluster, dir: &str, stem: &str| {
+        let d = c.path().join(dir);
+        (d.join(format!("{stem}.pem")), d.join(format!("{stem}.key")))
+    };
+    let pair = |p: &(std::path::PathBuf, std::path::PathBuf)| (p.0.clone(), p.1.clone());
+    let node2 = read_listen(&cluster.node_dir(2).join("node.toml"));
+    let coordinator = cluster.client_config().coordinator;
+
+    let status = NodeRequest::Status;
+    let node_ok = |r: &NodeResponse| matches!(r, NodeResponse::Status(_));
+    let client_ok = |r: &ClientResponse| matches!(r, ClientResponse::Status(_));
+
+    // Node 2 serves this cluster's coordinator (the control)...
+    let ours = pair(&member(&cluster, "coordinator", "coordinator"));
+    assert!(
+        served(
+            &ca,
+            (&ours.0, &ours.1),
+            &node2,
+            Role::Node(2),
+            &status,
+            node_ok
+        )
+        .await
+    );
+    // ...but not a coordinator certificate from another CA (we trust node 2's certificate; it refuses ours),
+    let theirs = pair(&member(&stranger, "coordinator", "coordinator"));
+    assert!(
+        !served(
+            &ca,
+            (&theirs.0, &theirs.1),
+            &node2,
+            Role::Node(2),
+            &status,
+            node_ok
+        )
+        .await
+    );
+    // nor this cluster's client, nor another node asking as if it were the coordinator.
+    let client = pair(&member(&cluster, "client", "client"));
+    assert!(
+        !served(
+            &ca,
+            (&client.0, &client.1),
+            &node2,
+            Role::Node(2),
+            &status,
+            node_ok
+        )
+        .await
+    );
+    let node1 = pair(&member(&cluster, "nodes/node-1", "node"));
+    assert!(
+        !served(
+            &ca,
+            (&node1.0, &node1.1),
+            &node2,
+            Role::Node(2),
+            &status,
+            node_ok
+        )
+        .await
+    );
+
+    // The coordinator's client API serves this cluster's client (the control)...
+    let status = ClientRequest::Status;
+    assert!(
+        served(
+            &ca,
+            (&client.0, &client.1),
+            &coordinator,
+            Role::Coordinator,
+            &status,
+            client_ok
+        )
+        .await
+    );
+    // ...but not a client certificate from another CA, nor a node's certificate.
+    let foreign_client = pair(&member(&stranger, "client", "client"));
+    assert!(
+        !served(
+            &ca,
+            (&foreign_client.0, &foreign_client.1),
+            &coordinator,
+            Role::Coordinator,
+            &status,
+            client_ok
+        )
+        .await
+    );
+    assert!(
+        !served(
+            &ca,
+            (&node1.0, &node1.1),
+            &coordinator,
+            Role::Coordinator,
+            &status,
+            client_ok
+        )
+        .await
+    );
+
+    // The refusals are in the logs, for the operator.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node_log = cluster.read_log("node-2");
+    assert!(node_log.contains("TLS handshake failed"), "{node_log}");
+    assert!(
+        node_log.contains("role may not talk to a node"),
+        "{node_log}"
+    );
+    let coordinator_log = cluster.read_log("coordinator");
+    assert!(
+        coordinator_log.contains("TLS handshake failed"),
+        "{coordinator_log}"
+    );
+    assert!(
+        coordinator_log.contains("only clients use the client API"),
+        "{coordinator_log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

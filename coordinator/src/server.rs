@@ -3,6 +3,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use vhsm_wire::{
+    accept,
     frame::{self, DEFAULT_FRAME_LIMIT},
     messages::{
         ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeRequest, NodeResponse,
@@ -71,42 +72,30 @@ impl Coordinator {
             .map_err(|e| CoordinatorError(e.to_string()))
     }
 
-    /// Learns the keys from the nodes, then serves clients until `shutdown` completes.
+    /// Learns the keys from the nodes and serves clients until `shutdown` completes.
     pub async fn serve(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
-        let failures = self.registry.refresh(&self.pool).await;
-        for f in &failures {
-            tracing::warn!(error = %f, "could not learn keys from a node at start; will ask again when needed");
-        }
-        tracing::info!(
-            keys = self.registry.list().len(),
-            "key registry loaded from the nodes"
-        );
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                incoming = self.endpoint.accept() => {
-                    let Some(incoming) = incoming else { break };
-                    let me = self.clone();
-                    tokio::spawn(async move { me.connection(incoming).await });
-                }
-                () = &mut shutdown => break,
+        // Learn the keys from the nodes in the background: clients are served meanwhile, and a key not yet known
+        // is looked up on the nodes when asked for.
+        let me = self.clone();
+        tokio::spawn(async move {
+            for f in me.registry.refresh(&me.pool).await {
+                tracing::warn!(error = %f, "could not learn keys from a node at start; will ask again when needed");
             }
-        }
-        self.endpoint
-            .close(0u32.into(), b"coordinator shutting down");
-        self.endpoint.wait_idle().await;
+            tracing::info!(
+                keys = me.registry.list().len(),
+                "key registry loaded from the nodes"
+            );
+        });
+        let endpoint = self.endpoint.clone();
+        accept::serve(&endpoint, shutdown, move |conn, role| {
+            self.clone().connection(conn, role)
+        })
+        .await;
     }
 
-    async fn connection(self: Arc<Self>, incoming: quinn::Incoming) {
-        let remote = incoming.remote_address();
-        let conn = match incoming.await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(%remote, error = %e, "refused a connection (TLS handshake failed)");
-                return;
-            }
-        };
-        let client = match Role::of_connection(&conn) {
+    async fn connection(self: Arc<Self>, conn: quinn::Connection, role: Option<Role>) {
+        let remote = conn.remote_address();
+        let client = match role {
             Some(Role::Client(name)) => name,
             other => {
                 let who = other.map_or("an unknown role".to_string(), |r| r.to_string());

@@ -106,25 +106,29 @@ impl StorageKey {
 
     /// Writes a key file with mode 0600, refusing to overwrite an existing one.
     pub fn write_new(&self, path: &Path) -> Result<(), SealError> {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options
-            .open(path)
-            .map_err(|e| SealError::KeyFile(format!("cannot create {}: {e}", path.display())))?;
-        file.write_all(self.to_hex().as_bytes())
-            .and_then(|()| file.sync_all())
+        write_private_file(path, self.to_hex().as_bytes())
             .map_err(|e| SealError::KeyFile(format!("cannot write {}: {e}", path.display())))
     }
 
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new((&self.0).into())
     }
+}
+
+/// Creates `path` readable and writable by its owner only (mode 0600), writes `contents` and syncs it. Refuses to
+/// overwrite an existing file.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 fn associated_data(node: NodeId, kind: RecordKind, key_id: KeyId, epoch: u64) -> Vec<u8> {

@@ -12,6 +12,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use rand_core::OsRng;
 use vhsm_protocols::frost::{round1, round2};
 use vhsm_wire::{
+    accept,
     frame::{self, DEFAULT_FRAME_LIMIT},
     messages::{MeshMessage, NodeRequest, NodeResponse, NodeStatus},
     tls::{self, TlsIdentity},
@@ -117,31 +118,14 @@ impl Node {
 
     /// Serves until `shutdown` completes, then closes every connection.
     pub async fn serve(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                incoming = self.endpoint.accept() => {
-                    let Some(incoming) = incoming else { break };
-                    let node = self.clone();
-                    tokio::spawn(async move { node.connection(incoming).await });
-                }
-                () = &mut shutdown => break,
-            }
-        }
-        self.endpoint.close(0u32.into(), b"node shutting down");
-        self.endpoint.wait_idle().await;
+        let endpoint = self.endpoint.clone();
+        accept::serve(&endpoint, shutdown, move |conn, role| {
+            self.clone().connection(conn, role)
+        })
+        .await;
     }
 
-    async fn connection(self: Arc<Self>, incoming: quinn::Incoming) {
-        let remote = incoming.remote_address();
-        let conn = match incoming.await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(%remote, error = %e, "refused a connection (TLS handshake failed)");
-                return;
-            }
-        };
-        let role = Role::of_connection(&conn);
+    async fn connection(self: Arc<Self>, conn: quinn::Connection, role: Option<Role>) {
         match role {
             Some(Role::Coordinator) => {
                 while let Ok((send, recv)) = conn.accept_bi().await {
@@ -164,7 +148,7 @@ impl Node {
             }
             other => {
                 let who = other.map_or("an unknown role".to_string(), |r| r.to_string());
-                tracing::warn!(%remote, peer = %who, "refused a connection: role may not talk to a node");
+                tracing::warn!(remote = %conn.remote_address(), peer = %who, "refused a connection: role may not talk to a node");
                 conn.close(1u32.into(), b"this role may not talk to a node");
             }
         }

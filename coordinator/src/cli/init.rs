@@ -1,7 +1,6 @@
 //! `vhsm init`: a new cluster's CA, certificates and configuration files.
 
 use std::{
-    io::Write,
     net::{SocketAddr, UdpSocket},
     path::Path,
 };
@@ -10,7 +9,7 @@ use anyhow::{bail, Context};
 use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
 use vhsm_node::{
     config::{NodeConfig, PeerConfig},
-    seal::StorageKey,
+    seal::{write_private_file, StorageKey},
 };
 use vhsm_wire::{client::ClientConfig, pki::ClusterCa, Role};
 
@@ -25,21 +24,9 @@ pub struct InitOptions {
     pub base_port: u16,
 }
 
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+/// Writes a file readable only by its owner, refusing to overwrite one.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    write_private_file(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
