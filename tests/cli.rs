@@ -12,18 +12,37 @@ use std::{
 use common::{run_vhsm, vhsm};
 
 #[test]
-fn demo_signs_and_verifies_everything() {
-    let (ok, out, err) = run_vhsm(&["demo", "--count", "200"], Duration::from_secs(120));
+fn demo_covers_every_algorithm_and_verifies_everything() {
+    let (ok, out, err) = run_vhsm(
+        &["demo", "--count", "200", "--ecdsa-count", "10"],
+        Duration::from_secs(240),
+    );
     assert!(ok, "demo failed:\n{out}\n{err}");
     assert!(
-        out.contains("Verified all 200 signatures with ed25519-dalek verify_strict"),
+        out.contains("verified all 200 signatures with ed25519-dalek verify_strict"),
         "{out}"
     );
-    assert!(out.contains("signatures/s"), "{out}");
+    assert!(
+        out.contains("verified all 10 signatures with the k256 crate"),
+        "{out}"
+    );
+    assert!(
+        out.contains("verified all 10 signatures with the p256 crate"),
+        "{out}"
+    );
     if Command::new("openssl").arg("version").output().is_ok() {
-        assert!(
-            out.contains("Verified 5 signatures with `openssl pkeyutl -verify`"),
+        assert_eq!(
+            out.matches("verified 5 with the OpenSSL command line")
+                .count(),
+            3,
             "{out}"
+        );
+    }
+    for algorithm in ["ed25519", "ecdsa-secp256k1", "ecdsa-p256"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(algorithm) && l.contains('.')),
+            "no figures for {algorithm}:\n{out}"
         );
     }
     assert!(out.contains("Cluster stopped."), "{out}");

@@ -19,14 +19,14 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
         .unwrap();
     assert_eq!(key.holders, vec![1, 2, 3]);
 
-    let (sig, _) = client.sign(key.id, b"all up").await.unwrap();
+    let (sig, _) = client.sign(key.id, b"all up", None).await.unwrap();
     assert!(verify_ed25519(&key.public_key, b"all up", &sig));
 
     // One of three down: still signs, every time.
     cluster.kill("node-3");
     for i in 0..5 {
         let msg = format!("node 3 down #{i}");
-        let (sig, signers) = client.sign(key.id, msg.as_bytes()).await.unwrap();
+        let (sig, signers) = client.sign(key.id, msg.as_bytes(), None).await.unwrap();
         assert!(verify_ed25519(&key.public_key, msg.as_bytes(), &sig));
         assert_eq!(signers, vec![1, 2]);
     }
@@ -34,7 +34,7 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
     // Two down: a clear error naming the unreachable nodes, within 10 s.
     cluster.kill("node-2");
     let started = Instant::now();
-    let err = client.sign(key.id, b"two down").await.unwrap_err();
+    let err = client.sign(key.id, b"two down", None).await.unwrap_err();
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
     match &err {
@@ -54,7 +54,7 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
     let mut last = None;
     // The coordinator may still remember 2 and 3 as failed for a few seconds; it retries them when it must.
     for _ in 0..20 {
-        match client.sign(key.id, b"after restart").await {
+        match client.sign(key.id, b"after restart", None).await {
             Ok(r) => {
                 last = Some(Ok(r));
                 break;

@@ -190,7 +190,7 @@ async fn a_node_corrupting_its_signature_shares_is_named_and_bypassed() {
 
     for i in 0..6 {
         let msg = format!("blame #{i}");
-        let (sig, signers) = client.sign(key.id, msg.as_bytes()).await.unwrap();
+        let (sig, signers) = client.sign(key.id, msg.as_bytes(), None).await.unwrap();
         assert!(
             verify_ed25519(&key.public_key, msg.as_bytes(), &sig),
             "signature #{i} invalid"
@@ -251,7 +251,7 @@ async fn no_share_is_on_disk_unsealed() {
         let mut secrets = Vec::new();
         for key in &keys {
             let loaded = store.active_key(key.id).unwrap();
-            let share = loaded.share.signing_share_bytes();
+            let share = loaded.share.secret_bytes_for_tests();
             secrets.push(share.to_vec());
         }
         drop(store);

@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
-use vhsm_protocols::{frost::share::FrostPublicKeys, SessionId};
+use vhsm_protocols::{ecdsa::share::EcdsaPublicKeys, frost::share::FrostPublicKeys, SessionId};
 use vhsm_wire::{
     messages::{NodeRequest, NodeResponse},
     Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, NodeId, WireError,
@@ -19,8 +19,10 @@ use crate::{
     registry::Registry,
 };
 
-/// How long a holder may take to finish the DKG (its own limit is shorter, so it answers first).
-const GENERATE_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a holder may take to finish the DKG: the node's own limit and a margin, so that the node answers first.
+fn generate_timeout(algorithm: Algorithm) -> Duration {
+    vhsm_node::sessions::keygen::keygen_timeout(algorithm) + Duration::from_secs(10)
+}
 /// How long a holder may take to commit or abort.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -39,18 +41,28 @@ fn failure_error(failures: &[NodeCallError]) -> WireError {
     let culprits: Vec<NodeId> = failures
         .iter()
         .filter_map(|f| match f {
-            NodeCallError::Refused { error, .. } if error.kind == ErrorKind::Misbehaviour => {
+            NodeCallError::Refused { error, .. }
+                if matches!(error.kind, ErrorKind::Misbehaviour | ErrorKind::Banned) =>
+            {
                 Some(error.nodes.clone())
             }
             _ => None,
         })
         .flatten()
         .collect();
-    let unreachable: Vec<NodeId> = failures
+    // Unreachable: the nodes the coordinator could not reach, and those a holder says it could not reach.
+    let mut unreachable: Vec<NodeId> = failures
         .iter()
-        .filter(|f| matches!(f, NodeCallError::Unreachable { .. }))
-        .map(NodeCallError::node)
+        .flat_map(|f| match f {
+            NodeCallError::Unreachable { node, .. } => vec![*node],
+            NodeCallError::Refused { error, .. } if error.kind == ErrorKind::Unavailable => {
+                error.nodes.clone()
+            }
+            NodeCallError::Refused { .. } => Vec::new(),
+        })
         .collect();
+    unreachable.sort_unstable();
+    unreachable.dedup();
     let details: Vec<String> = failures.iter().map(ToString::to_string).collect();
     if !culprits.is_empty() {
         let mut culprits = culprits;
@@ -109,19 +121,23 @@ pub async fn create_key(
     let session = SessionId::random(&mut OsRng);
     tracing::info!(key = %key.id, %label, %algorithm, threshold, ?holders, %session, "generating key");
 
-    let answers = pool
-        .call_each(
-            &holders,
-            |_| NodeRequest::GenerateKey {
+    // Collect every holder's answer; at the first failure, abort the generation on every holder at once, so that
+    // the others stop waiting for the failed one and delete whatever they stored.
+    let timeout = generate_timeout(algorithm);
+    let mut calls: futures_util::stream::FuturesUnordered<_> = holders
+        .iter()
+        .map(|&node| {
+            let request = NodeRequest::GenerateKey {
                 session,
                 key: key.clone(),
-            },
-            GENERATE_TIMEOUT,
-        )
-        .await;
+            };
+            async move { (node, pool.call(node, &request, timeout).await) }
+        })
+        .collect();
     let mut packages = Vec::new();
     let mut failures = Vec::new();
-    for (node, answer) in answers {
+    let mut aborted = false;
+    while let Some((node, answer)) = futures_util::StreamExt::next(&mut calls).await {
         match answer {
             Ok(NodeResponse::KeyGenerated { public_keys }) => packages.push((node, public_keys)),
             Ok(_) => failures.push(NodeCallError::Unreachable {
@@ -130,9 +146,20 @@ pub async fn create_key(
             }),
             Err(e) => failures.push(e),
         }
+        if !failures.is_empty() && !aborted {
+            aborted = true;
+            tracing::warn!(key = %key.id, failure = %failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                "key generation failed on a holder; aborting it on every holder");
+            pool.call_each(
+                &holders,
+                |_| NodeRequest::AbortKey { key_id: key.id },
+                FINISH_TIMEOUT,
+            )
+            .await;
+        }
     }
     let agreed = if failures.is_empty() {
-        agree(&packages)
+        agree(algorithm, &packages)
     } else {
         Err(failure_error(&failures))
     };
@@ -151,8 +178,8 @@ pub async fn create_key(
     };
 
     let mut key = key;
-    key.public_key = public.group_public_key().to_vec();
-    key.public_package = public.to_bytes();
+    key.public_key = public.public_key;
+    key.public_package = public.package;
     let commits = pool
         .call_each(
             &holders,
@@ -190,8 +217,14 @@ pub async fn create_key(
     Ok(key)
 }
 
-/// Checks that every holder reported the same public key package.
-fn agree(packages: &[(NodeId, Vec<u8>)]) -> Result<FrostPublicKeys, WireError> {
+/// A key's public key and public key package, as the holders agreed on them.
+struct AgreedPublic {
+    public_key: Vec<u8>,
+    package: Vec<u8>,
+}
+
+/// Checks that every holder reported the same public key package, and that it is well formed.
+fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedPublic, WireError> {
     let Some((first_node, first)) = packages.first() else {
         return Err(WireError::new(ErrorKind::Internal, "no holder answered"));
     };
@@ -209,9 +242,26 @@ fn agree(packages: &[(NodeId, Vec<u8>)]) -> Result<FrostPublicKeys, WireError> {
             nodes: disagreeing,
         });
     }
-    FrostPublicKeys::from_bytes(first).map_err(|e| WireError {
+    let public_key = match algorithm.ecdsa_curve() {
+        None => FrostPublicKeys::from_bytes(first).map(|p| p.group_public_key().to_vec()),
+        Some(curve) => EcdsaPublicKeys::from_bytes(first).and_then(|p| {
+            if p.curve() == curve {
+                Ok(p.public_key_sec1())
+            } else {
+                Err(vhsm_protocols::ProtocolError::InvalidParameters(format!(
+                    "a key on {}",
+                    p.curve().name()
+                )))
+            }
+        }),
+    }
+    .map_err(|e| WireError {
         kind: ErrorKind::Misbehaviour,
         message: format!("node {first_node} sent malformed public keys: {e}"),
         nodes: vec![*first_node],
+    })?;
+    Ok(AgreedPublic {
+        public_key,
+        package: first.clone(),
     })
 }

@@ -166,7 +166,11 @@ impl Coordinator {
                 Ok(ClientResponse::Keys(self.registry.list()))
             }
             ClientRequest::GetKey { key_id } => Ok(ClientResponse::Key(self.key(key_id).await?)),
-            ClientRequest::Sign { key_id, message } => {
+            ClientRequest::Sign {
+                key_id,
+                message,
+                hash,
+            } => {
                 if message.len() > MAX_MESSAGE {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -179,7 +183,7 @@ impl Coordinator {
                 let key = self.key(key_id).await?;
                 let signed = self
                     .signer
-                    .sign(&self.pool, &key, &message)
+                    .sign(&self.pool, &key, &message, hash)
                     .await
                     .inspect_err(|e| {
                         tracing::warn!(%client, key = %key_id, error = %e, "signing failed");
@@ -189,6 +193,40 @@ impl Coordinator {
                     signature: signed.signature,
                     signers: signed.signers,
                 })
+            }
+            ClientRequest::Unban { node } => {
+                if !self.pool.ids().contains(&node) {
+                    return Err(WireError::new(
+                        ErrorKind::NotFound,
+                        format!("no node {node} in this cluster"),
+                    ));
+                }
+                tracing::warn!(%client, node, "operator clears the ban on a node");
+                let answers = self
+                    .pool
+                    .call_each(
+                        &self.pool.ids(),
+                        |_| NodeRequest::ClearBan { node },
+                        STATUS_TIMEOUT,
+                    )
+                    .await;
+                let failed: Vec<_> = answers
+                    .iter()
+                    .filter(|(_, r)| r.is_err())
+                    .map(|(n, _)| *n)
+                    .collect();
+                if !failed.is_empty() {
+                    return Err(WireError {
+                        kind: ErrorKind::Unavailable,
+                        message: format!(
+                            "could not clear the ban on node(s) {failed:?}; run the command again when they are up"
+                        ),
+                        nodes: failed,
+                    });
+                }
+                self.signer
+                    .set_banned(self.signer.banned().into_iter().filter(|b| *b != node));
+                Ok(ClientResponse::Ok)
             }
         }
     }
@@ -233,7 +271,14 @@ impl Coordinator {
                     },
                 }
             })
-            .collect();
+            .collect::<Vec<NodeHealth>>();
+        // Learn the bans the nodes hold, so that ECDSA signing leaves the banned nodes out.
+        self.signer.set_banned(
+            nodes
+                .iter()
+                .filter_map(|n| n.status.as_ref())
+                .flat_map(|s| s.banned.iter().copied()),
+        );
         ClusterStatus {
             threshold: self.config.threshold,
             nodes,

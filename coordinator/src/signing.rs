@@ -1,19 +1,35 @@
-//! Threshold signing, orchestrated: FROST with the coordinator as the RFC 9591 "coordinator" role.
+//! Threshold signing, orchestrated.
 //!
 //! For each signature the coordinator picks `t` holders (preferring nodes that did not fail lately, rotating for
-//! load), asks them for nonce commitments (round 1), sends them the signing package and collects signature shares
-//! (round 2), and aggregates. Every share is verified: a node whose share is invalid is named in the log and left
-//! out, and the signature is retried with another set of holders; so is a node that does not answer in time.
-//! When fewer than `t` holders remain, the error names the unreachable and misbehaving nodes.
+//! load) and runs one attempt with them:
+//!
+//! - **Ed25519 (FROST)**: the coordinator is RFC 9591's coordinator: it asks the signers for nonce commitments
+//!   (round 1), sends them the signing package and collects signature shares (round 2), and aggregates, verifying
+//!   every share.
+//! - **ECDSA (DKLs23)**: the signers run the protocol among themselves over the mesh; each answers the signature,
+//!   which the coordinator verifies against the public key before returning it.
+//!
+//! A node whose messages are invalid is named in the log and left out, and the signature is retried with another
+//! set of holders; so is a node that does not answer in time. A node banned by an OT-based protocol is left out of
+//! ECDSA signing until an operator clears the ban. When fewer than `t` holders remain, the error names the
+//! unreachable and misbehaving nodes.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
     time::Duration,
 };
 
 use rand_core::OsRng;
 use vhsm_protocols::{
+    ecdsa::{
+        digest::{signing_digest, HashAlg},
+        verify::verify_prehash,
+        EcdsaCurve,
+    },
     frost::{aggregate, share::FrostPublicKeys},
     SessionId,
 };
@@ -24,8 +40,10 @@ use vhsm_wire::{
 
 use crate::nodes::{NodeCallError, NodePool};
 
-/// How long a node may take for one signing round.
+/// How long a node may take for one FROST signing round.
 pub const ROUND_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a node may take for a whole ECDSA signing session (its own limit is shorter, so it answers first).
+pub const ECDSA_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// A completed signature.
 #[derive(Debug, Clone)]
@@ -36,13 +54,48 @@ pub struct Signed {
     pub signers: Vec<NodeId>,
 }
 
-/// Runs threshold signing for one message.
+/// Runs threshold signing.
 #[derive(Debug, Default)]
 pub struct Signer {
     rotation: AtomicUsize,
+    /// Nodes banned by some node from OT-based protocols, as last reported; left out of ECDSA signing.
+    banned: Mutex<BTreeSet<NodeId>>,
+}
+
+/// What to sign, prepared for the key's scheme.
+enum Prepared<'a> {
+    Frost {
+        public: Box<FrostPublicKeys>,
+        message: &'a [u8],
+    },
+    Ecdsa {
+        curve: EcdsaCurve,
+        digest: [u8; 32],
+    },
 }
 
 impl Signer {
+    /// Replaces the set of banned nodes (from the nodes' status reports).
+    pub fn set_banned(&self, banned: impl IntoIterator<Item = NodeId>) {
+        if let Ok(mut b) = self.banned.lock() {
+            *b = banned.into_iter().collect();
+        }
+    }
+
+    fn add_banned(&self, nodes: &[NodeId]) {
+        if let Ok(mut b) = self.banned.lock() {
+            b.extend(nodes.iter().copied());
+        }
+    }
+
+    /// The nodes currently left out of ECDSA signing.
+    pub fn banned(&self) -> Vec<NodeId> {
+        self.banned
+            .lock()
+            .map(|b| b.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Picks `t` holders not excluded: first those that did not fail lately, starting at a rotating offset.
     fn pick(
         &self,
@@ -74,20 +127,53 @@ impl Signer {
         Some(chosen)
     }
 
-    /// Signs `message` with `key`.
+    /// Signs `message` with `key` (ECDSA: hashed with `hash`, SHA-256 if `None`).
     pub async fn sign(
         &self,
         pool: &NodePool,
         key: &KeyInfo,
         message: &[u8],
+        hash: Option<HashAlg>,
     ) -> Result<Signed, WireError> {
-        let public = public_keys(key)?;
-        let mut excluded = BTreeSet::new();
+        let bad = |m: String| WireError::new(ErrorKind::BadRequest, m);
+        let prepared = match key.algorithm.ecdsa_curve() {
+            None => {
+                if let Some(h) = hash {
+                    return Err(bad(format!(
+                        "{} keys sign the whole message (pure EdDSA); a hash ({}) does not apply",
+                        key.algorithm,
+                        h.name()
+                    )));
+                }
+                Prepared::Frost {
+                    public: Box::new(public_keys(key)?),
+                    message,
+                }
+            }
+            Some(curve) => Prepared::Ecdsa {
+                curve,
+                digest: signing_digest(hash.unwrap_or(HashAlg::Sha256), message)
+                    .map_err(|e| bad(format!("cannot sign this input: {e}")))?,
+            },
+        };
+        let mut excluded: BTreeSet<NodeId> = match prepared {
+            Prepared::Ecdsa { .. } => self.banned().into_iter().collect(),
+            Prepared::Frost { .. } => BTreeSet::new(),
+        };
+        let banned_at_start = excluded.clone();
         let mut unreachable = BTreeSet::new();
         let mut culprits = BTreeSet::new();
         let mut refusals = Vec::new();
         while let Some(set) = self.pick(pool, key, &excluded) {
-            match self.attempt(pool, key, &public, &set, message).await {
+            let attempt = match &prepared {
+                Prepared::Frost { public, message } => {
+                    self.attempt_frost(pool, key, public, &set, message).await
+                }
+                Prepared::Ecdsa { curve, digest } => {
+                    self.attempt_ecdsa(pool, key, *curve, &set, digest).await
+                }
+            };
+            match attempt {
                 Ok(signature) => {
                     return Ok(Signed {
                         signature,
@@ -97,6 +183,15 @@ impl Signer {
                 Err(Attempt::Unreachable(nodes)) => {
                     tracing::warn!(key = %key.id, ?nodes, "signing: node(s) unreachable; retrying with other holders");
                     unreachable.extend(nodes.iter().copied());
+                    excluded.extend(nodes);
+                }
+                Err(Attempt::Banned(nodes, reason)) => {
+                    tracing::error!(
+                        key = %key.id, ?nodes, %reason,
+                        "signing: node(s) BANNED from ECDSA signing until an operator clears them (vhsm node unban ID)"
+                    );
+                    self.add_banned(&nodes);
+                    culprits.extend(nodes.iter().copied());
                     excluded.extend(nodes);
                 }
                 Err(Attempt::Misbehaved(nodes, reason)) => {
@@ -130,8 +225,14 @@ impl Signer {
         }
         if !culprits.is_empty() {
             message.push_str(&format!(
-                "; sent invalid shares: {:?}",
+                "; sent invalid messages: {:?}",
                 culprits.iter().collect::<Vec<_>>()
+            ));
+        }
+        if !banned_at_start.is_empty() {
+            message.push_str(&format!(
+                "; banned from ECDSA signing until an operator clears them: {:?}",
+                banned_at_start.iter().collect::<Vec<_>>()
             ));
         }
         for r in &refusals {
@@ -150,7 +251,7 @@ impl Signer {
         })
     }
 
-    async fn attempt(
+    async fn attempt_frost(
         &self,
         pool: &NodePool,
         key: &KeyInfo,
@@ -214,6 +315,7 @@ impl Signer {
 enum Attempt {
     Unreachable(Vec<NodeId>),
     Misbehaved(Vec<NodeId>, String),
+    Banned(Vec<NodeId>, String),
     Refused(NodeId, WireError),
 }
 
@@ -221,12 +323,86 @@ impl Attempt {
     fn from_failure(node: NodeId, answer: Result<NodeResponse, NodeCallError>) -> Self {
         match answer {
             Err(NodeCallError::Unreachable { node, .. }) => Attempt::Unreachable(vec![node]),
-            Err(NodeCallError::Refused { node, error }) => Attempt::Refused(node, error),
+            // A node that names others (culprits, or peers it could not reach) points at them, not at itself.
+            Err(NodeCallError::Refused { node, error }) => match error.kind {
+                ErrorKind::Banned if !error.nodes.is_empty() => {
+                    Attempt::Banned(error.nodes, error.message)
+                }
+                ErrorKind::Misbehaviour if !error.nodes.is_empty() => {
+                    Attempt::Misbehaved(error.nodes, error.message)
+                }
+                ErrorKind::Unavailable if !error.nodes.is_empty() => {
+                    Attempt::Unreachable(error.nodes)
+                }
+                _ => Attempt::Refused(node, error),
+            },
             Ok(_) => Attempt::Misbehaved(
                 vec![node],
                 "answered something other than what was asked".into(),
             ),
         }
+    }
+
+    /// The most telling failure among several signers' answers: culprits first, then unreachable nodes.
+    fn worst(failures: Vec<Attempt>) -> Option<Attempt> {
+        let rank = |a: &Attempt| match a {
+            Attempt::Banned(..) => 0,
+            Attempt::Misbehaved(..) => 1,
+            Attempt::Unreachable(..) => 2,
+            Attempt::Refused(..) => 3,
+        };
+        failures.into_iter().min_by_key(rank)
+    }
+}
+
+impl Signer {
+    async fn attempt_ecdsa(
+        &self,
+        pool: &NodePool,
+        key: &KeyInfo,
+        curve: EcdsaCurve,
+        set: &[NodeId],
+        digest: &[u8; 32],
+    ) -> Result<Vec<u8>, Attempt> {
+        let session = SessionId::random(&mut OsRng);
+        let request = |_| NodeRequest::EcdsaSign {
+            session,
+            key_id: key.id,
+            signers: set.to_vec(),
+            digest: *digest,
+        };
+        let answers = pool.call_each(set, request, ECDSA_TIMEOUT).await;
+        let mut signature = None;
+        let mut failures = Vec::new();
+        let mut wrong = Vec::new();
+        for (node, answer) in answers {
+            match answer {
+                Ok(NodeResponse::EcdsaSignature(sig)) => {
+                    if verify_prehash(curve, &key.public_key, digest, &sig) {
+                        signature.get_or_insert(sig);
+                    } else {
+                        wrong.push(node);
+                    }
+                }
+                other => failures.push(Attempt::from_failure(node, other)),
+            }
+        }
+        if !wrong.is_empty() {
+            tracing::warn!(key = %key.id, nodes = ?wrong, "ECDSA signing: node(s) answered a signature that does not verify");
+        }
+        if let Some(signature) = signature {
+            return Ok(signature);
+        }
+        if !wrong.is_empty() {
+            return Err(Attempt::Misbehaved(
+                wrong,
+                "answered a signature that does not verify".into(),
+            ));
+        }
+        if let Some(worst) = Attempt::worst(failures) {
+            return Err(worst);
+        }
+        signature.ok_or_else(|| Attempt::Misbehaved(set.to_vec(), "no signature".into()))
     }
 }
 

@@ -26,6 +26,9 @@ pub struct FaultInjection {
     /// Send corrupted FROST signature shares.
     #[serde(default)]
     pub corrupt_signature_shares: bool,
+    /// Send corrupted threshold-ECDSA signing messages.
+    #[serde(default)]
+    pub corrupt_ecdsa_messages: bool,
 }
 
 /// A node's configuration.

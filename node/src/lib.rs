@@ -11,6 +11,7 @@ pub mod mesh;
 pub mod seal;
 pub mod server;
 pub mod sessions;
+pub mod share;
 pub mod store;
 
 pub use config::NodeConfig;

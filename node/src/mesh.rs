@@ -167,6 +167,14 @@ impl Mesh {
         let _ = inbox.sender.send((from, message.payload));
     }
 
+    /// Ends a session's routing: its claimed inbox sees the end of its messages, and later messages are dropped
+    /// (until the unclaimed-inbox expiry). Used when the coordinator aborts a session.
+    pub fn cancel(&self, session: SessionId) {
+        if let Ok(mut inboxes) = self.inboxes.lock() {
+            inboxes.remove(&session);
+        }
+    }
+
     /// Claims the inbox of `session` (creating it if no message has arrived yet). A session can be claimed once.
     pub fn claim(&self, session: SessionId) -> Option<SessionInbox<'_>> {
         let mut inboxes = self.inboxes.lock().ok()?;

@@ -24,10 +24,12 @@ const AAD_TAG: &[u8] = b"vhsm/sealed-record/v1";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum RecordKind {
-    /// A key share.
+    /// A key share (subject: the key id).
     Share = 1,
-    /// A key's metadata.
+    /// A key's metadata (subject: the key id).
     KeyInfo = 2,
+    /// A peer this node refuses to run OT-based protocols with (subject: the peer's node id).
+    Ban = 3,
 }
 
 /// Why a record could not be sealed or opened.
@@ -35,10 +37,10 @@ pub enum RecordKind {
 #[non_exhaustive]
 pub enum SealError {
     /// The record's tag does not verify: tampered, copied from elsewhere, or sealed under another key.
-    #[error("sealed record for key {key_id} ({kind:?}) does not open: it was altered, copied from another key or node, or sealed under another storage key")]
+    #[error("sealed {kind:?} record for {subject} does not open: it was altered, copied from another key or node, or sealed under another storage key")]
     Tampered {
-        /// The key the record was read for.
-        key_id: KeyId,
+        /// What the record was read for (hex).
+        subject: String,
         /// Its kind.
         kind: RecordKind,
     },
@@ -131,28 +133,56 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn associated_data(node: NodeId, kind: RecordKind, key_id: KeyId, epoch: u64) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_TAG.len() + 2 + 1 + 16 + 8);
+/// What a record is about: a key (its id) or a peer node (its id). Part of the associated data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A key.
+    Key(KeyId),
+    /// A node.
+    Node(NodeId),
+}
+
+impl Subject {
+    fn bytes(self) -> Vec<u8> {
+        match self {
+            Subject::Key(id) => id.0.to_vec(),
+            Subject::Node(id) => id.to_be_bytes().to_vec(),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Subject::Key(id) => format!("key {id}"),
+            Subject::Node(id) => format!("node {id}"),
+        }
+    }
+}
+
+fn associated_data(node: NodeId, kind: RecordKind, subject: Subject, epoch: u64) -> Vec<u8> {
+    let subject = subject.bytes();
+    let mut aad = Vec::with_capacity(AAD_TAG.len() + 2 + 1 + 1 + subject.len() + 8);
     aad.extend_from_slice(AAD_TAG);
     aad.extend_from_slice(&node.to_be_bytes());
     aad.push(kind as u8);
-    aad.extend_from_slice(&key_id.0);
+    // Length-prefixed, so that subjects of different lengths never collide.
+    aad.push(u8::try_from(subject.len()).unwrap_or(u8::MAX));
+    aad.extend_from_slice(&subject);
     aad.extend_from_slice(&epoch.to_be_bytes());
     aad
 }
 
-/// Seals `plaintext` as a record of `kind` for `key_id` at `epoch` on node `node`.
+/// Seals `plaintext` as a record of `kind` about `subject` at `epoch` on node `node`.
 pub fn seal(
     key: &StorageKey,
     node: NodeId,
     kind: RecordKind,
-    key_id: KeyId,
+    subject: Subject,
     epoch: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
     let mut nonce = [0u8; 12];
     OsRng.fill_bytes(&mut nonce);
-    let aad = associated_data(node, kind, key_id, epoch);
+    let aad = associated_data(node, kind, subject, epoch);
     // Encryption with a valid key and nonce only fails for inputs beyond 64 GiB, which no record is.
     let sealed = key
         .cipher()
@@ -177,7 +207,7 @@ pub fn open(
     key: &StorageKey,
     node: NodeId,
     kind: RecordKind,
-    key_id: KeyId,
+    subject: Subject,
     record: &[u8],
 ) -> Result<(u64, Zeroizing<Vec<u8>>), SealError> {
     let (version, rest) = record.split_first().ok_or(SealError::Truncated)?;
@@ -192,7 +222,7 @@ pub fn open(
     let mut epoch_bytes = [0u8; 8];
     epoch_bytes.copy_from_slice(epoch);
     let epoch = u64::from_be_bytes(epoch_bytes);
-    let aad = associated_data(node, kind, key_id, epoch);
+    let aad = associated_data(node, kind, subject, epoch);
     let plaintext = key
         .cipher()
         .decrypt(
@@ -202,7 +232,10 @@ pub fn open(
                 aad: &aad,
             },
         )
-        .map_err(|_| SealError::Tampered { key_id, kind })?;
+        .map_err(|_| SealError::Tampered {
+            subject: subject.describe(),
+            kind,
+        })?;
     Ok((epoch, Zeroizing::new(plaintext)))
 }
 
@@ -214,7 +247,7 @@ mod tests {
     #[test]
     fn sealed_records_open_only_where_they_belong() {
         let key = StorageKey::generate();
-        let id = KeyId([7; 16]);
+        let id = Subject::Key(KeyId([7; 16]));
         let record = seal(&key, 1, RecordKind::Share, id, 3, b"secret share");
         let (epoch, plain) = open(&key, 1, RecordKind::Share, id, &record).unwrap();
         assert_eq!((epoch, plain.as_slice()), (3, &b"secret share"[..]));
@@ -223,7 +256,15 @@ mod tests {
         // Another node, kind, key id, or storage key: refused.
         assert!(open(&key, 2, RecordKind::Share, id, &record).is_err());
         assert!(open(&key, 1, RecordKind::KeyInfo, id, &record).is_err());
-        assert!(open(&key, 1, RecordKind::Share, KeyId([8; 16]), &record).is_err());
+        assert!(open(
+            &key,
+            1,
+            RecordKind::Share,
+            Subject::Key(KeyId([8; 16])),
+            &record
+        )
+        .is_err());
+        assert!(open(&key, 1, RecordKind::Share, Subject::Node(7), &record).is_err());
         assert!(open(&StorageKey::generate(), 1, RecordKind::Share, id, &record).is_err());
 
         // Any flipped byte, including the epoch in the header: refused.

@@ -23,7 +23,12 @@ use crate::{
     config::NodeConfig,
     mesh::Mesh,
     seal::StorageKey,
-    sessions::{keygen, signing::NonceStore},
+    sessions::{
+        ecdsa_signing::{self, EcdsaSignRequest},
+        keygen,
+        signing::NonceStore,
+    },
+    share::KeyShare,
     store::{ShareStore, StoreError},
 };
 
@@ -38,6 +43,9 @@ pub struct Node {
     store: Arc<ShareStore>,
     mesh: Mesh,
     nonces: NonceStore,
+    /// Key generations in progress: key → session, so that the coordinator can abort one.
+    keygens:
+        std::sync::Mutex<std::collections::HashMap<vhsm_wire::KeyId, vhsm_protocols::SessionId>>,
     endpoint: quinn::Endpoint,
     #[cfg(feature = "fault-injection")]
     faults: crate::config::FaultInjection,
@@ -49,6 +57,13 @@ impl std::fmt::Debug for Node {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
+}
+
+fn poisoned() -> WireError {
+    WireError::new(
+        ErrorKind::Internal,
+        "a lock was poisoned by a panic; restart the node",
+    )
 }
 
 fn store_error(e: StoreError) -> WireError {
@@ -103,6 +118,7 @@ impl Node {
             store: Arc::new(store),
             mesh,
             nonces: NonceStore::default(),
+            keygens: Default::default(),
             endpoint,
             #[cfg(feature = "fault-injection")]
             faults: config.fault_injection.clone(),
@@ -167,6 +183,58 @@ impl Node {
         }
     }
 
+    async fn banned(&self) -> Result<Vec<NodeId>, WireError> {
+        let store = self.store.clone();
+        blocking(move || store.banned()).await
+    }
+
+    /// Records the bans a failed OT-based protocol asked for (the error names the peers).
+    async fn record_bans(&self, error: &WireError) {
+        if error.kind != ErrorKind::Banned {
+            return;
+        }
+        for &peer in &error.nodes {
+            let store = self.store.clone();
+            let reason = error.message.clone();
+            match blocking(move || store.ban(peer, &reason)).await {
+                Ok(()) => tracing::error!(
+                    peer,
+                    reason = %error.message,
+                    "peer BANNED from OT-based protocols until an operator clears it (vhsm node unban {peer})"
+                ),
+                Err(e) => tracing::error!(peer, error = %e, "could not record a ban"),
+            }
+        }
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn tamper(&self) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
+        fn corrupt(payload: &mut vhsm_wire::messages::MeshPayload) {
+            use vhsm_protocols::{ecdsa::EcdsaBody, SecretBytes};
+            if let vhsm_wire::messages::MeshPayload::EcdsaSign(message) = payload {
+                let bytes = match &message.body {
+                    EcdsaBody::Broadcast(b) => b.clone(),
+                    EcdsaBody::Private(p) => p.expose().to_vec(),
+                };
+                let mut bytes = bytes;
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 0x55;
+                }
+                message.body = match &message.body {
+                    EcdsaBody::Broadcast(_) => EcdsaBody::Broadcast(bytes),
+                    EcdsaBody::Private(_) => EcdsaBody::Private(SecretBytes::new(bytes)),
+                };
+                tracing::warn!("fault injection: sent a corrupted ECDSA signing message");
+            }
+        }
+        self.faults.corrupt_ecdsa_messages.then_some(&corrupt)
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn tamper(&self) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
+        None
+    }
+
     /// Answers one coordinator request.
     pub async fn handle(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
         match request {
@@ -178,12 +246,45 @@ impl Node {
                     node_id: self.id,
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     keys: u32::try_from(active).unwrap_or(u32::MAX),
+                    banned: self.banned().await?,
                 }))
             }
             NodeRequest::GenerateKey { session, key } => {
-                let public_keys =
-                    keygen::generate(self.id, &self.mesh, &self.store, session, key).await?;
-                Ok(NodeResponse::KeyGenerated { public_keys })
+                let key_id = key.id;
+                {
+                    let mut running = self.keygens.lock().map_err(|_| poisoned())?;
+                    if running.contains_key(&key_id) {
+                        return Err(WireError::new(
+                            ErrorKind::BadRequest,
+                            format!("key {key_id} is already being generated"),
+                        ));
+                    }
+                    running.insert(key_id, session);
+                }
+                let banned = self.banned().await?;
+                let result =
+                    keygen::generate(self.id, &self.mesh, &self.store, &banned, session, key).await;
+                // If the coordinator aborted this generation meanwhile, whatever was stored goes too.
+                let aborted = self
+                    .keygens
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .remove(&key_id)
+                    .is_none();
+                if aborted && result.is_ok() {
+                    let store = self.store.clone();
+                    blocking(move || store.abort_pending(key_id)).await?;
+                    return Err(WireError::new(
+                        ErrorKind::Unavailable,
+                        "key generation aborted by the coordinator",
+                    ));
+                }
+                if let Err(e) = &result {
+                    self.record_bans(e).await;
+                }
+                Ok(NodeResponse::KeyGenerated {
+                    public_keys: result?,
+                })
             }
             NodeRequest::CommitKey { key_id } => {
                 let store = self.store.clone();
@@ -192,6 +293,12 @@ impl Node {
                 Ok(NodeResponse::Ok)
             }
             NodeRequest::AbortKey { key_id } => {
+                // Stop a generation still running (its session ends), then delete what it stored.
+                let running = self.keygens.lock().map_err(|_| poisoned())?.remove(&key_id);
+                if let Some(session) = running {
+                    self.mesh.cancel(session);
+                    tracing::info!(key = %key_id, %session, "key generation aborted by the coordinator");
+                }
                 let store = self.store.clone();
                 if blocking(move || store.abort_pending(key_id)).await? {
                     tracing::info!(key = %key_id, "pending key deleted (generation aborted)");
@@ -204,7 +311,13 @@ impl Node {
             }
             NodeRequest::SignCommit { session, key_id } => {
                 let key = self.store.active_key(key_id).map_err(store_error)?;
-                let (nonces, commitments) = round1::commit(&key.share, &mut OsRng);
+                let KeyShare::Frost(share) = &key.share else {
+                    return Err(WireError::new(
+                        ErrorKind::BadRequest,
+                        format!("key {key_id} is not a FROST key"),
+                    ));
+                };
+                let (nonces, commitments) = round1::commit(share, &mut OsRng);
                 self.nonces
                     .keep(session, key_id, nonces)
                     .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
@@ -221,8 +334,14 @@ impl Node {
                     .take(session, key_id)
                     .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
                 let key = self.store.active_key(key_id).map_err(store_error)?;
+                let KeyShare::Frost(share) = &key.share else {
+                    return Err(WireError::new(
+                        ErrorKind::BadRequest,
+                        format!("key {key_id} is not a FROST key"),
+                    ));
+                };
                 #[allow(unused_mut)]
-                let mut share = round2::sign(&key.share, nonces, &package).map_err(|e| {
+                let mut share = round2::sign(share, nonces, &package).map_err(|e| {
                     WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}"))
                 })?;
                 #[cfg(feature = "fault-injection")]
@@ -233,6 +352,36 @@ impl Node {
                     tracing::warn!("fault injection: sent a corrupted signature share");
                 }
                 Ok(NodeResponse::SignatureShare(share))
+            }
+            NodeRequest::EcdsaSign {
+                session,
+                key_id,
+                signers,
+                digest,
+            } => {
+                let key = self.store.active_key(key_id).map_err(store_error)?;
+                let banned = self.banned().await?;
+                let request = EcdsaSignRequest {
+                    me: self.id,
+                    session,
+                    signers: &signers,
+                    digest,
+                    banned: &banned,
+                    tamper: self.tamper(),
+                };
+                let result = ecdsa_signing::sign(&self.mesh, &key.share, request).await;
+                if let Err(e) = &result {
+                    self.record_bans(e).await;
+                    tracing::warn!(key = %key_id, %session, error = %e, "ECDSA signing failed");
+                }
+                Ok(NodeResponse::EcdsaSignature(result?))
+            }
+            NodeRequest::ClearBan { node } => {
+                let store = self.store.clone();
+                if blocking(move || store.unban(node)).await? {
+                    tracing::warn!(peer = node, "ban cleared by an operator");
+                }
+                Ok(NodeResponse::Ok)
             }
         }
     }

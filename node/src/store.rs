@@ -11,14 +11,17 @@ use std::{
 };
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use vhsm_protocols::frost::share::FrostKeyShare;
 use vhsm_wire::{KeyId, KeyInfo, KeyState, NodeId};
 use zeroize::Zeroizing;
 
-use crate::seal::{self, RecordKind, SealError, StorageKey};
+use crate::{
+    seal::{self, RecordKind, SealError, StorageKey, Subject},
+    share::KeyShare,
+};
 
 const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares");
 const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
+const BANS: TableDefinition<u16, &[u8]> = TableDefinition::new("bans");
 
 /// Format version of the metadata encoding inside a sealed record.
 const KEY_INFO_VERSION: u8 = 1;
@@ -58,7 +61,7 @@ pub struct LoadedKey {
     /// The metadata.
     pub info: KeyInfo,
     /// This node's share.
-    pub share: FrostKeyShare,
+    pub share: KeyShare,
 }
 
 /// The sealed share store of one node.
@@ -86,6 +89,7 @@ impl ShareStore {
         let txn = db.begin_write().map_err(db_error)?;
         txn.open_table(SHARES).map_err(db_error)?;
         txn.open_table(KEYS).map_err(db_error)?;
+        txn.open_table(BANS).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(ShareStore {
             db,
@@ -105,14 +109,20 @@ impl ShareStore {
             &self.key,
             self.node,
             RecordKind::KeyInfo,
-            info.id,
+            Subject::Key(info.id),
             info.epoch,
             &plain,
         ))
     }
 
     fn open_info(&self, key_id: KeyId, record: &[u8]) -> Result<KeyInfo, StoreError> {
-        let (epoch, plain) = seal::open(&self.key, self.node, RecordKind::KeyInfo, key_id, record)?;
+        let (epoch, plain) = seal::open(
+            &self.key,
+            self.node,
+            RecordKind::KeyInfo,
+            Subject::Key(key_id),
+            record,
+        )?;
         let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
         let (version, body) = plain.split_first().ok_or_else(|| corrupt("empty".into()))?;
         if *version != KEY_INFO_VERSION {
@@ -126,13 +136,13 @@ impl ShareStore {
     }
 
     /// Stores a freshly generated share with its metadata (state `Pending`). Refuses an existing key id.
-    pub fn insert_pending(&self, info: &KeyInfo, share: &FrostKeyShare) -> Result<(), StoreError> {
+    pub fn insert_pending(&self, info: &KeyInfo, share: &KeyShare) -> Result<(), StoreError> {
         let info_record = self.seal_info(info)?;
         let share_record = seal::seal(
             &self.key,
             self.node,
             RecordKind::Share,
-            info.id,
+            Subject::Key(info.id),
             info.epoch,
             &share.to_bytes(),
         );
@@ -242,7 +252,7 @@ impl ShareStore {
             &self.key,
             self.node,
             RecordKind::Share,
-            key_id,
+            Subject::Key(key_id),
             record.value(),
         )?;
         let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
@@ -252,13 +262,16 @@ impl ShareStore {
                 info.epoch
             )));
         }
-        let share = FrostKeyShare::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))?;
-        if share.group_public_key().as_slice() != info.public_key.as_slice() {
+        let share = KeyShare::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))?;
+        if !share.is_for(info.algorithm) {
+            return Err(corrupt(format!("share is not a {} share", info.algorithm)));
+        }
+        if share.public_key() != info.public_key {
             return Err(corrupt(
                 "share does not belong to the key's public key".into(),
             ));
         }
-        if *share.public_keys().to_bytes() != *info.public_package {
+        if share.public_package() != info.public_package {
             return Err(corrupt(
                 "share does not match the key's public key package".into(),
             ));
@@ -277,6 +290,61 @@ impl ShareStore {
     }
 }
 
+impl ShareStore {
+    /// Records that this node refuses to run OT-based protocols with `peer` (why, for the operator).
+    pub fn ban(&self, peer: NodeId, reason: &str) -> Result<(), StoreError> {
+        let record = seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::Ban,
+            Subject::Node(peer),
+            0,
+            reason.as_bytes(),
+        );
+        let txn = self.db.begin_write().map_err(db_error)?;
+        txn.open_table(BANS)
+            .map_err(db_error)?
+            .insert(peer, &record[..])
+            .map_err(db_error)?;
+        txn.commit().map_err(db_error)
+    }
+
+    /// Clears a ban. Returns whether there was one.
+    pub fn unban(&self, peer: NodeId) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let removed = txn
+            .open_table(BANS)
+            .map_err(db_error)?
+            .remove(peer)
+            .map_err(db_error)?
+            .is_some();
+        txn.commit().map_err(db_error)?;
+        Ok(removed)
+    }
+
+    /// The banned peers. A ban record that does not open counts as a ban (fail closed) and is logged.
+    pub fn banned(&self) -> Result<Vec<NodeId>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(BANS).map_err(db_error)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_error)? {
+            let (peer, record) = entry.map_err(db_error)?;
+            let peer = peer.value();
+            if let Err(e) = seal::open(
+                &self.key,
+                self.node,
+                RecordKind::Ban,
+                Subject::Node(peer),
+                record.value(),
+            ) {
+                tracing::error!(peer, error = %e, "a ban record does not open; treating the peer as banned");
+            }
+            out.push(peer);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -289,7 +357,7 @@ mod tests {
     };
     use vhsm_wire::Algorithm;
 
-    fn shares() -> Vec<FrostKeyShare> {
+    fn shares() -> Vec<KeyShare> {
         let session = SessionId::random(&mut OsRng);
         let parties: Vec<FrostDkg> = (1..=3u16)
             .map(|me| {
@@ -303,16 +371,20 @@ mod tests {
             })
             .collect();
         let outcome = Simulation::new(parties).run(&mut OsRng);
-        outcome.outputs.into_values().collect()
+        outcome
+            .outputs
+            .into_values()
+            .map(|s| KeyShare::Frost(Box::new(s)))
+            .collect()
     }
 
-    fn info(share: &FrostKeyShare) -> KeyInfo {
+    fn info(share: &KeyShare) -> KeyInfo {
         KeyInfo {
             id: KeyId([1; 16]),
             label: "test".into(),
             algorithm: Algorithm::Ed25519,
-            public_key: share.group_public_key().to_vec(),
-            public_package: share.public_keys().to_bytes(),
+            public_key: share.public_key(),
+            public_package: share.public_package(),
             threshold: 2,
             holders: vec![1, 2, 3],
             state: KeyState::Pending,
@@ -355,17 +427,34 @@ mod tests {
         }
         let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
         let loaded = store.active_key(info.id).unwrap();
-        assert_eq!(loaded.share.group_public_key(), share.group_public_key());
+        assert_eq!(loaded.share.public_key(), share.public_key());
         assert_eq!(store.keys().unwrap().len(), 1);
         drop(store);
 
         let bytes = std::fs::read(&path).unwrap();
-        let secret = share.signing_share_bytes();
+        let secret = share.secret_bytes_for_tests();
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
 
         // The same database under another node id does not open its records.
         let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap();
         assert!(other.keys().is_err());
+    }
+
+    #[test]
+    fn bans_persist_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let key_path = dir.path().join("k");
+        StorageKey::generate().write_new(&key_path).unwrap();
+        {
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            store.ban(3, "OT consistency check failed").unwrap();
+        }
+        let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        assert_eq!(store.banned().unwrap(), vec![3]);
+        assert!(store.unban(3).unwrap());
+        assert!(store.banned().unwrap().is_empty());
+        assert!(!store.unban(3).unwrap());
     }
 
     #[test]

@@ -5,7 +5,8 @@ use crate::party::ParticipantId;
 /// Why a protocol step failed.
 ///
 /// [`ProtocolError::Misbehaviour`] is an *identifiable abort*: it names the participants whose messages were
-/// invalid, so that the caller can exclude them. Other variants describe a message that does not belong here
+/// invalid, so that the caller can exclude them; [`ProtocolError::MustBan`] names participants that must be
+/// excluded from every later session. Other variants describe a message that does not belong here
 /// or a local misuse.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -16,6 +17,20 @@ pub enum ProtocolError {
         /// The participants blamed, sorted and without duplicates.
         culprits: Vec<ParticipantId>,
         /// What they did wrong.
+        reason: String,
+    },
+    /// The named participants failed a check whose failure means they cheated or are compromised (e.g. DKLs23's
+    /// OT consistency check): they must be excluded from every later session until an operator clears them.
+    ///
+    /// Stronger than [`ProtocolError::Misbehaviour`]: DKLs23 reuses the oblivious-transfer setup of its key
+    /// generation in every signing run, and a counterparty that failed its consistency check may have learnt
+    /// something about that reused state. Signing again with it would let it extract the key over several
+    /// runs.
+    #[error("participant(s) {culprits:?} must be banned: {reason}")]
+    MustBan {
+        /// The participants to exclude, sorted and without duplicates.
+        culprits: Vec<ParticipantId>,
+        /// The check they failed.
         reason: String,
     },
     /// The message belongs to another session.
@@ -36,10 +51,12 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The participants blamed by this error; empty unless it is [`ProtocolError::Misbehaviour`].
+    /// The participants blamed by this error; empty unless it is [`ProtocolError::Misbehaviour`] or
+    /// [`ProtocolError::MustBan`].
     pub fn culprits(&self) -> &[ParticipantId] {
         match self {
-            ProtocolError::Misbehaviour { culprits, .. } => culprits,
+            ProtocolError::Misbehaviour { culprits, .. }
+            | ProtocolError::MustBan { culprits, .. } => culprits,
             ProtocolError::WrongSession
             | ProtocolError::UnsupportedVersion(_)
             | ProtocolError::InvalidParameters(_)
@@ -61,6 +78,26 @@ impl ProtocolError {
             reason: reason.into(),
         }
     }
+
+    /// A [`ProtocolError::MustBan`] naming `culprits` (sorted and deduplicated here).
+    pub fn must_ban(
+        culprits: impl IntoIterator<Item = ParticipantId>,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut culprits: Vec<ParticipantId> = culprits.into_iter().collect();
+        culprits.sort_unstable();
+        culprits.dedup();
+        ProtocolError::MustBan {
+            culprits,
+            reason: reason.into(),
+        }
+    }
+
+    /// True if the culprits must be excluded from later sessions until an operator clears them
+    /// ([`ProtocolError::MustBan`]).
+    pub fn requires_ban(&self) -> bool {
+        matches!(self, ProtocolError::MustBan { .. })
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +110,12 @@ mod tests {
         assert_eq!(e.culprits(), &[1, 3]);
         assert!(ProtocolError::WrongSession.culprits().is_empty());
         assert_eq!(e.to_string(), "participant(s) [1, 3] misbehaved: x");
+        let ban = ProtocolError::must_ban([2, 2], "OT consistency");
+        assert_eq!(ban.culprits(), &[2]);
+        assert!(ban.requires_ban() && !e.requires_ban());
+        assert_eq!(
+            ban.to_string(),
+            "participant(s) [2] must be banned: OT consistency"
+        );
     }
 }

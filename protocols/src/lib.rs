@@ -16,7 +16,8 @@
 //! Every message carries a version byte and the [`SessionId`] it belongs to; both are checked. A party that
 //! sends something invalid is **named**: [`ProtocolError::Misbehaviour`] carries the culprits.
 //!
-//! Secrets are held in newtypes ([`SecretBytes`], [`frost::FrostKeyShare`], [`frost::FrostNonces`]) that zeroize
+//! Secrets are held in newtypes ([`SecretBytes`], [`frost::FrostKeyShare`], [`frost::FrostNonces`],
+//! [`ecdsa::EcdsaKeyShare`]) that zeroize
 //! on drop, print `<redacted>` in `Debug` and compare in constant time.
 //!
 //! ## Modules
@@ -27,10 +28,15 @@
 //! * [`frost`] — FROST(Ed25519, SHA-512) (RFC 9591) on the audited `frost-ed25519` crate: distributed key
 //!   generation ([`frost::dkg`]), the two signing rounds ([`frost::round1`], [`frost::round2`]) and
 //!   aggregation ([`mod@frost::aggregate`]).
+//! * [`ecdsa`] — threshold ECDSA (secp256k1, P-256), DKLs23 on the `dkls23` crate behind the
+//!   [`ecdsa::ThresholdEcdsa`] engine trait: key generation ([`ecdsa::dkg`]), signing ([`ecdsa::sign`]),
+//!   key shares ([`ecdsa::share`]), digests ([`ecdsa::digest`]) and independent verification
+//!   ([`ecdsa::verify`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+pub mod ecdsa;
 pub mod echo;
 pub mod error;
 pub mod frost;

@@ -7,6 +7,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use vhsm_protocols::ecdsa::digest::HashAlg;
+
 use crate::{
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
     identity::{NodeId, Role},
@@ -181,20 +183,29 @@ impl Client {
         }
     }
 
-    /// Signs `message`; returns the signature and the nodes that made it.
+    /// Signs `message` (ECDSA: hashed with `hash`, SHA-256 if `None`); returns the signature and the nodes that
+    /// made it.
     pub async fn sign(
         &self,
         key_id: KeyId,
         message: &[u8],
+        hash: Option<HashAlg>,
     ) -> Result<(Vec<u8>, Vec<NodeId>), ClientError> {
-        match self
-            .call(&ClientRequest::Sign {
-                key_id,
-                message: message.to_vec(),
-            })
-            .await?
-        {
+        let request = ClientRequest::Sign {
+            key_id,
+            message: message.to_vec(),
+            hash,
+        };
+        match self.call(&request).await? {
             ClientResponse::Signature { signature, signers } => Ok((signature, signers)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Clears a ban on `node` on every node.
+    pub async fn unban(&self, node: NodeId) -> Result<(), ClientError> {
+        match self.call(&ClientRequest::Unban { node }).await? {
+            ClientResponse::Ok => Ok(()),
             other => Err(unexpected(&other)),
         }
     }
@@ -202,6 +213,7 @@ impl Client {
 
 fn unexpected(response: &ClientResponse) -> ClientError {
     let kind = match response {
+        ClientResponse::Ok => "a bare acknowledgement",
         ClientResponse::Status(_) => "a status",
         ClientResponse::Key(_) => "a key",
         ClientResponse::Keys(_) => "a key list",

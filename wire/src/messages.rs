@@ -9,6 +9,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 use vhsm_protocols::{
+    ecdsa::{digest::HashAlg, EcdsaCurve, EcdsaMessage},
     frost::{
         aggregate::{FrostSignatureShare, FrostSigningPackage},
         dkg::DkgMessage,
@@ -60,16 +61,35 @@ impl FromStr for KeyId {
 pub enum Algorithm {
     /// Threshold EdDSA over Ed25519 (FROST, RFC 9591).
     Ed25519,
+    /// Threshold ECDSA over NIST P-256 (DKLs23).
+    EcdsaP256,
+    /// Threshold ECDSA over secp256k1 (DKLs23).
+    EcdsaSecp256k1,
 }
 
 impl Algorithm {
     /// Every algorithm this build supports, by CLI name.
-    pub const ALL: &'static [Algorithm] = &[Algorithm::Ed25519];
+    pub const ALL: &'static [Algorithm] = &[
+        Algorithm::Ed25519,
+        Algorithm::EcdsaP256,
+        Algorithm::EcdsaSecp256k1,
+    ];
 
     /// The name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Ed25519 => "ed25519",
+            Algorithm::EcdsaP256 => "ecdsa-p256",
+            Algorithm::EcdsaSecp256k1 => "ecdsa-secp256k1",
+        }
+    }
+
+    /// The curve of an ECDSA algorithm.
+    pub fn ecdsa_curve(self) -> Option<EcdsaCurve> {
+        match self {
+            Algorithm::Ed25519 => None,
+            Algorithm::EcdsaP256 => Some(EcdsaCurve::P256),
+            Algorithm::EcdsaSecp256k1 => Some(EcdsaCurve::Secp256k1),
         }
     }
 }
@@ -122,10 +142,11 @@ pub struct KeyInfo {
     pub label: String,
     /// The algorithm.
     pub algorithm: Algorithm,
-    /// The public key (Ed25519: the 32-byte RFC 8032 encoding). Empty until generation has finished.
+    /// The public key (Ed25519: the 32-byte RFC 8032 encoding; ECDSA: the 65-byte uncompressed SEC1 point). Empty
+    /// until generation has finished.
     pub public_key: Vec<u8>,
-    /// The public key package: the public key with every holder's verifying share (for FROST keys, the
-    /// `FrostPublicKeys` encoding). The coordinator checks every signature share against it. Empty until generated.
+    /// The public key package: the public key with every holder's verifying share (`FrostPublicKeys` or
+    /// `EcdsaPublicKeys` encoding). The coordinator checks every signature share against it. Empty until generated.
     pub public_package: Vec<u8>,
     /// How many holders must take part in an operation.
     pub threshold: u16,
@@ -152,6 +173,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Nodes sent invalid protocol messages; `nodes` names them.
     Misbehaviour,
+    /// Nodes failed a check of an OT-based protocol that means they cheated or are compromised; `nodes` names them.
+    /// The reporting node refuses to run such protocols with them until an operator clears the ban.
+    Banned,
     /// Something failed inside the service.
     Internal,
 }
@@ -188,6 +212,8 @@ pub struct NodeStatus {
     pub version: String,
     /// How many active keys it holds a share of.
     pub keys: u32,
+    /// The nodes this node refuses to run OT-based protocols (ECDSA) with, until an operator clears them.
+    pub banned: Vec<NodeId>,
 }
 
 /// Coordinator → node.
@@ -231,6 +257,22 @@ pub enum NodeRequest {
         /// Message and commitments of all signers.
         package: FrostSigningPackage,
     },
+    /// Threshold ECDSA: run the signing protocol with the other `signers` over the mesh and answer the signature.
+    EcdsaSign {
+        /// The signing session (fresh for every attempt).
+        session: SessionId,
+        /// The key.
+        key_id: KeyId,
+        /// Every signer of this attempt, this node included.
+        signers: Vec<NodeId>,
+        /// The 32-byte value to sign (the digest, already truncated to the curve order).
+        digest: [u8; 32],
+    },
+    /// An operator cleared a ban: run OT-based protocols with `node` again.
+    ClearBan {
+        /// The banned node.
+        node: NodeId,
+    },
 }
 
 /// Node → coordinator.
@@ -251,6 +293,8 @@ pub enum NodeResponse {
     Commitments(FrostCommitments),
     /// Answer to `SignShare`.
     SignatureShare(FrostSignatureShare),
+    /// Answer to `EcdsaSign`: the signature, r ‖ s.
+    EcdsaSignature(Vec<u8>),
     /// The request failed.
     Error(WireError),
 }
@@ -269,6 +313,10 @@ pub struct MeshMessage {
 pub enum MeshPayload {
     /// FROST distributed key generation.
     FrostDkg(DkgMessage),
+    /// Threshold-ECDSA key generation.
+    EcdsaDkg(EcdsaMessage),
+    /// Threshold-ECDSA signing.
+    EcdsaSign(EcdsaMessage),
 }
 
 /// One node's health as the coordinator sees it.
@@ -314,12 +362,20 @@ pub enum ClientRequest {
         /// The key.
         key_id: KeyId,
     },
-    /// Sign `message` (the whole message: Ed25519 is pure EdDSA).
+    /// Sign `message`.
     Sign {
         /// The key.
         key_id: KeyId,
-        /// The message.
+        /// The message (or, with `hash: Some(HashAlg::Prehashed)`, its digest).
         message: Vec<u8>,
+        /// ECDSA: how to hash the message (`None`: SHA-256). Ed25519 signs the whole message (pure EdDSA) and takes
+        /// no hash.
+        hash: Option<HashAlg>,
+    },
+    /// An operator cleared a ban on `node` (on every node).
+    Unban {
+        /// The banned node.
+        node: NodeId,
     },
 }
 
@@ -332,6 +388,8 @@ pub enum ClientResponse {
     Key(KeyInfo),
     /// Answer to `ListKeys`.
     Keys(Vec<KeyInfo>),
+    /// Done.
+    Ok,
     /// Answer to `Sign`.
     Signature {
         /// The signature (Ed25519: 64 bytes R ‖ s).

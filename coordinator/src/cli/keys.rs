@@ -3,15 +3,18 @@
 use std::{path::Path, time::Instant};
 
 use anyhow::{bail, Context};
-use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePublicKey};
 use serde::Serialize;
+use vhsm_protocols::ecdsa::digest::HashAlg;
 use vhsm_wire::{
     client::{Client, ClientConfig},
     messages::ClusterStatus,
-    Algorithm, KeyId, KeyInfo,
+    Algorithm, KeyId, KeyInfo, NodeId,
 };
 
-use super::layout::Layout;
+use super::{
+    export::{self, KeyFormat},
+    layout::Layout,
+};
 
 /// Connects to the coordinator of the cluster at `layout`.
 pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
@@ -42,24 +45,6 @@ pub struct KeyView {
     pub public_key_pem: String,
 }
 
-/// The SubjectPublicKeyInfo PEM of an Ed25519 public key.
-pub fn public_key_pem(key: &KeyInfo) -> anyhow::Result<String> {
-    match key.algorithm {
-        Algorithm::Ed25519 => {
-            let bytes: [u8; 32] = key
-                .public_key
-                .as_slice()
-                .try_into()
-                .context("the key's public key is not 32 bytes")?;
-            let vk = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                .context("the key's public key is not valid")?;
-            Ok(vk
-                .to_public_key_pem(LineEnding::LF)
-                .context("cannot encode PEM")?)
-        }
-    }
-}
-
 impl KeyView {
     pub fn new(key: &KeyInfo) -> anyhow::Result<Self> {
         Ok(KeyView {
@@ -71,7 +56,7 @@ impl KeyView {
             holders: key.holders.clone(),
             created_unix: key.created_unix,
             public_key_hex: hex::encode(&key.public_key),
-            public_key_pem: public_key_pem(key)?,
+            public_key_pem: export::spki_pem(key)?,
         })
     }
 
@@ -106,6 +91,7 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
             address: &'a str,
             reachable: bool,
             keys: Option<u32>,
+            banned: Option<&'a [u16]>,
             error: Option<&'a str>,
         }
         let nodes: Vec<Node> = status
@@ -116,6 +102,7 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
                 address: &n.address,
                 reachable: n.reachable,
                 keys: n.status.as_ref().map(|s| s.keys),
+                banned: n.status.as_ref().map(|s| s.banned.as_slice()),
                 error: n.error.as_deref(),
             })
             .collect();
@@ -194,14 +181,61 @@ pub async fn list(layout: &Layout, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn show(layout: &Layout, id: KeyId, json: bool) -> anyhow::Result<()> {
+pub async fn show(
+    layout: &Layout,
+    id: KeyId,
+    format: Option<KeyFormat>,
+    out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     let client = connect(layout).await?;
-    let view = KeyView::new(&client.get_key(id).await?)?;
-    if json {
-        return print_json(&view);
+    let key = client.get_key(id).await?;
+    let Some(format) = format else {
+        let view = KeyView::new(&key)?;
+        if json {
+            return print_json(&view);
+        }
+        println!("{}", view.human());
+        return Ok(());
+    };
+    let bytes = match format {
+        KeyFormat::Pem => export::spki_pem(&key)?.into_bytes(),
+        KeyFormat::Der => export::spki_der(&key)?,
+        KeyFormat::Raw => key.public_key.clone(),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if !json {
+                println!(
+                    "public key of {id} ({format:?}) written to {}",
+                    path.display()
+                );
+            }
+        }
+        None if format == KeyFormat::Pem => print!("{}", String::from_utf8_lossy(&bytes)),
+        // Binary formats go to a terminal as hex; --out writes the bytes.
+        None => println!("{}", hex::encode(&bytes)),
     }
-    println!("{}", view.human());
     Ok(())
+}
+
+/// Parses `--hash`.
+pub fn parse_hash(s: &str) -> Result<HashAlg, String> {
+    [
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+        HashAlg::Prehashed,
+    ]
+    .into_iter()
+    .find(|h| h.name() == s)
+    .ok_or_else(|| {
+        format!(
+            "unknown hash '{s}' (sha256, sha384, sha512, or none: the input is already a digest)"
+        )
+    })
 }
 
 pub async fn sign(
@@ -209,12 +243,13 @@ pub async fn sign(
     id: KeyId,
     input: &Path,
     output: Option<&Path>,
+    hash: Option<HashAlg>,
     json: bool,
 ) -> anyhow::Result<()> {
     let message =
         std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let client = connect(layout).await?;
-    let (signature, signers) = client.sign(id, &message).await?;
+    let (signature, signers) = client.sign(id, &message, hash).await?;
     if let Some(out) = output {
         std::fs::write(out, &signature)
             .with_context(|| format!("cannot write {}", out.display()))?;
@@ -235,5 +270,15 @@ pub async fn sign(
         ),
         None => println!("{}", hex::encode(&signature)),
     }
+    Ok(())
+}
+
+pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {
+    let client = connect(layout).await?;
+    client.unban(node).await?;
+    if json {
+        return print_json(&serde_json::json!({ "unbanned": node }));
+    }
+    println!("node {node} may take part in ECDSA signing again (ban cleared on every node)");
     Ok(())
 }

@@ -1,85 +1,47 @@
 //! Distributed key generation on this node, with the other holders of the new key, over the mesh.
 //!
-//! The coordinator asks every holder to start the same session; each node runs the FROST DKG state machine,
-//! exchanging its messages directly with the other holders (secret round-2 shares never pass through the
-//! coordinator), stores its share sealed as *pending*, and answers the public key package. The coordinator makes
-//! the key active only when every holder answered the same public keys.
+//! The coordinator asks every holder to start the same session; each node runs the key generation state machine
+//! (FROST for Ed25519, the threshold-ECDSA engine for ECDSA), exchanging its messages directly with the other
+//! holders (secret messages never pass through the coordinator), stores its share sealed as *pending*, and answers
+//! the public key package. The coordinator makes the key active only when every holder answered the same public
+//! keys; otherwise it has every holder delete its pending share, so an interrupted generation leaves no half key.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use rand_core::OsRng;
 use vhsm_protocols::{
+    ecdsa::{Dkls23, ThresholdEcdsa},
     frost::dkg::{DkgParams, FrostDkg},
-    Outgoing, Protocol, ProtocolError, Recipient, SessionId,
+    SessionId,
 };
 use vhsm_wire::{
-    messages::{MeshMessage, MeshPayload},
-    Algorithm, ErrorKind, KeyInfo, KeyState, NodeId, WireError,
+    messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyState, NodeId, WireError,
 };
 
-use crate::{mesh::Mesh, store::ShareStore};
+use crate::{
+    mesh::Mesh,
+    sessions::driver::{protocol_error, Session},
+    share::KeyShare,
+    store::ShareStore,
+};
 
 /// How long a key generation may take on this node before it gives up.
-pub const KEYGEN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn protocol_error(e: ProtocolError) -> WireError {
-    match e.culprits() {
-        [] => WireError::new(ErrorKind::BadRequest, format!("key generation: {e}")),
-        culprits => WireError {
-            kind: ErrorKind::Misbehaviour,
-            message: format!("key generation aborted: {e}"),
-            nodes: culprits.to_vec(),
-        },
+pub fn keygen_timeout(algorithm: Algorithm) -> Duration {
+    match algorithm {
+        Algorithm::Ed25519 => Duration::from_secs(30),
+        // DKLs23 key generation costs seconds of CPU per pair of holders (P-256 most).
+        Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => Duration::from_secs(600),
     }
-}
-
-async fn send_all(
-    mesh: &Mesh,
-    me: NodeId,
-    holders: &[NodeId],
-    session: SessionId,
-    outgoing: Vec<Outgoing<vhsm_protocols::frost::dkg::DkgMessage>>,
-) -> Result<(), WireError> {
-    for out in outgoing {
-        let targets: Vec<NodeId> = match out.to {
-            Recipient::All => holders.iter().copied().filter(|h| *h != me).collect(),
-            Recipient::One(id) => vec![id],
-        };
-        let message = MeshMessage {
-            session,
-            payload: MeshPayload::FrostDkg(out.message),
-        };
-        let sends = targets.iter().map(|to| mesh.send(*to, &message));
-        let results = futures_util::future::join_all(sends).await;
-        let failed: Vec<NodeId> = results
-            .into_iter()
-            .filter_map(|r| r.err().map(|e| e.peer))
-            .collect();
-        if !failed.is_empty() {
-            return Err(WireError {
-                kind: ErrorKind::Unavailable,
-                message: format!("key generation: cannot reach node(s) {failed:?}"),
-                nodes: failed,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Takes part in generating `key` in `session`; stores the share as pending and returns the public key package.
 pub async fn generate(
     me: NodeId,
     mesh: &Mesh,
-    store: &std::sync::Arc<ShareStore>,
+    store: &Arc<ShareStore>,
+    banned: &[NodeId],
     session: SessionId,
     mut key: KeyInfo,
 ) -> Result<Vec<u8>, WireError> {
-    if key.algorithm != Algorithm::Ed25519 {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!("this node cannot generate {} keys", key.algorithm),
-        ));
-    }
     if !key.holders.contains(&me) {
         return Err(WireError::new(
             ErrorKind::BadRequest,
@@ -92,53 +54,70 @@ pub async fn generate(
             format!("node {stranger} is not a peer of this node"),
         ));
     }
-    let mut inbox = mesh.claim(session).ok_or_else(|| {
-        WireError::new(
-            ErrorKind::BadRequest,
-            format!("session {session} is already running"),
-        )
-    })?;
-    let mut dkg = FrostDkg::new(DkgParams {
+    let params = DkgParams {
         session,
         me,
         participants: key.holders.clone(),
         threshold: key.threshold,
-    })
-    .map_err(protocol_error)?;
-
-    let run = async {
-        let first = dkg.start(&mut OsRng).map_err(protocol_error)?;
-        send_all(mesh, me, &key.holders, session, first).await?;
-        while !dkg.is_done() {
-            let Some((from, payload)) = inbox.recv().await else {
-                return Err(WireError::new(ErrorKind::Internal, "session inbox closed"));
-            };
-            // Key generation is the only mesh protocol so far; a second one makes this match refutable.
-            let MeshPayload::FrostDkg(message) = payload;
-            let out = dkg
-                .handle(from, message, &mut OsRng)
-                .map_err(protocol_error)?;
-            send_all(mesh, me, &key.holders, session, out).await?;
-        }
-        dkg.take_output().ok_or_else(|| {
-            WireError::new(
-                ErrorKind::Internal,
-                "key generation finished without a share",
-            )
-        })
     };
-    let share = tokio::time::timeout(KEYGEN_TIMEOUT, run)
-        .await
-        .map_err(|_| WireError {
-            kind: ErrorKind::Unavailable,
-            message: format!("key generation did not finish within {KEYGEN_TIMEOUT:?}"),
-            nodes: Vec::new(),
-        })??;
+    let timeout = keygen_timeout(key.algorithm);
+    let share = match key.algorithm.ecdsa_curve() {
+        None => {
+            let dkg = FrostDkg::new(params).map_err(|e| protocol_error("key generation", e))?;
+            let codec = (MeshPayload::FrostDkg, |p| match p {
+                MeshPayload::FrostDkg(m) => Some(m),
+                _ => None,
+            });
+            let session = Session {
+                mesh,
+                me,
+                members: &key.holders,
+                session,
+                codec,
+                what: "key generation",
+                tamper: None,
+            };
+            KeyShare::Frost(Box::new(session.run(dkg, timeout).await?))
+        }
+        Some(curve) => {
+            let refused: Vec<NodeId> = key
+                .holders
+                .iter()
+                .copied()
+                .filter(|h| banned.contains(h))
+                .collect();
+            if !refused.is_empty() {
+                return Err(WireError {
+                    kind: ErrorKind::Banned,
+                    message: format!(
+                        "this node refuses ECDSA key generation with banned node(s) {refused:?}"
+                    ),
+                    nodes: refused,
+                });
+            }
+            let dkg =
+                Dkls23::dkg(curve, params).map_err(|e| protocol_error("key generation", e))?;
+            let codec = (MeshPayload::EcdsaDkg, |p| match p {
+                MeshPayload::EcdsaDkg(m) => Some(m),
+                _ => None,
+            });
+            let session = Session {
+                mesh,
+                me,
+                members: &key.holders,
+                session,
+                codec,
+                what: "key generation",
+                tamper: None,
+            };
+            KeyShare::Ecdsa(Arc::new(session.run(dkg, timeout).await?))
+        }
+    };
 
-    key.public_key = share.group_public_key().to_vec();
+    key.public_key = share.public_key();
+    key.public_package = share.public_package();
     key.state = KeyState::Pending;
-    let public_keys = share.public_keys().to_bytes();
-    key.public_package = public_keys.clone();
+    let public_package = key.public_package.clone();
     let store = store.clone();
     let info = key.clone();
     tokio::task::spawn_blocking(move || store.insert_pending(&info, &share))
@@ -150,6 +129,6 @@ pub async fn generate(
                 format!("cannot store the new share: {e}"),
             )
         })?;
-    tracing::info!(key = %key.id, label = %key.label, "key share generated and stored (pending)");
-    Ok(public_keys)
+    tracing::info!(key = %key.id, label = %key.label, algorithm = %key.algorithm, "key share generated and stored (pending)");
+    Ok(public_package)
 }

@@ -1,7 +1,11 @@
 //! The protocol sessions a node takes part in.
 //!
-//! - [`keygen`]: distributed key generation with the other holders, over the [`crate::mesh`].
+//! - [`driver`]: runs any sans-IO protocol over the [`crate::mesh`] with the other members of a session.
+//! - [`keygen`]: distributed key generation with the other holders (FROST or threshold ECDSA).
 //! - [`signing`]: the node's half of FROST signing, with its single-use nonces.
+//! - [`ecdsa_signing`]: threshold-ECDSA signing with the other signers.
 
+pub mod driver;
+pub mod ecdsa_signing;
 pub mod keygen;
 pub mod signing;

@@ -1,0 +1,781 @@
+//! DKLs23 distributed key generation (Protocol 9.1 of ePrint 2023/602 as instructed by DKLs23, with the
+//! initialisation of the zero-sharing and two-party multiplication functionalities), on `dkls23`'s
+//! `DkgSession`, as a [`Protocol`] state machine: [`EcdsaDkg`].
+//!
+//! Rounds (`EcdsaMessage::round`), for each participant:
+//!
+//! 1. **Round 1** ([`EcdsaDkg::start`](Protocol::start)): `phase1` draws a random polynomial; its value at
+//!    every other participant's index goes to that participant, [`EcdsaBody::Private`] (a secret
+//!    scalar).
+//! 2. **Round 2**, holding all fragments: `phase2` sums them into this participant's share and commits to a
+//!    proof of knowledge of it. [`EcdsaBody::Broadcast`]: `Round2Broadcast` (the commitment and the
+//!    chain-code commitment); [`EcdsaBody::Private`] to each other: the zero-sharing seed commitment.
+//! 3. **Round 3**, holding all of round 2 (and only then, so that nobody can choose its values after seeing
+//!    others' openings): `phase3`. Broadcast: `Round3Broadcast` (the proof of knowledge, opening the
+//!    round-2 commitment, and the chain-code opening); private to each other: `Round3Private` (the
+//!    zero-sharing seed opening and the base-OT setup of the two-party multiplication, both secret).
+//! 4. **Echo** (round [`ECHO_ROUND`]), holding all of round 3: a digest of every participant's round-2 and
+//!    round-3 broadcasts as *this* participant received them ([`crate::echo`]). `dkls23` assumes a
+//!    broadcast channel and does not check that everyone received the same broadcasts; without the echo, a
+//!    participant could show different proofs to different parties (with t = n nothing else would notice)
+//!    and leave them with different keys.
+//! 5. **Finish**, holding all echoes and after agreement: every payload is decoded and checked against its
+//!    authenticated sender, then `phase4` verifies every proof and commitment opening, checks that all
+//!    shares lie on one polynomial of degree t−1, finishes the OT setup with every other participant, and
+//!    outputs the [`EcdsaKeyShare`]. Every participant outputs a share of the same public key.
+//!
+//! Participant ids are mapped in ascending order to `dkls23` party indices `1..=n` (see [`super`]); the
+//! `dkls23` session id is `SHA-256(domain ‖ curve ‖ session id ‖ threshold ‖ participants)`, so that the
+//! proofs and OT setup are bound to this run, its curve and its participant set.
+//!
+//! Messages of a later round that arrive early are buffered. Broadcast payloads are decoded only after echo
+//! agreement, so a malformed broadcast is blamed identically by all parties.
+//!
+//! **Blame.** A payload that does not decode, or whose inner `dkls23` party indices do not match its
+//! authenticated sender, names that sender ([`ProtocolError::Misbehaviour`]). `phase4` names the sender of a
+//! proof or opening that does not verify, and of an OT setup that fails its checks. Inconsistent round-1
+//! fragments are detected (the shares do not lie on one polynomial, or the key share is trivial) but
+//! DKLs23's DKG cannot say whose they were: [`ProtocolError::State`], no culprit. An echo mismatch names the
+//! sender whose broadcast was seen differently (see [`crate::echo`] for what that blame is worth).
+//!
+//! **Cost.** `phase3` and `phase4` set up base OT with every other participant, which dominates: measured
+//! on our 2-core machine, a whole 2-of-3 run (all parties in one process) takes about 4 s for secp256k1 and
+//! 13–15 s for P-256, a 3-of-5 run about 20 s and 34 s, so a participant spends seconds of CPU in each of
+//! these two phases and a caller must not apply signing-sized timeouts to key generation. The messages of
+//! round 3 (the OT setup) are the largest.
+//!
+//! **Abort policy.** As in [`crate::frost::dkg`]: after a failure the run is aborted for good (secrets
+//! wiped), except for messages that do not belong to it ([`ProtocolError::WrongSession`], or a sender
+//! outside the participant set, reported as misbehaviour of that sender), which are refused without touching
+//! its state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use dkls23::protocols::dkg::{
+    BroadcastDerivationPhase2to4, BroadcastDerivationPhase3to4, ProofCommitment,
+    TransmitInitMulPhase3to4, TransmitInitZeroSharePhase2to4, TransmitInitZeroSharePhase3to4,
+};
+use dkls23::protocols::{Parameters, PartyIndex};
+use dkls23::utilities::hashes::HashOutput;
+use dkls23::utilities::proofs::DLogProof;
+use dkls23::DkgSession;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::curve::{EcdsaCurve, EngineCurve};
+use super::inbox::{payload, Inbox, Kind};
+use super::share::EcdsaKeyShare;
+use super::{
+    decode, decode_all, encode, encode_secret, map_abort, DkgParams, EcdsaBody, EcdsaMessage, IdMap,
+};
+use crate::echo::EchoBroadcast;
+use crate::error::ProtocolError;
+use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+
+/// Domain separation tag of the `dkls23` session id of a DKG.
+pub const DKG_SESSION_DOMAIN: &[u8] = b"vhsm/dkls23-dkg/session/v1";
+/// Domain separation tag of the DKG's echo digests.
+pub const ECHO_DOMAIN: &[u8] = b"vhsm/dkls23-dkg/echo/v1";
+/// The round number of the echo messages.
+pub const ECHO_ROUND: u8 = 4;
+
+/// The (round, kind) pairs of the DKG other than the echo.
+const ROUNDS: &[(u8, Kind)] = &[
+    (1, Kind::Private),
+    (2, Kind::Broadcast),
+    (2, Kind::Private),
+    (3, Kind::Broadcast),
+    (3, Kind::Private),
+];
+
+/// Round-2 broadcast: the commitment to this participant's proof of knowledge of its share, and the
+/// commitment to its chain-code contribution.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Round2Broadcast {
+    /// Commitment to the [`DLogProof`] sent in round 3.
+    pub(crate) proof_commitment: HashOutput,
+    /// Commitment to the chain-code contribution (BIP-32 derivation data; unused by the vHSM but part of the
+    /// `dkls23` key).
+    pub(crate) derivation: BroadcastDerivationPhase2to4,
+}
+
+/// Round-3 broadcast: the proof of knowledge (opening the round-2 commitment) and the chain-code opening.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct Round3Broadcast<C: EngineCurve> {
+    /// Proof of knowledge of the discrete logarithm of this participant's verifying share.
+    pub(crate) proof: DLogProof<C>,
+    /// The chain-code contribution and its salt.
+    pub(crate) derivation: BroadcastDerivationPhase3to4,
+}
+
+/// Round-3 private message to one participant: secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct Round3Private<C: EngineCurve> {
+    /// Opening of the round-2 zero-sharing seed commitment.
+    pub(crate) zero: TransmitInitZeroSharePhase3to4,
+    /// Base-OT setup of the two-party multiplication with the recipient.
+    pub(crate) mul: TransmitInitMulPhase3to4<C>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// `start` not called yet (messages are buffered).
+    NotStarted,
+    /// Waiting for the round-1 fragments.
+    Round1,
+    /// Waiting for the round-2 messages.
+    Round2,
+    /// Waiting for the round-3 messages.
+    Round3,
+    /// Echo sent; waiting for the echoes of the others.
+    Echo,
+    /// Output produced.
+    Done,
+    /// Failed; see `abort_reason`.
+    Aborted,
+}
+
+/// One participant of a DKLs23 key generation. See the [module documentation](self).
+pub struct EcdsaDkg {
+    inner: DkgOnCurve,
+}
+
+enum DkgOnCurve {
+    Secp256k1(Box<DkgRun<k256::Secp256k1>>),
+    P256(Box<DkgRun<p256::NistP256>>),
+}
+
+impl EcdsaDkg {
+    /// Checks `params` (`2 <= threshold <= n <= 255`, `me` in the set, ids nonzero and distinct) and prepares
+    /// a run on `curve`.
+    pub fn new(curve: EcdsaCurve, params: DkgParams) -> Result<Self, ProtocolError> {
+        let inner = match curve {
+            EcdsaCurve::Secp256k1 => DkgOnCurve::Secp256k1(Box::new(DkgRun::new(params)?)),
+            EcdsaCurve::P256 => DkgOnCurve::P256(Box::new(DkgRun::new(params)?)),
+        };
+        Ok(EcdsaDkg { inner })
+    }
+
+    /// The curve of the key being generated.
+    pub fn curve(&self) -> EcdsaCurve {
+        match &self.inner {
+            DkgOnCurve::Secp256k1(_) => EcdsaCurve::Secp256k1,
+            DkgOnCurve::P256(_) => EcdsaCurve::P256,
+        }
+    }
+
+    /// The run's session id.
+    pub fn session(&self) -> SessionId {
+        match &self.inner {
+            DkgOnCurve::Secp256k1(run) => run.session,
+            DkgOnCurve::P256(run) => run.session,
+        }
+    }
+
+    /// True if the run failed; it cannot be resumed.
+    pub fn is_aborted(&self) -> bool {
+        match &self.inner {
+            DkgOnCurve::Secp256k1(run) => run.phase == Phase::Aborted,
+            DkgOnCurve::P256(run) => run.phase == Phase::Aborted,
+        }
+    }
+}
+
+impl Protocol for EcdsaDkg {
+    type Message = EcdsaMessage;
+    type Output = EcdsaKeyShare;
+
+    fn participant(&self) -> ParticipantId {
+        match &self.inner {
+            DkgOnCurve::Secp256k1(run) => run.me,
+            DkgOnCurve::P256(run) => run.me,
+        }
+    }
+
+    fn start<R: RngCore + CryptoRng>(
+        &mut self,
+        _rng: &mut R,
+    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        match &mut self.inner {
+            DkgOnCurve::Secp256k1(run) => run.start(),
+            DkgOnCurve::P256(run) => run.start(),
+        }
+    }
+
+    fn handle<R: RngCore + CryptoRng>(
+        &mut self,
+        from: ParticipantId,
+        message: EcdsaMessage,
+        _rng: &mut R,
+    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        match &mut self.inner {
+            DkgOnCurve::Secp256k1(run) => run.handle(from, message),
+            DkgOnCurve::P256(run) => run.handle(from, message),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match &self.inner {
+            DkgOnCurve::Secp256k1(run) => run.phase == Phase::Done,
+            DkgOnCurve::P256(run) => run.phase == Phase::Done,
+        }
+    }
+
+    fn take_output(&mut self) -> Option<EcdsaKeyShare> {
+        match &mut self.inner {
+            DkgOnCurve::Secp256k1(run) => run.output.take(),
+            DkgOnCurve::P256(run) => run.output.take(),
+        }
+    }
+}
+
+impl fmt::Debug for EcdsaDkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (me, ids, threshold, phase, reason) = match &self.inner {
+            DkgOnCurve::Secp256k1(r) => (r.me, &r.ids, r.threshold, r.phase, &r.abort_reason),
+            DkgOnCurve::P256(r) => (r.me, &r.ids, r.threshold, r.phase, &r.abort_reason),
+        };
+        f.debug_struct("EcdsaDkg")
+            .field("curve", &self.curve())
+            .field("session", &self.session())
+            .field("me", &me)
+            .field("participants", &ids.ids())
+            .field("threshold", &threshold)
+            .field("phase", &phase)
+            .field("abort_reason", reason)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The DKG state machine for one curve.
+struct DkgRun<C: EngineCurve> {
+    session: SessionId,
+    me: ParticipantId,
+    my_index: PartyIndex,
+    threshold: u16,
+    ids: IdMap,
+    phase: Phase,
+    abort_reason: Option<String>,
+    inbox: Inbox,
+    echo: EchoBroadcast,
+    /// `dkls23`'s per-run secret state (zeroized on drop).
+    dkls: Option<DkgSession<C>>,
+    /// This participant's own round-1 fragment (secret).
+    own_fragment: Zeroizing<Vec<C::Scalar>>,
+    /// This participant's proof of knowledge, from `phase2`, sent in round 3.
+    own_proof: Option<DLogProof<C>>,
+    /// This participant's own broadcasts (rounds 2 and 3), as sent.
+    own_broadcasts: BTreeMap<u8, Vec<u8>>,
+    output: Option<EcdsaKeyShare>,
+}
+
+impl<C: EngineCurve> DkgRun<C> {
+    fn new(params: DkgParams) -> Result<Self, ProtocolError> {
+        let DkgParams {
+            session,
+            me,
+            participants,
+            threshold,
+        } = params;
+        let ids = IdMap::new(&participants)?;
+        let my_index = ids.index_of(me).ok_or_else(|| {
+            ProtocolError::InvalidParameters(format!(
+                "participant {me} is not in the participant set"
+            ))
+        })?;
+        let n = ids.len();
+        let t = u8::try_from(threshold)
+            .ok()
+            .filter(|t| (2..=n).contains(t))
+            .ok_or_else(|| {
+                ProtocolError::InvalidParameters(format!(
+                    "threshold {threshold} must be between 2 and the number of participants ({n})"
+                ))
+            })?;
+        let parameters =
+            Parameters::new(t, n).map_err(|e| ProtocolError::InvalidParameters(e.to_string()))?;
+        let echo = EchoBroadcast::new(ECHO_DOMAIN, session, me, ids.ids().iter().copied())?;
+        let session_id = dkls_session_id(C::CURVE, &session, threshold, ids.ids());
+        Ok(DkgRun {
+            session,
+            me,
+            my_index,
+            threshold,
+            dkls: Some(DkgSession::new(parameters, my_index, session_id)),
+            ids,
+            phase: Phase::NotStarted,
+            abort_reason: None,
+            inbox: Inbox::new(ROUNDS),
+            echo,
+            own_fragment: Zeroizing::new(Vec::new()),
+            own_proof: None,
+            own_broadcasts: BTreeMap::new(),
+            output: None,
+        })
+    }
+
+    fn others(&self) -> usize {
+        self.ids.ids().len().saturating_sub(1)
+    }
+
+    fn message(&self, to: Recipient, round: u8, body: EcdsaBody) -> Outgoing<EcdsaMessage> {
+        Outgoing {
+            to,
+            message: EcdsaMessage::new(self.session, round, body),
+        }
+    }
+
+    fn dkls(&mut self) -> Result<&mut DkgSession<C>, ProtocolError> {
+        self.dkls
+            .as_mut()
+            .ok_or_else(|| ProtocolError::State("DKG session state missing".into()))
+    }
+
+    fn check_usable(&self) -> Result<(), ProtocolError> {
+        match self.phase {
+            Phase::Aborted => Err(ProtocolError::State(format!(
+                "DKG aborted: {}",
+                self.abort_reason.as_deref().unwrap_or("unknown reason")
+            ))),
+            Phase::Done => Err(ProtocolError::State("DKG already finished".into())),
+            Phase::NotStarted | Phase::Round1 | Phase::Round2 | Phase::Round3 | Phase::Echo => {
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `step`; on failure, aborts the run (wiping secrets) and returns the error.
+    fn abort_on_error<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
+    ) -> Result<T, ProtocolError> {
+        let result = step(self);
+        if let Err(e) = &result {
+            self.phase = Phase::Aborted;
+            self.abort_reason = Some(e.to_string());
+            self.dkls = None;
+            self.own_fragment = Zeroizing::new(Vec::new());
+            self.inbox.clear();
+        }
+        result
+    }
+
+    fn start(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        self.check_usable()?;
+        if self.phase != Phase::NotStarted {
+            return Err(ProtocolError::State("DKG already started".into()));
+        }
+        self.abort_on_error(|run| {
+            let fragments = Zeroizing::new(run.dkls()?.phase1());
+            let mut out = Vec::with_capacity(fragments.len());
+            for (position, fragment) in fragments.iter().enumerate() {
+                let index = u8::try_from(position + 1)
+                    .ok()
+                    .and_then(|i| PartyIndex::new(i).ok())
+                    .ok_or_else(|| ProtocolError::State("too many fragments".into()))?;
+                if index == run.my_index {
+                    run.own_fragment.push(*fragment);
+                    continue;
+                }
+                let to = run.ids.require_participant(index)?;
+                let body = EcdsaBody::Private(encode_secret(fragment, "polynomial fragment")?);
+                out.push(run.message(Recipient::One(to), 1, body));
+            }
+            run.phase = Phase::Round1;
+            out.extend(run.advance()?);
+            Ok(out)
+        })
+    }
+
+    fn handle(
+        &mut self,
+        from: ParticipantId,
+        message: EcdsaMessage,
+    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        self.check_usable()?;
+        // Messages that are not part of this run are refused without aborting it.
+        if message.session != self.session {
+            return Err(ProtocolError::WrongSession);
+        }
+        if self.ids.index_of(from).is_none() {
+            return Err(ProtocolError::misbehaviour(
+                [from],
+                "sender is not a participant of this DKG",
+            ));
+        }
+        if from == self.me {
+            return Err(ProtocolError::State(
+                "received a message from myself".into(),
+            ));
+        }
+        self.abort_on_error(|run| {
+            run.receive(from, message)?;
+            if run.phase == Phase::NotStarted {
+                return Ok(Vec::new());
+            }
+            run.advance()
+        })
+    }
+
+    /// Records one message from a known participant other than me.
+    fn receive(&mut self, from: ParticipantId, message: EcdsaMessage) -> Result<(), ProtocolError> {
+        if message.version != super::ECDSA_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        if message.round == ECHO_ROUND {
+            let EcdsaBody::Broadcast(bytes) = &message.body else {
+                return Err(ProtocolError::misbehaviour(
+                    [from],
+                    "sent a private echo message",
+                ));
+            };
+            let echo = decode::<BTreeMap<ParticipantId, [u8; 32]>>(bytes)
+                .ok_or_else(|| ProtocolError::misbehaviour([from], "malformed echo"))?;
+            return self.echo.record_echo(from, echo);
+        }
+        self.inbox.insert(from, message.round, message.body)
+    }
+
+    fn has_all(&self, round: u8, kind: Kind) -> bool {
+        self.inbox.count(round, kind) == self.others()
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.phase {
+                Phase::Round1 if self.has_all(1, Kind::Private) => {
+                    out.extend(self.round2()?);
+                    self.phase = Phase::Round2;
+                }
+                Phase::Round2
+                    if self.has_all(2, Kind::Broadcast) && self.has_all(2, Kind::Private) =>
+                {
+                    out.extend(self.round3()?);
+                    self.phase = Phase::Round3;
+                }
+                Phase::Round3
+                    if self.has_all(3, Kind::Broadcast) && self.has_all(3, Kind::Private) =>
+                {
+                    out.push(self.echo_round()?);
+                    self.phase = Phase::Echo;
+                }
+                Phase::Echo if self.echo.has_all_echoes() => {
+                    self.echo.check_agreement()?;
+                    self.finish()?;
+                    self.phase = Phase::Done;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// All fragments in: `phase2`; broadcast the commitments, send the zero-sharing seed commitments.
+    fn round2(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        let received = self.inbox.take(1, Kind::Private);
+        let mut decoded = decode_all::<C::Scalar>(
+            received
+                .iter()
+                .map(|(sender, body)| (*sender, payload(body))),
+            "round-1 polynomial fragment",
+            |_, _| true,
+        )?;
+        let mut fragments: Zeroizing<Vec<C::Scalar>> =
+            Zeroizing::new(Vec::with_capacity(decoded.len().saturating_add(1)));
+        fragments.extend(self.own_fragment.iter().copied());
+        fragments.extend(decoded.values().copied());
+        for fragment in decoded.values_mut() {
+            zeroize::Zeroize::zeroize(fragment);
+        }
+        self.own_fragment = Zeroizing::new(Vec::new());
+        let ids = self.ids.clone();
+        let (proof_commitment, zero_transmit, derivation) = self
+            .dkls()?
+            .phase2(&fragments)
+            .map_err(|a| map_abort(a, &ids, "DKG phase 2"))?;
+        let ProofCommitment {
+            proof, commitment, ..
+        } = proof_commitment;
+        self.own_proof = Some(proof);
+        let broadcast = encode(
+            &Round2Broadcast {
+                proof_commitment: commitment,
+                derivation,
+            },
+            "round-2 broadcast",
+        )?;
+        self.own_broadcasts.insert(2, broadcast.clone());
+        let mut out = vec![self.message(Recipient::All, 2, EcdsaBody::Broadcast(broadcast))];
+        for transmit in &zero_transmit {
+            let to = self.ids.require_participant(transmit.parties.receiver)?;
+            let body = EcdsaBody::Private(encode_secret(transmit, "round-2 private message")?);
+            out.push(self.message(Recipient::One(to), 2, body));
+        }
+        Ok(out)
+    }
+
+    /// All of round 2 in: `phase3`; broadcast the proof and chain-code opening, send the seed openings and
+    /// the OT setup.
+    fn round3(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        let ids = self.ids.clone();
+        let (zero_transmit, mul_transmit, derivation) = self
+            .dkls()?
+            .phase3()
+            .map_err(|a| map_abort(a, &ids, "DKG phase 3"))?;
+        let proof = self
+            .own_proof
+            .clone()
+            .ok_or_else(|| ProtocolError::State("own proof missing".into()))?;
+        let broadcast = encode(
+            &Round3Broadcast::<C> { proof, derivation },
+            "round-3 broadcast",
+        )?;
+        self.own_broadcasts.insert(3, broadcast.clone());
+        let mut out = vec![self.message(Recipient::All, 3, EcdsaBody::Broadcast(broadcast))];
+        let mut mul_by_receiver: BTreeMap<PartyIndex, TransmitInitMulPhase3to4<C>> = mul_transmit
+            .into_iter()
+            .map(|m| (m.parties.receiver, m))
+            .collect();
+        for zero in zero_transmit {
+            let receiver = zero.parties.receiver;
+            let to = self.ids.require_participant(receiver)?;
+            let mul = mul_by_receiver.remove(&receiver).ok_or_else(|| {
+                ProtocolError::State(format!("no OT setup message for party {receiver}"))
+            })?;
+            let body = EcdsaBody::Private(encode_secret(
+                &Round3Private::<C> { zero, mul },
+                "round-3 private message",
+            )?);
+            out.push(self.message(Recipient::One(to), 3, body));
+        }
+        Ok(out)
+    }
+
+    /// All of round 3 in: echo the digests of every participant's round-2 and round-3 broadcasts.
+    fn echo_round(&mut self) -> Result<Outgoing<EcdsaMessage>, ProtocolError> {
+        let r2 = self
+            .inbox
+            .peek(2, Kind::Broadcast)
+            .cloned()
+            .unwrap_or_default();
+        let r3 = self
+            .inbox
+            .peek(3, Kind::Broadcast)
+            .cloned()
+            .unwrap_or_default();
+        for participant in self.ids.ids().to_vec() {
+            let (first, second) = if participant == self.me {
+                (
+                    self.own_broadcasts.get(&2).cloned(),
+                    self.own_broadcasts.get(&3).cloned(),
+                )
+            } else {
+                (
+                    r2.get(&participant).map(|b| payload(b).to_vec()),
+                    r3.get(&participant).map(|b| payload(b).to_vec()),
+                )
+            };
+            let (Some(first), Some(second)) = (first, second) else {
+                return Err(ProtocolError::State(format!(
+                    "broadcasts of {participant} missing"
+                )));
+            };
+            self.echo
+                .record_payload(participant, echo_payload(&first, &second)?)?;
+        }
+        let echo = self
+            .echo
+            .echo()
+            .ok_or_else(|| ProtocolError::State("echo unavailable with all payloads".into()))?;
+        let bytes = encode(&echo, "echo")?;
+        Ok(self.message(Recipient::All, ECHO_ROUND, EcdsaBody::Broadcast(bytes)))
+    }
+
+    /// After echo agreement: decode and check everything, `phase4`, output.
+    fn finish(&mut self) -> Result<(), ProtocolError> {
+        let ids = self.ids.clone();
+        let me = self.my_index;
+        let my_id = self.me;
+        let index_of = |p: ParticipantId| ids.index_of(p);
+        let all = |round: u8, inbox: &mut Inbox, own: Option<Vec<u8>>| {
+            let mut payloads: BTreeMap<ParticipantId, Vec<u8>> = inbox
+                .take(round, Kind::Broadcast)
+                .iter()
+                .map(|(s, b)| (*s, payload(b).to_vec()))
+                .collect();
+            if let Some(own) = own {
+                payloads.insert(my_id, own);
+            }
+            payloads
+        };
+        let r2 = all(2, &mut self.inbox, self.own_broadcasts.get(&2).cloned());
+        let r3 = all(3, &mut self.inbox, self.own_broadcasts.get(&3).cloned());
+        let round2 = decode_all::<Round2Broadcast>(r2, "round-2 broadcast", |s, b| {
+            index_of(s) == Some(b.derivation.sender_index)
+        })?;
+        let round3 = decode_all::<Round3Broadcast<C>>(r3, "round-3 broadcast", |s, b| {
+            index_of(s) == Some(b.derivation.sender_index)
+        })?;
+        let private2 = self.inbox.take(2, Kind::Private);
+        let private3 = self.inbox.take(3, Kind::Private);
+        let zero2 = decode_all::<TransmitInitZeroSharePhase2to4>(
+            private2.iter().map(|(s, b)| (*s, payload(b))),
+            "round-2 private message",
+            |s, m| index_of(s) == Some(m.parties.sender) && m.parties.receiver == me,
+        )?;
+        let round3_private = decode_all::<Round3Private<C>>(
+            private3.iter().map(|(s, b)| (*s, payload(b))),
+            "round-3 private message",
+            |s, m| {
+                let from = index_of(s);
+                from == Some(m.zero.parties.sender)
+                    && from == Some(m.mul.parties.sender)
+                    && m.zero.parties.receiver == me
+                    && m.mul.parties.receiver == me
+            },
+        )?;
+        let mut proofs = Vec::with_capacity(round3.len());
+        let mut derivation2 = BTreeMap::new();
+        let mut derivation3 = BTreeMap::new();
+        for (sender, broadcast3) in round3 {
+            let index = ids
+                .index_of(sender)
+                .ok_or_else(|| ProtocolError::State(format!("no party index for {sender}")))?;
+            let broadcast2 = round2.get(&sender).ok_or_else(|| {
+                ProtocolError::State(format!("round-2 broadcast of {sender} missing"))
+            })?;
+            proofs.push(ProofCommitment {
+                index,
+                proof: broadcast3.proof,
+                commitment: broadcast2.proof_commitment,
+            });
+            derivation2.insert(index, broadcast2.derivation.clone());
+            derivation3.insert(index, broadcast3.derivation);
+        }
+        let (zero3, mul): (Vec<_>, Vec<_>) = round3_private
+            .into_values()
+            .map(|m| (m.zero, m.mul))
+            .unzip();
+        let zero2: Vec<_> = zero2.into_values().collect();
+        let session = self
+            .dkls
+            .take()
+            .ok_or_else(|| ProtocolError::State("DKG session state missing".into()))?;
+        let (party, package) = session
+            .phase4(
+                &proofs,
+                &zero2,
+                &zero3,
+                &mul,
+                &derivation2,
+                &derivation3,
+                |_| String::new(),
+            )
+            .map_err(|a| map_abort(a, &ids, "DKG phase 4"))?;
+        let share = EcdsaKeyShare::from_dkls(ids.ids(), party, &package)?;
+        if share.threshold() != self.threshold || share.participant() != self.me {
+            return Err(ProtocolError::State(
+                "DKG produced a share of another threshold or participant".into(),
+            ));
+        }
+        self.output = Some(share);
+        Ok(())
+    }
+}
+
+/// The `dkls23` session id of a DKG: `SHA-256(domain ‖ curve tag ‖ session id ‖ threshold ‖ participants)`,
+/// integers big-endian.
+fn dkls_session_id(
+    curve: EcdsaCurve,
+    session: &SessionId,
+    threshold: u16,
+    participants: &[ParticipantId],
+) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(DKG_SESSION_DOMAIN);
+    h.update([curve.tag()]);
+    h.update(session.0);
+    h.update(threshold.to_be_bytes());
+    for p in participants {
+        h.update(p.to_be_bytes());
+    }
+    h.finalize().to_vec()
+}
+
+/// What the echo covers for one sender: `u32 length of the round-2 broadcast ‖ round-2 broadcast ‖ round-3
+/// broadcast`.
+fn echo_payload(round2: &[u8], round3: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let len = u32::try_from(round2.len())
+        .map_err(|_| ProtocolError::Encoding("round-2 broadcast too long".into()))?;
+    let mut out = Vec::with_capacity(4 + round2.len() + round3.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(round2);
+    out.extend_from_slice(round3);
+    Ok(out)
+}
+
+impl<C: EngineCurve> Drop for DkgRun<C> {
+    fn drop(&mut self) {
+        // `DkgSession` zeroizes itself; the fragment is `Zeroizing`; private payloads are `SecretBytes`.
+        self.inbox.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn params(me: ParticipantId, participants: Vec<ParticipantId>, threshold: u16) -> DkgParams {
+        DkgParams {
+            session: SessionId([1; 32]),
+            me,
+            participants,
+            threshold,
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        let curve = EcdsaCurve::Secp256k1;
+        assert!(EcdsaDkg::new(curve, params(1, vec![1, 2, 3], 2)).is_ok());
+        for bad in [
+            params(4, vec![1, 2, 3], 2),
+            params(1, vec![1, 2, 3], 1),
+            params(1, vec![1, 2, 3], 4),
+            params(1, vec![1, 1, 3], 2),
+            params(0, vec![0, 1, 3], 2),
+            params(1, (1..=256).collect(), 2),
+        ] {
+            assert!(matches!(
+                EcdsaDkg::new(curve, bad),
+                Err(ProtocolError::InvalidParameters(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn session_id_binds_everything() {
+        let s = SessionId([1; 32]);
+        let base = dkls_session_id(EcdsaCurve::Secp256k1, &s, 2, &[1, 2, 3]);
+        assert_ne!(base, dkls_session_id(EcdsaCurve::P256, &s, 2, &[1, 2, 3]));
+        assert_ne!(
+            base,
+            dkls_session_id(EcdsaCurve::Secp256k1, &SessionId([2; 32]), 2, &[1, 2, 3])
+        );
+        assert_ne!(
+            base,
+            dkls_session_id(EcdsaCurve::Secp256k1, &s, 3, &[1, 2, 3])
+        );
+        assert_ne!(
+            base,
+            dkls_session_id(EcdsaCurve::Secp256k1, &s, 2, &[1, 2, 4])
+        );
+    }
+}
