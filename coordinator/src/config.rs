@@ -35,6 +35,8 @@ pub struct CoordinatorConfig {
     pub threshold: u16,
     /// The nodes; every new key gets a share on each.
     pub nodes: Vec<NodeEntry>,
+    /// The token presented to PKCS#11 applications, and its PINs.
+    pub token: crate::token::TokenConfig,
 }
 
 impl CoordinatorConfig {

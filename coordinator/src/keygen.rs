@@ -100,6 +100,7 @@ pub async fn create_key(
     threshold: u16,
     algorithm: Algorithm,
     label: &str,
+    attributes: Vec<(u64, Vec<u8>)>,
 ) -> Result<KeyInfo, WireError> {
     check_label(label)?;
     let holders = pool.ids();
@@ -117,6 +118,8 @@ pub async fn create_key(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         epoch: 0,
+        revision: 0,
+        attributes,
     };
     let session = SessionId::random(&mut OsRng);
     tracing::info!(key = %key.id, %label, %algorithm, threshold, ?holders, %session, "generating key");

@@ -4,6 +4,9 @@
 //! - [`registry`]: the coordinator's cached view of the keys, learned from the nodes (the source of truth).
 //! - [`keygen`] and [`signing`]: the orchestration of distributed key generation and threshold signing, with
 //!   blame: a node that sends an invalid share is named and left out, and the operation retried with others.
+//! - [`keys`]: changing a key's label and attributes, and destroying a key on every holder.
+//! - [`objects`]: certificates and data objects, kept on every node.
+//! - [`token`]: the PKCS#11 token's PINs and their lockout.
 //! - [`server`]: the client API over QUIC with mutual TLS.
 //!
 //! The coordinator never holds a share or a whole key: it sees only public keys, commitments and signature shares.
@@ -12,9 +15,12 @@
 
 pub mod config;
 pub mod keygen;
+pub mod keys;
 pub mod nodes;
+pub mod objects;
 pub mod registry;
 pub mod server;
 pub mod signing;
+pub mod token;
 
 pub use config::CoordinatorConfig;

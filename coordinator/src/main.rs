@@ -45,6 +45,9 @@ struct ClusterShape {
     /// First port (coordinator; node N gets base+N). 0: free ports chosen by the OS.
     #[arg(long, default_value_t = 0)]
     base_port: u16,
+    /// The token user's PIN (4 to 64 characters). Default: a random 8-digit PIN, written to client/user.pin.
+    #[arg(long, env = "VHSM_INIT_USER_PIN", hide_env_values = true)]
+    user_pin: Option<String>,
 }
 
 impl ClusterShape {
@@ -54,6 +57,7 @@ impl ClusterShape {
             threshold: self.threshold,
             host: self.host.clone(),
             base_port: self.base_port,
+            user_pin: self.user_pin.clone(),
         }
     }
 }
@@ -178,6 +182,11 @@ enum KeyCommand {
     },
     /// List the keys.
     List,
+    /// Destroy a key: every holder deletes its share. There is no way back.
+    Destroy {
+        /// The key's id.
+        id: KeyId,
+    },
     /// Show a key and its public key (hex and PEM), or write the public key alone in one format.
     Show {
         /// The key's id.
@@ -282,6 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::keys::create(&layout, *algorithm, label, cli.json).await
         }
         Command::Key(KeyCommand::List) => cli::keys::list(&layout, cli.json).await,
+        Command::Key(KeyCommand::Destroy { id }) => {
+            cli::keys::destroy(&layout, *id, cli.json).await
+        }
         Command::Key(KeyCommand::Show { id, format, out }) => {
             cli::keys::show(&layout, *id, *format, out.as_deref(), cli.json).await
         }

@@ -23,17 +23,21 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Asks every node for its keys and merges the active ones. Returns the nodes that could not answer.
+    /// Asks every node for its keys and rebuilds the view from the active ones (a key destroyed on the nodes
+    /// disappears). Returns the nodes that could not answer; if none answered, the view is kept as it was.
     pub async fn refresh(&self, pool: &NodePool) -> Vec<NodeCallError> {
         let answers = pool
             .call_each(&pool.ids(), |_| NodeRequest::ListKeys, LIST_TIMEOUT)
             .await;
         let mut failures = Vec::new();
+        let mut fresh = HashMap::new();
+        let mut answered = false;
         for (node, answer) in answers {
             match answer {
                 Ok(NodeResponse::Keys(keys)) => {
+                    answered = true;
                     for key in keys.into_iter().filter(|k| k.state == KeyState::Active) {
-                        self.merge(node, key);
+                        merge(&mut fresh, node, key);
                     }
                 }
                 Ok(_) => failures.push(NodeCallError::Unreachable {
@@ -43,29 +47,18 @@ impl Registry {
                 Err(e) => failures.push(e),
             }
         }
+        if answered {
+            if let Ok(mut keys) = self.keys.write() {
+                *keys = fresh;
+            }
+        }
         failures
     }
 
-    fn merge(&self, node: vhsm_wire::NodeId, key: KeyInfo) {
-        let Ok(mut keys) = self.keys.write() else {
-            return;
-        };
-        match keys.get(&key.id) {
-            None => {
-                keys.insert(key.id, key);
-            }
-            Some(known)
-                if known.public_key != key.public_key
-                    || known.public_package != key.public_package
-                    || known.holders != key.holders =>
-            {
-                tracing::error!(
-                    key = %key.id,
-                    node,
-                    "node's metadata for this key disagrees with the other holders; keeping the first seen"
-                );
-            }
-            Some(_) => {}
+    /// Forgets a destroyed key.
+    pub fn remove(&self, id: KeyId) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(&id);
         }
     }
 
@@ -90,5 +83,31 @@ impl Registry {
             .unwrap_or_default();
         keys.sort_by_key(|k| (k.created_unix, k.id));
         keys
+    }
+}
+
+/// Adds one node's view of a key: the cryptographic fields must agree with the other holders'; of the metadata,
+/// the highest revision wins.
+fn merge(keys: &mut HashMap<KeyId, KeyInfo>, node: vhsm_wire::NodeId, key: KeyInfo) {
+    match keys.get(&key.id) {
+        None => {
+            keys.insert(key.id, key);
+        }
+        Some(known)
+            if known.public_key != key.public_key
+                || known.public_package != key.public_package
+                || known.holders != key.holders
+                || known.algorithm != key.algorithm =>
+        {
+            tracing::error!(
+                key = %key.id,
+                node,
+                "node's metadata for this key disagrees with the other holders; keeping the first seen"
+            );
+        }
+        Some(known) if known.revision < key.revision => {
+            keys.insert(key.id, key);
+        }
+        Some(_) => {}
     }
 }

@@ -9,15 +9,17 @@ use vhsm_wire::{
         ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeRequest, NodeResponse,
     },
     tls::{self, TlsIdentity},
-    ErrorKind, Role, WireError,
+    ErrorKind, PinUser, Role, WireError,
 };
 
 use crate::{
     config::CoordinatorConfig,
-    keygen,
+    keygen, keys,
     nodes::{NodeCallError, NodePool},
+    objects,
     registry::Registry,
     signing::Signer,
+    token::Token,
 };
 
 /// The largest message a client may ask to sign.
@@ -37,6 +39,43 @@ pub struct Coordinator {
     pool: NodePool,
     registry: Registry,
     signer: Signer,
+    token: Token,
+}
+
+/// One client connection: who it is (from its certificate) and whether it has logged in.
+#[derive(Debug)]
+pub struct ClientSession {
+    /// The client's name, from its certificate.
+    pub client: String,
+    login: std::sync::Mutex<Option<PinUser>>,
+}
+
+impl ClientSession {
+    /// A connection of `client`, not logged in.
+    pub fn new(client: &str) -> Self {
+        ClientSession {
+            client: client.to_string(),
+            login: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn logged_in(&self) -> Option<PinUser> {
+        self.login.lock().ok().and_then(|l| *l)
+    }
+
+    fn require_user(&self) -> Result<(), WireError> {
+        match self.logged_in() {
+            Some(PinUser::User) => Ok(()),
+            Some(PinUser::SecurityOfficer) => Err(WireError::new(
+                ErrorKind::NotLoggedIn,
+                "the security officer may not use or change keys; log in as the user",
+            )),
+            None => Err(WireError::new(
+                ErrorKind::NotLoggedIn,
+                "log in first (the token's user PIN)",
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -56,12 +95,14 @@ impl Coordinator {
             endpoint.clone(),
             config.nodes.iter().map(|n| (n.id, n.address.clone())),
         );
+        let token = Token::new(config.token.clone()).map_err(CoordinatorError)?;
         Ok(Arc::new(Coordinator {
             config,
             endpoint,
             pool,
             registry: Registry::default(),
             signer: Signer::default(),
+            token,
         }))
     }
 
@@ -105,9 +146,11 @@ impl Coordinator {
             }
         };
         tracing::debug!(%remote, %client, "client connected");
+        let session = Arc::new(ClientSession::new(&client));
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
             let me = self.clone();
             let client = client.clone();
+            let session = session.clone();
             tokio::spawn(async move {
                 let response = match frame::receive::<ClientRequest>(
                     &mut recv,
@@ -116,7 +159,7 @@ impl Coordinator {
                 .await
                 {
                     Ok(request) => me
-                        .handle(&client, request)
+                        .handle(&session, request)
                         .await
                         .unwrap_or_else(ClientResponse::Error),
                     Err(e) => {
@@ -141,22 +184,50 @@ impl Coordinator {
             .ok_or_else(|| WireError::new(ErrorKind::NotFound, format!("no key {key_id}")))
     }
 
-    /// Answers one client request.
+    /// Answers one client request of `session`.
     pub async fn handle(
         &self,
-        client: &str,
+        session: &ClientSession,
         request: ClientRequest,
     ) -> Result<ClientResponse, WireError> {
+        let client = session.client.as_str();
+        let threshold = self.config.threshold;
         match request {
             ClientRequest::Status => Ok(ClientResponse::Status(self.status().await)),
-            ClientRequest::CreateKey { algorithm, label } => {
+            ClientRequest::TokenInfo => Ok(ClientResponse::Token(self.token.info())),
+            ClientRequest::Login { user, pin } => {
+                let result = self.token.login(user, pin.expose());
+                match &result {
+                    Ok(()) => {
+                        if let Ok(mut login) = session.login.lock() {
+                            *login = Some(user);
+                        }
+                        tracing::info!(%client, ?user, "logged in");
+                    }
+                    Err(e) => tracing::warn!(%client, ?user, error = %e, "login refused"),
+                }
+                result.map(|()| ClientResponse::Ok)
+            }
+            ClientRequest::Logout => {
+                if let Ok(mut login) = session.login.lock() {
+                    *login = None;
+                }
+                Ok(ClientResponse::Ok)
+            }
+            ClientRequest::CreateKey {
+                algorithm,
+                label,
+                attributes,
+            } => {
+                session.require_user()?;
                 tracing::info!(%client, %algorithm, %label, "key creation requested");
                 let key = keygen::create_key(
                     &self.pool,
                     &self.registry,
-                    self.config.threshold,
+                    threshold,
                     algorithm,
                     &label,
+                    attributes,
                 )
                 .await?;
                 Ok(ClientResponse::Key(key))
@@ -166,11 +237,30 @@ impl Coordinator {
                 Ok(ClientResponse::Keys(self.registry.list()))
             }
             ClientRequest::GetKey { key_id } => Ok(ClientResponse::Key(self.key(key_id).await?)),
+            ClientRequest::UpdateKey {
+                key_id,
+                label,
+                attributes,
+            } => {
+                session.require_user()?;
+                let key = self.key(key_id).await?;
+                Ok(ClientResponse::Key(
+                    keys::update_key(&self.pool, &self.registry, &key, &label, attributes).await?,
+                ))
+            }
+            ClientRequest::DestroyKey { key_id } => {
+                session.require_user()?;
+                let key = self.key(key_id).await?;
+                tracing::warn!(%client, key = %key_id, "key destruction requested");
+                keys::destroy_key(&self.pool, &self.registry, &key).await?;
+                Ok(ClientResponse::Ok)
+            }
             ClientRequest::Sign {
                 key_id,
                 message,
                 hash,
             } => {
+                session.require_user()?;
                 if message.len() > MAX_MESSAGE {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -194,7 +284,43 @@ impl Coordinator {
                     signers: signed.signers,
                 })
             }
+            ClientRequest::CreateObject { attributes } => {
+                session.require_user()?;
+                let object = objects::create(&self.pool, threshold, attributes).await?;
+                tracing::info!(%client, object = %object.id, "object created");
+                Ok(ClientResponse::Object(object))
+            }
+            ClientRequest::ListObjects => {
+                let all = objects::list(&self.pool).await?;
+                // Private objects only for a logged-in user.
+                let visible = match session.logged_in() {
+                    Some(PinUser::User) => all,
+                    _ => all
+                        .into_iter()
+                        .filter(|o| !objects::is_private(o))
+                        .collect(),
+                };
+                Ok(ClientResponse::Objects(visible))
+            }
+            ClientRequest::UpdateObject { id, attributes } => {
+                session.require_user()?;
+                Ok(ClientResponse::Object(
+                    objects::update(&self.pool, threshold, id, attributes).await?,
+                ))
+            }
+            ClientRequest::DestroyObject { id } => {
+                session.require_user()?;
+                objects::destroy(&self.pool, threshold, id).await?;
+                tracing::info!(%client, object = %id, "object destroyed");
+                Ok(ClientResponse::Ok)
+            }
             ClientRequest::Unban { node } => {
+                if session.logged_in().is_none() {
+                    return Err(WireError::new(
+                        ErrorKind::NotLoggedIn,
+                        "log in first (user or security officer)",
+                    ));
+                }
                 if !self.pool.ids().contains(&node) {
                     return Err(WireError::new(
                         ErrorKind::NotFound,

@@ -15,7 +15,7 @@ use aes_gcm::{
 use rand_core::{OsRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use vhsm_wire::{KeyId, NodeId};
+use vhsm_wire::{KeyId, NodeId, ObjectId};
 
 const RECORD_VERSION: u8 = 1;
 const AAD_TAG: &[u8] = b"vhsm/sealed-record/v1";
@@ -30,6 +30,8 @@ pub enum RecordKind {
     KeyInfo = 2,
     /// A peer this node refuses to run OT-based protocols with (subject: the peer's node id).
     Ban = 3,
+    /// A stored object: a certificate or data object (subject: the object id).
+    Object = 4,
 }
 
 /// Why a record could not be sealed or opened.
@@ -140,6 +142,8 @@ pub enum Subject {
     Key(KeyId),
     /// A node.
     Node(NodeId),
+    /// A stored object.
+    Object(ObjectId),
 }
 
 impl Subject {
@@ -147,6 +151,7 @@ impl Subject {
         match self {
             Subject::Key(id) => id.0.to_vec(),
             Subject::Node(id) => id.to_be_bytes().to_vec(),
+            Subject::Object(id) => id.0.to_vec(),
         }
     }
 
@@ -154,6 +159,7 @@ impl Subject {
         match self {
             Subject::Key(id) => format!("key {id}"),
             Subject::Node(id) => format!("node {id}"),
+            Subject::Object(id) => format!("object {id}"),
         }
     }
 }

@@ -376,6 +376,33 @@ impl Node {
                 }
                 Ok(NodeResponse::EcdsaSignature(result?))
             }
+            NodeRequest::UpdateKey { key } => {
+                let store = self.store.clone();
+                let info = blocking(move || store.update_key(&key)).await?;
+                tracing::info!(key = %info.id, label = %info.label, revision = info.revision, "key metadata updated");
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::DestroyKey { key_id } => {
+                let store = self.store.clone();
+                if blocking(move || store.destroy_key(key_id)).await? {
+                    tracing::warn!(key = %key_id, "key DESTROYED: this node's share and metadata are deleted");
+                }
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::PutObject { object } => {
+                let store = self.store.clone();
+                let (id, version) = (object.id, object.version);
+                if blocking(move || store.put_object(&object)).await? {
+                    tracing::info!(object = %id, version, "object stored");
+                }
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::ListObjects => {
+                let store = self.store.clone();
+                Ok(NodeResponse::Objects(
+                    blocking(move || store.objects()).await?,
+                ))
+            }
             NodeRequest::ClearBan { node } => {
                 let store = self.store.clone();
                 if blocking(move || store.unban(node)).await? {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use vhsm_wire::{KeyId, KeyInfo, KeyState, NodeId};
+use vhsm_wire::{KeyId, KeyInfo, KeyState, NodeId, ObjectId, StoredObject};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -22,9 +22,12 @@ use crate::{
 const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares");
 const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 const BANS: TableDefinition<u16, &[u8]> = TableDefinition::new("bans");
+const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 
-/// Format version of the metadata encoding inside a sealed record.
-const KEY_INFO_VERSION: u8 = 1;
+/// Format version of the metadata encoding inside a sealed record (2: with attributes and revision).
+const KEY_INFO_VERSION: u8 = 2;
+/// Format version of a stored object's encoding inside a sealed record.
+const OBJECT_VERSION: u8 = 1;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,7 @@ impl ShareStore {
         txn.open_table(SHARES).map_err(db_error)?;
         txn.open_table(KEYS).map_err(db_error)?;
         txn.open_table(BANS).map_err(db_error)?;
+        txn.open_table(OBJECTS).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(ShareStore {
             db,
@@ -291,6 +295,140 @@ impl ShareStore {
 }
 
 impl ShareStore {
+    /// Replaces an active key's label and attributes with those of `update`, whose revision must be newer; every
+    /// other field must match what this node holds. Returns the stored metadata.
+    pub fn update_key(&self, update: &KeyInfo) -> Result<KeyInfo, StoreError> {
+        let key_id = update.id;
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let stored = {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let record = keys
+                .get(&key_id.0[..])
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound(key_id))?
+                .value()
+                .to_vec();
+            let mut info = self.open_info(key_id, &record)?;
+            if info.state != KeyState::Active {
+                return Err(StoreError::NotFound(key_id));
+            }
+            let mut expected = update.clone();
+            expected.label = info.label.clone();
+            expected.attributes = info.attributes.clone();
+            expected.revision = info.revision;
+            if expected != info {
+                return Err(StoreError::Corrupt {
+                    key_id,
+                    reason: "an update may change only the label and attributes".into(),
+                });
+            }
+            if update.revision > info.revision {
+                info.label = update.label.clone();
+                info.attributes = update.attributes.clone();
+                info.revision = update.revision;
+                let sealed = self.seal_info(&info)?;
+                keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
+            }
+            info
+        };
+        txn.commit().map_err(db_error)?;
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(&key_id);
+        }
+        Ok(stored)
+    }
+
+    /// Deletes a key's share and metadata, whatever its state. Returns whether there was one. The sealed share's
+    /// bytes leave the database file's live pages; the opened copy in memory is zeroized when dropped.
+    pub fn destroy_key(&self, key_id: KeyId) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let existed = {
+            let removed = txn
+                .open_table(KEYS)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?
+                .is_some();
+            txn.open_table(SHARES)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?;
+            removed
+        };
+        txn.commit().map_err(db_error)?;
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(&key_id);
+        }
+        Ok(existed)
+    }
+
+    /// Stores an object if it is newer than this node's copy. Returns whether it was stored.
+    pub fn put_object(&self, object: &StoredObject) -> Result<bool, StoreError> {
+        let subject = Subject::Object(object.id);
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let stored = {
+            let mut table = txn.open_table(OBJECTS).map_err(db_error)?;
+            let current = match table.get(&object.id.0[..]).map_err(db_error)? {
+                Some(record) => Some(self.open_object(object.id, record.value())?),
+                None => None,
+            };
+            if current.is_some_and(|c| c.version >= object.version) {
+                false
+            } else {
+                let mut plain = Zeroizing::new(vec![OBJECT_VERSION]);
+                plain.extend_from_slice(
+                    &postcard::to_stdvec(object)
+                        .map_err(|e| StoreError::Database(e.to_string()))?,
+                );
+                let record =
+                    seal::seal(&self.key, self.node, RecordKind::Object, subject, 0, &plain);
+                table
+                    .insert(&object.id.0[..], &record[..])
+                    .map_err(db_error)?;
+                true
+            }
+        };
+        txn.commit().map_err(db_error)?;
+        Ok(stored)
+    }
+
+    fn open_object(&self, id: ObjectId, record: &[u8]) -> Result<StoredObject, StoreError> {
+        let (_, plain) = seal::open(
+            &self.key,
+            self.node,
+            RecordKind::Object,
+            Subject::Object(id),
+            record,
+        )?;
+        let bad = |reason: String| StoreError::Database(format!("object {id}: {reason}"));
+        let (version, body) = plain.split_first().ok_or_else(|| bad("empty".into()))?;
+        if *version != OBJECT_VERSION {
+            return Err(bad(format!("unknown format version {version}")));
+        }
+        let object: StoredObject = postcard::from_bytes(body).map_err(|e| bad(e.to_string()))?;
+        if object.id != id {
+            return Err(bad("record does not match its id".into()));
+        }
+        Ok(object)
+    }
+
+    /// Every stored object, tombstones included.
+    pub fn objects(&self) -> Result<Vec<StoredObject>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(OBJECTS).map_err(db_error)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_error)? {
+            let (k, v) = entry.map_err(db_error)?;
+            let id = ObjectId(
+                k.value()
+                    .try_into()
+                    .map_err(|_| StoreError::Database("an object id is not 16 bytes".into()))?,
+            );
+            out.push(self.open_object(id, v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Records that this node refuses to run OT-based protocols with `peer` (why, for the operator).
     pub fn ban(&self, peer: NodeId, reason: &str) -> Result<(), StoreError> {
         let record = seal::seal(
@@ -390,6 +528,8 @@ mod tests {
             state: KeyState::Pending,
             created_unix: 0,
             epoch: 0,
+            revision: 0,
+            attributes: vec![(3, b"label".to_vec())],
         }
     }
 
@@ -455,6 +595,65 @@ mod tests {
         assert!(store.unban(3).unwrap());
         assert!(store.banned().unwrap().is_empty());
         assert!(!store.unban(3).unwrap());
+    }
+
+    #[test]
+    fn updates_change_only_label_and_attributes_and_destroy_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
+        let share = shares().into_iter().find(|s| s.participant() == 1).unwrap();
+        let mut info = info(&share);
+        store.insert_pending(&info, &share).unwrap();
+        store.activate(info.id).unwrap();
+        info.state = KeyState::Active;
+        let mut update = info.clone();
+        update.label = "renamed".into();
+        update.attributes = vec![(0x102, vec![1, 2, 3])];
+        update.revision = 1;
+        assert_eq!(store.update_key(&update).unwrap().label, "renamed");
+        assert_eq!(
+            store.active_key(info.id).unwrap().info.attributes,
+            vec![(0x102, vec![1, 2, 3])]
+        );
+        // An older revision changes nothing; a change of anything else is refused.
+        let mut stale = update.clone();
+        stale.label = "stale".into();
+        stale.revision = 0;
+        assert_eq!(store.update_key(&stale).unwrap().label, "renamed");
+        let mut forged = update.clone();
+        forged.revision = 2;
+        forged.holders = vec![1, 2];
+        assert!(store.update_key(&forged).is_err());
+
+        assert!(store.destroy_key(info.id).unwrap());
+        assert!(matches!(
+            store.active_key(info.id),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.keys().unwrap().is_empty());
+        assert!(!store.destroy_key(info.id).unwrap());
+    }
+
+    #[test]
+    fn objects_keep_the_newest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
+        let mut object = StoredObject {
+            id: ObjectId([9; 16]),
+            version: 1,
+            destroyed: false,
+            attributes: vec![(0, vec![1])],
+        };
+        assert!(store.put_object(&object).unwrap());
+        object.version = 3;
+        object.attributes = vec![(0, vec![3])];
+        assert!(store.put_object(&object).unwrap());
+        let mut old = object.clone();
+        old.version = 2;
+        assert!(!store.put_object(&old).unwrap());
+        assert_eq!(store.objects().unwrap(), vec![object]);
     }
 
     #[test]

@@ -157,8 +157,24 @@ impl TestCluster {
         ClientConfig::load(&self.path().join("client").join("client.toml")).unwrap()
     }
 
-    pub async fn client(&self) -> Client {
+    /// The token user's PIN that `vhsm init` wrote.
+    pub fn user_pin(&self) -> String {
+        std::fs::read_to_string(self.path().join("client").join("user.pin")).unwrap()
+    }
+
+    /// A client connection, not logged in.
+    pub async fn anonymous_client(&self) -> Client {
         Client::connect(&self.client_config()).await.unwrap()
+    }
+
+    /// A client connection logged in as the token's user.
+    pub async fn client(&self) -> Client {
+        let client = self.anonymous_client().await;
+        client
+            .login(vhsm_wire::PinUser::User, self.user_pin().as_bytes())
+            .await
+            .unwrap();
+        client
     }
 
     /// Waits (at most 30 s) until the coordinator answers and reaches every node.

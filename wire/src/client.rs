@@ -7,13 +7,14 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use vhsm_protocols::ecdsa::digest::HashAlg;
+use vhsm_protocols::{ecdsa::digest::HashAlg, SecretBytes};
 
 use crate::{
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
     identity::{NodeId, Role},
     messages::{
-        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, WireError,
+        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, ObjectId, PinUser,
+        StoredObject, TokenInfo, WireError,
     },
     tls::{self, TlsIdentity},
 };
@@ -149,19 +150,50 @@ impl Client {
         }
     }
 
+    /// The token's description and PIN state.
+    pub async fn token_info(&self) -> Result<TokenInfo, ClientError> {
+        match self.call(&ClientRequest::TokenInfo).await? {
+            ClientResponse::Token(t) => Ok(t),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs this connection in. A wrong PIN is [`ErrorKind::PinIncorrect`], a locked one [`ErrorKind::PinLocked`].
+    pub async fn login(&self, user: PinUser, pin: &[u8]) -> Result<(), ClientError> {
+        let request = ClientRequest::Login {
+            user,
+            pin: SecretBytes::new(pin.to_vec()),
+        };
+        self.expect_ok(&request).await
+    }
+
+    /// Logs this connection out.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.expect_ok(&ClientRequest::Logout).await
+    }
+
     /// Generates a key.
     pub async fn create_key(
         &self,
         algorithm: Algorithm,
         label: &str,
     ) -> Result<KeyInfo, ClientError> {
-        match self
-            .call(&ClientRequest::CreateKey {
-                algorithm,
-                label: label.to_string(),
-            })
-            .await?
-        {
+        self.create_key_with(algorithm, label, Vec::new()).await
+    }
+
+    /// Generates a key with public attributes (PKCS#11 attribute type → value) kept beside it.
+    pub async fn create_key_with(
+        &self,
+        algorithm: Algorithm,
+        label: &str,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> Result<KeyInfo, ClientError> {
+        let request = ClientRequest::CreateKey {
+            algorithm,
+            label: label.to_string(),
+            attributes,
+        };
+        match self.call(&request).await? {
             ClientResponse::Key(k) => Ok(k),
             other => Err(unexpected(&other)),
         }
@@ -181,6 +213,71 @@ impl Client {
             ClientResponse::Key(k) => Ok(k),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Replaces a key's label and public attributes.
+    pub async fn update_key(
+        &self,
+        key_id: KeyId,
+        label: &str,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> Result<KeyInfo, ClientError> {
+        let request = ClientRequest::UpdateKey {
+            key_id,
+            label: label.to_string(),
+            attributes,
+        };
+        match self.call(&request).await? {
+            ClientResponse::Key(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Destroys a key on every holder.
+    pub async fn destroy_key(&self, key_id: KeyId) -> Result<(), ClientError> {
+        self.expect_ok(&ClientRequest::DestroyKey { key_id }).await
+    }
+
+    /// Stores a new object (certificate, data).
+    pub async fn create_object(
+        &self,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> Result<StoredObject, ClientError> {
+        match self
+            .call(&ClientRequest::CreateObject { attributes })
+            .await?
+        {
+            ClientResponse::Object(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every live object.
+    pub async fn list_objects(&self) -> Result<Vec<StoredObject>, ClientError> {
+        match self.call(&ClientRequest::ListObjects).await? {
+            ClientResponse::Objects(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Replaces an object's attributes.
+    pub async fn update_object(
+        &self,
+        id: ObjectId,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> Result<StoredObject, ClientError> {
+        match self
+            .call(&ClientRequest::UpdateObject { id, attributes })
+            .await?
+        {
+            ClientResponse::Object(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Destroys an object.
+    pub async fn destroy_object(&self, id: ObjectId) -> Result<(), ClientError> {
+        self.expect_ok(&ClientRequest::DestroyObject { id }).await
     }
 
     /// Signs `message` (ECDSA: hashed with `hash`, SHA-256 if `None`); returns the signature and the nodes that
@@ -204,7 +301,11 @@ impl Client {
 
     /// Clears a ban on `node` on every node.
     pub async fn unban(&self, node: NodeId) -> Result<(), ClientError> {
-        match self.call(&ClientRequest::Unban { node }).await? {
+        self.expect_ok(&ClientRequest::Unban { node }).await
+    }
+
+    async fn expect_ok(&self, request: &ClientRequest) -> Result<(), ClientError> {
+        match self.call(request).await? {
             ClientResponse::Ok => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -214,6 +315,9 @@ impl Client {
 fn unexpected(response: &ClientResponse) -> ClientError {
     let kind = match response {
         ClientResponse::Ok => "a bare acknowledgement",
+        ClientResponse::Token(_) => "token information",
+        ClientResponse::Object(_) => "an object",
+        ClientResponse::Objects(_) => "an object list",
         ClientResponse::Status(_) => "a status",
         ClientResponse::Key(_) => "a key",
         ClientResponse::Keys(_) => "a key list",

@@ -19,4 +19,7 @@ pub mod pki;
 pub mod tls;
 
 pub use identity::{NodeId, Role};
-pub use messages::{Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, WireError};
+pub use messages::{
+    Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, ObjectId, PinUser, StoredObject, TokenInfo,
+    WireError,
+};

@@ -15,7 +15,7 @@ use vhsm_protocols::{
         dkg::DkgMessage,
         round1::FrostCommitments,
     },
-    SessionId,
+    SecretBytes, SessionId,
 };
 
 use crate::identity::NodeId;
@@ -158,6 +158,72 @@ pub struct KeyInfo {
     pub created_unix: u64,
     /// Share epoch: 0 at generation, incremented by every later refresh or reshare.
     pub epoch: u64,
+    /// Metadata revision: 0 at generation, incremented by every change of label or attributes; when holders
+    /// disagree (one missed an update while down), the highest revision is the key's metadata.
+    pub revision: u64,
+    /// Public attributes an application set on the key (PKCS#11 attribute type → value, e.g. CKA_ID), kept with the
+    /// key on every holder. Never secret: the share is not an attribute.
+    pub attributes: Vec<(u64, Vec<u8>)>,
+}
+
+/// An object's id: 16 random bytes, shown as 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectId(pub [u8; 16]);
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+/// A stored object that is not a key: a certificate or a data object an application put on the token. Kept on
+/// every node (there is no share), versioned so that the newest copy wins when nodes disagree after an outage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// The object's id.
+    pub id: ObjectId,
+    /// Incremented by every change; the highest version is the object's state.
+    pub version: u64,
+    /// Whether the object was destroyed (a tombstone, so that a node that missed the destruction is outvoted).
+    pub destroyed: bool,
+    /// Its PKCS#11 attributes (type → value), CKA_CLASS included.
+    pub attributes: Vec<(u64, Vec<u8>)>,
+}
+
+/// Which PIN a login presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PinUser {
+    /// The token's user (CKU_USER): may use and manage keys.
+    User,
+    /// The security officer (CKU_SO).
+    SecurityOfficer,
+}
+
+/// The token the coordinator presents (PKCS#11 `CK_TOKEN_INFO`, in part).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The token's label.
+    pub label: String,
+    /// A serial number identifying this cluster.
+    pub serial: String,
+    /// Failed user logins since the last success.
+    pub user_pin_failures: u32,
+    /// Whether the user PIN is locked (too many failures).
+    pub user_pin_locked: bool,
+    /// Whether the SO PIN is locked.
+    pub so_pin_locked: bool,
+    /// Failures allowed before a PIN locks.
+    pub max_pin_failures: u32,
+    /// Shortest PIN accepted.
+    pub min_pin_len: u32,
+    /// Longest PIN accepted.
+    pub max_pin_len: u32,
 }
 
 /// The category of a failure, so that a caller can react without parsing text.
@@ -165,8 +231,14 @@ pub struct KeyInfo {
 pub enum ErrorKind {
     /// The request is malformed or its parameters are invalid.
     BadRequest,
-    /// No such key.
+    /// No such key or object.
     NotFound,
+    /// The request needs a logged-in session (`Login`).
+    NotLoggedIn,
+    /// The PIN is wrong.
+    PinIncorrect,
+    /// Too many wrong PINs: the PIN is locked.
+    PinLocked,
     /// The requester's role may not make this request.
     Forbidden,
     /// Not enough nodes could be reached; `nodes` names the unreachable ones.
@@ -273,6 +345,23 @@ pub enum NodeRequest {
         /// The banned node.
         node: NodeId,
     },
+    /// Replace an active key's label and attributes (everything else must match what the node holds).
+    UpdateKey {
+        /// The key's new metadata.
+        key: KeyInfo,
+    },
+    /// Destroy this node's share of a key and its metadata.
+    DestroyKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Store an object (kept if its version is newer than the node's copy).
+    PutObject {
+        /// The object.
+        object: StoredObject,
+    },
+    /// Every stored object, tombstones included.
+    ListObjects,
 }
 
 /// Node → coordinator.
@@ -295,6 +384,8 @@ pub enum NodeResponse {
     SignatureShare(FrostSignatureShare),
     /// Answer to `EcdsaSign`: the signature, r ‖ s.
     EcdsaSignature(Vec<u8>),
+    /// Answer to `ListObjects`.
+    Objects(Vec<StoredObject>),
     /// The request failed.
     Error(WireError),
 }
@@ -348,12 +439,58 @@ pub struct ClusterStatus {
 pub enum ClientRequest {
     /// The cluster's health.
     Status,
+    /// The token's description and PIN state.
+    TokenInfo,
+    /// Log this connection in; needed for every request that uses or changes keys or objects.
+    Login {
+        /// Which PIN.
+        user: PinUser,
+        /// The PIN.
+        pin: SecretBytes,
+    },
+    /// Log this connection out.
+    Logout,
     /// Generate a key by distributed key generation on the nodes.
     CreateKey {
         /// Algorithm.
         algorithm: Algorithm,
         /// Label.
         label: String,
+        /// Public attributes to keep with the key (e.g. CKA_ID).
+        attributes: Vec<(u64, Vec<u8>)>,
+    },
+    /// Change a key's label and public attributes (the attribute list is replaced).
+    UpdateKey {
+        /// The key.
+        key_id: KeyId,
+        /// The new label.
+        label: String,
+        /// The new attributes.
+        attributes: Vec<(u64, Vec<u8>)>,
+    },
+    /// Destroy a key: every holder deletes its share. There is no way back.
+    DestroyKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Store a new object (certificate, data) on the token.
+    CreateObject {
+        /// Its attributes, CKA_CLASS included.
+        attributes: Vec<(u64, Vec<u8>)>,
+    },
+    /// Every object on the token.
+    ListObjects,
+    /// Replace an object's attributes.
+    UpdateObject {
+        /// The object.
+        id: ObjectId,
+        /// The new attributes.
+        attributes: Vec<(u64, Vec<u8>)>,
+    },
+    /// Destroy an object.
+    DestroyObject {
+        /// The object.
+        id: ObjectId,
     },
     /// Every active key.
     ListKeys,
@@ -390,6 +527,12 @@ pub enum ClientResponse {
     Keys(Vec<KeyInfo>),
     /// Done.
     Ok,
+    /// Answer to `TokenInfo`.
+    Token(TokenInfo),
+    /// Answer to `CreateObject` and `UpdateObject`.
+    Object(StoredObject),
+    /// Answer to `ListObjects` (live objects only).
+    Objects(Vec<StoredObject>),
     /// Answer to `Sign`.
     Signature {
         /// The signature (Ed25519: 64 bytes R ‖ s).

@@ -6,40 +6,51 @@ use std::path::Path;
 use anyhow::Context;
 use tokio::io::AsyncReadExt;
 
-/// Completes on SIGTERM, SIGINT, or (if `watch_stdin`) when standard input reaches its end.
-pub async fn shutdown_signal(watch_stdin: bool) {
-    let stdin_closed = async {
-        if watch_stdin {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 64];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+/// Registers for SIGTERM and SIGINT now (so that a signal arriving from here on is not lost to the default
+/// action), and returns a future that completes on either, or (if `watch_stdin`) when standard input ends.
+pub fn shutdown_signal(watch_stdin: bool) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    async move {
+        let stdin_closed = async {
+            if watch_stdin {
+                let mut stdin = tokio::io::stdin();
+                let mut buf = [0u8; 64];
+                loop {
+                    match stdin.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
+                tracing::info!("parent process gone (standard input closed): stopping");
+            } else {
+                std::future::pending::<()>().await;
             }
-            tracing::info!("parent process gone (standard input closed): stopping");
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+        };
+        let on_terminate = async {
+            match terminate.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("SIGTERM: stopping");
+        };
+        let on_interrupt = async {
+            match interrupt.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+            tracing::info!("interrupted: stopping");
+        };
+        tokio::select! {
+            () = stdin_closed => {}
+            () = on_terminate => {}
+            () = on_interrupt => {}
         }
-        tracing::info!("SIGTERM: stopping");
-    };
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("interrupted: stopping");
-    };
-    tokio::select! {
-        () = stdin_closed => {}
-        () = terminate => {}
-        () = interrupt => {}
     }
 }
 

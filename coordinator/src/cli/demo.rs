@@ -18,7 +18,7 @@ use vhsm_wire::{client::Client, Algorithm, KeyInfo};
 use super::{
     export,
     init::{init, InitOptions},
-    keys::connect,
+    keys::connect_user,
     layout::Layout,
     local_cluster::LocalCluster,
     progress,
@@ -95,6 +95,7 @@ pub async fn run(cluster: Option<&Path>, options: &DemoOptions, json: bool) -> a
                     threshold: options.threshold,
                     host: "127.0.0.1".into(),
                     base_port: 0,
+                    user_pin: None,
                 },
             )?;
             say(&format!(
@@ -130,7 +131,7 @@ async fn demo(layout: &Layout, options: &DemoOptions, json: bool) -> anyhow::Res
             println!("{line}");
         }
     };
-    let client = Arc::new(connect(layout).await?);
+    let client = Arc::new(connect_user(layout).await?);
     let status = client.status().await?;
     let down: Vec<_> = status
         .nodes

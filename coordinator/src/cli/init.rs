@@ -6,12 +6,15 @@ use std::{
 };
 
 use anyhow::{bail, Context};
+use rand_core::{OsRng, RngCore};
 use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
+use vhsm_coordinator::token::{hash_pin, TokenConfig};
 use vhsm_node::{
     config::{NodeConfig, PeerConfig},
     seal::{write_private_file, StorageKey},
 };
 use vhsm_wire::{client::ClientConfig, pki::ClusterCa, Role};
+use zeroize::Zeroizing;
 
 use super::layout::{ClusterFile, Layout};
 
@@ -22,6 +25,22 @@ pub struct InitOptions {
     pub threshold: u16,
     pub host: String,
     pub base_port: u16,
+    /// The token user's PIN; a random 8-digit PIN if `None`.
+    pub user_pin: Option<String>,
+}
+
+/// A random PIN of `digits` decimal digits.
+fn random_pin(digits: usize) -> Zeroizing<String> {
+    let mut pin = Zeroizing::new(String::with_capacity(digits));
+    while pin.len() < digits {
+        let mut byte = [0u8; 1];
+        OsRng.fill_bytes(&mut byte);
+        // Rejection sampling keeps the digits uniform.
+        if byte[0] < 250 {
+            pin.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    pin
 }
 
 /// Writes a file readable only by its owner, refusing to overwrite one.
@@ -145,6 +164,13 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
     let dir = layout.coordinator_dir();
     std::fs::create_dir_all(&dir)?;
     write_member_identity(&dir, &ca, &Role::Coordinator, "coordinator")?;
+    let user_pin = match &options.user_pin {
+        Some(pin) => Zeroizing::new(pin.clone()),
+        None => random_pin(8),
+    };
+    let so_pin = random_pin(16);
+    let mut serial = [0u8; 8];
+    OsRng.fill_bytes(&mut serial);
     let config = CoordinatorConfig {
         listen: coordinator_address.parse()?,
         ca_cert: "ca.pem".into(),
@@ -152,12 +178,21 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
         key: "coordinator.key".into(),
         threshold: options.threshold,
         nodes: nodes.clone(),
+        token: TokenConfig {
+            label: "vHSM".into(),
+            serial: hex::encode(serial),
+            user_pin_hash: hash_pin(user_pin.as_bytes()).map_err(anyhow::Error::msg)?,
+            so_pin_hash: hash_pin(so_pin.as_bytes()).map_err(anyhow::Error::msg)?,
+            max_pin_failures: 5,
+        },
     };
     config.check().map_err(anyhow::Error::msg)?;
     write_toml(&layout.coordinator_config(), header, &config)?;
 
     let dir = layout.client_dir();
     std::fs::create_dir_all(&dir)?;
+    write_private(&dir.join("user.pin"), user_pin.as_bytes())?;
+    write_private(&dir.join("so.pin"), so_pin.as_bytes())?;
     write_member_identity(&dir, &ca, &Role::Client("admin".into()), "client")?;
     let config = ClientConfig {
         coordinator: coordinator_address.clone(),
@@ -213,6 +248,17 @@ pub fn describe(layout: &Layout, cluster: &ClusterFile) -> String {
     out.push_str(&format!(
         "  CA key       {} (keep it offline once the cluster is set up)\n",
         layout.ca_dir().join("ca.key").display()
+    ));
+    out.push_str(&format!(
+        "  token PINs   {} (user), {} (security officer): the CLI logs in with the user PIN from there\n",
+        layout.client_dir().join("user.pin").display(),
+        layout.client_dir().join("so.pin").display()
+    ));
+    out.push_str(&format!(
+        "  PKCS#11      export VHSM_PKCS11_CONFIG={}\n",
+        std::path::absolute(layout.client_config())
+            .unwrap_or_else(|_| layout.client_config())
+            .display()
     ));
     out
 }

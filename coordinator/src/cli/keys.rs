@@ -8,8 +8,9 @@ use vhsm_protocols::ecdsa::digest::HashAlg;
 use vhsm_wire::{
     client::{Client, ClientConfig},
     messages::ClusterStatus,
-    Algorithm, KeyId, KeyInfo, NodeId,
+    Algorithm, KeyId, KeyInfo, NodeId, PinUser,
 };
+use zeroize::Zeroizing;
 
 use super::{
     export::{self, KeyFormat},
@@ -29,6 +30,26 @@ pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
     }
     let config = ClientConfig::load(&path)?;
     Ok(Client::connect(&config).await?)
+}
+
+/// Connects to the coordinator and logs in as the token's user, with the PIN from `VHSM_PIN` or the cluster's
+/// `client/user.pin`.
+pub async fn connect_user(layout: &Layout) -> anyhow::Result<Client> {
+    let client = connect(layout).await?;
+    let pin = match std::env::var("VHSM_PIN") {
+        Ok(pin) => Zeroizing::new(pin),
+        Err(_) => {
+            let path = layout.client_dir().join("user.pin");
+            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "this command needs the user PIN: set VHSM_PIN, or put it in {}",
+                    path.display()
+                )
+            })?)
+        }
+    };
+    client.login(PinUser::User, pin.trim().as_bytes()).await?;
+    Ok(client)
 }
 
 /// A key as the CLI shows it.
@@ -133,7 +154,7 @@ pub async fn create(
     label: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    let client = connect(layout).await?;
+    let client = connect_user(layout).await?;
     let spinner = (!json)
         .then(|| super::progress::spinner(&format!("generating {algorithm} key '{label}' by DKG")));
     let started = Instant::now();
@@ -248,7 +269,7 @@ pub async fn sign(
 ) -> anyhow::Result<()> {
     let message =
         std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let client = connect(layout).await?;
+    let client = connect_user(layout).await?;
     let (signature, signers) = client.sign(id, &message, hash).await?;
     if let Some(out) = output {
         std::fs::write(out, &signature)
@@ -274,11 +295,21 @@ pub async fn sign(
 }
 
 pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {
-    let client = connect(layout).await?;
+    let client = connect_user(layout).await?;
     client.unban(node).await?;
     if json {
         return print_json(&serde_json::json!({ "unbanned": node }));
     }
     println!("node {node} may take part in ECDSA signing again (ban cleared on every node)");
+    Ok(())
+}
+
+pub async fn destroy(layout: &Layout, id: KeyId, json: bool) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    client.destroy_key(id).await?;
+    if json {
+        return print_json(&serde_json::json!({ "destroyed": id.to_string() }));
+    }
+    println!("key {id} destroyed: every holder deleted its share");
     Ok(())
 }

@@ -11,12 +11,23 @@ use super::{
 };
 
 pub async fn up(layout: &Layout, options: &InitOptions) -> anyhow::Result<()> {
+    // From here on, Ctrl-C or SIGTERM stops whatever has been started, even during start-up.
+    let shutdown = shutdown_signal(false);
+    tokio::pin!(shutdown);
     if !layout.is_initialised() {
         let cluster = init(layout, options)?;
         print!("{}", describe(layout, &cluster));
     }
     let spinner = progress::spinner("starting nodes and coordinator");
-    let started = LocalCluster::start(layout).await;
+    let started = tokio::select! {
+        started = LocalCluster::start(layout) => started,
+        // Dropping the half-started cluster kills its processes.
+        () = &mut shutdown => {
+            spinner.finish_and_clear();
+            println!("stopped during start-up.");
+            return Ok(());
+        }
+    };
     spinner.finish_and_clear();
     let mut cluster = started?;
     let root = layout.root().display();
@@ -36,7 +47,7 @@ pub async fn up(layout: &Layout, options: &InitOptions) -> anyhow::Result<()> {
         }
     };
     let outcome = tokio::select! {
-        () = shutdown_signal(false) => None,
+        () = &mut shutdown => None,
         exited = watch => Some(exited),
     };
     if let Some((name, status)) = &outcome {

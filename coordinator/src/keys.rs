@@ -1,0 +1,105 @@
+//! Changing a key's label and public attributes, and destroying a key. (Creating one is [`crate::keygen`].)
+//!
+//! An update goes to every holder with the next metadata revision; holders keep the highest revision, so a holder
+//! that missed an update while it was down is outvoted when the coordinator learns the keys again. A destruction
+//! goes to every holder; it is complete only when every holder has deleted its share, and running it again
+//! finishes what an earlier attempt could not.
+
+use std::time::Duration;
+
+use vhsm_wire::{
+    messages::{NodeRequest, NodeResponse},
+    ErrorKind, KeyInfo, NodeId, WireError,
+};
+
+use crate::{keygen::check_label, nodes::NodePool, registry::Registry};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Replaces `key`'s label and attributes on its holders; needs at least `threshold` of them to confirm.
+pub async fn update_key(
+    pool: &NodePool,
+    registry: &Registry,
+    key: &KeyInfo,
+    label: &str,
+    attributes: Vec<(u64, Vec<u8>)>,
+) -> Result<KeyInfo, WireError> {
+    check_label(label)?;
+    let mut updated = key.clone();
+    updated.label = label.to_string();
+    updated.attributes = attributes;
+    updated.revision = key.revision + 1;
+    let answers = pool
+        .call_each(
+            &key.holders,
+            |_| NodeRequest::UpdateKey {
+                key: updated.clone(),
+            },
+            TIMEOUT,
+        )
+        .await;
+    let confirmed = answers
+        .iter()
+        .filter(|(_, a)| matches!(a, Ok(NodeResponse::Ok)))
+        .count();
+    let failed: Vec<NodeId> = answers
+        .iter()
+        .filter(|(_, a)| a.is_err())
+        .map(|(n, _)| *n)
+        .collect();
+    if confirmed < usize::from(key.threshold) {
+        return Err(WireError {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "key {} not updated: only {confirmed} of its holders confirmed, {} needed; failed: {failed:?}",
+                key.id, key.threshold
+            ),
+            nodes: failed,
+        });
+    }
+    if !failed.is_empty() {
+        tracing::warn!(key = %key.id, ?failed, "key metadata updated, but these holders missed it (outvoted later)");
+    }
+    registry.insert(updated.clone());
+    Ok(updated)
+}
+
+/// Destroys `key`: every holder deletes its share and metadata.
+pub async fn destroy_key(
+    pool: &NodePool,
+    registry: &Registry,
+    key: &KeyInfo,
+) -> Result<(), WireError> {
+    tracing::warn!(key = %key.id, label = %key.label, "destroying key on every holder");
+    let answers = pool
+        .call_each(
+            &key.holders,
+            |_| NodeRequest::DestroyKey { key_id: key.id },
+            TIMEOUT,
+        )
+        .await;
+    let failed: Vec<NodeId> = answers
+        .iter()
+        .filter(|(_, a)| a.is_err())
+        .map(|(n, _)| *n)
+        .collect();
+    let destroyed = key.holders.len() - failed.len();
+    if destroyed > key.holders.len() - usize::from(key.threshold) {
+        // Fewer than `threshold` shares remain anywhere: the key can no longer be used.
+        registry.remove(key.id);
+    }
+    if !failed.is_empty() {
+        return Err(WireError {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "key {} destroyed on {destroyed} of its {} holders; node(s) {failed:?} still hold a share: destroy it \
+                 again when they are reachable",
+                key.id,
+                key.holders.len()
+            ),
+            nodes: failed,
+        });
+    }
+    tracing::warn!(key = %key.id, "key destroyed on every holder");
+    Ok(())
+}
