@@ -57,22 +57,34 @@ impl fmt::Display for EcdsaCurve {
     }
 }
 
-/// The `dkls23` key material of one participant, for either curve.
-pub(crate) enum PartyOnCurve {
+/// A value for one of the two curves: the same generic type instantiated on secp256k1 or on P-256.
+/// [`on_curve!`] runs one piece of code on whichever it holds.
+#[derive(Clone)]
+pub(crate) enum OnCurve<A, B> {
     /// secp256k1.
-    Secp256k1(Party<k256::Secp256k1>),
+    Secp256k1(A),
     /// P-256.
-    P256(Party<p256::NistP256>),
+    P256(B),
 }
 
-/// The `dkls23` public key package, for either curve.
-#[derive(Clone)]
-pub(crate) enum PackageOnCurve {
-    /// secp256k1.
-    Secp256k1(PublicKeyPackage<k256::Secp256k1>),
-    /// P-256.
-    P256(PublicKeyPackage<p256::NistP256>),
+/// Runs `$body` with `$bind` bound to the value inside an [`OnCurve`], whichever curve it is on; the body is
+/// compiled once per curve.
+macro_rules! on_curve {
+    ($value:expr, $bind:pat => $body:expr) => {
+        match $value {
+            $crate::ecdsa::curve::OnCurve::Secp256k1($bind) => $body,
+            $crate::ecdsa::curve::OnCurve::P256($bind) => $body,
+        }
+    };
 }
+pub(crate) use on_curve;
+
+/// The `dkls23` key material of one participant, for either curve.
+pub(crate) type PartyOnCurve = OnCurve<Party<k256::Secp256k1>, Party<p256::NistP256>>;
+
+/// The `dkls23` public key package, for either curve.
+pub(crate) type PackageOnCurve =
+    OnCurve<PublicKeyPackage<k256::Secp256k1>, PublicKeyPackage<p256::NistP256>>;
 
 /// A curve `dkls23` can run on, with the glue between its generic types and our curve enums.
 ///

@@ -65,7 +65,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::curve::{EcdsaCurve, EngineCurve};
+use super::curve::{on_curve, EcdsaCurve, EngineCurve, OnCurve};
 use super::inbox::{payload, Inbox, Kind};
 use super::share::EcdsaKeyShare;
 use super::{
@@ -145,10 +145,7 @@ pub struct EcdsaDkg {
     inner: DkgOnCurve,
 }
 
-enum DkgOnCurve {
-    Secp256k1(Box<DkgRun<k256::Secp256k1>>),
-    P256(Box<DkgRun<p256::NistP256>>),
-}
+type DkgOnCurve = OnCurve<Box<DkgRun<k256::Secp256k1>>, Box<DkgRun<p256::NistP256>>>;
 
 impl EcdsaDkg {
     /// Checks `params` (`2 <= threshold <= n <= 255`, `me` in the set, ids nonzero and distinct) and prepares
@@ -171,18 +168,12 @@ impl EcdsaDkg {
 
     /// The run's session id.
     pub fn session(&self) -> SessionId {
-        match &self.inner {
-            DkgOnCurve::Secp256k1(run) => run.session,
-            DkgOnCurve::P256(run) => run.session,
-        }
+        on_curve!(&self.inner, run => run.session)
     }
 
     /// True if the run failed; it cannot be resumed.
     pub fn is_aborted(&self) -> bool {
-        match &self.inner {
-            DkgOnCurve::Secp256k1(run) => run.phase == Phase::Aborted,
-            DkgOnCurve::P256(run) => run.phase == Phase::Aborted,
-        }
+        on_curve!(&self.inner, run => run.phase == Phase::Aborted)
     }
 }
 
@@ -191,20 +182,14 @@ impl Protocol for EcdsaDkg {
     type Output = EcdsaKeyShare;
 
     fn participant(&self) -> ParticipantId {
-        match &self.inner {
-            DkgOnCurve::Secp256k1(run) => run.me,
-            DkgOnCurve::P256(run) => run.me,
-        }
+        on_curve!(&self.inner, run => run.me)
     }
 
     fn start<R: RngCore + CryptoRng>(
         &mut self,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        match &mut self.inner {
-            DkgOnCurve::Secp256k1(run) => run.start(),
-            DkgOnCurve::P256(run) => run.start(),
-        }
+        on_curve!(&mut self.inner, run => run.start())
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -213,33 +198,22 @@ impl Protocol for EcdsaDkg {
         message: EcdsaMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        match &mut self.inner {
-            DkgOnCurve::Secp256k1(run) => run.handle(from, message),
-            DkgOnCurve::P256(run) => run.handle(from, message),
-        }
+        on_curve!(&mut self.inner, run => run.handle(from, message))
     }
 
     fn is_done(&self) -> bool {
-        match &self.inner {
-            DkgOnCurve::Secp256k1(run) => run.phase == Phase::Done,
-            DkgOnCurve::P256(run) => run.phase == Phase::Done,
-        }
+        on_curve!(&self.inner, run => run.phase == Phase::Done)
     }
 
     fn take_output(&mut self) -> Option<EcdsaKeyShare> {
-        match &mut self.inner {
-            DkgOnCurve::Secp256k1(run) => run.output.take(),
-            DkgOnCurve::P256(run) => run.output.take(),
-        }
+        on_curve!(&mut self.inner, run => run.output.take())
     }
 }
 
 impl fmt::Debug for EcdsaDkg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (me, ids, threshold, phase, reason) = match &self.inner {
-            DkgOnCurve::Secp256k1(r) => (r.me, &r.ids, r.threshold, r.phase, &r.abort_reason),
-            DkgOnCurve::P256(r) => (r.me, &r.ids, r.threshold, r.phase, &r.abort_reason),
-        };
+        let (me, ids, threshold, phase, reason) =
+            on_curve!(&self.inner, r => (r.me, &r.ids, r.threshold, r.phase, &r.abort_reason));
         f.debug_struct("EcdsaDkg")
             .field("curve", &self.curve())
             .field("session", &self.session())

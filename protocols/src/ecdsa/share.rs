@@ -26,7 +26,7 @@ use k256::elliptic_curve::group::{Curve, Group};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::curve::{EcdsaCurve, EngineCurve, PackageOnCurve, PartyOnCurve};
+use super::curve::{on_curve, EcdsaCurve, EngineCurve, PackageOnCurve, PartyOnCurve};
 use super::IdMap;
 use crate::error::ProtocolError;
 use crate::party::ParticipantId;
@@ -328,10 +328,7 @@ impl EcdsaKeyShare {
     /// The 32-byte secret share scalar (`poly_point`, big-endian). Used ONLY by a test that scans storage
     /// for it; never send or store it.
     pub fn secret_share_bytes(&self) -> Zeroizing<Vec<u8>> {
-        match &self.party {
-            PartyOnCurve::Secp256k1(p) => Zeroizing::new(p.poly_point.to_repr().to_vec()),
-            PartyOnCurve::P256(p) => Zeroizing::new(p.poly_point.to_repr().to_vec()),
-        }
+        on_curve!(&self.party, p => Zeroizing::new(p.poly_point.to_repr().to_vec()))
     }
 }
 

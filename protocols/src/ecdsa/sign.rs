@@ -49,7 +49,7 @@ use dkls23::protocols::{Party, PartyIndex};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use super::curve::{EcdsaCurve, EngineCurve, PartyOnCurve};
+use super::curve::{on_curve, EcdsaCurve, EngineCurve, OnCurve, PartyOnCurve};
 use super::inbox::{payload, Inbox, Kind};
 use super::share::EcdsaKeyShare;
 use super::verify::verify_prehash;
@@ -87,10 +87,7 @@ pub struct EcdsaSigning {
     inner: SigningOnCurve,
 }
 
-enum SigningOnCurve {
-    Secp256k1(Box<SigningRun<k256::Secp256k1>>),
-    P256(Box<SigningRun<p256::NistP256>>),
-}
+type SigningOnCurve = OnCurve<Box<SigningRun<k256::Secp256k1>>, Box<SigningRun<p256::NistP256>>>;
 
 impl EcdsaSigning {
     /// Checks `params` against `share` (`me` is the share's holder, the signers are exactly `threshold`
@@ -117,26 +114,17 @@ impl EcdsaSigning {
 
     /// The run's session id.
     pub fn session(&self) -> SessionId {
-        match &self.inner {
-            SigningOnCurve::Secp256k1(run) => run.session,
-            SigningOnCurve::P256(run) => run.session,
-        }
+        on_curve!(&self.inner, run => run.session)
     }
 
     /// The signers, ascending.
     pub fn signers(&self) -> Vec<ParticipantId> {
-        match &self.inner {
-            SigningOnCurve::Secp256k1(run) => run.signers.iter().copied().collect(),
-            SigningOnCurve::P256(run) => run.signers.iter().copied().collect(),
-        }
+        on_curve!(&self.inner, run => run.signers.iter().copied().collect())
     }
 
     /// True if the run failed; it cannot be resumed (start a new run with a new session id).
     pub fn is_aborted(&self) -> bool {
-        match &self.inner {
-            SigningOnCurve::Secp256k1(run) => run.phase == Phase::Aborted,
-            SigningOnCurve::P256(run) => run.phase == Phase::Aborted,
-        }
+        on_curve!(&self.inner, run => run.phase == Phase::Aborted)
     }
 }
 
@@ -145,20 +133,14 @@ impl Protocol for EcdsaSigning {
     type Output = EcdsaSignature;
 
     fn participant(&self) -> ParticipantId {
-        match &self.inner {
-            SigningOnCurve::Secp256k1(run) => run.me,
-            SigningOnCurve::P256(run) => run.me,
-        }
+        on_curve!(&self.inner, run => run.me)
     }
 
     fn start<R: RngCore + CryptoRng>(
         &mut self,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        match &mut self.inner {
-            SigningOnCurve::Secp256k1(run) => run.start(),
-            SigningOnCurve::P256(run) => run.start(),
-        }
+        on_curve!(&mut self.inner, run => run.start())
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -167,33 +149,21 @@ impl Protocol for EcdsaSigning {
         message: EcdsaMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        match &mut self.inner {
-            SigningOnCurve::Secp256k1(run) => run.handle(from, message),
-            SigningOnCurve::P256(run) => run.handle(from, message),
-        }
+        on_curve!(&mut self.inner, run => run.handle(from, message))
     }
 
     fn is_done(&self) -> bool {
-        match &self.inner {
-            SigningOnCurve::Secp256k1(run) => run.phase == Phase::Done,
-            SigningOnCurve::P256(run) => run.phase == Phase::Done,
-        }
+        on_curve!(&self.inner, run => run.phase == Phase::Done)
     }
 
     fn take_output(&mut self) -> Option<EcdsaSignature> {
-        match &mut self.inner {
-            SigningOnCurve::Secp256k1(run) => run.output.take(),
-            SigningOnCurve::P256(run) => run.output.take(),
-        }
+        on_curve!(&mut self.inner, run => run.output.take())
     }
 }
 
 impl fmt::Debug for EcdsaSigning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (me, phase, reason) = match &self.inner {
-            SigningOnCurve::Secp256k1(r) => (r.me, r.phase, &r.abort_reason),
-            SigningOnCurve::P256(r) => (r.me, r.phase, &r.abort_reason),
-        };
+        let (me, phase, reason) = on_curve!(&self.inner, r => (r.me, r.phase, &r.abort_reason));
         f.debug_struct("EcdsaSigning")
             .field("curve", &self.curve())
             .field("session", &self.session())
