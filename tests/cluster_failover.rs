@@ -69,3 +69,43 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
     assert_eq!(signers, vec![2, 3]);
     assert!(verify_ed25519(&key.public_key, b"after restart", &sig));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_missed_the_commit_gets_it_when_the_coordinator_looks_again() {
+    let mut cluster = TestCluster::init(3, 2);
+    cluster.inject_fault(3, "lose_first_commit = true");
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.start_coordinator();
+    cluster.wait_all_reachable().await;
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::Ed25519, "reconcile")
+        .await
+        .unwrap();
+
+    // Node 3 lost the commit: its share is still pending, unusable. Listing the keys makes the coordinator look
+    // at every node's keys, see the key active elsewhere and pending on 3, and commit it there.
+    client.list_keys().await.unwrap();
+    cluster.kill("node-1");
+    let mut last = None;
+    for _ in 0..20 {
+        match client.sign(key.id, b"with node 3", None).await {
+            Ok(r) => {
+                last = Some(Ok(r));
+                break;
+            }
+            Err(e) => {
+                last = Some(Err(e.to_string()));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    let (sig, signers) = last.unwrap().unwrap();
+    assert_eq!(signers, vec![2, 3]);
+    assert!(verify_ed25519(&key.public_key, b"with node 3", &sig));
+    assert!(cluster
+        .read_log("coordinator")
+        .contains("missed the commit"));
+}

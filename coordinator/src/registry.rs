@@ -4,11 +4,15 @@
 //! is asked for a key it does not know, so a coordinator can be restarted, or several run at once, without any
 //! state of their own.
 
-use std::{collections::HashMap, sync::RwLock, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::RwLock,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use vhsm_wire::{
     messages::{NodeRequest, NodeResponse},
-    KeyId, KeyInfo, KeyState,
+    KeyId, KeyInfo, KeyState, NodeId,
 };
 
 use crate::nodes::{NodeCallError, NodePool};
@@ -31,13 +35,22 @@ impl Registry {
             .await;
         let mut failures = Vec::new();
         let mut fresh = HashMap::new();
+        let mut pending: HashMap<KeyId, (KeyInfo, Vec<NodeId>)> = HashMap::new();
         let mut answered = false;
         for (node, answer) in answers {
             match answer {
                 Ok(NodeResponse::Keys(keys)) => {
                     answered = true;
-                    for key in keys.into_iter().filter(|k| k.state == KeyState::Active) {
-                        merge(&mut fresh, node, key);
+                    for key in keys {
+                        if key.state == KeyState::Active {
+                            merge(&mut fresh, node, key);
+                        } else {
+                            pending
+                                .entry(key.id)
+                                .or_insert_with(|| (key, Vec::new()))
+                                .1
+                                .push(node);
+                        }
                     }
                 }
                 Ok(_) => failures.push(NodeCallError::Unreachable {
@@ -47,6 +60,7 @@ impl Registry {
                 Err(e) => failures.push(e),
             }
         }
+        reconcile_pending(pool, &fresh, pending).await;
         if answered {
             if let Ok(mut keys) = self.keys.write() {
                 *keys = fresh;
@@ -109,5 +123,34 @@ fn merge(keys: &mut HashMap<KeyId, KeyInfo>, node: vhsm_wire::NodeId, key: KeyIn
             keys.insert(key.id, key);
         }
         Some(_) => {}
+    }
+}
+
+/// A key generation is given up as interrupted when its key is still pending everywhere after this long (longer
+/// than any key generation may take).
+const PENDING_GIVE_UP: Duration = Duration::from_secs(15 * 60);
+
+/// Finishes what an interrupted key generation left: a key active on some holder was committed by the
+/// coordinator, so its holders that missed the commit are told again; a key pending on every holder long after
+/// its generation began was never committed, so its pending shares are deleted.
+async fn reconcile_pending(
+    pool: &NodePool,
+    active: &HashMap<KeyId, KeyInfo>,
+    pending: HashMap<KeyId, (KeyInfo, Vec<NodeId>)>,
+) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for (key_id, (key, nodes)) in pending {
+        if active.contains_key(&key_id) {
+            tracing::warn!(key = %key_id, ?nodes, "holders missed the commit of this key; committing it there");
+            pool.call_each(&nodes, |_| NodeRequest::CommitKey { key_id }, LIST_TIMEOUT)
+                .await;
+        } else if now.saturating_sub(key.created_unix) > PENDING_GIVE_UP.as_secs() {
+            tracing::warn!(key = %key_id, ?nodes, "key generation never committed; deleting its pending shares");
+            pool.call_each(&nodes, |_| NodeRequest::AbortKey { key_id }, LIST_TIMEOUT)
+                .await;
+        }
     }
 }

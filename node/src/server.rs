@@ -49,6 +49,8 @@ pub struct Node {
     endpoint: quinn::Endpoint,
     #[cfg(feature = "fault-injection")]
     faults: crate::config::FaultInjection,
+    #[cfg(feature = "fault-injection")]
+    commit_lost: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Node {
@@ -122,6 +124,8 @@ impl Node {
             endpoint,
             #[cfg(feature = "fault-injection")]
             faults: config.fault_injection.clone(),
+            #[cfg(feature = "fault-injection")]
+            commit_lost: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -287,6 +291,15 @@ impl Node {
                 })
             }
             NodeRequest::CommitKey { key_id } => {
+                #[cfg(feature = "fault-injection")]
+                if self.faults.lose_first_commit
+                    && !self
+                        .commit_lost
+                        .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    tracing::warn!(key = %key_id, "fault injection: lost a key commit");
+                    return Ok(NodeResponse::Ok);
+                }
                 let store = self.store.clone();
                 let info = blocking(move || store.activate(key_id)).await?;
                 tracing::info!(key = %info.id, label = %info.label, "key active");
