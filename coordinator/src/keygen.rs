@@ -26,12 +26,12 @@ fn generate_timeout(algorithm: Algorithm) -> Duration {
 /// How long a holder may take to commit or abort.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Checks a key label: 1–128 printable characters.
+/// Checks a key label: at most 128 printable characters (empty is allowed: PKCS#11's default label is empty).
 pub fn check_label(label: &str) -> Result<(), WireError> {
-    if label.is_empty() || label.chars().count() > 128 || label.chars().any(char::is_control) {
+    if label.chars().count() > 128 || label.chars().any(char::is_control) {
         return Err(WireError::new(
             ErrorKind::BadRequest,
-            "a key label must be 1 to 128 printable characters",
+            "a key label must be at most 128 printable characters",
         ));
     }
     Ok(())

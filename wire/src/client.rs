@@ -128,6 +128,11 @@ impl Client {
         })
     }
 
+    /// Whether the connection has ended (the coordinator went away, or it idled out): make a new client.
+    pub fn is_closed(&self) -> bool {
+        self.connection.close_reason().is_some()
+    }
+
     /// Sends one request and returns the answer; a service error becomes [`ClientError::Service`].
     pub async fn call(&self, request: &ClientRequest) -> Result<ClientResponse, ClientError> {
         let response = tokio::time::timeout(

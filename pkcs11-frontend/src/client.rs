@@ -1,0 +1,488 @@
+//! The bridge to the coordinator: a tokio runtime owned by the module, one shared QUIC connection, bounded
+//! waits, transparent reconnection, and re-login after a reconnect.
+//!
+//! - Every request is bounded: connecting by [`vhsm_wire::client::CONNECT_TIMEOUT`] (5 s), requests by
+//!   [`QUICK_TIMEOUT`], [`SIGN_TIMEOUT`] or [`KEYGEN_TIMEOUT`]. A coordinator that is down or does not answer is
+//!   `CKR_DEVICE_ERROR` — the token stays present (the slot list does not change under the application), the
+//!   operation failed, and the next call tries again. `CKR_DEVICE_REMOVED`/`CKR_TOKEN_NOT_PRESENT` would make
+//!   applications such as pkcs11-provider drop the token for good.
+//! - A request that fails at the transport level drops the connection; the next request reconnects. A request
+//!   that is safe to repeat (everything but key generation and object creation) and failed on a connection that
+//!   had been idle is retried once on a fresh connection, so that a coordinator restart is invisible.
+//! - While logged in the PIN is kept (zeroized on drop, never logged, `Debug` redacted) and presented again on
+//!   every new connection.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cryptoki_sys::*;
+use vhsm_protocols::ecdsa::digest::HashAlg;
+use vhsm_wire::client::{Client, ClientConfig, ClientError, CONNECT_TIMEOUT};
+use vhsm_wire::messages::{
+    Algorithm, ErrorKind, KeyId, KeyInfo, ObjectId, PinUser, StoredObject, TokenInfo,
+};
+use zeroize::Zeroizing;
+
+use crate::CkResult;
+
+/// Bound on quick requests (token information, login, listings, updates).
+pub const QUICK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a signature.
+pub const SIGN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on a key generation (threshold ECDSA key generation takes 3–15 s).
+pub const KEYGEN_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The PIN of the logged-in user, kept to log in again after a reconnect.
+struct Credentials {
+    user: PinUser,
+    pin: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("pin", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The live connection and its generation (so that a failure on an old connection does not drop a new one).
+type Connection = Option<(u64, Arc<Client>)>;
+
+/// How a request failed.
+#[derive(Debug)]
+enum Failure {
+    /// The transport failed (or timed out): the connection is suspect.
+    Transport(ClientError),
+    /// The coordinator answered with an error.
+    Service(ClientError),
+}
+
+fn classify(e: ClientError) -> Failure {
+    match e {
+        ClientError::Service(_) => Failure::Service(e),
+        _ => Failure::Transport(e),
+    }
+}
+
+/// The PKCS#11 return value for a failure of the cluster.
+pub fn map_error(e: &ClientError) -> CK_RV {
+    match e {
+        ClientError::Service(w) => match w.kind {
+            ErrorKind::NotLoggedIn => CKR_USER_NOT_LOGGED_IN,
+            ErrorKind::PinIncorrect => CKR_PIN_INCORRECT,
+            ErrorKind::PinLocked => CKR_PIN_LOCKED,
+            ErrorKind::NotFound => CKR_OBJECT_HANDLE_INVALID,
+            ErrorKind::Forbidden => CKR_ACTION_PROHIBITED,
+            ErrorKind::BadRequest => CKR_FUNCTION_FAILED,
+            ErrorKind::Unavailable
+            | ErrorKind::Misbehaviour
+            | ErrorKind::Banned
+            | ErrorKind::Internal => CKR_DEVICE_ERROR,
+        },
+        ClientError::Config(_) => CKR_GENERAL_ERROR,
+        _ => CKR_DEVICE_ERROR,
+    }
+}
+
+/// The module's link to the coordinator.
+pub struct Bridge {
+    runtime: Option<tokio::runtime::Runtime>,
+    threaded: bool,
+    config: ClientConfig,
+    connection: Mutex<Connection>,
+    generation: AtomicU64,
+    connecting: Mutex<()>,
+    credentials: Mutex<Option<Credentials>>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("coordinator", &self.config.coordinator)
+            .field("threaded", &self.threaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        // Drop the connection inside the runtime, then stop the runtime without blocking (this may run on a
+        // thread of another runtime, where blocking is forbidden).
+        if let Some(runtime) = self.runtime.take() {
+            {
+                let _context = runtime.enter();
+                lock(&self.connection).take();
+            }
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Bridge {
+    /// A bridge for `config`, with a runtime of two worker threads, or (`threaded` false, for applications that
+    /// forbid the library to create threads) a current-thread runtime driven only inside calls.
+    pub fn new(config: ClientConfig, threaded: bool) -> std::io::Result<Bridge> {
+        let runtime = if threaded {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("vhsm-pkcs11")
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        };
+        Ok(Bridge {
+            runtime: Some(runtime),
+            threaded,
+            config,
+            connection: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            connecting: Mutex::new(()),
+            credentials: Mutex::new(None),
+        })
+    }
+
+    /// The coordinator's address.
+    pub fn coordinator(&self) -> &str {
+        &self.config.coordinator
+    }
+
+    /// Runs `future` on the module's runtime and waits at most `timeout` for it.
+    fn exec<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        future: impl Future<Output = Result<T, ClientError>> + Send + 'static,
+    ) -> Result<T, ClientError> {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(ClientError::Unexpected(
+                "the module is shutting down".into(),
+            ));
+        };
+        let bounded = async move {
+            tokio::time::timeout(timeout, future)
+                .await
+                .unwrap_or(Err(ClientError::Timeout(timeout)))
+        };
+        if self.threaded {
+            // Spawn and wait on a channel: works from any thread, including one of the application's own tokio
+            // runtime (where `block_on` would panic).
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            runtime.spawn(async move {
+                let _ = tx.send(bounded.await);
+            });
+            rx.recv_timeout(timeout + Duration::from_secs(2))
+                .unwrap_or(Err(ClientError::Timeout(timeout)))
+        } else {
+            runtime.block_on(bounded)
+        }
+    }
+
+    /// The current connection, connecting (and logging in again) if there is none. The flag says whether it is new.
+    fn connection(&self) -> CkResult<(u64, Arc<Client>, bool)> {
+        if let Some((generation, client)) = lock(&self.connection).clone() {
+            return Ok((generation, client, false));
+        }
+        let _one_at_a_time = lock(&self.connecting);
+        if let Some((generation, client)) = lock(&self.connection).clone() {
+            return Ok((generation, client, false));
+        }
+        let config = self.config.clone();
+        let client = self
+            .exec(CONNECT_TIMEOUT + Duration::from_secs(1), async move {
+                Client::connect(&config).await
+            })
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot connect to the coordinator");
+                map_error(&e)
+            })?;
+        let client = Arc::new(client);
+        let again = lock(&self.credentials)
+            .as_ref()
+            .map(|c| (c.user, c.pin.clone()));
+        if let Some((user, pin)) = again {
+            let c = client.clone();
+            match self
+                .exec(QUICK_TIMEOUT, async move { c.login(user, &pin).await })
+                .map_err(classify)
+            {
+                Ok(()) => tracing::debug!("logged in again after reconnecting"),
+                Err(Failure::Service(e)) => {
+                    // The PIN no longer works (changed, or locked meanwhile): the application is logged out.
+                    tracing::warn!(error = %e, "logging in again after reconnecting failed");
+                    lock(&self.credentials).take();
+                }
+                Err(Failure::Transport(e)) => return Err(map_error(&e)),
+            }
+        }
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *lock(&self.connection) = Some((generation, client.clone()));
+        tracing::debug!(coordinator = %self.config.coordinator, generation, "connected");
+        Ok((generation, client, true))
+    }
+
+    /// Forgets connection `generation` (if it is still the current one).
+    fn invalidate(&self, generation: u64) {
+        let old = {
+            let mut current = lock(&self.connection);
+            match &*current {
+                Some((g, _)) if *g == generation => current.take(),
+                _ => None,
+            }
+        };
+        if let (Some(old), Some(runtime)) = (old, self.runtime.as_ref()) {
+            let _context = runtime.enter();
+            drop(old);
+        }
+    }
+
+    /// Runs one request. `repeatable`: whether it may be sent again after a transport failure.
+    fn call<T, F, Fut>(&self, timeout: Duration, repeatable: bool, request: F) -> CkResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>> + Send + 'static,
+    {
+        let (generation, client, fresh) = self.connection()?;
+        match self.exec(timeout, request(client)).map_err(classify) {
+            Ok(v) => Ok(v),
+            Err(Failure::Service(e)) => Err(map_error(&e)),
+            Err(Failure::Transport(e)) => {
+                tracing::warn!(error = %e, "request to the coordinator failed");
+                self.invalidate(generation);
+                if !repeatable || fresh {
+                    return Err(map_error(&e));
+                }
+                let (generation, client, _) = self.connection()?;
+                self.exec(timeout, request(client)).map_err(|e| {
+                    if !matches!(e, ClientError::Service(_)) {
+                        self.invalidate(generation);
+                    }
+                    map_error(&e)
+                })
+            }
+        }
+    }
+
+    /// Which user is logged in, if any.
+    pub fn logged_in(&self) -> Option<PinUser> {
+        lock(&self.credentials).as_ref().map(|c| c.user)
+    }
+
+    /// Logs in; on success the PIN is kept for reconnects.
+    pub fn login(&self, user: PinUser, pin: &[u8]) -> CkResult<()> {
+        let pin = Zeroizing::new(pin.to_vec());
+        let sent = pin.clone();
+        self.call(QUICK_TIMEOUT, true, move |c| {
+            let pin = sent.clone();
+            async move { c.login(user, &pin).await }
+        })?;
+        *lock(&self.credentials) = Some(Credentials { user, pin });
+        Ok(())
+    }
+
+    /// Logs out: forgets the PIN, and tells the coordinator (if it cannot be told, the connection is dropped,
+    /// which logs it out too).
+    pub fn logout(&self) {
+        lock(&self.credentials).take();
+        let Some((generation, client)) = lock(&self.connection).clone() else {
+            return;
+        };
+        if self
+            .exec(QUICK_TIMEOUT, async move { client.logout().await })
+            .is_err()
+        {
+            self.invalidate(generation);
+        }
+    }
+
+    /// The last session closed: log out by dropping the connection (no waiting on the coordinator).
+    pub fn reset(&self) {
+        lock(&self.credentials).take();
+        let generation = lock(&self.connection).as_ref().map(|(g, _)| *g);
+        if let Some(generation) = generation {
+            self.invalidate(generation);
+        }
+    }
+
+    /// Zeroizes the kept PIN in a child process after `fork()`, without touching anything else (another thread
+    /// of the parent may have held the lock: then there is nothing safe to do).
+    pub fn zeroize_after_fork(&self) {
+        if let Ok(mut credentials) = self.credentials.try_lock() {
+            credentials.take();
+        }
+    }
+
+    /// The token's description and PIN state.
+    pub fn token_info(&self) -> CkResult<TokenInfo> {
+        self.call(QUICK_TIMEOUT, true, |c| async move { c.token_info().await })
+    }
+
+    /// Every key (an empty list when nobody is logged in and the coordinator requires a login to list).
+    pub fn list_keys(&self) -> CkResult<Vec<KeyInfo>> {
+        match self.call(QUICK_TIMEOUT, true, |c| async move { c.list_keys().await }) {
+            Err(CKR_USER_NOT_LOGGED_IN) if self.logged_in().is_none() => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Every stored object (empty as for [`Bridge::list_keys`]).
+    pub fn list_objects(&self) -> CkResult<Vec<StoredObject>> {
+        match self.call(
+            QUICK_TIMEOUT,
+            true,
+            |c| async move { c.list_objects().await },
+        ) {
+            Err(CKR_USER_NOT_LOGGED_IN) if self.logged_in().is_none() => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Generates a key.
+    pub fn create_key(
+        &self,
+        algorithm: Algorithm,
+        label: String,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> CkResult<KeyInfo> {
+        self.call(KEYGEN_TIMEOUT, false, move |c| {
+            let (label, attributes) = (label.clone(), attributes.clone());
+            async move { c.create_key_with(algorithm, &label, attributes).await }
+        })
+    }
+
+    /// Replaces a key's label and attributes.
+    pub fn update_key(
+        &self,
+        key_id: KeyId,
+        label: String,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> CkResult<KeyInfo> {
+        self.call(QUICK_TIMEOUT, true, move |c| {
+            let (label, attributes) = (label.clone(), attributes.clone());
+            async move { c.update_key(key_id, &label, attributes).await }
+        })
+    }
+
+    /// Destroys a key on every holder.
+    pub fn destroy_key(&self, key_id: KeyId) -> CkResult<()> {
+        self.call(QUICK_TIMEOUT, true, move |c| async move {
+            c.destroy_key(key_id).await
+        })
+    }
+
+    /// Stores a new object.
+    pub fn create_object(&self, attributes: Vec<(u64, Vec<u8>)>) -> CkResult<StoredObject> {
+        self.call(QUICK_TIMEOUT, false, move |c| {
+            let attributes = attributes.clone();
+            async move { c.create_object(attributes).await }
+        })
+    }
+
+    /// Replaces an object's attributes.
+    pub fn update_object(
+        &self,
+        id: ObjectId,
+        attributes: Vec<(u64, Vec<u8>)>,
+    ) -> CkResult<StoredObject> {
+        self.call(QUICK_TIMEOUT, true, move |c| {
+            let attributes = attributes.clone();
+            async move { c.update_object(id, attributes).await }
+        })
+    }
+
+    /// Destroys an object.
+    pub fn destroy_object(&self, id: ObjectId) -> CkResult<()> {
+        self.call(QUICK_TIMEOUT, true, move |c| async move {
+            c.destroy_object(id).await
+        })
+    }
+
+    /// Signs `message` with the key (see [`vhsm_wire::client::Client::sign`]).
+    pub fn sign(
+        &self,
+        key_id: KeyId,
+        message: Vec<u8>,
+        hash: Option<HashAlg>,
+    ) -> CkResult<Vec<u8>> {
+        let message = Arc::new(message);
+        self.call(SIGN_TIMEOUT, true, move |c| {
+            let message = message.clone();
+            async move {
+                c.sign(key_id, &message, hash)
+                    .await
+                    .map(|(signature, _)| signature)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use vhsm_wire::messages::WireError;
+
+    #[test]
+    fn error_mapping() {
+        let service = |kind| ClientError::Service(WireError::new(kind, "x"));
+        assert_eq!(
+            map_error(&service(ErrorKind::PinIncorrect)),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(map_error(&service(ErrorKind::PinLocked)), CKR_PIN_LOCKED);
+        assert_eq!(
+            map_error(&service(ErrorKind::NotLoggedIn)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        assert_eq!(
+            map_error(&service(ErrorKind::Unavailable)),
+            CKR_DEVICE_ERROR
+        );
+        assert_eq!(
+            map_error(&ClientError::Timeout(QUICK_TIMEOUT)),
+            CKR_DEVICE_ERROR
+        );
+    }
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let c = Credentials {
+            user: PinUser::User,
+            pin: Zeroizing::new(b"123456".to_vec()),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("123456") && !shown.contains("49, 50"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unreachable_coordinator_fails_fast() {
+        // Nothing listens on this port (and the certificate files do not exist): the error comes at once,
+        // well within the bounds.
+        let config = ClientConfig {
+            coordinator: "127.0.0.1:9".into(),
+            ca_cert: "/nonexistent/ca.pem".into(),
+            cert: "/nonexistent/c.pem".into(),
+            key: "/nonexistent/k.pem".into(),
+            request_timeout_secs: 60,
+        };
+        for threaded in [true, false] {
+            let bridge = Bridge::new(config.clone(), threaded).unwrap();
+            let start = std::time::Instant::now();
+            assert!(bridge.token_info().is_err());
+            assert!(start.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! How a cluster key appears to PKCS#11: a private-key object and a public-key object, and how their
+//! application-set attributes are kept in the key's `attributes` on the cluster.
+//!
+//! Stored attribute types (u64 on the wire, canonical values as in [`crate::attributes`]):
+//! - below 2³²: shared by both objects — `CKA_ID`, `CKA_EC_PARAMS` (the encoding the application generated the key
+//!   with, when it is not the canonical OID), `CKA_TOKEN` (false for a session key pair);
+//! - [`NS_PRIVATE`]` | type`: an attribute of the private-key object only (e.g. `CKA_SIGN`, `CKA_SUBJECT`);
+//! - [`NS_PUBLIC`]` | type`: an attribute of the public-key object only (e.g. `CKA_VERIFY`, `CKA_PRIVATE`).
+//!
+//! `CKA_LABEL` is the key's label. A key without a stored `CKA_ID` (made with the `vhsm` CLI) gets its 16-byte key
+//! id as `CKA_ID`. Everything else is derived from the key: class, key type, curve, point, and the fixed policy
+//! (private keys are always sensitive and never extractable).
+
+use cryptoki_sys::*;
+use vhsm_wire::messages::KeyInfo;
+
+use crate::attributes::{boolean, ulong, AttributeSet};
+use crate::encoding::{ec_point, subject_public_key_info, Curve};
+
+/// Namespace of the private-key object's own stored attributes.
+pub const NS_PRIVATE: u64 = 1 << 32;
+/// Namespace of the public-key object's own stored attributes.
+pub const NS_PUBLIC: u64 = 2 << 32;
+const NS_MASK: u64 = 0xffff_ffff;
+
+/// The attributes an application may set on a key object (in a generation template or with
+/// `C_SetAttributeValue`) that are kept per object.
+pub fn is_storable(private: bool, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+    let common = matches!(
+        attribute,
+        CKA_SUBJECT
+            | CKA_START_DATE
+            | CKA_END_DATE
+            | CKA_DERIVE
+            | CKA_MODIFIABLE
+            | CKA_COPYABLE
+            | CKA_DESTROYABLE
+    );
+    let own = if private {
+        matches!(
+            attribute,
+            CKA_SIGN | CKA_SIGN_RECOVER | CKA_DECRYPT | CKA_UNWRAP
+        )
+    } else {
+        matches!(
+            attribute,
+            CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_ENCRYPT | CKA_WRAP | CKA_PRIVATE
+        )
+    };
+    common || own
+}
+
+/// The namespace tag of an object's own attributes.
+pub fn namespace(private: bool) -> u64 {
+    if private {
+        NS_PRIVATE
+    } else {
+        NS_PUBLIC
+    }
+}
+
+/// The curve of a key, if the module knows how to present it (a key still being generated has no public key).
+pub fn usable_curve(info: &KeyInfo) -> Option<Curve> {
+    let curve = Curve::from_algorithm(info.algorithm);
+    (info.public_key.len() == curve.public_key_len()).then_some(curve)
+}
+
+/// A stored shared attribute of the key.
+pub fn shared(info: &KeyInfo, attribute: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+    info.attributes
+        .iter()
+        .find(|(t, _)| *t == attribute)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// Whether the key is a token key (false: a session key pair generated with `CKA_TOKEN` false, which the module
+/// destroys when the session closes and never lists as a token object).
+pub fn is_token_key(info: &KeyInfo) -> bool {
+    shared(info, CKA_TOKEN) != Some(&[0][..])
+}
+
+/// `CKA_ID` of the key's objects.
+pub fn key_ckid(info: &KeyInfo) -> Vec<u8> {
+    shared(info, CKA_ID)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_else(|| info.id.0.to_vec())
+}
+
+/// Every attribute of the private-key (`private`) or public-key object of a cluster key, in canonical form.
+/// `None` if the key has no usable public key.
+pub fn key_object_attributes(info: &KeyInfo, private: bool) -> Option<AttributeSet> {
+    let curve = usable_curve(info)?;
+    let mut a = AttributeSet::new();
+    a.set(
+        CKA_CLASS,
+        ulong(if private {
+            CKO_PRIVATE_KEY
+        } else {
+            CKO_PUBLIC_KEY
+        }),
+    );
+    a.set(CKA_KEY_TYPE, ulong(curve.key_type()));
+    a.set(CKA_TOKEN, boolean(is_token_key(info)));
+    a.set(CKA_LABEL, info.label.as_bytes().to_vec());
+    a.set(CKA_ID, key_ckid(info));
+    a.set(CKA_LOCAL, boolean(true));
+    a.set(CKA_KEY_GEN_MECHANISM, ulong(curve.keygen_mechanism()));
+    a.set(
+        CKA_EC_PARAMS,
+        shared(info, CKA_EC_PARAMS)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| curve.ec_params().to_vec()),
+    );
+    a.set(
+        CKA_PUBLIC_KEY_INFO,
+        subject_public_key_info(curve, &info.public_key),
+    );
+    a.set(
+        CKA_UNIQUE_ID,
+        format!("{}-{}", info.id, if private { "private" } else { "public" }).into_bytes(),
+    );
+    for attribute in [CKA_SUBJECT, CKA_START_DATE, CKA_END_DATE] {
+        a.set(attribute, Vec::new());
+    }
+    a.set(CKA_DERIVE, boolean(false));
+    for attribute in [CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE] {
+        a.set(attribute, boolean(true));
+    }
+    if private {
+        a.set(CKA_PRIVATE, boolean(true));
+        a.set(CKA_SIGN, boolean(true));
+        for attribute in [
+            CKA_SIGN_RECOVER,
+            CKA_DECRYPT,
+            CKA_UNWRAP,
+            CKA_ALWAYS_AUTHENTICATE,
+            CKA_WRAP_WITH_TRUSTED,
+        ] {
+            a.set(attribute, boolean(false));
+        }
+    } else {
+        a.set(CKA_PRIVATE, boolean(false));
+        a.set(CKA_VERIFY, boolean(true));
+        for attribute in [CKA_VERIFY_RECOVER, CKA_ENCRYPT, CKA_WRAP, CKA_TRUSTED] {
+            a.set(attribute, boolean(false));
+        }
+        a.set(CKA_EC_POINT, ec_point(&info.public_key));
+    }
+    let ns = namespace(private);
+    for (t, v) in &info.attributes {
+        if t & !NS_MASK == ns && is_storable(private, t & NS_MASK) {
+            a.set(t & NS_MASK, v.clone());
+        }
+    }
+    // The policy, which nothing stored can change.
+    if private {
+        for (attribute, value) in [
+            (CKA_SENSITIVE, true),
+            (CKA_ALWAYS_SENSITIVE, true),
+            (CKA_EXTRACTABLE, false),
+            (CKA_NEVER_EXTRACTABLE, true),
+            (CKA_PRIVATE, true),
+        ] {
+            a.set(attribute, boolean(value));
+        }
+    }
+    Some(a)
+}
+
+/// Whether an attribute of an object with these attributes must not be revealed: the private value of a private
+/// key (which, for a cluster key, exists nowhere).
+pub fn is_sensitive(attributes: &AttributeSet, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+    attributes.get_ulong(CKA_CLASS) == Some(CKO_PRIVATE_KEY) && attribute == CKA_VALUE
+}
+
+/// The key's new label and stored attributes after an application set `changes` (canonical) on one of its
+/// objects. `CKA_LABEL` becomes the label, `CKA_ID` is shared by both objects, other storable attributes are the
+/// object's own. The caller has checked that every change is allowed.
+pub fn updated_key_attributes(
+    info: &KeyInfo,
+    private: bool,
+    changes: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+) -> (String, Vec<(u64, Vec<u8>)>) {
+    let mut label = info.label.clone();
+    let mut stored = info.attributes.clone();
+    let mut put = |t: u64, v: &Vec<u8>| {
+        stored.retain(|(existing, _)| *existing != t);
+        stored.push((t, v.clone()));
+    };
+    for (attribute, value) in changes {
+        match *attribute {
+            CKA_LABEL => label = String::from_utf8_lossy(value).into_owned(),
+            CKA_ID => put(CKA_ID, value),
+            t if is_storable(private, t) => put(namespace(private) | t, value),
+            _ => {}
+        }
+    }
+    (label, stored)
+}
+
+#[cfg(test)]
+pub(crate) use tests::sample_key;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use vhsm_wire::messages::{Algorithm, KeyId, KeyState};
+
+    pub(crate) fn sample_key(algorithm: Algorithm) -> KeyInfo {
+        let public_key = match algorithm {
+            Algorithm::Ed25519 => ed25519_dalek::SigningKey::from_bytes(&[1; 32])
+                .verifying_key()
+                .to_bytes()
+                .to_vec(),
+            Algorithm::EcdsaP256 => {
+                let p = p256::SecretKey::from_slice(&[1; 32]).unwrap().public_key();
+                p256::elliptic_curve::sec1::ToSec1Point::to_sec1_point(&p, false)
+                    .as_bytes()
+                    .to_vec()
+            }
+            Algorithm::EcdsaSecp256k1 => {
+                let p = k256::SecretKey::from_slice(&[1; 32]).unwrap().public_key();
+                k256::elliptic_curve::sec1::ToSec1Point::to_sec1_point(&p, false)
+                    .as_bytes()
+                    .to_vec()
+            }
+        };
+        KeyInfo {
+            id: KeyId([0xab; 16]),
+            label: "k".into(),
+            algorithm,
+            public_key,
+            public_package: Vec::new(),
+            threshold: 2,
+            holders: Vec::new(),
+            state: KeyState::Active,
+            created_unix: 0,
+            epoch: 0,
+            revision: 0,
+            attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn private_key_policy() {
+        let mut info = sample_key(Algorithm::EcdsaP256);
+        // Even a stored attempt to weaken the policy does not show.
+        info.attributes
+            .push((NS_PRIVATE | CKA_EXTRACTABLE, vec![1]));
+        info.attributes.push((NS_PRIVATE | CKA_SIGN, vec![0]));
+        let a = key_object_attributes(&info, true).unwrap();
+        assert_eq!(a.get_bool(CKA_SENSITIVE), Some(true));
+        assert_eq!(a.get_bool(CKA_ALWAYS_SENSITIVE), Some(true));
+        assert_eq!(a.get_bool(CKA_EXTRACTABLE), Some(false));
+        assert_eq!(a.get_bool(CKA_NEVER_EXTRACTABLE), Some(true));
+        assert_eq!(a.get_bool(CKA_SIGN), Some(false));
+        assert_eq!(a.get(CKA_VALUE), None);
+        assert!(is_sensitive(&a, CKA_VALUE));
+        assert_eq!(a.get(CKA_ID), Some(&[0xab; 16][..]));
+        assert_eq!(a.get_ulong(CKA_KEY_TYPE), Some(CKK_EC));
+        assert_eq!(a.get(CKA_EC_POINT), None);
+    }
+
+    #[test]
+    fn public_key_and_shared_id() {
+        let mut info = sample_key(Algorithm::Ed25519);
+        info.attributes.push((CKA_ID, vec![1, 2]));
+        info.attributes
+            .push((CKA_EC_PARAMS, crate::encoding::NAME_EDWARDS25519.to_vec()));
+        let a = key_object_attributes(&info, false).unwrap();
+        assert_eq!(a.get(CKA_ID), Some(&[1, 2][..]));
+        assert_eq!(a.get_ulong(CKA_KEY_TYPE), Some(CKK_EC_EDWARDS));
+        assert_eq!(
+            a.get(CKA_EC_PARAMS),
+            Some(crate::encoding::NAME_EDWARDS25519)
+        );
+        assert_eq!(&a.get(CKA_EC_POINT).unwrap()[..2], &[0x04, 0x20]);
+        assert!(!is_sensitive(&a, CKA_VALUE));
+        let p = key_object_attributes(&info, true).unwrap();
+        assert_eq!(p.get(CKA_ID), a.get(CKA_ID));
+    }
+
+    #[test]
+    fn updates() {
+        let info = sample_key(Algorithm::EcdsaSecp256k1);
+        let (label, stored) = updated_key_attributes(
+            &info,
+            false,
+            &[
+                (CKA_LABEL, b"new".to_vec()),
+                (CKA_ID, vec![9]),
+                (CKA_VERIFY, vec![0]),
+            ],
+        );
+        assert_eq!(label, "new");
+        assert!(stored.contains(&(CKA_ID, vec![9])));
+        assert!(stored.contains(&(NS_PUBLIC | CKA_VERIFY, vec![0])));
+        let mut info = info;
+        info.attributes = stored;
+        assert_eq!(
+            key_object_attributes(&info, false)
+                .unwrap()
+                .get_bool(CKA_VERIFY),
+            Some(false)
+        );
+        assert_eq!(
+            key_object_attributes(&info, true).unwrap().get(CKA_ID),
+            Some(&[9][..])
+        );
+    }
+
+    #[test]
+    fn pending_key_has_no_objects() {
+        let mut info = sample_key(Algorithm::EcdsaP256);
+        info.public_key.clear();
+        assert!(key_object_attributes(&info, true).is_none());
+    }
+}

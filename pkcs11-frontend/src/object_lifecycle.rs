@@ -1,0 +1,200 @@
+//! Creating, copying and destroying objects: `C_CreateObject`, `C_CopyObject`, `C_DestroyObject`.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use vhsm_wire::messages::{KeyId, ObjectId};
+
+use crate::attributes::{AttributeSet, Template};
+use crate::client::Bridge;
+use crate::objects::{KeyBinding, ObjectRef, SessionObject};
+use crate::policy::{check_key_update, check_object_update, object_request};
+use crate::state::with_module;
+use crate::CkResult;
+
+fn store(bridge: &Bridge, attributes: &AttributeSet) -> CkResult<CK_OBJECT_HANDLE> {
+    let mut pairs = attributes.clone();
+    pairs.remove(CKA_UNIQUE_ID);
+    let stored = bridge.create_object(pairs.to_pairs())?;
+    with_module(|m| Ok(m.objects.put_stored(stored)))
+}
+
+/// `C_CreateObject`: certificates, data objects and EC/Ed25519 public keys; token objects are stored by the
+/// cluster, session objects kept in the module.
+pub fn create_object(
+    session: CK_SESSION_HANDLE,
+    template: &Template,
+) -> CkResult<CK_OBJECT_HANDLE> {
+    let request = object_request(template)?;
+    let bridge = with_module(|m| {
+        let user = m.user_logged_in();
+        let rw = m.session(session)?.rw;
+        if request.attributes.get_bool(CKA_PRIVATE) == Some(true) && !user {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        if !request.token {
+            let handle = m.objects.add_session_object(SessionObject {
+                session,
+                attributes: request.attributes.clone(),
+                key: None,
+            });
+            return Ok(Err(handle));
+        }
+        if !rw {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        Ok(Ok(m.bridge()?))
+    })?;
+    match bridge {
+        Err(session_handle) => Ok(session_handle),
+        Ok(bridge) => store(&bridge, &request.attributes),
+    }
+}
+
+/// Checks the template of `C_CopyObject`: the usual attribute changes, plus `CKA_TOKEN` and `CKA_PRIVATE` (a
+/// private key stays private).
+fn check_copy(key: Option<bool>, changes: &Template) -> CkResult<()> {
+    if key == Some(true) && changes.get_bool(CKA_PRIVATE) == Some(false) {
+        return Err(CKR_TEMPLATE_INCONSISTENT);
+    }
+    let rest = changes.without(&[CKA_TOKEN, CKA_PRIVATE]);
+    match key {
+        Some(private) => check_key_update(private, &rest),
+        None => check_object_update(&rest),
+    }
+}
+
+/// `C_CopyObject`. A copy of a key object is a session object that refers to the same cluster key (a token copy
+/// would need a second cluster key with the same secret, which the cluster cannot make:
+/// `CKR_ACTION_PROHIBITED`). A copy of a certificate or data object is a new object.
+pub fn copy_object(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    changes: &Template,
+) -> CkResult<CK_OBJECT_HANDLE> {
+    let to_store = with_module(|m| {
+        let user = m.user_logged_in();
+        let rw = m.session(session)?.rw;
+        m.visible_object(object)?;
+        let mut attributes = m.objects.attributes(object)?;
+        if attributes.get_bool(CKA_COPYABLE) == Some(false) {
+            return Err(CKR_ACTION_PROHIBITED);
+        }
+        let binding = match m.objects.get(object)? {
+            ObjectRef::Key { key_id, private } => Some(KeyBinding {
+                key_id: *key_id,
+                private: *private,
+                ephemeral: false,
+            }),
+            ObjectRef::Session(SessionObject { key: Some(b), .. }) => Some(KeyBinding {
+                key_id: b.key_id,
+                private: b.private,
+                ephemeral: false,
+            }),
+            _ => None,
+        };
+        check_copy(binding.as_ref().map(|b| b.private), changes)?;
+        for (t, v) in changes.iter() {
+            attributes.set(t, v.to_vec());
+        }
+        attributes.remove(CKA_UNIQUE_ID);
+        let token = attributes.get_bool(CKA_TOKEN) == Some(true);
+        if attributes.get_bool(CKA_PRIVATE) == Some(true) && !user {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        if !token {
+            let handle = m.objects.add_session_object(SessionObject {
+                session,
+                attributes,
+                key: binding,
+            });
+            return Ok(Err(handle));
+        }
+        if binding.is_some() {
+            return Err(CKR_ACTION_PROHIBITED);
+        }
+        if !rw {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        Ok(Ok((m.bridge()?, attributes)))
+    })?;
+    match to_store {
+        Err(session_handle) => Ok(session_handle),
+        Ok((bridge, attributes)) => store(&bridge, &attributes),
+    }
+}
+
+enum Destruction {
+    Key(Arc<Bridge>, KeyId),
+    Object(Arc<Bridge>, ObjectId),
+    Done,
+}
+
+/// `C_DestroyObject`. Destroying either object of a cluster key destroys the key — its shares on every node —
+/// and both objects disappear. Destroying a session copy of a key only forgets the copy.
+pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CkResult<()> {
+    let destruction = with_module(|m| {
+        let user = m.user_logged_in();
+        let rw = m.session(session)?.rw;
+        if m.objects.take_destroyed_with_key(object) {
+            // The other object of a key destroyed a moment ago through its sibling: already gone.
+            return Ok(Destruction::Done);
+        }
+        let generated_here = m.session(session)?.generated_read_only.clone();
+        m.visible_object(object)?;
+        if m.objects.attributes(object)?.get_bool(CKA_DESTROYABLE) == Some(false) {
+            return Err(CKR_ACTION_PROHIBITED);
+        }
+        match m.objects.get(object)?.clone() {
+            ObjectRef::Key { key_id, .. } => {
+                // A read-only session may destroy only the token keys it generated itself (see `keygen`).
+                if !rw && !generated_here.contains(&key_id) {
+                    return Err(CKR_SESSION_READ_ONLY);
+                }
+                if !user {
+                    return Err(CKR_USER_NOT_LOGGED_IN);
+                }
+                Ok(Destruction::Key(m.bridge()?, key_id))
+            }
+            ObjectRef::Stored(id) => {
+                if !rw {
+                    return Err(CKR_SESSION_READ_ONLY);
+                }
+                Ok(Destruction::Object(m.bridge()?, id))
+            }
+            ObjectRef::Session(SessionObject { key: Some(b), .. }) if b.ephemeral => {
+                Ok(Destruction::Key(m.bridge()?, b.key_id))
+            }
+            ObjectRef::Session(_) => {
+                m.objects.remove_session_object(object);
+                Ok(Destruction::Done)
+            }
+        }
+    })?;
+    match destruction {
+        Destruction::Key(bridge, key_id) => {
+            match bridge.destroy_key(key_id) {
+                // Already gone (destroyed by another application): the objects go too.
+                Ok(()) | Err(CKR_OBJECT_HANDLE_INVALID) => {}
+                Err(rv) => return Err(rv),
+            }
+            tracing::debug!(%key_id, "key destroyed");
+            with_module(|m| {
+                let removed = m.objects.remove_key(key_id);
+                m.objects.note_destroyed_with_key(object, removed);
+                Ok(())
+            })
+        }
+        Destruction::Object(bridge, id) => {
+            match bridge.destroy_object(id) {
+                Ok(()) | Err(CKR_OBJECT_HANDLE_INVALID) => {}
+                Err(rv) => return Err(rv),
+            }
+            with_module(|m| {
+                m.objects.remove_stored(id);
+                Ok(())
+            })
+        }
+        Destruction::Done => Ok(()),
+    }
+}

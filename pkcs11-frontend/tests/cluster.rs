@@ -1,0 +1,318 @@
+//! The module against a real cluster (`vhsm up`), loaded as a shared library by the `cryptoki` crate, as an
+//! application would: log in (a wrong PIN first), generate P-256, secp256k1 and Ed25519 key pairs, sign with
+//! CKM_ECDSA, CKM_ECDSA_SHA256 and CKM_EDDSA, verify every signature with the curve crates and with C_Verify, sign
+//! from eight threads at once, and destroy a key.
+//!
+//! Needs `target/debug/vhsm` (built with the workspace); skipped with a message when it is missing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use sha2::{Digest, Sha256};
+use vhsm_pkcs11::encoding::{NAME_EDWARDS25519, OID_P256, OID_SECP256K1};
+
+const PIN: &str = "31415926";
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A `vhsm up` cluster, stopped with SIGTERM when dropped.
+struct Cluster {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(vhsm: &Path) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+        let child = Command::new(vhsm)
+            .args(["up", "--dir"])
+            .arg(dir.path().join("cluster"))
+            .args(["--user-pin", PIN])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let cluster = Cluster { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let up = Command::new(vhsm)
+                .arg("--cluster")
+                .arg(cluster.path())
+                .arg("status")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if up {
+                return cluster;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not come up; see {:?}",
+                cluster.dir.path()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("cluster")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The uncompressed SEC1 point (or Ed25519 key) inside a CKA_EC_POINT.
+fn point_of(session: &Session, public: ObjectHandle) -> Vec<u8> {
+    let attributes = session
+        .get_attributes(public, &[AttributeType::EcPoint])
+        .unwrap();
+    let Some(Attribute::EcPoint(der)) = attributes.into_iter().next() else {
+        panic!("no CKA_EC_POINT")
+    };
+    assert_eq!(der[0], 0x04, "an OCTET STRING");
+    assert_eq!(der[1] as usize, der.len() - 2);
+    der[2..].to_vec()
+}
+
+fn check_ecdsa(curve: &[u8], point: &[u8], digest: &[u8], signature: &[u8]) {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    assert_eq!(signature.len(), 64);
+    if curve == OID_P256 {
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+        let sig = p256::ecdsa::Signature::from_slice(signature).unwrap();
+        key.verify_prehash(digest, &sig)
+            .expect("a valid P-256 signature");
+    } else {
+        let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+        let sig = k256::ecdsa::Signature::from_slice(signature).unwrap();
+        key.verify_prehash(digest, &sig.normalize_s())
+            .expect("a valid secp256k1 signature");
+    }
+}
+
+fn check_ed25519(point: &[u8], message: &[u8], signature: &[u8]) {
+    let key = ed25519_dalek::VerifyingKey::from_bytes(point.try_into().unwrap()).unwrap();
+    let sig = ed25519_dalek::Signature::from_slice(signature).unwrap();
+    key.verify_strict(message, &sig)
+        .expect("a valid Ed25519 signature");
+}
+
+fn eddsa() -> Mechanism<'static> {
+    Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure))
+}
+
+fn find_private(session: &Session, label: &str) -> Vec<ObjectHandle> {
+    session
+        .find_objects(&[
+            Attribute::Class(cryptoki::object::ObjectClass::PRIVATE_KEY),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap()
+}
+
+#[test]
+fn keys_signatures_and_threads_through_a_real_cluster() {
+    let vhsm = target_dir().join("vhsm");
+    let module = target_dir().join("libvhsm_pkcs11.so");
+    if !vhsm.exists() || !module.exists() {
+        eprintln!(
+            "SKIPPED: {} or {} is missing (build the workspace)",
+            vhsm.display(),
+            module.display()
+        );
+        return;
+    }
+    let cluster = Cluster::start(&vhsm);
+    std::env::set_var(
+        "VHSM_PKCS11_CONFIG",
+        cluster.path().join("client").join("client.toml"),
+    );
+
+    let pkcs11 = Pkcs11::new(&module).unwrap();
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    let info = pkcs11.get_token_info(slot).unwrap();
+    assert!(info.login_required());
+    let session = pkcs11.open_rw_session(slot).unwrap();
+
+    // A wrong PIN, then the right one.
+    let wrong = session.login(UserType::User, Some(&AuthPin::from("00000000".to_string())));
+    assert!(
+        matches!(wrong, Err(Error::Pkcs11(RvError::PinIncorrect, _))),
+        "{wrong:?}"
+    );
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN.to_string())))
+        .unwrap();
+
+    let message = b"vHSM through PKCS#11";
+    let digest = Sha256::digest(message);
+    for (name, params) in [
+        ("p256", OID_P256),
+        ("k1", OID_SECP256K1),
+        ("ed", NAME_EDWARDS25519),
+    ] {
+        let label = format!("it-{name}");
+        let edwards = params == NAME_EDWARDS25519;
+        let mechanism = if edwards {
+            Mechanism::EccEdwardsKeyPairGen
+        } else {
+            Mechanism::EccKeyPairGen
+        };
+        let public_template = [
+            Attribute::Token(true),
+            Attribute::EcParams(params.to_vec()),
+            Attribute::Verify(true),
+            Attribute::Label(label.clone().into_bytes()),
+            Attribute::Id(name.as_bytes().to_vec()),
+        ];
+        let private_template = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Sign(true),
+            Attribute::Label(label.clone().into_bytes()),
+            Attribute::Id(name.as_bytes().to_vec()),
+        ];
+        let started = Instant::now();
+        let (public, private) = session
+            .generate_key_pair(&mechanism, &public_template, &private_template)
+            .unwrap();
+        eprintln!("{name}: key pair in {:?}", started.elapsed());
+        let point = point_of(&session, public);
+        // The private value is sensitive; the policy attributes say so.
+        let sensitive = session
+            .get_attributes(
+                private,
+                &[AttributeType::Sensitive, AttributeType::Extractable],
+            )
+            .unwrap();
+        assert_eq!(
+            sensitive,
+            vec![Attribute::Sensitive(true), Attribute::Extractable(false)]
+        );
+        assert_eq!(find_private(&session, &label), vec![private]);
+
+        if edwards {
+            let signature = session.sign(&eddsa(), private, message).unwrap();
+            check_ed25519(&point, message, &signature);
+            session
+                .verify(&eddsa(), public, message, &signature)
+                .unwrap();
+        } else {
+            let signature = session.sign(&Mechanism::Ecdsa, private, &digest).unwrap();
+            check_ecdsa(params, &point, &digest, &signature);
+            session
+                .verify(&Mechanism::Ecdsa, public, &digest, &signature)
+                .unwrap();
+            let signature = session
+                .sign(&Mechanism::EcdsaSha256, private, message)
+                .unwrap();
+            check_ecdsa(params, &point, &digest, &signature);
+            session
+                .verify(&Mechanism::EcdsaSha256, public, message, &signature)
+                .unwrap();
+            // Multi-part.
+            session.sign_init(&Mechanism::EcdsaSha256, private).unwrap();
+            session.sign_update(&message[..5]).unwrap();
+            session.sign_update(&message[5..]).unwrap();
+            let signature = session.sign_final().unwrap();
+            check_ecdsa(params, &point, &digest, &signature);
+        }
+    }
+
+    // Eight threads at once, each with its own session (the login is the application's).
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let pkcs11 = pkcs11.clone();
+            std::thread::spawn(move || {
+                let session = pkcs11.open_ro_session(slot).unwrap();
+                let p256 = find_private(&session, "it-p256")[0];
+                let ed = find_private(&session, "it-ed")[0];
+                let public_p256 = session
+                    .find_objects(&[
+                        Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+                        Attribute::Label(b"it-p256".to_vec()),
+                    ])
+                    .unwrap()[0];
+                let public_ed = session
+                    .find_objects(&[
+                        Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+                        Attribute::Label(b"it-ed".to_vec()),
+                    ])
+                    .unwrap()[0];
+                let (point_p256, point_ed) = (
+                    point_of(&session, public_p256),
+                    point_of(&session, public_ed),
+                );
+                for i in 0..3 {
+                    let message = format!("thread {t} message {i}");
+                    let signature = session
+                        .sign(&Mechanism::EcdsaSha256, p256, message.as_bytes())
+                        .unwrap();
+                    check_ecdsa(
+                        OID_P256,
+                        &point_p256,
+                        &Sha256::digest(message.as_bytes()),
+                        &signature,
+                    );
+                    let signature = session.sign(&eddsa(), ed, message.as_bytes()).unwrap();
+                    check_ed25519(&point_ed, message.as_bytes(), &signature);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a signing thread failed");
+    }
+
+    // Destroying the private key destroys the key: both objects are gone.
+    let k1 = find_private(&session, "it-k1")[0];
+    session.destroy_object(k1).unwrap();
+    assert!(find_private(&session, "it-k1").is_empty());
+    let public_k1 = session
+        .find_objects(&[Attribute::Label(b"it-k1".to_vec())])
+        .unwrap();
+    assert!(public_k1.is_empty());
+
+    session.logout().unwrap();
+    drop(session);
+    pkcs11.finalize().unwrap();
+    drop(cluster);
+}
