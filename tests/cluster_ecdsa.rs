@@ -203,13 +203,7 @@ async fn three_of_five_both_curves_sign_with_different_sets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_corrupting_its_signing_messages_is_named_left_out_and_can_be_unbanned() {
-    let mut cluster = TestCluster::init(3, 2);
-    cluster.inject_fault(2, "corrupt_ecdsa_messages = true");
-    for id in 1..=3 {
-        cluster.start_node(id);
-    }
-    cluster.start_coordinator();
-    cluster.wait_all_reachable().await;
+    let cluster = TestCluster::start_with_fault(3, 2, 2, "corrupt_ecdsa_messages = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::EcdsaSecp256k1, "blame")

@@ -72,13 +72,7 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_missed_the_commit_gets_it_when_the_coordinator_looks_again() {
-    let mut cluster = TestCluster::init(3, 2);
-    cluster.inject_fault(3, "lose_first_commit = true");
-    for id in 1..=3 {
-        cluster.start_node(id);
-    }
-    cluster.start_coordinator();
-    cluster.wait_all_reachable().await;
+    let mut cluster = TestCluster::start_with_fault(3, 2, 3, "lose_first_commit = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::Ed25519, "reconcile")

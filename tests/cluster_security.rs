@@ -175,13 +175,7 @@ async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_corrupting_its_signature_shares_is_named_and_bypassed() {
-    let mut cluster = TestCluster::init(3, 2);
-    cluster.inject_fault(2, "corrupt_signature_shares = true");
-    for id in 1..=3 {
-        cluster.start_node(id);
-    }
-    cluster.start_coordinator();
-    cluster.wait_all_reachable().await;
+    let cluster = TestCluster::start_with_fault(3, 2, 2, "corrupt_signature_shares = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::Ed25519, "blame")

@@ -89,13 +89,24 @@ impl TestCluster {
 
     /// `init` and start every node and the coordinator; waits until the coordinator reaches every node.
     pub async fn start(nodes: u16, threshold: u16) -> Self {
-        let mut cluster = Self::init(nodes, threshold);
-        for id in 1..=nodes {
-            cluster.start_node(id);
+        Self::init(nodes, threshold).start_all().await
+    }
+
+    /// Like [`TestCluster::start`], with node `faulty` told to misbehave (`fault`: a `[fault_injection]` line such
+    /// as `corrupt_signature_shares = true`).
+    pub async fn start_with_fault(nodes: u16, threshold: u16, faulty: u16, fault: &str) -> Self {
+        let cluster = Self::init(nodes, threshold);
+        cluster.inject_fault(faulty, fault);
+        cluster.start_all().await
+    }
+
+    async fn start_all(mut self) -> Self {
+        for id in 1..=self.nodes {
+            self.start_node(id);
         }
-        cluster.start_coordinator();
-        cluster.wait_all_reachable().await;
-        cluster
+        self.start_coordinator();
+        self.wait_all_reachable().await;
+        self
     }
 
     pub fn path(&self) -> &Path {
