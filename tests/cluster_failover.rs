@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{verify_ed25519, TestCluster};
+use common::{sign_with_retries, verify_ed25519, TestCluster};
 use vhsm_wire::{client::ClientError, Algorithm, ErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,21 +51,10 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
     cluster.start_node(3);
     cluster.wait_all_reachable().await;
     cluster.kill("node-1");
-    let mut last = None;
-    // The coordinator may still remember 2 and 3 as failed for a few seconds; it retries them when it must.
-    for _ in 0..20 {
-        match client.sign(key.id, b"after restart", None).await {
-            Ok(r) => {
-                last = Some(Ok(r));
-                break;
-            }
-            Err(e) => {
-                last = Some(Err(e.to_string()));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-    let (sig, signers) = last.unwrap().unwrap();
+    // The coordinator may still pass over the restarted nodes for a few seconds.
+    let (sig, signers) = sign_with_retries(&client, key.id, b"after restart")
+        .await
+        .unwrap();
     assert_eq!(signers, vec![2, 3]);
     assert!(verify_ed25519(&key.public_key, b"after restart", &sig));
 }
@@ -83,20 +72,10 @@ async fn a_holder_that_missed_the_commit_gets_it_when_the_coordinator_looks_agai
     // at every node's keys, see the key active elsewhere and pending on 3, and commit it there.
     client.list_keys().await.unwrap();
     cluster.kill("node-1");
-    let mut last = None;
-    for _ in 0..20 {
-        match client.sign(key.id, b"with node 3", None).await {
-            Ok(r) => {
-                last = Some(Ok(r));
-                break;
-            }
-            Err(e) => {
-                last = Some(Err(e.to_string()));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-    let (sig, signers) = last.unwrap().unwrap();
+    // The coordinator may still pass over the restarted nodes for a few seconds.
+    let (sig, signers) = sign_with_retries(&client, key.id, b"with node 3")
+        .await
+        .unwrap();
     assert_eq!(signers, vec![2, 3]);
     assert!(verify_ed25519(&key.public_key, b"with node 3", &sig));
     assert!(cluster

@@ -230,6 +230,24 @@ impl Drop for TestCluster {
     }
 }
 
+/// Signs, retrying for up to 5 s while the coordinator still avoids nodes that failed a moment ago (it passes
+/// over a failed node for a few seconds, and retries it when it must). The last error if none succeeded.
+pub async fn sign_with_retries(
+    client: &Client,
+    key_id: vhsm_wire::KeyId,
+    message: &[u8],
+) -> Result<(Vec<u8>, Vec<u16>), String> {
+    let mut last = Err("not tried".to_string());
+    for _ in 0..20 {
+        match client.sign(key_id, message, None).await {
+            Ok(signed) => return Ok(signed),
+            Err(e) => last = Err(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    last
+}
+
 /// Verifies an Ed25519 signature independently of vHSM.
 pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let Ok(pk) = <[u8; 32]>::try_from(public_key) else {
