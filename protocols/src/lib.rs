@@ -32,6 +32,8 @@
 //!   [`ecdsa::ThresholdEcdsa`] engine trait: key generation ([`ecdsa::dkg`]), signing ([`ecdsa::sign`]),
 //!   key shares ([`ecdsa::share`]), digests ([`ecdsa::digest`]) and independent verification
 //!   ([`ecdsa::verify`]).
+//! * [`split_aes`] — threshold symmetric encryption (DiSE: a DDH-based distributed PRF on ristretto255 derives a
+//!   fresh AES-256-GCM key per message): key generation, partial evaluation with DLEQ proofs, combination.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -43,6 +45,7 @@ pub mod frost;
 pub mod party;
 pub mod secret;
 pub mod simulator;
+pub mod split_aes;
 
 pub use error::ProtocolError;
 pub use party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
