@@ -39,7 +39,7 @@ fn verify_with_curve_crate(key: &KeyInfo, digest: &[u8], signature: &[u8]) -> bo
             let sig = k256::ecdsa::Signature::from_slice(signature).unwrap();
             sig.normalize_s() == sig && vk.verify_prehash(digest, &sig).is_ok()
         }
-        Algorithm::Ed25519 => false,
+        Algorithm::Ed25519 | Algorithm::SplitAes256 => false,
     }
 }
 

@@ -8,7 +8,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
-use vhsm_protocols::{ecdsa::share::EcdsaPublicKeys, frost::share::FrostPublicKeys, SessionId};
+use vhsm_protocols::{
+    ecdsa::share::EcdsaPublicKeys, frost::share::FrostPublicKeys,
+    split_aes::share::SplitAesPublicKeys, SessionId,
+};
 use vhsm_wire::{
     messages::{NodeRequest, NodeResponse},
     Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, NodeId, WireError,
@@ -246,6 +249,9 @@ fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedP
         });
     }
     let public_key = match algorithm.ecdsa_curve() {
+        None if algorithm == Algorithm::SplitAes256 => {
+            SplitAesPublicKeys::from_bytes(first).map(|p| p.group_public_key().to_vec())
+        }
         None => FrostPublicKeys::from_bytes(first).map(|p| p.group_public_key().to_vec()),
         Some(curve) => EcdsaPublicKeys::from_bytes(first).and_then(|p| {
             if p.curve() == curve {

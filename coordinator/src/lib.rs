@@ -4,6 +4,7 @@
 //! - [`registry`]: the coordinator's cached view of the keys, learned from the nodes (the source of truth).
 //! - [`keygen`] and [`signing`]: the orchestration of distributed key generation and threshold signing, with
 //!   blame: a node that sends an invalid share is named and left out, and the operation retried with others.
+//! - [`encryption`]: split-AES encryption and decryption, with blame on invalid partial evaluations.
 //! - [`keys`]: changing a key's label and attributes, and destroying a key on every holder.
 //! - [`objects`]: certificates and data objects, kept on every node.
 //! - [`token`]: the PKCS#11 token's PINs and their lockout.
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod encryption;
 pub mod keygen;
 pub mod keys;
 pub mod nodes;

@@ -105,10 +105,37 @@ enum Command {
         #[arg(long = "out", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Encrypt a file with a split-aes-256 key (any size: cut into 1 MiB chunks, each its own blob).
+    Encrypt {
+        /// The key's id.
+        #[arg(long, value_name = "ID")]
+        key: KeyId,
+        /// The file to encrypt.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the ciphertext.
+        #[arg(long = "out", value_name = "FILE")]
+        output: PathBuf,
+        /// Associated data the ciphertext is bound to (needed again to decrypt).
+        #[arg(long, default_value = "")]
+        aad: String,
+    },
+    /// Decrypt a file made by `vhsm encrypt` (the key is named inside it).
+    Decrypt {
+        /// The ciphertext file.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the plaintext.
+        #[arg(long = "out", value_name = "FILE")]
+        output: PathBuf,
+        /// The associated data given to `vhsm encrypt`.
+        #[arg(long, default_value = "")]
+        aad: String,
+    },
     /// Start a local cluster (unless --cluster names a running one), make a key of each algorithm, sign and verify
     /// many messages.
     Demo {
-        /// The algorithms to show, comma-separated.
+        /// The signing algorithms to show, comma-separated.
         #[arg(
             long,
             value_delimiter = ',',
@@ -303,6 +330,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input,
             output,
         } => cli::keys::sign(&layout, *key, input, output.as_deref(), *hash, cli.json).await,
+        Command::Encrypt {
+            key,
+            input,
+            output,
+            aad,
+        } => cli::encrypt::encrypt(&layout, *key, input, output, aad.as_bytes(), cli.json).await,
+        Command::Decrypt { input, output, aad } => {
+            cli::encrypt::decrypt(&layout, input, output, aad.as_bytes(), cli.json).await
+        }
         Command::Demo {
             algorithms,
             count,

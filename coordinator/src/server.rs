@@ -2,11 +2,13 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     accept,
     frame::{self, DEFAULT_FRAME_LIMIT},
     messages::{
         ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeRequest, NodeResponse,
+        MAX_CIPHER_INPUT,
     },
     tls::{self, TlsIdentity},
     ErrorKind, PinUser, Role, WireError,
@@ -14,7 +16,7 @@ use vhsm_wire::{
 
 use crate::{
     config::CoordinatorConfig,
-    keygen, keys,
+    encryption, keygen, keys,
     nodes::{NodeCallError, NodePool},
     objects,
     registry::Registry,
@@ -313,6 +315,30 @@ impl Coordinator {
                 objects::destroy(&self.pool, threshold, id).await?;
                 tracing::info!(%client, object = %id, "object destroyed");
                 Ok(ClientResponse::Ok)
+            }
+            ClientRequest::Encrypt {
+                key_id,
+                plaintext,
+                aad,
+            } => {
+                session.require_user()?;
+                if plaintext.len() > MAX_CIPHER_INPUT || aad.len() > MAX_CIPHER_INPUT {
+                    return Err(WireError::new(
+                        ErrorKind::BadRequest,
+                        format!("at most {MAX_CIPHER_INPUT} bytes per request: cut larger data into chunks"),
+                    ));
+                }
+                let key = self.key(key_id).await?;
+                let blob = encryption::encrypt(&self.pool, &key, plaintext.expose(), &aad).await?;
+                Ok(ClientResponse::Ciphertext(blob))
+            }
+            ClientRequest::Decrypt { blob, aad } => {
+                session.require_user()?;
+                let key = self.key(encryption::blob_key_id(&blob)?).await?;
+                let plaintext = encryption::decrypt(&self.pool, &key, &blob, &aad).await?;
+                Ok(ClientResponse::Plaintext(SecretBytes::new(
+                    plaintext.to_vec(),
+                )))
             }
             ClientRequest::Unban { node } => {
                 if session.logged_in().is_none() {

@@ -136,6 +136,12 @@ impl Signer {
         hash: Option<HashAlg>,
     ) -> Result<Signed, WireError> {
         let bad = |m: String| WireError::new(ErrorKind::BadRequest, m);
+        if !key.algorithm.signs() {
+            return Err(bad(format!(
+                "{} keys encrypt; they do not sign",
+                key.algorithm
+            )));
+        }
         let prepared = match key.algorithm.ecdsa_curve() {
             None => {
                 if let Some(h) = hash {

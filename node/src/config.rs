@@ -29,6 +29,9 @@ pub struct FaultInjection {
     /// Send corrupted threshold-ECDSA signing messages.
     #[serde(default)]
     pub corrupt_ecdsa_messages: bool,
+    /// Answer split-AES evaluations with a wrong partial (a proof that does not verify).
+    #[serde(default)]
+    pub wrong_partials: bool,
     /// Answer the first key commit "done" without making the key active (as if the commit had been lost).
     #[serde(default)]
     pub lose_first_commit: bool,

@@ -10,7 +10,10 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use rand_core::OsRng;
-use vhsm_protocols::frost::{round1, round2};
+use vhsm_protocols::{
+    frost::{round1, round2},
+    split_aes,
+};
 use vhsm_wire::{
     accept,
     frame::{self, DEFAULT_FRAME_LIMIT},
@@ -415,6 +418,27 @@ impl Node {
                 Ok(NodeResponse::Objects(
                     blocking(move || store.objects()).await?,
                 ))
+            }
+            NodeRequest::Evaluate { key_id, alpha } => {
+                let key = self.store.active_key(key_id).map_err(store_error)?;
+                let KeyShare::SplitAes(share) = &key.share else {
+                    return Err(WireError::new(
+                        ErrorKind::BadRequest,
+                        format!("key {key_id} is not a split-AES key"),
+                    ));
+                };
+                #[allow(unused_mut)]
+                let mut partial =
+                    split_aes::partial::evaluate(share, &key_id.0, &alpha, &mut OsRng);
+                #[cfg(feature = "fault-injection")]
+                if self.faults.wrong_partials {
+                    // Answer another message's partial: a valid-looking point and proof, for the wrong input.
+                    let mut other = alpha;
+                    other[0] ^= 1;
+                    partial = split_aes::partial::evaluate(share, &key_id.0, &other, &mut OsRng);
+                    tracing::warn!("fault injection: sent a wrong partial evaluation");
+                }
+                Ok(NodeResponse::Partial(partial))
             }
             NodeRequest::ClearBan { node } => {
                 let store = self.store.clone();

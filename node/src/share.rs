@@ -1,12 +1,13 @@
 //! A node's share of one key, whatever the key's algorithm, and its versioned encoding inside a sealed record.
 //!
-//! Encoding (version 1): `version (1) ‖ scheme (1: FROST Ed25519, 2: threshold ECDSA) ‖ the scheme's own
+//! Encoding (version 1): `version (1) ‖ scheme (1: FROST Ed25519, 2: threshold ECDSA, 3: split-AES) ‖ the scheme's own
 //! versioned encoding`.
 
 use std::sync::Arc;
 
 use vhsm_protocols::{
-    ecdsa::share::EcdsaKeyShare, frost::share::FrostKeyShare, ParticipantId, ProtocolError,
+    ecdsa::share::EcdsaKeyShare, frost::share::FrostKeyShare, split_aes::share::SplitAesKeyShare,
+    ParticipantId, ProtocolError,
 };
 use vhsm_wire::Algorithm;
 use zeroize::Zeroizing;
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 const FORMAT_VERSION: u8 = 1;
 const SCHEME_FROST: u8 = 1;
 const SCHEME_ECDSA: u8 = 2;
+const SCHEME_SPLIT_AES: u8 = 3;
 
 /// One key share. Secret: zeroized on drop by the schemes' own types; `Debug` prints no secret.
 pub enum KeyShare {
@@ -21,6 +23,8 @@ pub enum KeyShare {
     Frost(Box<FrostKeyShare>),
     /// A threshold-ECDSA share (shared with running signing sessions).
     Ecdsa(Arc<EcdsaKeyShare>),
+    /// A split-AES (DPRF) share.
+    SplitAes(Box<SplitAesKeyShare>),
 }
 
 impl std::fmt::Debug for KeyShare {
@@ -28,6 +32,7 @@ impl std::fmt::Debug for KeyShare {
         match self {
             KeyShare::Frost(_) => f.write_str("KeyShare::Frost(<redacted>)"),
             KeyShare::Ecdsa(_) => f.write_str("KeyShare::Ecdsa(<redacted>)"),
+            KeyShare::SplitAes(_) => f.write_str("KeyShare::SplitAes(<redacted>)"),
         }
     }
 }
@@ -38,6 +43,7 @@ impl KeyShare {
         match self {
             KeyShare::Frost(s) => s.participant(),
             KeyShare::Ecdsa(s) => s.participant(),
+            KeyShare::SplitAes(s) => s.participant(),
         }
     }
 
@@ -46,6 +52,7 @@ impl KeyShare {
         match self {
             KeyShare::Frost(s) => s.group_public_key().to_vec(),
             KeyShare::Ecdsa(s) => s.public_key_sec1(),
+            KeyShare::SplitAes(s) => s.group_public_key().to_vec(),
         }
     }
 
@@ -54,6 +61,7 @@ impl KeyShare {
         match self {
             KeyShare::Frost(s) => s.public_keys().to_bytes(),
             KeyShare::Ecdsa(s) => s.public_keys().to_bytes(),
+            KeyShare::SplitAes(s) => s.public_keys().to_bytes(),
         }
     }
 
@@ -61,6 +69,7 @@ impl KeyShare {
     pub fn is_for(&self, algorithm: Algorithm) -> bool {
         match (self, algorithm.ecdsa_curve()) {
             (KeyShare::Frost(_), None) => algorithm == Algorithm::Ed25519,
+            (KeyShare::SplitAes(_), None) => algorithm == Algorithm::SplitAes256,
             (KeyShare::Ecdsa(s), Some(curve)) => s.curve() == curve,
             _ => false,
         }
@@ -71,6 +80,7 @@ impl KeyShare {
         let (scheme, inner) = match self {
             KeyShare::Frost(s) => (SCHEME_FROST, s.to_bytes()),
             KeyShare::Ecdsa(s) => (SCHEME_ECDSA, s.to_bytes()),
+            KeyShare::SplitAes(s) => (SCHEME_SPLIT_AES, s.to_bytes()),
         };
         let mut out = Zeroizing::new(Vec::with_capacity(2 + inner.len()));
         out.push(FORMAT_VERSION);
@@ -88,6 +98,9 @@ impl KeyShare {
             [FORMAT_VERSION, SCHEME_ECDSA, inner @ ..] => {
                 Ok(KeyShare::Ecdsa(Arc::new(EcdsaKeyShare::from_bytes(inner)?)))
             }
+            [FORMAT_VERSION, SCHEME_SPLIT_AES, inner @ ..] => Ok(KeyShare::SplitAes(Box::new(
+                SplitAesKeyShare::from_bytes(inner)?,
+            ))),
             [FORMAT_VERSION, scheme, ..] => Err(ProtocolError::Encoding(format!(
                 "unknown share scheme {scheme}"
             ))),
@@ -101,6 +114,7 @@ impl KeyShare {
         match self {
             KeyShare::Frost(s) => s.signing_share_bytes(),
             KeyShare::Ecdsa(s) => s.secret_share_bytes(),
+            KeyShare::SplitAes(s) => s.secret_share_bytes(),
         }
     }
 }

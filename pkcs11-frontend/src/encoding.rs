@@ -32,12 +32,14 @@ pub enum Curve {
 }
 
 impl Curve {
-    /// The curve of a cluster key's algorithm.
-    pub fn from_algorithm(algorithm: Algorithm) -> Curve {
+    /// The curve of a cluster key's algorithm; `None` for keys that are not key pairs (split-AES, which this
+    /// module does not present yet).
+    pub fn from_algorithm(algorithm: Algorithm) -> Option<Curve> {
         match algorithm {
-            Algorithm::Ed25519 => Curve::Ed25519,
-            Algorithm::EcdsaP256 => Curve::P256,
-            Algorithm::EcdsaSecp256k1 => Curve::Secp256k1,
+            Algorithm::Ed25519 => Some(Curve::Ed25519),
+            Algorithm::EcdsaP256 => Some(Curve::P256),
+            Algorithm::EcdsaSecp256k1 => Some(Curve::Secp256k1),
+            Algorithm::SplitAes256 => None,
         }
     }
 

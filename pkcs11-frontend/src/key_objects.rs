@@ -61,7 +61,7 @@ pub fn namespace(private: bool) -> u64 {
 
 /// The curve of a key, if the module knows how to present it (a key still being generated has no public key).
 pub fn usable_curve(info: &KeyInfo) -> Option<Curve> {
-    let curve = Curve::from_algorithm(info.algorithm);
+    let curve = Curve::from_algorithm(info.algorithm)?;
     (info.public_key.len() == curve.public_key_len()).then_some(curve)
 }
 
@@ -225,6 +225,7 @@ mod tests {
                     .as_bytes()
                     .to_vec()
             }
+            Algorithm::SplitAes256 => vec![7; 32],
         };
         KeyInfo {
             id: KeyId([0xab; 16]),
@@ -315,5 +316,9 @@ mod tests {
         let mut info = sample_key(Algorithm::EcdsaP256);
         info.public_key.clear();
         assert!(key_object_attributes(&info, true).is_none());
+        // Split-AES keys are not presented as key pairs (yet).
+        let aes = sample_key(Algorithm::SplitAes256);
+        assert!(key_object_attributes(&aes, true).is_none());
+        assert!(key_object_attributes(&aes, false).is_none());
     }
 }

@@ -148,7 +148,15 @@ fn find_private(session: &Session, label: &str) -> Vec<ObjectHandle> {
 #[test]
 fn keys_signatures_and_threads_through_a_real_cluster() {
     let vhsm = target_dir().join("vhsm");
-    let module = target_dir().join("libvhsm_pkcs11.so");
+    // The newest build of the module: cargo leaves it in target/debug/deps, and copies it to target/debug only on
+    // some builds (a stale copy there would speak an older wire format).
+    let module = [target_dir(), target_dir().join("deps")]
+        .iter()
+        .map(|dir| dir.join("libvhsm_pkcs11.so"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| target_dir().join("libvhsm_pkcs11.so"));
     if !vhsm.exists() || !module.exists() {
         assert!(
             std::env::var("VHSM_REQUIRE_CLIENTS").is_err(),

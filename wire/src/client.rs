@@ -304,6 +304,36 @@ impl Client {
         }
     }
 
+    /// Encrypts `plaintext` (at most `MAX_CIPHER_INPUT` bytes) with a split-AES key, bound to `aad`.
+    pub async fn encrypt(
+        &self,
+        key_id: KeyId,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let request = ClientRequest::Encrypt {
+            key_id,
+            plaintext: SecretBytes::new(plaintext.to_vec()),
+            aad: aad.to_vec(),
+        };
+        match self.call(&request).await? {
+            ClientResponse::Ciphertext(blob) => Ok(blob),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Decrypts a blob made by [`Client::encrypt`] with the same `aad`.
+    pub async fn decrypt(&self, blob: &[u8], aad: &[u8]) -> Result<SecretBytes, ClientError> {
+        let request = ClientRequest::Decrypt {
+            blob: blob.to_vec(),
+            aad: aad.to_vec(),
+        };
+        match self.call(&request).await? {
+            ClientResponse::Plaintext(p) => Ok(p),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Clears a ban on `node` on every node.
     pub async fn unban(&self, node: NodeId) -> Result<(), ClientError> {
         self.expect_ok(&ClientRequest::Unban { node }).await
@@ -323,6 +353,8 @@ fn unexpected(response: &ClientResponse) -> ClientError {
         ClientResponse::Token(_) => "token information",
         ClientResponse::Object(_) => "an object",
         ClientResponse::Objects(_) => "an object list",
+        ClientResponse::Ciphertext(_) => "a ciphertext",
+        ClientResponse::Plaintext(_) => "a plaintext",
         ClientResponse::Status(_) => "a status",
         ClientResponse::Key(_) => "a key",
         ClientResponse::Keys(_) => "a key list",

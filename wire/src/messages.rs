@@ -15,6 +15,7 @@ use vhsm_protocols::{
         dkg::DkgMessage,
         round1::FrostCommitments,
     },
+    split_aes::{dkg::SplitAesDkgMessage, partial::PartialEvaluation},
     SecretBytes, SessionId,
 };
 
@@ -65,6 +66,8 @@ pub enum Algorithm {
     EcdsaP256,
     /// Threshold ECDSA over secp256k1 (DKLs23).
     EcdsaSecp256k1,
+    /// Split-AES: a threshold DPRF on ristretto255 derives a fresh AES-256-GCM key per message (DiSE).
+    SplitAes256,
 }
 
 impl Algorithm {
@@ -73,6 +76,7 @@ impl Algorithm {
         Algorithm::Ed25519,
         Algorithm::EcdsaP256,
         Algorithm::EcdsaSecp256k1,
+        Algorithm::SplitAes256,
     ];
 
     /// The name used on the command line and in JSON.
@@ -81,13 +85,19 @@ impl Algorithm {
             Algorithm::Ed25519 => "ed25519",
             Algorithm::EcdsaP256 => "ecdsa-p256",
             Algorithm::EcdsaSecp256k1 => "ecdsa-secp256k1",
+            Algorithm::SplitAes256 => "split-aes-256",
         }
+    }
+
+    /// Whether keys of this algorithm sign (the others encrypt).
+    pub fn signs(self) -> bool {
+        !matches!(self, Algorithm::SplitAes256)
     }
 
     /// The curve of an ECDSA algorithm.
     pub fn ecdsa_curve(self) -> Option<EcdsaCurve> {
         match self {
-            Algorithm::Ed25519 => None,
+            Algorithm::Ed25519 | Algorithm::SplitAes256 => None,
             Algorithm::EcdsaP256 => Some(EcdsaCurve::P256),
             Algorithm::EcdsaSecp256k1 => Some(EcdsaCurve::Secp256k1),
         }
@@ -362,6 +372,13 @@ pub enum NodeRequest {
     },
     /// Every stored object, tombstones included.
     ListObjects,
+    /// Split-AES: this node's partial evaluation of the key's DPRF at `alpha`, with its proof.
+    Evaluate {
+        /// The key.
+        key_id: KeyId,
+        /// The message input.
+        alpha: [u8; 32],
+    },
 }
 
 /// Node → coordinator.
@@ -386,6 +403,8 @@ pub enum NodeResponse {
     EcdsaSignature(Vec<u8>),
     /// Answer to `ListObjects`.
     Objects(Vec<StoredObject>),
+    /// Answer to `Evaluate`.
+    Partial(PartialEvaluation),
     /// The request failed.
     Error(WireError),
 }
@@ -408,6 +427,8 @@ pub enum MeshPayload {
     EcdsaDkg(EcdsaMessage),
     /// Threshold-ECDSA signing.
     EcdsaSign(EcdsaMessage),
+    /// Split-AES key generation.
+    SplitAesDkg(SplitAesDkgMessage),
 }
 
 /// One node's health as the coordinator sees it.
@@ -509,12 +530,31 @@ pub enum ClientRequest {
         /// no hash.
         hash: Option<HashAlg>,
     },
+    /// Encrypt with a split-AES key: one ciphertext blob, which only the cluster can decrypt.
+    Encrypt {
+        /// The key.
+        key_id: KeyId,
+        /// The plaintext (at most [`MAX_CIPHER_INPUT`] bytes: larger data is cut into chunks by the caller).
+        plaintext: SecretBytes,
+        /// Associated data the blob is bound to (not encrypted, needed again to decrypt).
+        aad: Vec<u8>,
+    },
+    /// Decrypt a blob made by `Encrypt` (the key is named in the blob).
+    Decrypt {
+        /// The blob.
+        blob: Vec<u8>,
+        /// The associated data it was made with.
+        aad: Vec<u8>,
+    },
     /// An operator cleared a ban on `node` (on every node).
     Unban {
         /// The banned node.
         node: NodeId,
     },
 }
+
+/// The largest plaintext one `Encrypt` request takes.
+pub const MAX_CIPHER_INPUT: usize = 1024 * 1024;
 
 /// Coordinator → client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -533,6 +573,10 @@ pub enum ClientResponse {
     Object(StoredObject),
     /// Answer to `ListObjects` (live objects only).
     Objects(Vec<StoredObject>),
+    /// Answer to `Encrypt`: the blob.
+    Ciphertext(Vec<u8>),
+    /// Answer to `Decrypt`.
+    Plaintext(SecretBytes),
     /// Answer to `Sign`.
     Signature {
         /// The signature (Ed25519: 64 bytes R ‖ s).

@@ -194,6 +194,9 @@ async fn demo_algorithm(
         Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => {
             "DKLs23 DKG: seconds of CPU, mostly pairwise OT set-up"
         }
+        Algorithm::SplitAes256 => {
+            bail!("the demo signs; split-aes-256 keys encrypt (vhsm encrypt / vhsm decrypt)")
+        }
     };
     let spinner = (!json).then(|| {
         progress::spinner(&format!(
@@ -236,6 +239,7 @@ async fn demo_algorithm(
         Algorithm::Ed25519 => "ed25519-dalek verify_strict",
         Algorithm::EcdsaP256 => "the p256 crate (SHA-256)",
         Algorithm::EcdsaSecp256k1 => "the k256 crate (SHA-256, low-S)",
+        Algorithm::SplitAes256 => bail!("split-aes-256 keys do not sign"),
     };
     say(&format!(
         "  verified all {verified} signatures with {verifier}"
@@ -272,6 +276,7 @@ async fn demo_algorithm(
 /// Verifies a signature without vHSM: ed25519-dalek `verify_strict`, or the p256/k256 crates over SHA-256.
 fn verify_independently(key: &KeyInfo, message: &[u8], signature: &[u8]) -> anyhow::Result<()> {
     match key.algorithm {
+        Algorithm::SplitAes256 => bail!("split-aes-256 keys do not sign"),
         Algorithm::Ed25519 => {
             let bytes: [u8; 32] = key
                 .public_key

@@ -4,6 +4,10 @@
 use anyhow::{bail, Context};
 use vhsm_wire::{Algorithm, KeyInfo};
 
+const NO_SPKI: &str =
+    "a split-AES key's public key (the DPRF's g^k on ristretto255) has no SubjectPublicKeyInfo \
+                       form; use --format raw";
+
 /// The formats `vhsm key show --format` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyFormat {
@@ -11,7 +15,7 @@ pub enum KeyFormat {
     Pem,
     /// SubjectPublicKeyInfo, DER.
     Der,
-    /// The bare public key: Ed25519's 32 bytes, or the uncompressed SEC1 point (65 bytes).
+    /// The bare public key: Ed25519's 32 bytes, the uncompressed SEC1 point (65 bytes), or split-AES's g^k (32).
     Raw,
 }
 
@@ -25,6 +29,7 @@ pub fn spki_der(key: &KeyInfo) -> anyhow::Result<Vec<u8>> {
         )
     };
     Ok(match key.algorithm {
+        Algorithm::SplitAes256 => bail!(NO_SPKI),
         Algorithm::Ed25519 => {
             use ed25519_dalek::pkcs8::EncodePublicKey as _;
             let bytes: [u8; 32] = key.public_key.as_slice().try_into().with_context(invalid)?;
@@ -59,6 +64,7 @@ pub fn spki_pem(key: &KeyInfo) -> anyhow::Result<String> {
         )
     };
     match key.algorithm {
+        Algorithm::SplitAes256 => bail!(NO_SPKI),
         Algorithm::Ed25519 => {
             use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePublicKey as _};
             let bytes: [u8; 32] = key.public_key.as_slice().try_into().with_context(invalid)?;
@@ -90,6 +96,8 @@ pub fn ecdsa_signature_der(algorithm: Algorithm, signature: &[u8]) -> anyhow::Re
             .to_der()
             .as_bytes()
             .to_vec(),
-        Algorithm::Ed25519 => bail!("Ed25519 signatures have no DER form"),
+        Algorithm::Ed25519 | Algorithm::SplitAes256 => {
+            bail!("only ECDSA signatures have a DER form")
+        }
     })
 }

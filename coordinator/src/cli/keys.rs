@@ -63,7 +63,8 @@ pub struct KeyView {
     pub holders: Vec<u16>,
     pub created_unix: u64,
     pub public_key_hex: String,
-    pub public_key_pem: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
 }
 
 impl KeyView {
@@ -77,7 +78,11 @@ impl KeyView {
             holders: key.holders.clone(),
             created_unix: key.created_unix,
             public_key_hex: hex::encode(&key.public_key),
-            public_key_pem: export::spki_pem(key)?,
+            public_key_pem: if key.algorithm.signs() {
+                Some(export::spki_pem(key)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -92,7 +97,7 @@ impl KeyView {
             self.holders.len(),
             self.holders,
             self.public_key_hex,
-            self.public_key_pem.trim_end()
+            self.public_key_pem.as_deref().unwrap_or("(no PEM form: not a key pair)").trim_end()
         )
     }
 }

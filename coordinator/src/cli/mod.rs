@@ -2,6 +2,7 @@
 
 pub mod daemon;
 pub mod demo;
+pub mod encrypt;
 pub mod export;
 pub mod init;
 pub mod keys;

@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 use vhsm_protocols::{
     ecdsa::{Dkls23, ThresholdEcdsa},
     frost::dkg::{DkgParams, FrostDkg},
+    split_aes::dkg::SplitAesDkg,
     SessionId,
 };
 use vhsm_wire::{
@@ -27,7 +28,7 @@ use crate::{
 /// How long a key generation may take on this node before it gives up.
 pub fn keygen_timeout(algorithm: Algorithm) -> Duration {
     match algorithm {
-        Algorithm::Ed25519 => Duration::from_secs(30),
+        Algorithm::Ed25519 | Algorithm::SplitAes256 => Duration::from_secs(30),
         // DKLs23 key generation costs seconds of CPU per pair of holders (P-256 most).
         Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => Duration::from_secs(600),
     }
@@ -62,6 +63,23 @@ pub async fn generate(
     };
     let timeout = keygen_timeout(key.algorithm);
     let share = match key.algorithm.ecdsa_curve() {
+        None if key.algorithm == Algorithm::SplitAes256 => {
+            let dkg = SplitAesDkg::new(params).map_err(|e| protocol_error("key generation", e))?;
+            let codec = (MeshPayload::SplitAesDkg, |p| match p {
+                MeshPayload::SplitAesDkg(m) => Some(m),
+                _ => None,
+            });
+            let session = Session {
+                mesh,
+                me,
+                members: &key.holders,
+                session,
+                codec,
+                what: "key generation",
+                tamper: None,
+            };
+            KeyShare::SplitAes(Box::new(session.run(dkg, timeout).await?))
+        }
         None => {
             let dkg = FrostDkg::new(params).map_err(|e| protocol_error("key generation", e))?;
             let codec = (MeshPayload::FrostDkg, |p| match p {

@@ -1,0 +1,186 @@
+//! Split-AES encryption and decryption, orchestrated (DiSE; see `vhsm_protocols::split_aes`).
+//!
+//! The coordinator picks the message input α (encrypt: from the key id, the aad, the plaintext and a random ρ;
+//! decrypt: from the blob), asks `t` holders in parallel for their partial evaluations, verifies every proof, and
+//! combines the valid partials into the message's AES-256-GCM key. A node whose partial or proof is invalid is
+//! named in the log and left out, and another holder is asked; so is a node that does not answer in time. The
+//! coordinator sees each message's key, never the DPRF key `k` or any share of it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use rand_core::{OsRng, RngCore};
+use vhsm_protocols::split_aes::{
+    blob::{self, CiphertextBlob},
+    combine::{combine, message_input, verify_partial, DerivedKey},
+    partial::PartialEvaluation,
+    share::SplitAesPublicKeys,
+};
+use vhsm_wire::{
+    messages::{NodeRequest, NodeResponse},
+    Algorithm, ErrorKind, KeyInfo, NodeId, WireError,
+};
+use zeroize::Zeroizing;
+
+use crate::nodes::{NodeCallError, NodePool};
+
+/// How long a node may take to answer an evaluation.
+const EVALUATE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn public_keys(key: &KeyInfo) -> Result<SplitAesPublicKeys, WireError> {
+    if key.algorithm != Algorithm::SplitAes256 {
+        return Err(WireError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "{} keys do not encrypt; use a split-aes-256 key",
+                key.algorithm
+            ),
+        ));
+    }
+    SplitAesPublicKeys::from_bytes(&key.public_package).map_err(|e| {
+        WireError::new(
+            ErrorKind::Internal,
+            format!("key {} has no usable public keys: {e}", key.id),
+        )
+    })
+}
+
+/// Derives the message key for `alpha`: t valid partials from the holders, combined.
+async fn derive(
+    pool: &NodePool,
+    key: &KeyInfo,
+    public: &SplitAesPublicKeys,
+    alpha: [u8; 32],
+) -> Result<DerivedKey, WireError> {
+    let t = usize::from(key.threshold);
+    let mut valid: BTreeMap<NodeId, PartialEvaluation> = BTreeMap::new();
+    let mut excluded: BTreeSet<NodeId> = BTreeSet::new();
+    let mut unreachable = Vec::new();
+    let mut culprits = Vec::new();
+    loop {
+        let missing = t - valid.len();
+        let mut candidates: Vec<NodeId> = key
+            .holders
+            .iter()
+            .copied()
+            .filter(|h| !valid.contains_key(h) && !excluded.contains(h))
+            .collect();
+        // Nodes that did not fail lately first.
+        candidates.sort_by_key(|n| pool.recently_failed(*n));
+        if candidates.len() < missing {
+            let mut message = format!(
+                "cannot use key {}: it needs {t} of its {} holders",
+                key.id,
+                key.holders.len()
+            );
+            if !unreachable.is_empty() {
+                message.push_str(&format!("; unreachable: {unreachable:?}"));
+            }
+            if !culprits.is_empty() {
+                message.push_str(&format!("; sent invalid partials: {culprits:?}"));
+            }
+            let kind = if unreachable.is_empty() {
+                ErrorKind::Misbehaviour
+            } else {
+                ErrorKind::Unavailable
+            };
+            let nodes = unreachable.iter().chain(culprits.iter()).copied().collect();
+            return Err(WireError {
+                kind,
+                message,
+                nodes,
+            });
+        }
+        let asked: Vec<NodeId> = candidates.into_iter().take(missing).collect();
+        let answers = pool
+            .call_each(
+                &asked,
+                |_| NodeRequest::Evaluate {
+                    key_id: key.id,
+                    alpha,
+                },
+                EVALUATE_TIMEOUT,
+            )
+            .await;
+        for (node, answer) in answers {
+            excluded.insert(node);
+            match answer {
+                Ok(NodeResponse::Partial(partial)) => {
+                    // The sender is the node we asked (the transport authenticated it), never the id it claims.
+                    match verify_partial(public, &key.id.0, &alpha, node, &partial) {
+                        Ok(()) => {
+                            valid.insert(node, partial);
+                        }
+                        Err(e) => {
+                            tracing::warn!(key = %key.id, node, error = %e, "split-AES: node sent an invalid partial; left out, asking another holder");
+                            culprits.push(node);
+                        }
+                    }
+                }
+                Ok(_) => culprits.push(node),
+                Err(NodeCallError::Unreachable { node, reason }) => {
+                    tracing::warn!(key = %key.id, node, %reason, "split-AES: node unreachable; asking another holder");
+                    unreachable.push(node);
+                }
+                Err(NodeCallError::Refused { node, error }) => {
+                    tracing::warn!(key = %key.id, node, %error, "split-AES: node refused");
+                    unreachable.push(node);
+                }
+            }
+        }
+        if valid.len() >= t {
+            // Every partial was verified as it arrived; combine checks them again (2t proof checks per message).
+            return combine(public, &key.id.0, &alpha, &valid).map_err(|e| WireError {
+                kind: ErrorKind::Misbehaviour,
+                message: format!("cannot combine the partial evaluations: {e}"),
+                nodes: e.culprits().to_vec(),
+            });
+        }
+    }
+}
+
+/// Encrypts `plaintext` bound to `aad`; returns the blob.
+pub async fn encrypt(
+    pool: &NodePool,
+    key: &KeyInfo,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, WireError> {
+    let public = public_keys(key)?;
+    let mut rho = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut *rho);
+    let alpha = message_input(&key.id.0, aad, plaintext, &rho);
+    let derived = derive(pool, key, &public, alpha).await?;
+    blob::seal(&derived, key.id.0, alpha, aad, plaintext, &rho, &mut OsRng)
+        .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot encrypt: {e}")))
+}
+
+/// The key id a blob names (to find the key before decrypting).
+pub fn blob_key_id(bytes: &[u8]) -> Result<vhsm_wire::KeyId, WireError> {
+    let parsed = CiphertextBlob::parse(bytes).map_err(|e| {
+        WireError::new(ErrorKind::BadRequest, format!("not a vHSM ciphertext: {e}"))
+    })?;
+    Ok(vhsm_wire::KeyId(parsed.key_id))
+}
+
+/// Decrypts a blob with `aad`. A tampered blob, another aad or another key is an error; no plaintext then.
+pub async fn decrypt(
+    pool: &NodePool,
+    key: &KeyInfo,
+    bytes: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, WireError> {
+    let public = public_keys(key)?;
+    let parsed = CiphertextBlob::parse(bytes).map_err(|e| {
+        WireError::new(ErrorKind::BadRequest, format!("not a vHSM ciphertext: {e}"))
+    })?;
+    let derived = derive(pool, key, &public, parsed.alpha).await?;
+    blob::open(&derived, &parsed, aad).map_err(|_| {
+        WireError::new(
+            ErrorKind::BadRequest,
+            "the ciphertext does not decrypt: it was altered, or the associated data differs from encryption",
+        )
+    })
+}
