@@ -1,5 +1,5 @@
 //! Real processes: split-AES encryption through the cluster — round trips of every size (100 MiB through the CLI,
-//! chunked), tampering of any kind refused, a node down tolerated, a node answering wrong partials named.
+//! chunked), tampering of any kind refused (altered, reordered, cut short, another aad), a node down tolerated, a node answering wrong partials named.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -212,6 +212,13 @@ async fn the_cli_encrypts_100_mib_in_chunks_and_refuses_a_damaged_file() {
         *starts.last().unwrap()
     };
     std::fs::write(path("cut.enc"), &encrypted[..last_frame]).unwrap();
+    // Swap the first two chunks (both full 1 MiB chunks, so the frames have the same length).
+    let frame = 4 + u32::from_be_bytes(encrypted[8..12].try_into().unwrap()) as usize;
+    let mut swapped = encrypted.clone();
+    swapped[8..8 + frame].copy_from_slice(&encrypted[8 + frame..8 + 2 * frame]);
+    swapped[8 + frame..8 + 2 * frame].copy_from_slice(&encrypted[8..8 + frame]);
+    assert_ne!(swapped, encrypted);
+    std::fs::write(path("swapped.enc"), &swapped).unwrap();
     for (input, aad) in [
         ("flipped.enc", "v1"),
         ("cut.enc", "v1"),
