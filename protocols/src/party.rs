@@ -72,6 +72,33 @@ pub struct Outgoing<M> {
     pub message: M,
 }
 
+/// The checks every protocol makes on an incoming message before looking inside it: it belongs to this session,
+/// its (authenticated) sender takes part, and it is not from ourselves. A message of another session is refused
+/// with [`ProtocolError::WrongSession`] (the caller does not abort for it); a stranger is named.
+pub fn admit(
+    session: SessionId,
+    expected: SessionId,
+    from: ParticipantId,
+    me: ParticipantId,
+    from_takes_part: bool,
+) -> Result<(), ProtocolError> {
+    if session != expected {
+        return Err(ProtocolError::WrongSession);
+    }
+    if !from_takes_part {
+        return Err(ProtocolError::misbehaviour(
+            [from],
+            "sender does not take part in this session",
+        ));
+    }
+    if from == me {
+        return Err(ProtocolError::State(
+            "received a message from myself".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// One party of a multi-party protocol, as a state machine without I/O.
 ///
 /// The caller (a node's network loop, or the [`crate::simulator`]) calls [`Protocol::start`] once, sends what it

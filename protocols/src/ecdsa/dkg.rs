@@ -373,20 +373,13 @@ impl<C: EngineCurve> DkgRun<C> {
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
         self.check_usable()?;
         // Messages that are not part of this run are refused without aborting it.
-        if message.session != self.session {
-            return Err(ProtocolError::WrongSession);
-        }
-        if self.ids.index_of(from).is_none() {
-            return Err(ProtocolError::misbehaviour(
-                [from],
-                "sender is not a participant of this DKG",
-            ));
-        }
-        if from == self.me {
-            return Err(ProtocolError::State(
-                "received a message from myself".into(),
-            ));
-        }
+        crate::party::admit(
+            message.session,
+            self.session,
+            from,
+            self.me,
+            self.ids.index_of(from).is_some(),
+        )?;
         self.abort_on_error(|run| {
             run.receive(from, message)?;
             if run.phase == Phase::NotStarted {

@@ -362,20 +362,13 @@ impl<C: EngineCurve> SigningRun<C> {
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
         self.check_usable()?;
         // Messages that are not part of this run are refused without aborting it.
-        if message.session != self.session {
-            return Err(ProtocolError::WrongSession);
-        }
-        if !self.signers.contains(&from) {
-            return Err(ProtocolError::misbehaviour(
-                [from],
-                "sender is not a signer of this run",
-            ));
-        }
-        if from == self.me {
-            return Err(ProtocolError::State(
-                "received a message from myself".into(),
-            ));
-        }
+        crate::party::admit(
+            message.session,
+            self.session,
+            from,
+            self.me,
+            self.signers.contains(&from),
+        )?;
         self.abort_on_error(|run| {
             if message.version != super::ECDSA_MESSAGE_VERSION {
                 return Err(ProtocolError::UnsupportedVersion(message.version));

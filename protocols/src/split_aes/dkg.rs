@@ -556,20 +556,13 @@ impl Protocol for SplitAesDkg {
     ) -> Result<Vec<Outgoing<SplitAesDkgMessage>>, ProtocolError> {
         self.check_usable()?;
         // Messages that are not part of this run are refused without aborting it.
-        if message.session != self.session {
-            return Err(ProtocolError::WrongSession);
-        }
-        if !self.participants.contains(&from) {
-            return Err(ProtocolError::misbehaviour(
-                [from],
-                "sender is not a participant of this DKG",
-            ));
-        }
-        if from == self.me {
-            return Err(ProtocolError::State(
-                "received a message from myself".into(),
-            ));
-        }
+        crate::party::admit(
+            message.session,
+            self.session,
+            from,
+            self.me,
+            self.participants.contains(&from),
+        )?;
         self.abort_on_error(|dkg| {
             dkg.receive(from, message)?;
             if dkg.phase == Phase::NotStarted {
