@@ -25,6 +25,25 @@ use crate::{
     store::ShareStore,
 };
 
+/// The mesh session of a key generation among `holders`, whatever the scheme (`codec` says how its messages travel).
+fn keygen_session<'a, C>(
+    mesh: &'a Mesh,
+    me: NodeId,
+    holders: &'a [NodeId],
+    session: SessionId,
+    codec: C,
+) -> Session<'a, C> {
+    Session {
+        mesh,
+        me,
+        members: holders,
+        session,
+        codec,
+        what: "key generation",
+        tamper: None,
+    }
+}
+
 /// How long a key generation may take on this node before it gives up.
 pub fn keygen_timeout(algorithm: Algorithm) -> Duration {
     match algorithm {
@@ -62,40 +81,31 @@ pub async fn generate(
         threshold: key.threshold,
     };
     let timeout = keygen_timeout(key.algorithm);
+    let failed = |e| protocol_error("key generation", e);
     let share = match key.algorithm.ecdsa_curve() {
         None if key.algorithm == Algorithm::SplitAes256 => {
-            let dkg = SplitAesDkg::new(params).map_err(|e| protocol_error("key generation", e))?;
+            let dkg = SplitAesDkg::new(params).map_err(failed)?;
             let codec = (MeshPayload::SplitAesDkg, |p| match p {
                 MeshPayload::SplitAesDkg(m) => Some(m),
                 _ => None,
             });
-            let session = Session {
-                mesh,
-                me,
-                members: &key.holders,
-                session,
-                codec,
-                what: "key generation",
-                tamper: None,
-            };
-            KeyShare::SplitAes(Box::new(session.run(dkg, timeout).await?))
+            KeyShare::SplitAes(Box::new(
+                keygen_session(mesh, me, &key.holders, session, codec)
+                    .run(dkg, timeout)
+                    .await?,
+            ))
         }
         None => {
-            let dkg = FrostDkg::new(params).map_err(|e| protocol_error("key generation", e))?;
+            let dkg = FrostDkg::new(params).map_err(failed)?;
             let codec = (MeshPayload::FrostDkg, |p| match p {
                 MeshPayload::FrostDkg(m) => Some(m),
                 _ => None,
             });
-            let session = Session {
-                mesh,
-                me,
-                members: &key.holders,
-                session,
-                codec,
-                what: "key generation",
-                tamper: None,
-            };
-            KeyShare::Frost(Box::new(session.run(dkg, timeout).await?))
+            KeyShare::Frost(Box::new(
+                keygen_session(mesh, me, &key.holders, session, codec)
+                    .run(dkg, timeout)
+                    .await?,
+            ))
         }
         Some(curve) => {
             let refused: Vec<NodeId> = key
@@ -113,22 +123,16 @@ pub async fn generate(
                     nodes: refused,
                 });
             }
-            let dkg =
-                Dkls23::dkg(curve, params).map_err(|e| protocol_error("key generation", e))?;
+            let dkg = Dkls23::dkg(curve, params).map_err(failed)?;
             let codec = (MeshPayload::EcdsaDkg, |p| match p {
                 MeshPayload::EcdsaDkg(m) => Some(m),
                 _ => None,
             });
-            let session = Session {
-                mesh,
-                me,
-                members: &key.holders,
-                session,
-                codec,
-                what: "key generation",
-                tamper: None,
-            };
-            KeyShare::Ecdsa(Arc::new(session.run(dkg, timeout).await?))
+            KeyShare::Ecdsa(Arc::new(
+                keygen_session(mesh, me, &key.holders, session, codec)
+                    .run(dkg, timeout)
+                    .await?,
+            ))
         }
     };
 
