@@ -34,6 +34,9 @@
 //!   ([`ecdsa::verify`]).
 //! * [`split_aes`] — threshold symmetric encryption (DiSE: a DDH-based distributed PRF on ristretto255 derives a
 //!   fresh AES-256-GCM key per message): key generation, partial evaluation with DLEQ proofs, combination.
+//! * [`reshare`] — verifiable resharing (Wong–Wang–Wing redistribution with Feldman commitments), generic over
+//!   the group and used by every key type: refresh, change of committee or threshold, repair of a lost share;
+//!   the public key never changes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -43,6 +46,7 @@ pub mod echo;
 pub mod error;
 pub mod frost;
 pub mod party;
+pub mod reshare;
 pub mod secret;
 pub mod simulator;
 pub mod split_aes;

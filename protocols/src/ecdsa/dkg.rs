@@ -48,6 +48,44 @@
 //! wiped), except for messages that do not belong to it ([`ProtocolError::WrongSession`], or a sender
 //! outside the participant set, reported as misbehaviour of that sender), which are refused without touching
 //! its state.
+//!
+//! # After a reshare
+//!
+//! A `dkls23` key share is more than a Shamir share: each holder also keeps, for every other holder, the
+//! base-OT setup of the two-party multiplication (both directions) and a zero-sharing seed, all made by the
+//! DKG and tied to the party indices `1..=n`. A reshare ([`crate::reshare`]) gives the new committee new
+//! Shamir shares of the same key but none of that pairwise state, and the old state cannot serve: the
+//! committee, the indices and the threshold may have changed, and a holder that left still knows its side of
+//! every old pair. [`EcdsaDkg::after_reshare`] rebuilds it all, fresh, by running this DKG **from round 2**:
+//!
+//! * round 1 (the exchange of polynomial fragments) is skipped, and `phase2` is given a single "fragment",
+//!   this holder's new share `s′_j` from the reshare, so that its polynomial point is `p(j) = s′_j`, at the
+//!   `dkls23` index `j` = rank of the holder in the new committee (the reshare evaluates the new polynomial
+//!   at exactly these x-coordinates, [`crate::reshare::EvaluationPoints::Rank`]);
+//! * rounds 2, 3, the echo and `phase4` are the crate's DKG unchanged: a committed, Fischlin-transformed
+//!   proof of knowledge of `s′_j` bound to this run's `dkls23` session id, the check that all `P(j) = s′_j·G`
+//!   lie on one polynomial of degree t′−1 (and the group key is its value at 0), a fresh zero-sharing seed
+//!   for every pair and a fresh base-OT setup of the multiplication in both directions of every pair, each
+//!   checked by `phase4` with its proofs;
+//! * then we check that the group key is the reshare's (unchanged) key and that every `P(j)` is the public
+//!   share the reshare agreed on; a holder whose proved point differs is named.
+//!
+//! Why this is sound: the DKG's security (Protocol 9.1 of ePrint 2023/602) rests on (a) the shares being a
+//! degree-(t−1) Shamir sharing of the key with public verifying shares known to all, and (b) the
+//! multiplication and zero-sharing set-ups being made fresh for each ordered pair by the crate's own code.
+//! The fragment exchange of round 1 only serves (a), and the reshare provides (a) with more checks, not
+//! fewer: every sub-share was checked against its dealer's Feldman commitments, every dealer's constant term
+//! against its old public share, and all participants agreed on the commitments and the dealer set by echo
+//! broadcast, so the new public shares are known and agreed. (b) is untouched: the set-up draws only fresh
+//! randomness and never depends on the share, and it is bound to a `dkls23` session id under its own domain
+//! ([`AFTER_RESHARE_SESSION_DOMAIN`]), the fresh session id, the curve, the threshold and the committee. The
+//! proofs of knowledge additionally show that every holder really holds the share the reshare gave it. This
+//! is the crate's own "complete refresh" generalised to a change of committee: it too re-runs the DKG with
+//! the polynomial constrained so that the key stays the same, and re-does the whole pairwise set-up; here
+//! the constraint is enforced by the reshare's checks instead of a zero constant term. Nothing of the old
+//! pairwise state is reused, so what a removed holder (or an attacker who once read an old share) knows
+//! about it is useless against the new committee. The `dkls23` chain code (BIP-32 data, unused by the vHSM)
+//! is drawn afresh.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -74,9 +112,14 @@ use super::{
 use crate::echo::EchoBroadcast;
 use crate::error::ProtocolError;
 use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+use crate::reshare::{EvaluationPoints, ReshareGroup, ReshareOutput};
+use k256::elliptic_curve::group::Curve;
 
 /// Domain separation tag of the `dkls23` session id of a DKG.
 pub const DKG_SESSION_DOMAIN: &[u8] = b"vhsm/dkls23-dkg/session/v1";
+/// Domain separation tag of the `dkls23` session id of the pairwise set-up after a reshare
+/// ([`EcdsaDkg::after_reshare`]).
+pub const AFTER_RESHARE_SESSION_DOMAIN: &[u8] = b"vhsm/dkls23-after-reshare/session/v1";
 /// Domain separation tag of the DKG's echo digests.
 pub const ECHO_DOMAIN: &[u8] = b"vhsm/dkls23-dkg/echo/v1";
 /// The round number of the echo messages.
@@ -85,6 +128,14 @@ pub const ECHO_ROUND: u8 = 4;
 /// The (round, kind) pairs of the DKG other than the echo.
 const ROUNDS: &[(u8, Kind)] = &[
     (1, Kind::Private),
+    (2, Kind::Broadcast),
+    (2, Kind::Private),
+    (3, Kind::Broadcast),
+    (3, Kind::Private),
+];
+
+/// The (round, kind) pairs of the set-up after a reshare: no round 1, the shares come from the reshare.
+const AFTER_RESHARE_ROUNDS: &[(u8, Kind)] = &[
     (2, Kind::Broadcast),
     (2, Kind::Private),
     (3, Kind::Broadcast),
@@ -154,6 +205,28 @@ impl EcdsaDkg {
         let inner = match curve {
             EcdsaCurve::Secp256k1 => DkgOnCurve::Secp256k1(Box::new(DkgRun::new(params)?)),
             EcdsaCurve::P256 => DkgOnCurve::P256(Box::new(DkgRun::new(params)?)),
+        };
+        Ok(EcdsaDkg { inner })
+    }
+
+    /// The pairwise set-up of a new committee after a reshare ([`crate::reshare::EcdsaReshare`]): this
+    /// participant's `output` of the reshare gives its new share, the committee, the threshold, the group
+    /// key and every public share; this run (with a fresh `session`, the same committee) rebuilds what
+    /// DKLs23 signing needs between every pair of holders and outputs the [`EcdsaKeyShare`].
+    ///
+    /// It is the DKG from round 2 on, with this participant's polynomial point taken from the reshare instead
+    /// of round 1: see [the module documentation](self#after-a-reshare) for the rounds and why it is sound.
+    /// Every member of the new committee must run it; a participant that left the committee has no part
+    /// in it (and fails here).
+    pub fn after_reshare(
+        session: SessionId,
+        output: &crate::reshare::EcdsaReshareOutput,
+    ) -> Result<Self, ProtocolError> {
+        let inner = match output.inner() {
+            OnCurve::Secp256k1(out) => {
+                DkgOnCurve::Secp256k1(Box::new(DkgRun::after_reshare(session, out)?))
+            }
+            OnCurve::P256(out) => DkgOnCurve::P256(Box::new(DkgRun::after_reshare(session, out)?)),
         };
         Ok(EcdsaDkg { inner })
     }
@@ -245,11 +318,75 @@ struct DkgRun<C: EngineCurve> {
     own_proof: Option<DLogProof<C>>,
     /// This participant's own broadcasts (rounds 2 and 3), as sent.
     own_broadcasts: BTreeMap<u8, Vec<u8>>,
+    /// After a reshare: the key the run must end with (and round 1 is skipped).
+    expected: Option<Expected<C>>,
     output: Option<EcdsaKeyShare>,
+}
+
+/// What the set-up after a reshare must end with: the reshare's group key and public shares.
+struct Expected<C: EngineCurve> {
+    group_key: C::AffinePoint,
+    shares: BTreeMap<PartyIndex, C::AffinePoint>,
 }
 
 impl<C: EngineCurve> DkgRun<C> {
     fn new(params: DkgParams) -> Result<Self, ProtocolError> {
+        Self::build(params, DKG_SESSION_DOMAIN, ROUNDS)
+    }
+
+    /// The set-up after a reshare: `output` must be this participant's, in the new committee, at rank
+    /// x-coordinates (the `dkls23` party indices).
+    fn after_reshare(
+        session: SessionId,
+        output: &ReshareOutput<C::ProjectivePoint>,
+    ) -> Result<Self, ProtocolError>
+    where
+        C::ProjectivePoint: ReshareGroup<Scalar = C::Scalar>,
+    {
+        let key = output.public();
+        if key.evaluation_points() != EvaluationPoints::Rank {
+            return Err(ProtocolError::InvalidParameters(
+                "DKLs23 shares live at x = rank in the committee".into(),
+            ));
+        }
+        let me = output.participant();
+        let share = output
+            .secret()
+            .copied()
+            .map(Zeroizing::new)
+            .ok_or_else(|| {
+                ProtocolError::InvalidParameters(format!(
+                    "participant {me} is not in the new committee"
+                ))
+            })?;
+        let params = DkgParams {
+            session,
+            me,
+            participants: key.participants(),
+            threshold: key.threshold(),
+        };
+        let mut run = Self::build(params, AFTER_RESHARE_SESSION_DOMAIN, AFTER_RESHARE_ROUNDS)?;
+        let mut shares = BTreeMap::new();
+        for (id, point) in key.public_shares() {
+            let index = run
+                .ids
+                .index_of(*id)
+                .ok_or_else(|| ProtocolError::State(format!("no party index for {id}")))?;
+            shares.insert(index, point.to_affine());
+        }
+        run.expected = Some(Expected {
+            group_key: key.group_key().to_affine(),
+            shares,
+        });
+        run.own_fragment.push(*share);
+        Ok(run)
+    }
+
+    fn build(
+        params: DkgParams,
+        domain: &[u8],
+        rounds: &'static [(u8, Kind)],
+    ) -> Result<Self, ProtocolError> {
         let DkgParams {
             session,
             me,
@@ -274,7 +411,7 @@ impl<C: EngineCurve> DkgRun<C> {
         let parameters =
             Parameters::new(t, n).map_err(|e| ProtocolError::InvalidParameters(e.to_string()))?;
         let echo = EchoBroadcast::new(ECHO_DOMAIN, session, me, ids.ids().iter().copied())?;
-        let session_id = dkls_session_id(C::CURVE, &session, threshold, ids.ids());
+        let session_id = dkls_session_id(domain, C::CURVE, &session, threshold, ids.ids());
         Ok(DkgRun {
             session,
             me,
@@ -284,11 +421,12 @@ impl<C: EngineCurve> DkgRun<C> {
             ids,
             phase: Phase::NotStarted,
             abort_reason: None,
-            inbox: Inbox::new(ROUNDS),
+            inbox: Inbox::new(rounds),
             echo,
             own_fragment: Zeroizing::new(Vec::new()),
             own_proof: None,
             own_broadcasts: BTreeMap::new(),
+            expected: None,
             output: None,
         })
     }
@@ -345,6 +483,11 @@ impl<C: EngineCurve> DkgRun<C> {
             return Err(ProtocolError::State("DKG already started".into()));
         }
         self.abort_on_error(|run| {
+            if run.expected.is_some() {
+                // After a reshare: the polynomial point is already known; go straight to round 2.
+                run.phase = Phase::Round1;
+                return run.advance();
+            }
             let fragments = Zeroizing::new(run.dkls()?.phase1());
             let mut out = Vec::with_capacity(fragments.len());
             for (position, fragment) in fragments.iter().enumerate() {
@@ -417,7 +560,7 @@ impl<C: EngineCurve> DkgRun<C> {
         let mut out = Vec::new();
         loop {
             match self.phase {
-                Phase::Round1 if self.has_all(1, Kind::Private) => {
+                Phase::Round1 if self.expected.is_some() || self.has_all(1, Kind::Private) => {
                     out.extend(self.round2()?);
                     self.phase = Phase::Round2;
                 }
@@ -645,6 +788,34 @@ impl<C: EngineCurve> DkgRun<C> {
                 |_| String::new(),
             )
             .map_err(|a| map_abort(a, &ids, "DKG phase 4"))?;
+        if let Some(expected) = &self.expected {
+            // After a reshare: every participant proved knowledge of the discrete log of its point, and
+            // the points lie on one polynomial of degree t − 1; they must also be the public shares the
+            // reshare agreed on, so that the key is the old one and every holder holds the share it was
+            // dealt.
+            let culprits: Vec<ParticipantId> = ids
+                .ids()
+                .iter()
+                .copied()
+                .filter(|id| {
+                    let index = ids.index_of(*id);
+                    let proved = index.and_then(|i| package.verifying_share(i));
+                    let agreed = index.and_then(|i| expected.shares.get(&i));
+                    proved.is_none() || proved != agreed
+                })
+                .collect();
+            if !culprits.is_empty() {
+                return Err(ProtocolError::misbehaviour(
+                    culprits,
+                    "proved knowledge of a share other than the one the reshare gave it",
+                ));
+            }
+            if *package.verifying_key() != expected.group_key {
+                return Err(ProtocolError::State(
+                    "the set-up after the reshare ended with another group key".into(),
+                ));
+            }
+        }
         let share = EcdsaKeyShare::from_dkls(ids.ids(), party, &package)?;
         if share.threshold() != self.threshold || share.participant() != self.me {
             return Err(ProtocolError::State(
@@ -659,13 +830,14 @@ impl<C: EngineCurve> DkgRun<C> {
 /// The `dkls23` session id of a DKG: `SHA-256(domain ‖ curve tag ‖ session id ‖ threshold ‖ participants)`,
 /// integers big-endian.
 fn dkls_session_id(
+    domain: &[u8],
     curve: EcdsaCurve,
     session: &SessionId,
     threshold: u16,
     participants: &[ParticipantId],
 ) -> Vec<u8> {
     let mut h = Sha256::new();
-    h.update(DKG_SESSION_DOMAIN);
+    h.update(domain);
     h.update([curve.tag()]);
     h.update(session.0);
     h.update(threshold.to_be_bytes());
@@ -730,19 +902,28 @@ mod tests {
     #[test]
     fn session_id_binds_everything() {
         let s = SessionId([1; 32]);
-        let base = dkls_session_id(EcdsaCurve::Secp256k1, &s, 2, &[1, 2, 3]);
-        assert_ne!(base, dkls_session_id(EcdsaCurve::P256, &s, 2, &[1, 2, 3]));
+        let base = dkls_session_id(DKG_SESSION_DOMAIN, EcdsaCurve::Secp256k1, &s, 2, &[1, 2, 3]);
         assert_ne!(
             base,
-            dkls_session_id(EcdsaCurve::Secp256k1, &SessionId([2; 32]), 2, &[1, 2, 3])
+            dkls_session_id(DKG_SESSION_DOMAIN, EcdsaCurve::P256, &s, 2, &[1, 2, 3])
         );
         assert_ne!(
             base,
-            dkls_session_id(EcdsaCurve::Secp256k1, &s, 3, &[1, 2, 3])
+            dkls_session_id(
+                DKG_SESSION_DOMAIN,
+                EcdsaCurve::Secp256k1,
+                &SessionId([2; 32]),
+                2,
+                &[1, 2, 3]
+            )
         );
         assert_ne!(
             base,
-            dkls_session_id(EcdsaCurve::Secp256k1, &s, 2, &[1, 2, 4])
+            dkls_session_id(DKG_SESSION_DOMAIN, EcdsaCurve::Secp256k1, &s, 3, &[1, 2, 3])
+        );
+        assert_ne!(
+            base,
+            dkls_session_id(DKG_SESSION_DOMAIN, EcdsaCurve::Secp256k1, &s, 2, &[1, 2, 4])
         );
     }
 }

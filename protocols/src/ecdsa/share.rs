@@ -137,6 +137,11 @@ impl EcdsaPublicKeys {
         }
     }
 
+    /// The `dkls23` public key package.
+    pub(crate) fn package(&self) -> &PackageOnCurve {
+        &self.package
+    }
+
     /// The versioned encoding (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
         self.encoded.clone()

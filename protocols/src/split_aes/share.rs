@@ -17,13 +17,13 @@ use std::fmt;
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
+use curve25519_dalek::traits::Identity;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::polynomial::{lagrange_coefficient, x_of};
 use crate::error::ProtocolError;
 use crate::party::ParticipantId;
+use crate::reshare::polynomial::shares_are_consistent;
 
 /// Version byte of the [`SplitAesPublicKeys`] encoding.
 pub const PUBLIC_KEYS_FORMAT_VERSION: u8 = 1;
@@ -83,43 +83,11 @@ impl SplitAesPublicKeys {
                 "group key is the identity".into(),
             ));
         }
-        // Interpolate from the first t shares at 0 and at every other id (variable-time: all public).
-        let base: Vec<ParticipantId> = shares
-            .keys()
-            .copied()
-            .take(usize::from(threshold))
-            .collect();
-        let base_points: Vec<RistrettoPoint> = base
-            .iter()
-            .filter_map(|id| shares.get(id).copied())
-            .collect();
-        let interpolate = |at: Scalar| -> Result<RistrettoPoint, ProtocolError> {
-            let lambdas = base
-                .iter()
-                .map(|i| lagrange_coefficient(at, &base, *i))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(RistrettoPoint::vartime_multiscalar_mul(
-                &lambdas,
-                &base_points,
-            ))
-        };
-        // The leading coefficient g^{a_{t−1}} = Π_i P_i^{1/Π_{j≠i}(x_i − x_j)} must not vanish: the polynomial
-        // has degree exactly t − 1, so the threshold cannot be raised in a stored encoding unnoticed.
-        let leading_weights: Vec<Scalar> = base
-            .iter()
-            .map(|i| {
-                base.iter()
-                    .filter(|j| *j != i)
-                    .fold(Scalar::ONE, |acc, j| acc * (x_of(*i) - x_of(*j)))
-                    .invert()
-            })
-            .collect();
-        let leading = RistrettoPoint::vartime_multiscalar_mul(&leading_weights, &base_points);
-        let mut consistent = leading != RistrettoPoint::identity();
-        consistent &= interpolate(Scalar::ZERO)? == group_key;
-        for (id, point) in shares.iter().skip(base.len()) {
-            consistent &= interpolate(x_of(*id))? == *point;
-        }
+        // One polynomial of degree exactly t − 1 (so that the threshold cannot be raised in a stored encoding
+        // unnoticed) through K at 0: the check every reshared key passes too.
+        let located: Vec<(u64, RistrettoPoint)> =
+            shares.iter().map(|(id, p)| (u64::from(*id), *p)).collect();
+        let consistent = shares_are_consistent(threshold, &group_key, &located)?;
         if !consistent {
             return Err(ProtocolError::InvalidParameters(
                 "public shares do not lie on one polynomial of degree < threshold through the group key"
@@ -157,6 +125,11 @@ impl SplitAesPublicKeys {
 
     pub(crate) fn public_share_point(&self, participant: ParticipantId) -> Option<&RistrettoPoint> {
         self.shares.get(&participant)
+    }
+
+    /// The group key `K = g^k`.
+    pub(crate) fn group_key_point(&self) -> &RistrettoPoint {
+        &self.group_key
     }
 
     /// The versioned encoding (see the module documentation).

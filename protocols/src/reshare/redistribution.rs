@@ -1,0 +1,802 @@
+//! The reshare state machine ([`Reshare`]), generic over the group. See [`super`] for the protocol, the
+//! agreement rule and the security argument.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::group::ReshareGroup;
+use super::message::{
+    complaints_payload, parse_complaints, DealPayload, ReshareBody, ReshareMessage,
+    RESHARE_MESSAGE_VERSION,
+};
+use super::output::{describe_exclusions, ExcludedDealer, ExclusionReason, ReshareOutput};
+use super::polynomial::{evaluate, evaluate_in_exponent, lagrange_coefficient};
+use super::shared_key::{DealerSecret, SharedKey};
+use crate::echo::EchoBroadcast;
+use crate::error::ProtocolError;
+use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+use crate::secret::SecretBytes;
+
+/// Domain separation tag of the echo digests of round-1 payloads.
+pub const DEAL_ECHO_DOMAIN: &[u8] = b"vhsm/reshare/deal-echo/v1";
+/// Domain separation tag of the echo digests of complaint lists.
+pub const VERDICT_ECHO_DOMAIN: &[u8] = b"vhsm/reshare/verdict-echo/v1";
+/// Domain separation tag of the context digest.
+pub const CONTEXT_DOMAIN: &[u8] = b"vhsm/reshare/context/v1";
+
+/// The roles of a reshare run, identical at every participant except `me`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReshareParams {
+    /// The run's session id (fresh for every run).
+    pub session: SessionId,
+    /// This participant.
+    pub me: ParticipantId,
+    /// The old holders that deal: distinct members of the old committee, at least the old threshold many.
+    /// All of them must take part; the run goes on without those that are excluded for misbehaviour, as
+    /// long as at least the old threshold many remain.
+    pub dealers: Vec<ParticipantId>,
+    /// The new committee: distinct nonzero ids (it may overlap the old committee, or equal it).
+    pub new_committee: Vec<ParticipantId>,
+    /// The new threshold, `2 <= new_threshold <= new committee size`.
+    pub new_threshold: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// `start` not called yet (messages are buffered).
+    NotStarted,
+    /// Round-1 messages sent; waiting for every round-1 payload and every sub-share for me.
+    Dealt,
+    /// Verdict sent; waiting for the verdicts of the others.
+    Verdict,
+    /// Echo of the verdicts sent; waiting for the echoes of the others.
+    Echo,
+    /// Output produced.
+    Done,
+    /// Failed; see `abort_reason`.
+    Aborted,
+}
+
+/// One participant of a reshare run in the group `G`. See the [module documentation](super).
+pub struct Reshare<G: ReshareGroup> {
+    session: SessionId,
+    me: ParticipantId,
+    old: SharedKey<G>,
+    old_committee: Vec<ParticipantId>,
+    dealers: BTreeSet<ParticipantId>,
+    new_committee: Vec<ParticipantId>,
+    new_threshold: u16,
+    participants: BTreeSet<ParticipantId>,
+    context: [u8; 32],
+    /// This participant's share of the old key, if it deals. Secret; dropped once dealt.
+    secret: Option<DealerSecret<G>>,
+    phase: Phase,
+    abort_reason: Option<String>,
+    /// Round-1 payloads and their echoes.
+    deals: EchoBroadcast,
+    /// Round-2 complaint lists and their echoes.
+    verdicts: EchoBroadcast,
+    /// My own polynomial at my own new x-coordinate, if I deal and stay. Secret.
+    own_sub_share: Option<Zeroizing<G::Scalar>>,
+    /// Sub-shares received, by dealer (may arrive before I started). Secret.
+    sub_shares: BTreeMap<ParticipantId, SecretBytes>,
+    output: Option<ReshareOutput<G>>,
+}
+
+impl<G: ReshareGroup> Reshare<G> {
+    /// Checks the parameters and prepares a run.
+    ///
+    /// * `old` is the public part of the key as it is now (every participant must be given the same; a
+    ///   participant that was given something else is named in round 3);
+    /// * `secret` is this participant's share of it: required if `me` is a dealer (and checked against its
+    ///   public share), refused otherwise.
+    pub fn new(
+        params: ReshareParams,
+        old: SharedKey<G>,
+        secret: Option<DealerSecret<G>>,
+    ) -> Result<Self, ProtocolError> {
+        let ReshareParams {
+            session,
+            me,
+            dealers,
+            new_committee,
+            new_threshold,
+        } = params;
+        let invalid = |why: String| Err(ProtocolError::InvalidParameters(why));
+        let dealer_set: BTreeSet<ParticipantId> = dealers.iter().copied().collect();
+        if dealer_set.len() != dealers.len() {
+            return invalid("duplicate dealer ids".into());
+        }
+        if let Some(d) = dealer_set.iter().find(|d| old.public_share(**d).is_none()) {
+            return invalid(format!("dealer {d} holds no share of the key"));
+        }
+        if dealer_set.len() < usize::from(old.threshold()) {
+            return invalid(format!(
+                "{} dealers cannot deal a key of threshold {}",
+                dealer_set.len(),
+                old.threshold()
+            ));
+        }
+        let new_set: BTreeSet<ParticipantId> = new_committee.iter().copied().collect();
+        if new_set.len() != new_committee.len() {
+            return invalid("duplicate ids in the new committee".into());
+        }
+        if new_set.contains(&0) {
+            return invalid("participant id 0 is not allowed".into());
+        }
+        let n = u16::try_from(new_set.len())
+            .map_err(|_| ProtocolError::InvalidParameters("new committee too large".into()))?;
+        if new_threshold < 2 || new_threshold > n {
+            return invalid(format!(
+                "new threshold {new_threshold} must be between 2 and the new committee size ({n})"
+            ));
+        }
+        let participants: BTreeSet<ParticipantId> = dealer_set.union(&new_set).copied().collect();
+        if !participants.contains(&me) {
+            return invalid(format!(
+                "participant {me} is neither a dealer nor a new holder"
+            ));
+        }
+        match (&secret, dealer_set.contains(&me)) {
+            (None, true) => return invalid(format!("dealer {me} needs its share")),
+            (Some(_), false) => return invalid(format!("{me} is not a dealer but got a share")),
+            (Some(s), true) => {
+                if old.public_share(me) != Some(&G::mul_base(s.expose())) {
+                    return invalid(format!("the share of {me} does not match its public share"));
+                }
+            }
+            (None, false) => {}
+        }
+        let new_committee: Vec<ParticipantId> = new_set.into_iter().collect();
+        let dealers_sorted: Vec<ParticipantId> = dealer_set.iter().copied().collect();
+        let context = context_digest(
+            &session,
+            &old,
+            &dealers_sorted,
+            &new_committee,
+            new_threshold,
+        );
+        let deals =
+            EchoBroadcast::new(DEAL_ECHO_DOMAIN, session, me, participants.iter().copied())?;
+        let verdicts = EchoBroadcast::new(
+            VERDICT_ECHO_DOMAIN,
+            session,
+            me,
+            participants.iter().copied(),
+        )?;
+        Ok(Reshare {
+            session,
+            me,
+            old_committee: old.participants(),
+            old,
+            dealers: dealer_set,
+            new_committee,
+            new_threshold,
+            participants,
+            context,
+            secret,
+            phase: Phase::NotStarted,
+            abort_reason: None,
+            deals,
+            verdicts,
+            own_sub_share: None,
+            sub_shares: BTreeMap::new(),
+            output: None,
+        })
+    }
+
+    /// The run's session id.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// True if the run failed; it cannot be resumed.
+    pub fn is_aborted(&self) -> bool {
+        self.phase == Phase::Aborted
+    }
+
+    /// Every participant of the run (dealers and new holders), ascending.
+    pub fn participants(&self) -> Vec<ParticipantId> {
+        self.participants.iter().copied().collect()
+    }
+
+    fn is_dealer(&self, id: ParticipantId) -> bool {
+        self.dealers.contains(&id)
+    }
+
+    fn is_receiver(&self, id: ParticipantId) -> bool {
+        self.new_committee.binary_search(&id).is_ok()
+    }
+
+    /// The x-coordinate of `id` in the new committee.
+    fn new_x(&self, id: ParticipantId) -> Result<G::Scalar, ProtocolError> {
+        self.old
+            .evaluation_points()
+            .x(&self.new_committee, id)
+            .map(G::scalar_from_u64)
+            .ok_or_else(|| ProtocolError::State(format!("{id} is not in the new committee")))
+    }
+
+    fn message(&self, to: Recipient, body: ReshareBody) -> Outgoing<ReshareMessage> {
+        Outgoing {
+            to,
+            message: ReshareMessage::new(self.session, body),
+        }
+    }
+
+    fn check_usable(&self) -> Result<(), ProtocolError> {
+        match self.phase {
+            Phase::Aborted => Err(ProtocolError::State(format!(
+                "reshare aborted: {}",
+                self.abort_reason.as_deref().unwrap_or("unknown reason")
+            ))),
+            Phase::Done => Err(ProtocolError::State("reshare already finished".into())),
+            Phase::NotStarted | Phase::Dealt | Phase::Verdict | Phase::Echo => Ok(()),
+        }
+    }
+
+    /// Runs `step`; on failure, aborts the run (wiping secrets) and returns the error.
+    fn abort_on_error<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
+    ) -> Result<T, ProtocolError> {
+        let result = step(self);
+        if let Err(e) = &result {
+            self.phase = Phase::Aborted;
+            self.abort_reason = Some(e.to_string());
+            self.wipe();
+        }
+        result
+    }
+
+    fn wipe(&mut self) {
+        self.secret = None;
+        self.own_sub_share = None;
+        self.sub_shares.clear();
+    }
+
+    /// Round 1: deal (if a dealer) and broadcast the deal payload.
+    fn deal<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        let commitments = match self.secret.take() {
+            None => None,
+            Some(secret) => {
+                let t = usize::from(self.new_threshold);
+                let mut coefficients: Zeroizing<Vec<G::Scalar>> =
+                    Zeroizing::new(Vec::with_capacity(t));
+                coefficients.push(*secret.expose());
+                while coefficients.len() < t {
+                    coefficients.push(G::random_scalar(rng));
+                }
+                let commitments: Vec<Vec<u8>> = coefficients
+                    .iter()
+                    .map(|a| G::mul_base(a).to_bytes())
+                    .collect();
+                for m in self.new_committee.clone() {
+                    let value = Zeroizing::new(evaluate::<G>(&coefficients, self.new_x(m)?));
+                    if m == self.me {
+                        self.own_sub_share = Some(value);
+                    } else {
+                        let bytes = G::scalar_to_bytes(&value);
+                        out.push(self.message(
+                            Recipient::One(m),
+                            ReshareBody::SubShare(SecretBytes::new(bytes.to_vec())),
+                        ));
+                    }
+                }
+                Some(commitments)
+            }
+        };
+        let payload = DealPayload {
+            context: self.context,
+            commitments,
+        }
+        .to_bytes()?;
+        self.deals.record_payload(self.me, payload.clone())?;
+        out.insert(0, self.message(Recipient::All, ReshareBody::Deal(payload)));
+        Ok(out)
+    }
+
+    /// Records one message from a participant other than me.
+    fn receive(
+        &mut self,
+        from: ParticipantId,
+        message: ReshareMessage,
+    ) -> Result<(), ProtocolError> {
+        if message.version != RESHARE_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        match message.body {
+            ReshareBody::Deal(payload) => self.deals.record_payload(from, payload),
+            ReshareBody::SubShare(share) => {
+                if !self.is_dealer(from) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a sub-share but is not a dealer",
+                    ));
+                }
+                if !self.is_receiver(self.me) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a sub-share to a participant outside the new committee",
+                    ));
+                }
+                if self.sub_shares.contains_key(&from) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a second sub-share",
+                    ));
+                }
+                self.sub_shares.insert(from, share);
+                Ok(())
+            }
+            ReshareBody::Verdict { echo, complaints } => {
+                let ascending = complaints
+                    .iter()
+                    .zip(complaints.iter().skip(1))
+                    .all(|(a, b)| a < b);
+                if !ascending {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "complaint list not strictly ascending",
+                    ));
+                }
+                self.deals.record_echo(from, echo)?;
+                self.verdicts
+                    .record_payload(from, complaints_payload(&complaints))
+            }
+            ReshareBody::Echo(echo) => self.verdicts.record_echo(from, echo),
+        }
+    }
+
+    /// True once every sub-share meant for me (from every dealer but me) is in.
+    fn has_all_sub_shares(&self) -> bool {
+        if !self.is_receiver(self.me) {
+            return true;
+        }
+        let expected = self.dealers.len() - usize::from(self.is_dealer(self.me));
+        self.sub_shares.len() == expected
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.phase {
+                Phase::Dealt if self.deals.has_all_payloads() && self.has_all_sub_shares() => {
+                    let echo = self.deals.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all payloads".into())
+                    })?;
+                    let complaints = self.complaints();
+                    self.verdicts
+                        .record_payload(self.me, complaints_payload(&complaints))?;
+                    out.push(
+                        self.message(Recipient::All, ReshareBody::Verdict { echo, complaints }),
+                    );
+                    self.phase = Phase::Verdict;
+                }
+                Phase::Verdict
+                    if self.deals.has_all_echoes() && self.verdicts.has_all_payloads() =>
+                {
+                    // Both echoes are checked at the end, so that a mismatch seen here does not keep this
+                    // echo from the others: every participant reaches the check and names the culprit.
+                    let echo = self.verdicts.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all verdicts".into())
+                    })?;
+                    out.push(self.message(Recipient::All, ReshareBody::Echo(echo)));
+                    self.phase = Phase::Echo;
+                }
+                Phase::Echo if self.verdicts.has_all_echoes() => {
+                    self.deals.check_agreement()?;
+                    self.verdicts.check_agreement()?;
+                    self.finish()?;
+                    self.phase = Phase::Done;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The dealers whose sub-share to me does not match the commitments they sent me. A dealer whose
+    /// commitments are themselves unusable is not accused here: every participant rejects it after the echo.
+    fn complaints(&self) -> Vec<ParticipantId> {
+        if !self.is_receiver(self.me) {
+            return Vec::new();
+        }
+        let Ok(x_me) = self.new_x(self.me) else {
+            return Vec::new();
+        };
+        let mut complaints = Vec::new();
+        for (dealer, share) in &self.sub_shares {
+            let Some(commitments) = self
+                .deals
+                .payloads()
+                .get(dealer)
+                .and_then(|bytes| DealPayload::from_bytes(bytes))
+                .and_then(|p| decode_commitments::<G>(&p, self.new_threshold).ok())
+            else {
+                continue;
+            };
+            let valid = decode_scalar::<G>(share)
+                .is_some_and(|s| G::mul_base(&s) == evaluate_in_exponent(&commitments, x_me));
+            if !valid {
+                complaints.push(*dealer);
+            }
+        }
+        complaints
+    }
+
+    /// After both echoes agreed: apply the agreement rule, combine, output.
+    fn finish(&mut self) -> Result<(), ProtocolError> {
+        // 1. Everyone was given the same parameters, and only dealers deal.
+        let mut payloads = BTreeMap::new();
+        let mut faults = Vec::new();
+        for (sender, bytes) in self.deals.payloads() {
+            match DealPayload::from_bytes(bytes) {
+                None => faults.push((*sender, "malformed round-1 payload")),
+                Some(p) if p.context != self.context => faults.push((
+                    *sender,
+                    "was given other reshare parameters (context mismatch)",
+                )),
+                Some(p) if p.commitments.is_some() && !self.is_dealer(*sender) => {
+                    faults.push((*sender, "dealt without being a dealer"))
+                }
+                Some(p) => {
+                    payloads.insert(*sender, p);
+                }
+            }
+        }
+        // 2. Complaints come only from new holders, and only about other dealers.
+        let mut accusations: BTreeMap<ParticipantId, Vec<ParticipantId>> = BTreeMap::new();
+        for (accuser, bytes) in self.verdicts.payloads() {
+            let accused = parse_complaints(bytes);
+            if !accused.is_empty() && !self.is_receiver(*accuser) {
+                faults.push((*accuser, "complained without receiving a share"));
+                continue;
+            }
+            if accused.iter().any(|d| !self.is_dealer(*d) || d == accuser) {
+                faults.push((
+                    *accuser,
+                    "complained about a participant that did not deal to it",
+                ));
+                continue;
+            }
+            for dealer in accused {
+                accusations.entry(dealer).or_default().push(*accuser);
+            }
+        }
+        if !faults.is_empty() {
+            let reason = faults
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ProtocolError::misbehaviour(
+                faults.iter().map(|(id, _)| *id),
+                reason,
+            ));
+        }
+        // 3. The agreement rule: a dealer is used unless its commitments are invalid (checked identically by
+        //    everyone, since everyone holds the same payloads) or a new holder accused it (the complaint
+        //    lists are identical everywhere too).
+        let mut excluded = Vec::new();
+        let mut commitments: BTreeMap<ParticipantId, Vec<G>> = BTreeMap::new();
+        for dealer in self.dealers.iter().copied() {
+            let checked = payloads
+                .get(&dealer)
+                .ok_or_else(|| "no round-1 payload".to_string())
+                .and_then(|p| decode_commitments::<G>(p, self.new_threshold))
+                .and_then(|c| {
+                    let expected = self
+                        .old
+                        .public_share(dealer)
+                        .ok_or("not in the old committee")?;
+                    if c.first() == Some(expected) {
+                        Ok(c)
+                    } else {
+                        Err("constant term is not the dealer's public share".into())
+                    }
+                });
+            match (checked, accusations.remove(&dealer)) {
+                (Err(why), _) => excluded.push(ExcludedDealer {
+                    dealer,
+                    reason: ExclusionReason::InvalidCommitments(why),
+                }),
+                (Ok(_), Some(by)) => excluded.push(ExcludedDealer {
+                    dealer,
+                    reason: ExclusionReason::Accused { by },
+                }),
+                (Ok(c), None) => {
+                    commitments.insert(dealer, c);
+                }
+            }
+        }
+        if commitments.len() < usize::from(self.old.threshold()) {
+            return Err(ProtocolError::misbehaviour(
+                excluded.iter().map(|e| e.dealer),
+                format!(
+                    "only {} valid dealers remain for a key of threshold {}; {}",
+                    commitments.len(),
+                    self.old.threshold(),
+                    describe_exclusions(&excluded)
+                ),
+            ));
+        }
+        // 4. Combine: λ_i over the agreed dealers at the old x-coordinates, applied to their commitments and
+        //    sub-shares.
+        let points = self.old.evaluation_points();
+        let used: Vec<ParticipantId> = commitments.keys().copied().collect();
+        let xs = used
+            .iter()
+            .map(|d| {
+                points
+                    .x(&self.old_committee, *d)
+                    .ok_or_else(|| ProtocolError::State(format!("no x-coordinate for {d}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let lambdas = xs
+            .iter()
+            .map(|x| lagrange_coefficient::<G>(G::scalar_zero(), &xs, *x))
+            .collect::<Result<Vec<_>, _>>()?;
+        let t = usize::from(self.new_threshold);
+        let group_commitments: Vec<G> = (0..t)
+            .map(|k| {
+                let column: Vec<G> = commitments
+                    .values()
+                    .map(|c| c.get(k).copied().unwrap_or_else(G::identity))
+                    .collect();
+                G::vartime_multiscalar_mul(&lambdas, &column)
+            })
+            .collect();
+        let group_key = group_commitments
+            .first()
+            .copied()
+            .unwrap_or_else(G::identity);
+        if group_key != *self.old.group_key() {
+            return Err(ProtocolError::State(
+                "the reshared key is not the old key (inconsistent old public shares)".into(),
+            ));
+        }
+        let mut new_shares = BTreeMap::new();
+        for m in self.new_committee.clone() {
+            new_shares.insert(m, evaluate_in_exponent(&group_commitments, self.new_x(m)?));
+        }
+        let key = SharedKey::new(self.new_threshold, points, group_key, new_shares)?;
+        let secret = if self.is_receiver(self.me) {
+            let mut sum = Zeroizing::new(G::scalar_zero());
+            for (dealer, lambda) in used.iter().zip(&lambdas) {
+                let value = if *dealer == self.me {
+                    self.own_sub_share
+                        .as_deref()
+                        .copied()
+                        .map(Zeroizing::new)
+                        .ok_or_else(|| ProtocolError::State("own sub-share missing".into()))?
+                } else {
+                    self.sub_shares
+                        .get(dealer)
+                        .and_then(decode_scalar::<G>)
+                        .map(Zeroizing::new)
+                        .ok_or_else(|| {
+                            ProtocolError::State(format!("sub-share of {dealer} missing"))
+                        })?
+                };
+                *sum += *lambda * *value;
+            }
+            Some(sum)
+        } else {
+            None
+        };
+        let output = ReshareOutput::new(self.session, self.me, key, secret, used, excluded)?;
+        self.wipe();
+        self.output = Some(output);
+        Ok(())
+    }
+}
+
+/// Decodes and checks a dealer's commitments: present, exactly `threshold` many, every one a valid point.
+fn decode_commitments<G: ReshareGroup>(
+    payload: &DealPayload,
+    threshold: u16,
+) -> Result<Vec<G>, String> {
+    let encoded = payload
+        .commitments
+        .as_ref()
+        .ok_or_else(|| "did not deal".to_string())?;
+    if encoded.len() != usize::from(threshold) {
+        return Err(format!(
+            "{} commitments for threshold {threshold}",
+            encoded.len()
+        ));
+    }
+    encoded
+        .iter()
+        .map(|b| G::from_bytes(b).ok_or_else(|| format!("a commitment is not a {} point", G::NAME)))
+        .collect()
+}
+
+/// Decodes a sub-share: exactly 32 bytes, a canonical scalar.
+fn decode_scalar<G: ReshareGroup>(bytes: &SecretBytes) -> Option<G::Scalar> {
+    let array: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.expose().try_into().ok()?);
+    G::scalar_from_bytes(&array)
+}
+
+/// `SHA-256(domain ‖ u32 len ‖ old SharedKey encoding ‖ session ‖ u16 #dealers ‖ dealers ‖ u16 #new ‖ new
+/// committee ‖ new threshold)`, integers big-endian. The old key's encoding names the group and the
+/// evaluation points.
+fn context_digest<G: ReshareGroup>(
+    session: &SessionId,
+    old: &SharedKey<G>,
+    dealers: &[ParticipantId],
+    new_committee: &[ParticipantId],
+    new_threshold: u16,
+) -> [u8; 32] {
+    let old_bytes = old.to_bytes();
+    let mut h = Sha256::new();
+    h.update(CONTEXT_DOMAIN);
+    h.update(
+        u32::try_from(old_bytes.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    h.update(&old_bytes);
+    h.update(session.0);
+    for list in [dealers, new_committee] {
+        h.update(u16::try_from(list.len()).unwrap_or(u16::MAX).to_be_bytes());
+        for id in list {
+            h.update(id.to_be_bytes());
+        }
+    }
+    h.update(new_threshold.to_be_bytes());
+    h.finalize().into()
+}
+
+impl<G: ReshareGroup> Protocol for Reshare<G> {
+    type Message = ReshareMessage;
+    type Output = ReshareOutput<G>;
+
+    fn participant(&self) -> ParticipantId {
+        self.me
+    }
+
+    fn start<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
+        self.check_usable()?;
+        if self.phase != Phase::NotStarted {
+            return Err(ProtocolError::State("reshare already started".into()));
+        }
+        self.abort_on_error(|run| {
+            let mut out = run.deal(rng)?;
+            run.phase = Phase::Dealt;
+            out.extend(run.advance()?);
+            Ok(out)
+        })
+    }
+
+    fn handle<R: RngCore + CryptoRng>(
+        &mut self,
+        from: ParticipantId,
+        message: ReshareMessage,
+        _rng: &mut R,
+    ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
+        self.check_usable()?;
+        // Messages that are not part of this run are refused without aborting it.
+        crate::party::admit(
+            message.session,
+            self.session,
+            from,
+            self.me,
+            self.participants.contains(&from),
+        )?;
+        self.abort_on_error(|run| {
+            run.receive(from, message)?;
+            if run.phase == Phase::NotStarted {
+                return Ok(Vec::new());
+            }
+            run.advance()
+        })
+    }
+
+    fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn take_output(&mut self) -> Option<ReshareOutput<G>> {
+        self.output.take()
+    }
+}
+
+impl<G: ReshareGroup> fmt::Debug for Reshare<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reshare")
+            .field("group", &G::NAME)
+            .field("session", &self.session)
+            .field("me", &self.me)
+            .field("dealers", &self.dealers)
+            .field("new_committee", &self.new_committee)
+            .field("new_threshold", &self.new_threshold)
+            .field("phase", &self.phase)
+            .field("abort_reason", &self.abort_reason)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::reshare::polynomial::EvaluationPoints;
+    use crate::simulator::Simulation;
+    use curve25519_dalek::{RistrettoPoint, Scalar};
+    use rand_core::OsRng;
+
+    /// A 2-of-{1,2,3} sharing of a random key, made by a trusted dealer (this test).
+    fn dealt() -> (SharedKey<RistrettoPoint>, BTreeMap<ParticipantId, Scalar>) {
+        let (a0, a1) = (Scalar::random(&mut OsRng), Scalar::random(&mut OsRng));
+        let secrets: BTreeMap<ParticipantId, Scalar> = (1..=3)
+            .map(|i| (i, a0 + a1 * Scalar::from(u64::from(i))))
+            .collect();
+        let publics = secrets
+            .iter()
+            .map(|(i, s)| (*i, RistrettoPoint::mul_base(s)))
+            .collect();
+        let key = SharedKey::new(
+            2,
+            EvaluationPoints::ParticipantId,
+            RistrettoPoint::mul_base(&a0),
+            publics,
+        )
+        .unwrap();
+        (key, secrets)
+    }
+
+    #[test]
+    fn a_dealer_that_deals_another_secret_is_excluded_by_everyone() {
+        let (key, secrets) = dealt();
+        let session = SessionId([4; 32]);
+        let mut parties: Vec<Reshare<RistrettoPoint>> = [1, 2, 3, 4]
+            .into_iter()
+            .map(|me| {
+                let params = ReshareParams {
+                    session,
+                    me,
+                    dealers: vec![1, 2, 3],
+                    new_committee: vec![1, 2, 3, 4],
+                    new_threshold: 2,
+                };
+                let secret = secrets
+                    .get(&me)
+                    .map(|s| DealerSecret::new(Zeroizing::new(*s)));
+                Reshare::new(params, key.clone(), secret).unwrap()
+            })
+            .collect();
+        // 3 deals a secret that is not its share, consistently: its sub-shares match its commitments, so
+        // nobody complains, but its constant term is not its public share.
+        parties[2].secret = Some(DealerSecret::new(Zeroizing::new(Scalar::from(99u64))));
+        let outcome = Simulation::new(parties).shuffled(3).run(&mut OsRng);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert_eq!(outcome.outputs.len(), 4);
+        for output in outcome.outputs.values() {
+            assert_eq!(output.dealers(), &[1, 2]);
+            assert_eq!(
+                output.excluded(),
+                &[ExcludedDealer {
+                    dealer: 3,
+                    reason: ExclusionReason::InvalidCommitments(
+                        "constant term is not the dealer's public share".into()
+                    ),
+                }]
+            );
+            assert_eq!(output.group_key(), key.group_key());
+            assert_eq!(output.blame().unwrap().culprits(), &[3]);
+        }
+    }
+}
