@@ -38,7 +38,17 @@ fn demo_covers_every_algorithm_and_verifies_everything() {
             "{out}"
         );
     }
-    for algorithm in ["ed25519", "ecdsa-secp256k1", "ecdsa-p256"] {
+    assert!(
+        out.contains(
+            "encrypted 200 records of 1 KiB and decrypted every one back to its plaintext"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("an altered blob and other associated data are refused"),
+        "{out}"
+    );
+    for algorithm in ["ed25519", "ecdsa-secp256k1", "ecdsa-p256", "split-aes-256"] {
         assert!(
             out.lines()
                 .any(|l| l.starts_with(algorithm) && l.contains('.')),

@@ -133,16 +133,16 @@ enum Command {
         aad: String,
     },
     /// Start a local cluster (unless --cluster names a running one), make a key of each algorithm, sign and verify
-    /// many messages.
+    /// many messages, encrypt and decrypt many records.
     Demo {
-        /// The signing algorithms to show, comma-separated.
+        /// The algorithms to show, comma-separated.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "ed25519,ecdsa-secp256k1,ecdsa-p256"
+            default_value = "ed25519,ecdsa-secp256k1,ecdsa-p256,split-aes-256"
         )]
         algorithms: Vec<Algorithm>,
-        /// How many Ed25519 signatures.
+        /// How many Ed25519 signatures, and how many split-AES records to encrypt and decrypt.
         #[arg(long, default_value_t = 1000)]
         count: usize,
         /// How many signatures with each ECDSA key (about 15–25 ms of CPU each on a 2-core machine).

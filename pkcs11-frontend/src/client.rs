@@ -426,6 +426,35 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Encrypts `plaintext` with a split-AES key (see [`vhsm_wire::client::Client::encrypt`]): the ciphertext blob.
+    pub fn encrypt(
+        &self,
+        key_id: KeyId,
+        plaintext: Zeroizing<Vec<u8>>,
+        aad: Vec<u8>,
+    ) -> CkResult<Vec<u8>> {
+        let (plaintext, aad) = (Arc::new(plaintext), Arc::new(aad));
+        self.call(SIGN_TIMEOUT, true, move |c| {
+            let (plaintext, aad) = (plaintext.clone(), aad.clone());
+            async move { c.encrypt(key_id, &plaintext, &aad).await }
+        })
+    }
+
+    /// Decrypts a ciphertext blob (see [`vhsm_wire::client::Client::decrypt`]).
+    pub fn decrypt(&self, blob: Vec<u8>, aad: Vec<u8>) -> CkResult<Zeroizing<Vec<u8>>> {
+        let (blob, aad) = (Arc::new(blob), Arc::new(aad));
+        self.call(SIGN_TIMEOUT, true, move |c| {
+            let (blob, aad) = (blob.clone(), aad.clone());
+            async move {
+                c.decrypt(&blob, &aad)
+                    .await
+                    .map(|p| Zeroizing::new(p.expose().to_vec()))
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -120,7 +120,7 @@ pub fn digest(
         if let Some(data) = data {
             op.update(data);
         }
-        Ok(Output::Data(op.finish()))
+        Ok(Output::Data(op.finish().into()))
     })
 }
 

@@ -1,61 +1,123 @@
-//! How a cluster key appears to PKCS#11: a private-key object and a public-key object, and how their
-//! application-set attributes are kept in the key's `attributes` on the cluster.
+//! How a cluster key appears to PKCS#11, and how its application-set attributes are kept in the key's
+//! `attributes` on the cluster.
+//!
+//! A signing key (Ed25519, ECDSA) is a private-key object and a public-key object; a split-AES key is one secret-key
+//! object (key type [`CKK_VHSM_SPLIT_AES`]), which takes the private-key object's place (handle slot and attribute
+//! namespace).
 //!
 //! Stored attribute types (u64 on the wire, canonical values as in [`crate::attributes`]):
 //! - below 2³²: shared by both objects — `CKA_ID`, `CKA_EC_PARAMS` (the encoding the application generated the key
-//!   with, when it is not the canonical OID), `CKA_TOKEN` (false for a session key pair);
-//! - [`NS_PRIVATE`]` | type`: an attribute of the private-key object only (e.g. `CKA_SIGN`, `CKA_SUBJECT`);
+//!   with, when it is not the canonical OID), `CKA_TOKEN` (false for a session key);
+//! - [`NS_PRIVATE`]` | type`: an attribute of the private-key (or secret-key) object only (e.g. `CKA_SIGN`,
+//!   `CKA_DECRYPT`, `CKA_SUBJECT`);
 //! - [`NS_PUBLIC`]` | type`: an attribute of the public-key object only (e.g. `CKA_VERIFY`, `CKA_PRIVATE`).
 //!
 //! `CKA_LABEL` is the key's label. A key without a stored `CKA_ID` (made with the `vhsm` CLI) gets its 16-byte key
 //! id as `CKA_ID`. Everything else is derived from the key: class, key type, curve, point, and the fixed policy
-//! (private keys are always sensitive and never extractable).
+//! (private and secret keys are always sensitive and never extractable: their value exists nowhere).
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::KeyInfo;
+use vhsm_wire::messages::{Algorithm, KeyInfo};
 
 use crate::attributes::{boolean, ulong, AttributeSet};
 use crate::encoding::{ec_point, subject_public_key_info, Curve};
+use crate::mechanisms::{CKK_VHSM_SPLIT_AES, CKM_VHSM_SPLIT_AES_KEY_GEN};
 
-/// Namespace of the private-key object's own stored attributes.
+/// Namespace of the private-key (or secret-key) object's own stored attributes.
 pub const NS_PRIVATE: u64 = 1 << 32;
 /// Namespace of the public-key object's own stored attributes.
 pub const NS_PUBLIC: u64 = 2 << 32;
 const NS_MASK: u64 = 0xffff_ffff;
 
+/// Which object of a cluster key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyObjectKind {
+    /// The private-key object of a signing key.
+    Private,
+    /// The public-key object of a signing key.
+    Public,
+    /// The secret-key object of a split-AES key.
+    Secret,
+}
+
+impl KeyObjectKind {
+    /// The kind of a key object with this `CKA_CLASS`; `None` if it is not a key object.
+    pub fn from_class(class: Option<CK_OBJECT_CLASS>) -> Option<Self> {
+        match class? {
+            CKO_PRIVATE_KEY => Some(KeyObjectKind::Private),
+            CKO_PUBLIC_KEY => Some(KeyObjectKind::Public),
+            CKO_SECRET_KEY => Some(KeyObjectKind::Secret),
+            _ => None,
+        }
+    }
+
+    /// The namespace tag of the object's own stored attributes.
+    pub fn namespace(self) -> u64 {
+        match self {
+            KeyObjectKind::Private | KeyObjectKind::Secret => NS_PRIVATE,
+            KeyObjectKind::Public => NS_PUBLIC,
+        }
+    }
+
+    /// Whether the object's value is secret (sensitive, never extractable, `CKA_PRIVATE` always true).
+    pub fn is_secret(self) -> bool {
+        self != KeyObjectKind::Public
+    }
+}
+
 /// The attributes an application may set on a key object (in a generation template or with
 /// `C_SetAttributeValue`) that are kept per object.
-pub fn is_storable(private: bool, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+pub fn is_storable(kind: KeyObjectKind, attribute: CK_ATTRIBUTE_TYPE) -> bool {
     let common = matches!(
         attribute,
-        CKA_SUBJECT
-            | CKA_START_DATE
-            | CKA_END_DATE
-            | CKA_DERIVE
-            | CKA_MODIFIABLE
-            | CKA_COPYABLE
-            | CKA_DESTROYABLE
+        CKA_START_DATE | CKA_END_DATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE
     );
-    let own = if private {
-        matches!(
+    let own = match kind {
+        KeyObjectKind::Private => matches!(
             attribute,
-            CKA_SIGN | CKA_SIGN_RECOVER | CKA_DECRYPT | CKA_UNWRAP
-        )
-    } else {
-        matches!(
+            CKA_SUBJECT | CKA_DERIVE | CKA_SIGN | CKA_SIGN_RECOVER | CKA_DECRYPT | CKA_UNWRAP
+        ),
+        KeyObjectKind::Public => matches!(
             attribute,
-            CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_ENCRYPT | CKA_WRAP | CKA_PRIVATE
-        )
+            CKA_SUBJECT
+                | CKA_DERIVE
+                | CKA_VERIFY
+                | CKA_VERIFY_RECOVER
+                | CKA_ENCRYPT
+                | CKA_WRAP
+                | CKA_PRIVATE
+        ),
+        KeyObjectKind::Secret => matches!(attribute, CKA_ENCRYPT | CKA_DECRYPT),
     };
     common || own
 }
 
-/// The namespace tag of an object's own attributes.
-pub fn namespace(private: bool) -> u64 {
-    if private {
-        NS_PRIVATE
+/// Whether the key is a split-AES key (one secret-key object) rather than a key pair.
+pub fn is_secret_key(info: &KeyInfo) -> bool {
+    info.algorithm == Algorithm::SplitAes256
+}
+
+/// Whether the module can present the key: it is complete (a key still being generated has no public key) and of
+/// an algorithm the module knows.
+pub fn presentable(info: &KeyInfo) -> bool {
+    if is_secret_key(info) {
+        !info.public_key.is_empty()
     } else {
-        NS_PUBLIC
+        usable_curve(info).is_some()
+    }
+}
+
+/// The kind of a key's private-key-slot (`private`) or public-key-slot object; `None` if the key has no such
+/// object (a split-AES key has no public-key object) or cannot be presented.
+pub fn object_kind(info: &KeyInfo, private: bool) -> Option<KeyObjectKind> {
+    if !presentable(info) {
+        return None;
+    }
+    match (is_secret_key(info), private) {
+        (true, true) => Some(KeyObjectKind::Secret),
+        (true, false) => None,
+        (false, true) => Some(KeyObjectKind::Private),
+        (false, false) => Some(KeyObjectKind::Public),
     }
 }
 
@@ -86,9 +148,80 @@ pub fn key_ckid(info: &KeyInfo) -> Vec<u8> {
         .unwrap_or_else(|| info.id.0.to_vec())
 }
 
-/// Every attribute of the private-key (`private`) or public-key object of a cluster key, in canonical form.
-/// `None` if the key has no usable public key.
+/// The attributes every key object has, and the application's stored ones of this object.
+fn common_key_attributes(info: &KeyInfo, kind: KeyObjectKind, a: &mut AttributeSet) {
+    a.set(CKA_TOKEN, boolean(is_token_key(info)));
+    a.set(CKA_LABEL, info.label.as_bytes().to_vec());
+    a.set(CKA_ID, key_ckid(info));
+    a.set(CKA_LOCAL, boolean(true));
+    let suffix = match kind {
+        KeyObjectKind::Private => "private",
+        KeyObjectKind::Public => "public",
+        KeyObjectKind::Secret => "secret",
+    };
+    a.set(CKA_UNIQUE_ID, format!("{}-{suffix}", info.id).into_bytes());
+    for attribute in [CKA_START_DATE, CKA_END_DATE] {
+        a.set(attribute, Vec::new());
+    }
+    a.set(CKA_DERIVE, boolean(false));
+    for attribute in [CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE] {
+        a.set(attribute, boolean(true));
+    }
+}
+
+/// The application's stored attributes of this object, then the policy, which nothing stored can change.
+fn stored_and_policy(info: &KeyInfo, kind: KeyObjectKind, a: &mut AttributeSet) {
+    let ns = kind.namespace();
+    for (t, v) in &info.attributes {
+        if t & !NS_MASK == ns && is_storable(kind, t & NS_MASK) {
+            a.set(t & NS_MASK, v.clone());
+        }
+    }
+    if kind.is_secret() {
+        for (attribute, value) in [
+            (CKA_SENSITIVE, true),
+            (CKA_ALWAYS_SENSITIVE, true),
+            (CKA_EXTRACTABLE, false),
+            (CKA_NEVER_EXTRACTABLE, true),
+            (CKA_PRIVATE, true),
+        ] {
+            a.set(attribute, boolean(value));
+        }
+    }
+}
+
+/// The secret-key object of a split-AES key. There is no `CKA_VALUE` (sensitive) and no `CKA_CHECK_VALUE` (a
+/// check value is an encryption under the key, which exists nowhere).
+fn secret_key_attributes(info: &KeyInfo) -> AttributeSet {
+    let mut a = AttributeSet::new();
+    a.set(CKA_CLASS, ulong(CKO_SECRET_KEY));
+    a.set(CKA_KEY_TYPE, ulong(CKK_VHSM_SPLIT_AES));
+    a.set(CKA_KEY_GEN_MECHANISM, ulong(CKM_VHSM_SPLIT_AES_KEY_GEN));
+    common_key_attributes(info, KeyObjectKind::Secret, &mut a);
+    a.set(CKA_VALUE_LEN, ulong(32));
+    for (attribute, value) in [
+        (CKA_ENCRYPT, true),
+        (CKA_DECRYPT, true),
+        (CKA_SIGN, false),
+        (CKA_VERIFY, false),
+        (CKA_WRAP, false),
+        (CKA_UNWRAP, false),
+        (CKA_TRUSTED, false),
+        (CKA_WRAP_WITH_TRUSTED, false),
+    ] {
+        a.set(attribute, boolean(value));
+    }
+    stored_and_policy(info, KeyObjectKind::Secret, &mut a);
+    a
+}
+
+/// Every attribute of the private-key-slot (`private`: the private-key or secret-key object) or public-key object
+/// of a cluster key, in canonical form. `None` if the key has no such object (see [`object_kind`]).
 pub fn key_object_attributes(info: &KeyInfo, private: bool) -> Option<AttributeSet> {
+    let kind = object_kind(info, private)?;
+    if kind == KeyObjectKind::Secret {
+        return Some(secret_key_attributes(info));
+    }
     let curve = usable_curve(info)?;
     let mut a = AttributeSet::new();
     a.set(
@@ -100,11 +233,8 @@ pub fn key_object_attributes(info: &KeyInfo, private: bool) -> Option<AttributeS
         }),
     );
     a.set(CKA_KEY_TYPE, ulong(curve.key_type()));
-    a.set(CKA_TOKEN, boolean(is_token_key(info)));
-    a.set(CKA_LABEL, info.label.as_bytes().to_vec());
-    a.set(CKA_ID, key_ckid(info));
-    a.set(CKA_LOCAL, boolean(true));
     a.set(CKA_KEY_GEN_MECHANISM, ulong(curve.keygen_mechanism()));
+    common_key_attributes(info, kind, &mut a);
     a.set(
         CKA_EC_PARAMS,
         shared(info, CKA_EC_PARAMS)
@@ -115,17 +245,7 @@ pub fn key_object_attributes(info: &KeyInfo, private: bool) -> Option<AttributeS
         CKA_PUBLIC_KEY_INFO,
         subject_public_key_info(curve, &info.public_key),
     );
-    a.set(
-        CKA_UNIQUE_ID,
-        format!("{}-{}", info.id, if private { "private" } else { "public" }).into_bytes(),
-    );
-    for attribute in [CKA_SUBJECT, CKA_START_DATE, CKA_END_DATE] {
-        a.set(attribute, Vec::new());
-    }
-    a.set(CKA_DERIVE, boolean(false));
-    for attribute in [CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE] {
-        a.set(attribute, boolean(true));
-    }
+    a.set(CKA_SUBJECT, Vec::new());
     if private {
         a.set(CKA_PRIVATE, boolean(true));
         a.set(CKA_SIGN, boolean(true));
@@ -146,31 +266,17 @@ pub fn key_object_attributes(info: &KeyInfo, private: bool) -> Option<AttributeS
         }
         a.set(CKA_EC_POINT, ec_point(&info.public_key));
     }
-    let ns = namespace(private);
-    for (t, v) in &info.attributes {
-        if t & !NS_MASK == ns && is_storable(private, t & NS_MASK) {
-            a.set(t & NS_MASK, v.clone());
-        }
-    }
-    // The policy, which nothing stored can change.
-    if private {
-        for (attribute, value) in [
-            (CKA_SENSITIVE, true),
-            (CKA_ALWAYS_SENSITIVE, true),
-            (CKA_EXTRACTABLE, false),
-            (CKA_NEVER_EXTRACTABLE, true),
-            (CKA_PRIVATE, true),
-        ] {
-            a.set(attribute, boolean(value));
-        }
-    }
+    stored_and_policy(info, kind, &mut a);
     Some(a)
 }
 
-/// Whether an attribute of an object with these attributes must not be revealed: the private value of a private
+/// Whether an attribute of an object with these attributes must not be revealed: the value of a private or secret
 /// key (which, for a cluster key, exists nowhere).
 pub fn is_sensitive(attributes: &AttributeSet, attribute: CK_ATTRIBUTE_TYPE) -> bool {
-    attributes.get_ulong(CKA_CLASS) == Some(CKO_PRIVATE_KEY) && attribute == CKA_VALUE
+    matches!(
+        attributes.get_ulong(CKA_CLASS),
+        Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY)
+    ) && attribute == CKA_VALUE
 }
 
 /// The key's new label and stored attributes after an application set `changes` (canonical) on one of its
@@ -178,7 +284,7 @@ pub fn is_sensitive(attributes: &AttributeSet, attribute: CK_ATTRIBUTE_TYPE) -> 
 /// object's own. The caller has checked that every change is allowed.
 pub fn updated_key_attributes(
     info: &KeyInfo,
-    private: bool,
+    kind: KeyObjectKind,
     changes: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
 ) -> (String, Vec<(u64, Vec<u8>)>) {
     let mut label = info.label.clone();
@@ -191,7 +297,7 @@ pub fn updated_key_attributes(
         match *attribute {
             CKA_LABEL => label = String::from_utf8_lossy(value).into_owned(),
             CKA_ID => put(CKA_ID, value),
-            t if is_storable(private, t) => put(namespace(private) | t, value),
+            t if is_storable(kind, t) => put(kind.namespace() | t, value),
             _ => {}
         }
     }
@@ -287,7 +393,7 @@ mod tests {
         let info = sample_key(Algorithm::EcdsaSecp256k1);
         let (label, stored) = updated_key_attributes(
             &info,
-            false,
+            KeyObjectKind::Public,
             &[
                 (CKA_LABEL, b"new".to_vec()),
                 (CKA_ID, vec![9]),
@@ -316,9 +422,30 @@ mod tests {
         let mut info = sample_key(Algorithm::EcdsaP256);
         info.public_key.clear();
         assert!(key_object_attributes(&info, true).is_none());
-        // Split-AES keys are not presented as key pairs (yet).
-        let aes = sample_key(Algorithm::SplitAes256);
-        assert!(key_object_attributes(&aes, true).is_none());
+        // A split-AES key is one secret-key object, in the private-key slot.
+        let mut aes = sample_key(Algorithm::SplitAes256);
         assert!(key_object_attributes(&aes, false).is_none());
+        aes.attributes.push((NS_PRIVATE | CKA_EXTRACTABLE, vec![1]));
+        aes.attributes.push((NS_PRIVATE | CKA_DECRYPT, vec![0]));
+        aes.attributes.push((NS_PRIVATE | CKA_SIGN, vec![1]));
+        let a = key_object_attributes(&aes, true).unwrap();
+        assert_eq!(a.get_ulong(CKA_CLASS), Some(CKO_SECRET_KEY));
+        assert_eq!(a.get_ulong(CKA_KEY_TYPE), Some(CKK_VHSM_SPLIT_AES));
+        assert_eq!(a.get_bool(CKA_SENSITIVE), Some(true));
+        assert_eq!(a.get_bool(CKA_EXTRACTABLE), Some(false));
+        assert_eq!(a.get_bool(CKA_NEVER_EXTRACTABLE), Some(true));
+        assert_eq!(a.get_bool(CKA_PRIVATE), Some(true));
+        assert_eq!(a.get_bool(CKA_ENCRYPT), Some(true));
+        assert_eq!(a.get_bool(CKA_DECRYPT), Some(false), "stored usage flag");
+        assert_eq!(
+            a.get_bool(CKA_SIGN),
+            Some(false),
+            "not storable on a secret key"
+        );
+        assert_eq!(a.get_ulong(CKA_VALUE_LEN), Some(32));
+        assert_eq!(a.get(CKA_VALUE), None);
+        assert!(is_sensitive(&a, CKA_VALUE));
+        aes.public_key.clear();
+        assert!(key_object_attributes(&aes, true).is_none(), "still pending");
     }
 }

@@ -44,12 +44,13 @@
 //! - `state`: the module's global state; `session`, `login`, `token`: slots, tokens, sessions, login.
 //! - [`objects`], [`key_objects`], `object_access`, `object_lifecycle`: the object model and its functions.
 //! - [`attributes`], [`policy`], [`encoding`], [`mechanisms`]: pure parsing and validation (also fuzzed).
-//! - `signing`, `verification`, `digest`, `keygen`, `random`: the cryptographic functions.
+//! - `signing`, `verification`, `cipher`, `digest`, `keygen`, `random`: the cryptographic functions.
 //! - [`client`], [`config`]: the bridge to the coordinator.
 
 #![deny(missing_docs)]
 
 pub mod attributes;
+mod cipher;
 pub mod client;
 pub mod config;
 mod digest;
@@ -86,8 +87,8 @@ pub enum Output {
     Length(usize),
     /// The caller's buffer is too short: report the length needed (`CKR_BUFFER_TOO_SMALL`).
     TooSmall(usize),
-    /// The result, to copy into the caller's buffer.
-    Data(Vec<u8>),
+    /// The result, to copy into the caller's buffer (zeroized when dropped: it may be a plaintext).
+    Data(zeroize::Zeroizing<Vec<u8>>),
 }
 
 impl Output {

@@ -9,9 +9,13 @@
 //! | `CKM_ECDSA_SHA1/SHA256/384/512` | hash in the module, then as `CKM_ECDSA` (SHA-1 only for old clients) | sign: cluster; verify: module |
 //! | `CKM_EDDSA` | pure Ed25519 (no prehash, no context) | sign: cluster; verify: module |
 //! | `CKM_SHA_1`, `CKM_SHA256/384/512` | digests | module |
+//! | [`CKM_VHSM_SPLIT_AES_KEY_GEN`] (`0x80564801`) | split-AES keys (distributed key generation on ristretto255) | cluster |
+//! | [`CKM_VHSM_SPLIT_AES`] (`0x80564802`) | encrypt/decrypt with a split-AES key; the parameter, if any, is the associated data | cluster |
 //!
-//! The split-AES vendor mechanisms of the design are not offered: the coordinator's client API has no
-//! symmetric operations yet.
+//! Split-AES keys have the key type [`CKK_VHSM_SPLIT_AES`] (`0x80564801`). The ciphertext is the cluster's blob
+//! (`version ‖ key id ‖ α ‖ nonce ‖ AES-256-GCM(plaintext ‖ ρ)`, [`SPLIT_AES_OVERHEAD`] bytes longer than the
+//! plaintext): every message is encrypted under its own key derived by the nodes' distributed PRF, so the
+//! standard `CKM_AES_GCM` (one key, caller's IV) is deliberately not claimed.
 
 use cryptoki_sys::*;
 
@@ -30,6 +34,20 @@ pub struct MechanismEntry {
     /// `CKF_*` flags.
     pub flags: CK_FLAGS,
 }
+
+/// The vendor prefix of vHSM's own values: `CK*_VENDOR_DEFINED | 0x0056_48xx` ("VH").
+const VHSM_VENDOR: CK_ULONG = 0x8000_0000 | 0x0056_4800;
+/// Key type of split-AES keys (`CKK_VENDOR_DEFINED | 0x564801`).
+pub const CKK_VHSM_SPLIT_AES: CK_KEY_TYPE = VHSM_VENDOR | 0x01;
+/// Generates a split-AES key (`CKM_VENDOR_DEFINED | 0x564801`); no parameter.
+pub const CKM_VHSM_SPLIT_AES_KEY_GEN: CK_MECHANISM_TYPE = VHSM_VENDOR | 0x01;
+/// Split-AES encryption and decryption (`CKM_VENDOR_DEFINED | 0x564802`); the parameter, if present, is the
+/// associated data (raw bytes, at most [`MAX_AAD_LEN`]).
+pub const CKM_VHSM_SPLIT_AES: CK_MECHANISM_TYPE = VHSM_VENDOR | 0x02;
+/// How much longer a split-AES ciphertext is than its plaintext.
+pub const SPLIT_AES_OVERHEAD: usize = vhsm_protocols::split_aes::blob::MIN_BLOB_LEN;
+/// The longest associated data `CKM_VHSM_SPLIT_AES` takes.
+pub const MAX_AAD_LEN: usize = 64 * 1024;
 
 const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_OID | CKF_EC_UNCOMPRESS;
 
@@ -82,6 +100,18 @@ pub const MECHANISMS: &[MechanismEntry] = &[
         min_key_size: 255,
         max_key_size: 255,
         flags: CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_OID | CKF_EC_CURVENAME,
+    },
+    MechanismEntry {
+        mechanism: CKM_VHSM_SPLIT_AES_KEY_GEN,
+        min_key_size: 32,
+        max_key_size: 32,
+        flags: CKF_HW | CKF_GENERATE,
+    },
+    MechanismEntry {
+        mechanism: CKM_VHSM_SPLIT_AES,
+        min_key_size: 32,
+        max_key_size: 32,
+        flags: CKF_HW | CKF_ENCRYPT | CKF_DECRYPT,
     },
     MechanismEntry {
         mechanism: CKM_SHA_1,
@@ -273,6 +303,27 @@ pub fn parse_keygen_mechanism(
     Ok(parsed)
 }
 
+/// Parses a secret-key generation mechanism: only [`CKM_VHSM_SPLIT_AES_KEY_GEN`], without a parameter.
+pub fn parse_secret_keygen_mechanism(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> CkResult<()> {
+    if mechanism != CKM_VHSM_SPLIT_AES_KEY_GEN {
+        return Err(CKR_MECHANISM_INVALID);
+    }
+    no_parameter(param)
+}
+
+/// Parses an encryption/decryption mechanism: only [`CKM_VHSM_SPLIT_AES`]; returns its associated data (the
+/// parameter's bytes; none for a NULL parameter). More than [`MAX_AAD_LEN`] bytes is
+/// `CKR_MECHANISM_PARAM_INVALID`.
+pub fn parse_cipher_mechanism(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> CkResult<Vec<u8>> {
+    if mechanism != CKM_VHSM_SPLIT_AES {
+        return Err(CKR_MECHANISM_INVALID);
+    }
+    if param.len() > MAX_AAD_LEN {
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    }
+    Ok(param.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -302,6 +353,13 @@ mod tests {
             assert_eq!(digests, parse_digest_mechanism(e.mechanism, &[]).is_ok());
             let generates = e.flags & CKF_GENERATE_KEY_PAIR != 0;
             assert_eq!(generates, parse_keygen_mechanism(e.mechanism, &[]).is_ok());
+            let generates_secret = e.flags & CKF_GENERATE != 0;
+            assert_eq!(
+                generates_secret,
+                parse_secret_keygen_mechanism(e.mechanism, &[]).is_ok()
+            );
+            let ciphers = e.flags & (CKF_ENCRYPT | CKF_DECRYPT) != 0;
+            assert_eq!(ciphers, parse_cipher_mechanism(e.mechanism, &[]).is_ok());
         }
         assert_eq!(entry(CKM_RSA_PKCS), Err(CKR_MECHANISM_INVALID));
         assert_eq!(entry(CKM_MD5), Err(CKR_MECHANISM_INVALID));
@@ -343,6 +401,37 @@ mod tests {
         );
         assert_eq!(
             parse_sign_mechanism(CKM_SHA256, &[]),
+            Err(CKR_MECHANISM_INVALID)
+        );
+    }
+
+    #[test]
+    fn vendor_values() {
+        // The values the README documents: they never change.
+        assert_eq!(CKK_VHSM_SPLIT_AES, 0x8056_4801);
+        assert_eq!(CKM_VHSM_SPLIT_AES_KEY_GEN, 0x8056_4801);
+        assert_eq!(CKM_VHSM_SPLIT_AES, 0x8056_4802);
+        const { assert!(CKK_VHSM_SPLIT_AES & CKK_VENDOR_DEFINED != 0) };
+        const { assert!(CKM_VHSM_SPLIT_AES & CKM_VENDOR_DEFINED != 0) };
+        assert_eq!(SPLIT_AES_OVERHEAD, 109);
+        assert_eq!(
+            parse_cipher_mechanism(CKM_VHSM_SPLIT_AES, b"aad"),
+            Ok(b"aad".to_vec())
+        );
+        assert_eq!(
+            parse_cipher_mechanism(CKM_VHSM_SPLIT_AES, &vec![0; MAX_AAD_LEN + 1]),
+            Err(CKR_MECHANISM_PARAM_INVALID)
+        );
+        assert_eq!(
+            parse_cipher_mechanism(CKM_AES_GCM, &[]),
+            Err(CKR_MECHANISM_INVALID)
+        );
+        assert_eq!(
+            parse_secret_keygen_mechanism(CKM_VHSM_SPLIT_AES_KEY_GEN, &[1]),
+            Err(CKR_MECHANISM_PARAM_INVALID)
+        );
+        assert_eq!(
+            parse_secret_keygen_mechanism(CKM_AES_KEY_GEN, &[]),
             Err(CKR_MECHANISM_INVALID)
         );
     }

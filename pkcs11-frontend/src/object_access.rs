@@ -11,7 +11,7 @@ use crate::attributes::{
     answer_requests, to_native, AttributeAnswer, AttributeRequest, Lookup, Template,
 };
 use crate::client::Bridge;
-use crate::key_objects::{is_sensitive, updated_key_attributes};
+use crate::key_objects::{is_sensitive, updated_key_attributes, KeyObjectKind};
 use crate::objects::ObjectRef;
 use crate::policy::{check_key_update, check_object_update};
 use crate::state::with_module;
@@ -142,16 +142,18 @@ pub fn set_attribute_value(
         let pairs: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> =
             changes.iter().map(|(t, v)| (t, v.to_vec())).collect();
         match m.objects.get(object)?.clone() {
-            ObjectRef::Key { key_id, private } => {
+            ObjectRef::Key { key_id, .. } => {
                 if !rw {
                     return Err(CKR_SESSION_READ_ONLY);
                 }
                 if !user {
                     return Err(CKR_USER_NOT_LOGGED_IN);
                 }
-                check_key_update(private, changes)?;
+                let kind = KeyObjectKind::from_class(attributes.get_ulong(CKA_CLASS))
+                    .ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+                check_key_update(kind, changes)?;
                 let info = m.objects.key(&key_id).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-                let (label, stored) = updated_key_attributes(info, private, &pairs);
+                let (label, stored) = updated_key_attributes(info, kind, &pairs);
                 Ok(Change::Key(m.bridge()?, key_id, label, stored))
             }
             ObjectRef::Stored(id) => {
@@ -168,9 +170,9 @@ pub fn set_attribute_value(
                 Ok(Change::Object(m.bridge()?, id, updated))
             }
             ObjectRef::Session(session_object) => {
-                match &session_object.key {
-                    Some(binding) => check_key_update(binding.private, changes)?,
-                    None => check_object_update(changes)?,
+                match KeyObjectKind::from_class(attributes.get_ulong(CKA_CLASS)) {
+                    Some(kind) if session_object.key.is_some() => check_key_update(kind, changes)?,
+                    _ => check_object_update(changes)?,
                 }
                 if let ObjectRef::Session(o) = m.objects.get_mut(object)? {
                     for (t, v) in pairs {

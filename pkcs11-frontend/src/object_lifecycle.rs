@@ -7,6 +7,7 @@ use vhsm_wire::messages::{KeyId, ObjectId};
 
 use crate::attributes::{AttributeSet, Template};
 use crate::client::Bridge;
+use crate::key_objects::KeyObjectKind;
 use crate::objects::{KeyBinding, ObjectRef, SessionObject};
 use crate::policy::{check_key_update, check_object_update, object_request};
 use crate::state::with_module;
@@ -52,14 +53,14 @@ pub fn create_object(
 }
 
 /// Checks the template of `C_CopyObject`: the usual attribute changes, plus `CKA_TOKEN` and `CKA_PRIVATE` (a
-/// private key stays private).
-fn check_copy(key: Option<bool>, changes: &Template) -> CkResult<()> {
-    if key == Some(true) && changes.get_bool(CKA_PRIVATE) == Some(false) {
+/// private or secret key stays private).
+fn check_copy(key: Option<KeyObjectKind>, changes: &Template) -> CkResult<()> {
+    if key.is_some_and(KeyObjectKind::is_secret) && changes.get_bool(CKA_PRIVATE) == Some(false) {
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
     let rest = changes.without(&[CKA_TOKEN, CKA_PRIVATE]);
     match key {
-        Some(private) => check_key_update(private, &rest),
+        Some(kind) => check_key_update(kind, &rest),
         None => check_object_update(&rest),
     }
 }
@@ -93,7 +94,8 @@ pub fn copy_object(
             }),
             _ => None,
         };
-        check_copy(binding.as_ref().map(|b| b.private), changes)?;
+        let kind = KeyObjectKind::from_class(attributes.get_ulong(CKA_CLASS));
+        check_copy(binding.as_ref().and(kind), changes)?;
         for (t, v) in changes.iter() {
             attributes.set(t, v.to_vec());
         }

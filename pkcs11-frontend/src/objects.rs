@@ -17,7 +17,9 @@ use vhsm_wire::messages::{KeyId, KeyInfo, ObjectId, StoredObject};
 
 use crate::attributes::AttributeSet;
 use crate::encoding::{parse_ec_params, parse_ec_point, Curve};
-use crate::key_objects::{is_token_key, key_object_attributes, usable_curve};
+use crate::key_objects::{
+    is_token_key, key_object_attributes, object_kind, presentable, usable_curve,
+};
 use crate::policy::fill_object_defaults;
 use crate::CkResult;
 
@@ -145,7 +147,7 @@ impl ObjectTable {
     pub fn sync(&mut self, keys: Vec<KeyInfo>, objects: Vec<StoredObject>) {
         self.listed_keys.clear();
         for info in keys {
-            if usable_curve(&info).is_some() {
+            if presentable(&info) {
                 self.put_key(info);
             }
         }
@@ -202,6 +204,17 @@ impl ObjectTable {
         Ok(self.attributes(handle)?.get_bool(CKA_PRIVATE) == Some(true))
     }
 
+    /// The cluster key behind a key object (a token key object, or a session object standing for one).
+    pub fn cluster_key(&self, handle: CK_OBJECT_HANDLE) -> CkResult<KeyId> {
+        match self.get(handle)? {
+            ObjectRef::Key { key_id, .. } => Ok(*key_id),
+            ObjectRef::Session(SessionObject {
+                key: Some(binding), ..
+            }) => Ok(binding.key_id),
+            _ => Err(CKR_KEY_HANDLE_INVALID),
+        }
+    }
+
     /// The key behind a key object: a cluster key, or (for an imported public key) the key in its attributes.
     pub fn key_material(&self, handle: CK_OBJECT_HANDLE) -> CkResult<KeyMaterial> {
         let cluster_key = match self.get(handle)? {
@@ -243,8 +256,15 @@ impl ObjectTable {
     pub fn live_handles(&mut self) -> Vec<CK_OBJECT_HANDLE> {
         let mut handles = Vec::new();
         for key_id in self.listed_keys.clone() {
-            handles.push(self.key_handle(key_id, true));
-            handles.push(self.key_handle(key_id, false));
+            for private in [true, false] {
+                let exists = self
+                    .keys
+                    .get(&key_id)
+                    .is_some_and(|info| object_kind(info, private).is_some());
+                if exists {
+                    handles.push(self.key_handle(key_id, private));
+                }
+            }
         }
         for id in self.listed_stored.clone() {
             handles.push(self.stored_handle(id));
@@ -336,7 +356,7 @@ impl ObjectTable {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::attributes::{boolean, ulong};
     use crate::key_objects::sample_key;
@@ -377,6 +397,19 @@ mod tests {
         assert!(t.get(private).is_ok());
         t.remove_key(key.id);
         assert_eq!(t.get(private).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+    }
+
+    #[test]
+    fn a_split_aes_key_is_one_secret_key_object() {
+        let mut t = ObjectTable::new();
+        let key = sample_key(Algorithm::SplitAes256);
+        t.sync(vec![key.clone()], vec![]);
+        let live = t.live_handles();
+        assert_eq!(live, vec![t.key_handle(key.id, true)]);
+        let a = t.attributes(live[0]).unwrap();
+        assert_eq!(a.get_ulong(CKA_CLASS), Some(CKO_SECRET_KEY));
+        assert_eq!(t.cluster_key(live[0]), Ok(key.id));
+        assert_eq!(t.key_material(live[0]), Err(CKR_KEY_HANDLE_INVALID));
     }
 
     #[test]

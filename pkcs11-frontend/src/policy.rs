@@ -12,8 +12,8 @@ use cryptoki_sys::*;
 
 use crate::attributes::{boolean, kind_of, ulong, AttributeSet, Template};
 use crate::encoding::{ec_point, parse_ec_params, parse_ec_point, Curve};
-use crate::key_objects::{is_storable, namespace};
-use crate::mechanisms::KeyGenMechanism;
+use crate::key_objects::{is_storable, KeyObjectKind};
+use crate::mechanisms::{KeyGenMechanism, CKK_VHSM_SPLIT_AES};
 use crate::CkResult;
 
 /// A key's label as the cluster accepts it: at most 128 printable UTF-8 characters (empty, PKCS#11's default, is
@@ -63,23 +63,24 @@ fn is_computed(attribute: CK_ATTRIBUTE_TYPE) -> bool {
     )
 }
 
-/// Checks one template of a key-pair generation and returns the attributes to keep for its object (canonical,
+/// Checks one template of a key generation and returns the attributes to keep for its object (canonical,
 /// without namespace).
 fn check_key_template(
     template: &Template,
-    private: bool,
+    kind: KeyObjectKind,
     key_type: CK_KEY_TYPE,
 ) -> CkResult<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
     refuse_conflicts(template)?;
+    let private = kind.is_secret();
     let mut own = Vec::new();
     for (attribute, value) in template.iter() {
         let flag = crate::attributes::read_bool(value);
         match attribute {
             CKA_CLASS => {
-                let class = if private {
-                    CKO_PRIVATE_KEY
-                } else {
-                    CKO_PUBLIC_KEY
+                let class = match kind {
+                    KeyObjectKind::Private => CKO_PRIVATE_KEY,
+                    KeyObjectKind::Public => CKO_PUBLIC_KEY,
+                    KeyObjectKind::Secret => CKO_SECRET_KEY,
                 };
                 if template.get_ulong(CKA_CLASS) != Some(class) {
                     return Err(CKR_TEMPLATE_INCONSISTENT);
@@ -90,7 +91,21 @@ fn check_key_template(
                     return Err(CKR_TEMPLATE_INCONSISTENT);
                 }
             }
-            CKA_TOKEN | CKA_LABEL | CKA_ID | CKA_EC_PARAMS => {} // handled by the caller
+            CKA_TOKEN | CKA_LABEL | CKA_ID => {} // handled by the caller
+            CKA_EC_PARAMS if kind != KeyObjectKind::Secret => {} // handled by the caller
+            CKA_VALUE_LEN if kind == KeyObjectKind::Secret => {
+                if template.get_ulong(CKA_VALUE_LEN) != Some(32) {
+                    return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+                }
+            }
+            // A split-AES key encrypts and decrypts, nothing else: asking for more cannot be honoured.
+            CKA_SIGN | CKA_VERIFY | CKA_WRAP | CKA_UNWRAP | CKA_DERIVE
+                if kind == KeyObjectKind::Secret =>
+            {
+                if flag != Some(false) {
+                    return Err(CKR_TEMPLATE_INCONSISTENT);
+                }
+            }
             CKA_SENSITIVE | CKA_PRIVATE if private => {
                 if flag != Some(true) {
                     return Err(CKR_TEMPLATE_INCONSISTENT);
@@ -101,18 +116,26 @@ fn check_key_template(
                     return Err(CKR_TEMPLATE_INCONSISTENT);
                 }
             }
-            CKA_TRUSTED if !private => {
+            CKA_TRUSTED if kind != KeyObjectKind::Private => {
                 // Only the security officer may mark a key trusted.
                 if flag != Some(false) {
                     return Err(CKR_ATTRIBUTE_READ_ONLY);
                 }
             }
             t if is_computed(t) => return Err(CKR_ATTRIBUTE_READ_ONLY),
-            t if is_storable(private, t) => own.push((t, value.to_vec())),
+            t if is_storable(kind, t) => own.push((t, value.to_vec())),
             _ => return Err(CKR_ATTRIBUTE_TYPE_INVALID),
         }
     }
     Ok(own)
+}
+
+/// The key's label from a template (empty if it names none).
+fn template_label(template: Option<&[u8]>) -> CkResult<String> {
+    match template {
+        Some(l) => key_label(l),
+        None => Ok(String::new()),
+    }
 }
 
 /// Validates the templates of `C_GenerateKeyPair` for `mechanism` and says what to ask the cluster for.
@@ -136,8 +159,8 @@ pub fn key_pair_request(
     if !fits {
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
-    let private_own = check_key_template(private, true, curve.key_type())?;
-    let public_own = check_key_template(public, false, curve.key_type())?;
+    let private_own = check_key_template(private, KeyObjectKind::Private, curve.key_type())?;
+    let public_own = check_key_template(public, KeyObjectKind::Public, curve.key_type())?;
 
     // Both objects are token objects, or both session objects.
     let token = match (public.get_bool(CKA_TOKEN), private.get_bool(CKA_TOKEN)) {
@@ -145,10 +168,7 @@ pub fn key_pair_request(
         (Some(t), _) | (None, Some(t)) => t,
         (None, None) => false,
     };
-    let label = match private.get(CKA_LABEL).or_else(|| public.get(CKA_LABEL)) {
-        Some(l) => key_label(l)?,
-        None => String::new(),
-    };
+    let label = template_label(private.get(CKA_LABEL).or_else(|| public.get(CKA_LABEL)))?;
 
     let mut stored: Vec<(u64, Vec<u8>)> = Vec::new();
     if let Some(id) = private.get(CKA_ID).or_else(|| public.get(CKA_ID)) {
@@ -163,12 +183,12 @@ pub fn key_pair_request(
     stored.extend(
         private_own
             .into_iter()
-            .map(|(t, v)| (namespace(true) | t, v)),
+            .map(|(t, v)| (KeyObjectKind::Private.namespace() | t, v)),
     );
     stored.extend(
         public_own
             .into_iter()
-            .map(|(t, v)| (namespace(false) | t, v)),
+            .map(|(t, v)| (KeyObjectKind::Public.namespace() | t, v)),
     );
     Ok(KeyPairRequest {
         curve,
@@ -178,10 +198,47 @@ pub fn key_pair_request(
     })
 }
 
+/// A validated `C_GenerateKey` request (a split-AES key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretKeyRequest {
+    /// The key's label.
+    pub label: String,
+    /// Whether the key is a token object (false: a session object).
+    pub token: bool,
+    /// The attributes to store with the key (see [`crate::key_objects`]).
+    pub stored: Vec<(u64, Vec<u8>)>,
+}
+
+/// Validates the template of `C_GenerateKey` with `CKM_VHSM_SPLIT_AES_KEY_GEN`: `CKA_CLASS` (if given) is
+/// `CKO_SECRET_KEY`, `CKA_KEY_TYPE` (if given) `CKK_VHSM_SPLIT_AES`, `CKA_VALUE_LEN` (if given) 32; the key is
+/// sensitive, private and never extractable; it may encrypt and decrypt (either can be turned off), nothing else.
+pub fn secret_key_request(template: &Template) -> CkResult<SecretKeyRequest> {
+    let own = check_key_template(template, KeyObjectKind::Secret, CKK_VHSM_SPLIT_AES)?;
+    let token = template.get_bool(CKA_TOKEN).unwrap_or(false);
+    let label = template_label(template.get(CKA_LABEL))?;
+    let mut stored: Vec<(u64, Vec<u8>)> = Vec::new();
+    if let Some(id) = template.get(CKA_ID) {
+        stored.push((CKA_ID, id.to_vec()));
+    }
+    if !token {
+        stored.push((CKA_TOKEN, boolean(false)));
+    }
+    stored.extend(
+        own.into_iter()
+            .map(|(t, v)| (KeyObjectKind::Secret.namespace() | t, v)),
+    );
+    Ok(SecretKeyRequest {
+        label,
+        token,
+        stored,
+    })
+}
+
 /// Which attributes `C_SetAttributeValue` may change on a cluster key's object; `CKR_ATTRIBUTE_READ_ONLY` for the
 /// others (and for a change that would weaken the private-key policy), `CKR_ATTRIBUTE_TYPE_INVALID` for types the
 /// object does not have.
-pub fn check_key_update(private: bool, changes: &Template) -> CkResult<()> {
+pub fn check_key_update(kind: KeyObjectKind, changes: &Template) -> CkResult<()> {
+    let private = kind.is_secret();
     refuse_conflicts(changes)?;
     for (attribute, value) in changes.iter() {
         let flag = crate::attributes::read_bool(value);
@@ -193,7 +250,7 @@ pub fn check_key_update(private: bool, changes: &Template) -> CkResult<()> {
             // Allowed one-way changes that are already in force.
             CKA_SENSITIVE if private && flag == Some(true) => {}
             CKA_EXTRACTABLE if private && flag == Some(false) => {}
-            t if is_storable(private, t) && t != CKA_PRIVATE => {}
+            t if is_storable(kind, t) && t != CKA_PRIVATE => {}
             t if kind_of(t).is_some() => return Err(CKR_ATTRIBUTE_READ_ONLY),
             _ => return Err(CKR_ATTRIBUTE_TYPE_INVALID),
         }
@@ -370,6 +427,58 @@ mod tests {
     }
 
     #[test]
+    fn secret_key_templates() {
+        let r = secret_key_request(&tpl(&[
+            (CKA_CLASS, u(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, u(CKK_VHSM_SPLIT_AES)),
+            (CKA_TOKEN, b(true)),
+            (CKA_LABEL, b"aes".to_vec()),
+            (CKA_ID, vec![7]),
+            (CKA_VALUE_LEN, u(32)),
+            (CKA_SENSITIVE, b(true)),
+            (CKA_EXTRACTABLE, b(false)),
+            (CKA_ENCRYPT, b(true)),
+            (CKA_DECRYPT, b(false)),
+            (CKA_SIGN, b(false)),
+        ]))
+        .unwrap();
+        assert_eq!(r.label, "aes");
+        assert!(r.token);
+        assert!(r.stored.contains(&(CKA_ID, vec![7])));
+        assert!(r.stored.contains(&(NS_PRIVATE | CKA_DECRYPT, vec![0])));
+        let empty = secret_key_request(&tpl(&[])).unwrap();
+        assert!(!empty.token, "PKCS#11's default: a session object");
+        assert!(empty.stored.contains(&(CKA_TOKEN, b(false))));
+        for (attribute, value, rv) in [
+            (CKA_SENSITIVE, b(false), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_EXTRACTABLE, b(true), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_PRIVATE, b(false), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_SIGN, b(true), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_WRAP, b(true), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_VALUE_LEN, u(16), CKR_ATTRIBUTE_VALUE_INVALID),
+            (CKA_CLASS, u(CKO_PRIVATE_KEY), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_KEY_TYPE, u(CKK_AES), CKR_TEMPLATE_INCONSISTENT),
+            (CKA_VALUE, vec![0; 32], CKR_ATTRIBUTE_READ_ONLY),
+            (CKA_EC_PARAMS, OID_P256.to_vec(), CKR_ATTRIBUTE_TYPE_INVALID),
+        ] {
+            assert_eq!(
+                secret_key_request(&tpl(&[(attribute, value)])),
+                Err(rv),
+                "{attribute:#x}"
+            );
+        }
+        assert!(check_key_update(KeyObjectKind::Secret, &tpl(&[(CKA_DECRYPT, b(false))])).is_ok());
+        assert_eq!(
+            check_key_update(KeyObjectKind::Secret, &tpl(&[(CKA_SIGN, b(true))])),
+            Err(CKR_ATTRIBUTE_READ_ONLY)
+        );
+        assert_eq!(
+            check_key_update(KeyObjectKind::Secret, &tpl(&[(CKA_SENSITIVE, b(false))])),
+            Err(CKR_ATTRIBUTE_READ_ONLY)
+        );
+    }
+
+    #[test]
     fn pkcs11_tool_style_ec_keypair() {
         let public = tpl(&[
             (CKA_TOKEN, b(true)),
@@ -493,36 +602,40 @@ mod tests {
 
     #[test]
     fn key_updates() {
+        assert!(check_key_update(
+            KeyObjectKind::Private,
+            &tpl(&[(CKA_LABEL, b"x".to_vec()), (CKA_ID, vec![1])])
+        )
+        .is_ok());
         assert!(
-            check_key_update(true, &tpl(&[(CKA_LABEL, b"x".to_vec()), (CKA_ID, vec![1])])).is_ok()
+            check_key_update(KeyObjectKind::Private, &tpl(&[(CKA_SENSITIVE, b(true))])).is_ok()
         );
-        assert!(check_key_update(true, &tpl(&[(CKA_SENSITIVE, b(true))])).is_ok());
         assert_eq!(
-            check_key_update(true, &tpl(&[(CKA_SENSITIVE, b(false))])),
+            check_key_update(KeyObjectKind::Private, &tpl(&[(CKA_SENSITIVE, b(false))])),
             Err(CKR_ATTRIBUTE_READ_ONLY)
         );
         assert_eq!(
-            check_key_update(true, &tpl(&[(CKA_EXTRACTABLE, b(true))])),
+            check_key_update(KeyObjectKind::Private, &tpl(&[(CKA_EXTRACTABLE, b(true))])),
             Err(CKR_ATTRIBUTE_READ_ONLY)
         );
         assert_eq!(
-            check_key_update(false, &tpl(&[(CKA_EC_POINT, vec![1])])),
+            check_key_update(KeyObjectKind::Public, &tpl(&[(CKA_EC_POINT, vec![1])])),
             Err(CKR_ATTRIBUTE_READ_ONLY)
         );
         assert_eq!(
-            check_key_update(false, &tpl(&[(0x8000_0001, vec![1])])),
+            check_key_update(KeyObjectKind::Public, &tpl(&[(0x8000_0001, vec![1])])),
             Err(CKR_ATTRIBUTE_TYPE_INVALID)
         );
         assert_eq!(
-            check_key_update(false, &tpl(&[(CKA_LABEL, vec![])])),
+            check_key_update(KeyObjectKind::Public, &tpl(&[(CKA_LABEL, vec![])])),
             Ok(())
         );
         assert_eq!(
-            check_key_update(false, &tpl(&[(CKA_LABEL, vec![0xff])])),
+            check_key_update(KeyObjectKind::Public, &tpl(&[(CKA_LABEL, vec![0xff])])),
             Err(CKR_ATTRIBUTE_VALUE_INVALID)
         );
         assert_eq!(
-            check_key_update(false, &tpl(&[(CKA_LABEL, vec![0xff])])),
+            check_key_update(KeyObjectKind::Public, &tpl(&[(CKA_LABEL, vec![0xff])])),
             Err(CKR_ATTRIBUTE_VALUE_INVALID)
         );
         assert_eq!(key_label(b"a\nb"), Err(CKR_ATTRIBUTE_VALUE_INVALID));

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use cryptoki_sys::*;
 use vhsm_wire::messages::PinUser;
 
+use crate::cipher::CipherOp;
 use crate::digest::DigestOp;
 use crate::signing::SignOp;
 use crate::state::{destroy_session_keys, with_module};
@@ -25,6 +26,10 @@ pub struct Session {
     pub verify: Option<VerifyOp>,
     /// An active digest.
     pub digest: Option<DigestOp>,
+    /// An active encryption.
+    pub encrypt: Option<CipherOp>,
+    /// An active decryption.
+    pub decrypt: Option<CipherOp>,
     /// Token keys this session generated while read-only: it may destroy them again (see `keygen`).
     pub generated_read_only: Vec<vhsm_wire::KeyId>,
 }
@@ -54,6 +59,8 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> CkResult<CK_SESSION_HANDLE> {
                 sign: None,
                 verify: None,
                 digest: None,
+                encrypt: None,
+                decrypt: None,
                 generated_read_only: Vec::new(),
             },
         );
@@ -126,6 +133,12 @@ pub fn cancel(handle: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CkResult<()> {
         }
         if flags & CKF_DIGEST != 0 {
             session.digest = None;
+        }
+        if flags & CKF_ENCRYPT != 0 {
+            session.encrypt = None;
+        }
+        if flags & CKF_DECRYPT != 0 {
+            session.decrypt = None;
         }
         if flags & CKF_FIND_OBJECTS != 0 {
             session.find = None;

@@ -210,7 +210,7 @@ pub fn sign(
                 );
                 return Err(CKR_DEVICE_ERROR);
             }
-            Ok(Output::Data(signature))
+            Ok(Output::Data(signature.into()))
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The module against a real cluster (`vhsm up`), loaded as a shared library by the `cryptoki` crate, as an
 //! application would: log in (a wrong PIN first), generate P-256, secp256k1 and Ed25519 key pairs, sign with
 //! CKM_ECDSA, CKM_ECDSA_SHA256 and CKM_EDDSA, verify every signature with the curve crates and with C_Verify, sign
-//! from eight threads at once, and destroy a key.
+//! from eight threads at once, and destroy a key; generate split-AES keys with the vendor mechanisms, encrypt and
+//! decrypt (single- and multi-part, with associated data), and see altered blobs, other associated data and
+//! another key refused.
 //!
 //! Needs `target/debug/vhsm` (built with the workspace); skipped with a message when it is missing, unless
 //! `VHSM_REQUIRE_CLIENTS` is set (as `.ci/run` does), where a missing binary fails the test.
@@ -19,8 +21,9 @@ use std::time::{Duration, Instant};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
-use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
@@ -326,8 +329,171 @@ fn keys_signatures_and_threads_through_a_real_cluster() {
         .unwrap();
     assert!(public_k1.is_empty());
 
+    split_aes(&session);
+
     session.logout().unwrap();
     drop(session);
     pkcs11.finalize().unwrap();
     drop(cluster);
+}
+
+const CKK_VHSM_SPLIT_AES: u64 = 0x8056_4801;
+const CKM_VHSM_SPLIT_AES_KEY_GEN: u64 = 0x8056_4801;
+const CKM_VHSM_SPLIT_AES: u64 = 0x8056_4802;
+const OVERHEAD: usize = 109;
+
+fn aes_mechanism<T>(aad: Option<&T>) -> Mechanism<'_> {
+    Mechanism::VendorDefined(VendorDefinedMechanism::new(
+        MechanismType::new_vendor_defined(CKM_VHSM_SPLIT_AES).unwrap(),
+        aad,
+    ))
+}
+
+fn generate_aes(session: &Session, label: &str) -> ObjectHandle {
+    let keygen = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        MechanismType::new_vendor_defined(CKM_VHSM_SPLIT_AES_KEY_GEN).unwrap(),
+        None,
+    ));
+    session
+        .generate_key(
+            &keygen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::new_vendor_defined(CKK_VHSM_SPLIT_AES).unwrap()),
+                Attribute::Token(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::ValueLen(32.into()),
+            ],
+        )
+        .unwrap()
+}
+
+fn rv_of<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
+    match result {
+        Err(Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+/// Split-AES through the vendor mechanisms.
+fn split_aes(session: &Session) {
+    let key = generate_aes(session, "it-aes");
+    let attributes = session
+        .get_attributes(
+            key,
+            &[
+                AttributeType::Class,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::NeverExtractable,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        attributes,
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::NeverExtractable(true),
+        ],
+        "the value is sensitive: never returned"
+    );
+    assert_eq!(
+        rv_of(session.update_attributes(key, &[Attribute::Extractable(true)])),
+        RvError::AttributeReadOnly
+    );
+    let found = session
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+        .unwrap();
+    assert_eq!(found, vec![key]);
+
+    let aad = *b"invoice 42";
+    for len in [0usize, 1, 1024, 64 * 1024] {
+        let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let blob = session
+            .encrypt(&aes_mechanism(Some(&aad)), key, &plaintext)
+            .unwrap();
+        assert_eq!(blob.len(), len + OVERHEAD);
+        let again = session
+            .encrypt(&aes_mechanism(Some(&aad)), key, &plaintext)
+            .unwrap();
+        assert_ne!(blob, again, "every encryption is fresh");
+        let back = session
+            .decrypt(&aes_mechanism(Some(&aad)), key, &blob)
+            .unwrap();
+        assert_eq!(back, plaintext, "round trip of {len} bytes");
+    }
+
+    // Multi-part, without associated data.
+    session
+        .encrypt_init(&aes_mechanism::<()>(None), key)
+        .unwrap();
+    assert!(session.encrypt_update(b"split ").unwrap().is_empty());
+    assert!(session.encrypt_update(b"AES").unwrap().is_empty());
+    let blob = session.encrypt_final().unwrap();
+    session
+        .decrypt_init(&aes_mechanism::<()>(None), key)
+        .unwrap();
+    assert!(session.decrypt_update(&blob[..50]).unwrap().is_empty());
+    assert!(session.decrypt_update(&blob[50..]).unwrap().is_empty());
+    assert_eq!(session.decrypt_final().unwrap(), b"split AES");
+
+    // Altered blobs, other associated data, another key: refused, no plaintext.
+    let blob = session
+        .encrypt(&aes_mechanism(Some(&aad)), key, b"secret")
+        .unwrap();
+    for at in [0, 5, 20, 60, blob.len() - 1] {
+        let mut altered = blob.clone();
+        altered[at] ^= 1;
+        assert_eq!(
+            rv_of(session.decrypt(&aes_mechanism(Some(&aad)), key, &altered)),
+            RvError::EncryptedDataInvalid,
+            "byte {at} altered"
+        );
+    }
+    assert_eq!(
+        rv_of(session.decrypt(&aes_mechanism(Some(b"invoice 43")), key, &blob)),
+        RvError::EncryptedDataInvalid
+    );
+    assert_eq!(
+        rv_of(session.decrypt(&aes_mechanism::<()>(None), key, &blob)),
+        RvError::EncryptedDataInvalid
+    );
+    assert_eq!(
+        rv_of(session.decrypt(&aes_mechanism(Some(&aad)), key, &blob[..OVERHEAD - 1])),
+        RvError::EncryptedDataLenRange
+    );
+    let other = generate_aes(session, "it-aes-2");
+    assert_eq!(
+        rv_of(session.decrypt(&aes_mechanism(Some(&aad)), other, &blob)),
+        RvError::EncryptedDataInvalid
+    );
+    // Signing keys do not encrypt, split-AES keys do not sign.
+    let p256 = find_private(session, "it-p256")[0];
+    assert_eq!(
+        rv_of(session.encrypt(&aes_mechanism(Some(&aad)), p256, b"x")),
+        RvError::KeyTypeInconsistent
+    );
+    assert_eq!(
+        rv_of(session.sign(&Mechanism::Ecdsa, key, &[1; 32])),
+        RvError::KeyFunctionNotPermitted
+    );
+
+    // Destroyed: gone, and its blobs no longer decrypt.
+    session.destroy_object(key).unwrap();
+    assert_eq!(
+        rv_of(session.decrypt(&aes_mechanism(Some(&aad)), key, &blob)),
+        RvError::KeyHandleInvalid
+    );
+    session.destroy_object(other).unwrap();
+    assert!(session
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+        .unwrap()
+        .is_empty());
 }

@@ -656,7 +656,7 @@ fn sessions_login_and_bad_handles() {
             C_InitPIN(rw, pin.as_mut_ptr(), 4),
             CKR_FUNCTION_NOT_SUPPORTED
         );
-        assert_eq!(C_EncryptInit(rw, &mut ecdsa, 1), CKR_FUNCTION_NOT_SUPPORTED);
+        assert_eq!(C_DigestKey(rw, 1), CKR_FUNCTION_NOT_SUPPORTED);
         assert_eq!(
             C_WrapKey(rw, &mut ecdsa, 1, 2, null_mut(), null_mut()),
             CKR_FUNCTION_NOT_SUPPORTED

@@ -8,7 +8,9 @@ use cryptoki_sys::*;
 use libfuzzer_sys::fuzz_target;
 use vhsm_pkcs11::encoding::{parse_ec_params, parse_ec_point, Curve};
 use vhsm_pkcs11::mechanisms::{
-    parse_digest_mechanism, parse_eddsa_params, parse_keygen_mechanism, parse_sign_mechanism, SignMechanism,
+    parse_cipher_mechanism, parse_digest_mechanism, parse_eddsa_params, parse_keygen_mechanism,
+    parse_secret_keygen_mechanism, parse_sign_mechanism, SignMechanism, CKM_VHSM_SPLIT_AES,
+    CKM_VHSM_SPLIT_AES_KEY_GEN, MAX_AAD_LEN,
 };
 
 const MECHANISMS: &[CK_MECHANISM_TYPE] = &[
@@ -23,6 +25,8 @@ const MECHANISMS: &[CK_MECHANISM_TYPE] = &[
     CKM_EC_KEY_PAIR_GEN,
     CKM_EC_EDWARDS_KEY_PAIR_GEN,
     CKM_RSA_PKCS,
+    CKM_VHSM_SPLIT_AES,
+    CKM_VHSM_SPLIT_AES_KEY_GEN,
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -35,6 +39,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = parse_digest_mechanism(mechanism, param);
     let _ = parse_keygen_mechanism(mechanism, param);
+    if parse_secret_keygen_mechanism(mechanism, param).is_ok() {
+        assert!(param.is_empty());
+    }
+    if let Ok(aad) = parse_cipher_mechanism(mechanism, param) {
+        assert_eq!(aad, param);
+        assert!(aad.len() <= MAX_AAD_LEN);
+    }
     if parse_eddsa_params(param).is_ok() {
         assert!(param.is_empty() || param.len() == std::mem::size_of::<CK_EDDSA_PARAMS>());
     }

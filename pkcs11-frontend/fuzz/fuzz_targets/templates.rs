@@ -8,6 +8,7 @@
 use cryptoki_sys::*;
 use libfuzzer_sys::fuzz_target;
 use vhsm_pkcs11::attributes::{answer_requests, kind_of, AttributeRequest, AttributeSet, Kind, Lookup, Template};
+use vhsm_pkcs11::key_objects::KeyObjectKind;
 use vhsm_pkcs11::mechanisms::KeyGenMechanism;
 use vhsm_pkcs11::policy;
 
@@ -47,8 +48,15 @@ fuzz_target!(|data: &[u8]| {
     check_canonical(&public);
     let _ = policy::object_request(&public);
     let _ = policy::check_object_update(&public);
-    let _ = policy::check_key_update(true, &public);
-    let _ = policy::check_key_update(false, &public);
+    for kind in [KeyObjectKind::Private, KeyObjectKind::Public, KeyObjectKind::Secret] {
+        let _ = policy::check_key_update(kind, &public);
+    }
+    if policy::secret_key_request(&public).is_ok() {
+        // Nor a secret key.
+        assert!(public.get_bool(CKA_EXTRACTABLE) != Some(true));
+        assert!(public.get_bool(CKA_SENSITIVE) != Some(false));
+        assert!(public.get_bool(CKA_SIGN) != Some(true));
+    }
     if let Ok(private) = second {
         check_canonical(&private);
         for mechanism in [KeyGenMechanism::Ec, KeyGenMechanism::EcEdwards] {

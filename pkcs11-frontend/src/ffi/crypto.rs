@@ -14,7 +14,7 @@ use crate::{digest, keygen, random, session, signing, verification};
 ///
 /// # Safety
 /// As [`read_mechanism`].
-unsafe fn init_operation(
+pub(super) unsafe fn init_operation(
     session: CK_SESSION_HANDLE,
     mechanism: *const CK_MECHANISM,
     cancel_flag: CK_FLAGS,
@@ -375,5 +375,43 @@ pub unsafe extern "C" fn C_GenerateRandom(
         }
         // SAFETY: the caller's contract.
         rv(unsafe { output_slice(out, len) }.and_then(|o| random::generate_random(session, o)))
+    })
+}
+
+/// `C_GenerateKey`: `CKM_VHSM_SPLIT_AES_KEY_GEN`, a split-AES key by distributed key generation on the cluster.
+///
+/// # Safety
+/// The template holds `count` attributes; `key` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    entry("C_GenerateKey", || {
+        if let Err(e) = ensure_initialized() {
+            return e;
+        }
+        if key.is_null() {
+            return CKR_ARGUMENTS_BAD;
+        }
+        // SAFETY: the caller's contract for every pointer; `key` is non-NULL.
+        unsafe {
+            let (mechanism, param) = match read_mechanism(mechanism) {
+                Ok(Some(m)) => m,
+                Ok(None) => return CKR_ARGUMENTS_BAD,
+                Err(e) => return e,
+            };
+            let template = match read_template(template, count) {
+                Ok(t) => t,
+                Err(e) => return e,
+            };
+            match keygen::generate_key(session, mechanism, &param, &template) {
+                Ok(handle) => rv(write(key, handle)),
+                Err(e) => e,
+            }
+        }
     })
 }

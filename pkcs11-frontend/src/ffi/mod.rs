@@ -16,6 +16,7 @@ use cryptoki_sys::*;
 use crate::attributes::Template;
 use crate::{CkResult, Output};
 
+mod cipher;
 mod crypto;
 pub mod function_lists;
 mod general;
@@ -23,6 +24,7 @@ mod objects;
 mod sessions;
 mod unsupported;
 
+pub use cipher::*;
 pub use crypto::*;
 pub use function_lists::*;
 pub use general::*;
@@ -30,8 +32,8 @@ pub use objects::*;
 pub use sessions::*;
 pub use unsupported::*;
 
-/// The longest mechanism parameter read (ours take at most a `CK_EDDSA_PARAMS`).
-const MAX_MECHANISM_PARAMETER: CK_ULONG = 4096;
+/// The longest mechanism parameter read (the longest is `CKM_VHSM_SPLIT_AES`'s associated data).
+const MAX_MECHANISM_PARAMETER: CK_ULONG = crate::mechanisms::MAX_AAD_LEN as CK_ULONG;
 /// The most attributes one template may have.
 const MAX_TEMPLATE_LEN: CK_ULONG = 1 << 16;
 

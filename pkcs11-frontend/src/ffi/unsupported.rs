@@ -35,24 +35,8 @@ unsupported! {
         => CKR_FUNCTION_NOT_SUPPORTED, "operation state is not exportable.";
     C_SetOperationState(_s: CK_SESSION_HANDLE, _state: *mut CK_BYTE, _len: CK_ULONG, _e: CK_OBJECT_HANDLE, _a: CK_OBJECT_HANDLE)
         => CKR_FUNCTION_NOT_SUPPORTED, "operation state is not exportable.";
-    C_EncryptInit(_s: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM, _k: CK_OBJECT_HANDLE)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no encryption keys (split-AES is not in the client API yet).";
-    C_Encrypt(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no encryption keys.";
-    C_EncryptUpdate(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no encryption keys.";
-    C_EncryptFinal(_s: CK_SESSION_HANDLE, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no encryption keys.";
-    C_DecryptInit(_s: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM, _k: CK_OBJECT_HANDLE)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no decryption keys.";
-    C_Decrypt(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no decryption keys.";
-    C_DecryptUpdate(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no decryption keys.";
-    C_DecryptFinal(_s: CK_SESSION_HANDLE, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no decryption keys.";
     C_DigestKey(_s: CK_SESSION_HANDLE, _k: CK_OBJECT_HANDLE)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no secret keys to digest.";
+        => CKR_FUNCTION_NOT_SUPPORTED, "a key's value exists nowhere, so it cannot be digested.";
     C_SignRecoverInit(_s: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM, _k: CK_OBJECT_HANDLE)
         => CKR_FUNCTION_NOT_SUPPORTED, "no mechanism with message recovery (RSA only).";
     C_SignRecover(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
@@ -62,15 +46,13 @@ unsupported! {
     C_VerifyRecover(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
         => CKR_FUNCTION_NOT_SUPPORTED, "no mechanism with message recovery.";
     C_DigestEncryptUpdate(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no encryption.";
+        => CKR_FUNCTION_NOT_SUPPORTED, "dual-function operations are not offered.";
     C_DecryptDigestUpdate(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no decryption.";
+        => CKR_FUNCTION_NOT_SUPPORTED, "dual-function operations are not offered.";
     C_SignEncryptUpdate(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no encryption.";
+        => CKR_FUNCTION_NOT_SUPPORTED, "dual-function operations are not offered.";
     C_DecryptVerifyUpdate(_s: CK_SESSION_HANDLE, _d: *mut CK_BYTE, _dl: CK_ULONG, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no decryption.";
-    C_GenerateKey(_s: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM, _t: *mut CK_ATTRIBUTE, _c: CK_ULONG, _k: *mut CK_OBJECT_HANDLE)
-        => CKR_FUNCTION_NOT_SUPPORTED, "no secret-key generation (split-AES is not in the client API yet).";
+        => CKR_FUNCTION_NOT_SUPPORTED, "dual-function operations are not offered.";
     C_WrapKey(_s: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM, _w: CK_OBJECT_HANDLE, _k: CK_OBJECT_HANDLE, _o: *mut CK_BYTE, _ol: *mut CK_ULONG)
         => CKR_FUNCTION_NOT_SUPPORTED, "keys never leave the cluster, not even wrapped.";
     C_UnwrapKey(_s: CK_SESSION_HANDLE, _m: *mut CK_MECHANISM, _u: CK_OBJECT_HANDLE, _w: *mut CK_BYTE, _wl: CK_ULONG, _t: *mut CK_ATTRIBUTE, _c: CK_ULONG, _k: *mut CK_OBJECT_HANDLE)
