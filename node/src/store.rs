@@ -23,6 +23,10 @@ const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares");
 const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 const BANS: TableDefinition<u16, &[u8]> = TableDefinition::new("bans");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+/// Shares (and their metadata) of the next epoch, made by a reshare and not yet committed: the current share stays
+/// in `shares`/`keys` until the coordinator commits, so a crash at any point leaves a usable key.
+const STAGED_SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_shares");
+const STAGED_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_keys");
 
 /// Format version of the metadata encoding inside a sealed record (2: with attributes and revision).
 const KEY_INFO_VERSION: u8 = 2;
@@ -94,6 +98,8 @@ impl ShareStore {
         txn.open_table(KEYS).map_err(db_error)?;
         txn.open_table(BANS).map_err(db_error)?;
         txn.open_table(OBJECTS).map_err(db_error)?;
+        txn.open_table(STAGED_SHARES).map_err(db_error)?;
+        txn.open_table(STAGED_KEYS).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(ShareStore {
             db,
@@ -353,13 +359,168 @@ impl ShareStore {
                 .map_err(db_error)?
                 .remove(&key_id.0[..])
                 .map_err(db_error)?;
-            removed
+            let staged = txn
+                .open_table(STAGED_KEYS)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?
+                .is_some();
+            txn.open_table(STAGED_SHARES)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?;
+            removed || staged
         };
         txn.commit().map_err(db_error)?;
         if let Ok(mut cache) = self.cache.write() {
             cache.remove(&key_id);
         }
         Ok(existed)
+    }
+
+    /// Stages the share of the next epoch made by a reshare: `info` (state `Active`, its epoch one more than the
+    /// current share's) and this node's new share. The current share, if this node has one, stays in force until
+    /// [`ShareStore::commit_staged`]. A node without the key (a new holder, or one being repaired) may stage any
+    /// epoch. A staged share of the same epoch from an earlier, failed attempt is replaced.
+    pub fn stage(&self, info: &KeyInfo, share: &KeyShare) -> Result<(), StoreError> {
+        let key_id = info.id;
+        let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
+        if info.state != KeyState::Active {
+            return Err(corrupt(
+                "a staged key must be ready to become active".into(),
+            ));
+        }
+        if share.participant() != self.node || share.public_key() != info.public_key {
+            return Err(corrupt(
+                "the staged share does not belong to this node and key".into(),
+            ));
+        }
+        let info_record = self.seal_info(info)?;
+        let share_record = seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::Share,
+            Subject::Key(key_id),
+            info.epoch,
+            &share.to_bytes(),
+        );
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let keys = txn.open_table(KEYS).map_err(db_error)?;
+            if let Some(record) = keys.get(&key_id.0[..]).map_err(db_error)? {
+                let current = self.open_info(key_id, record.value())?;
+                if current.state == KeyState::Active && current.epoch + 1 != info.epoch {
+                    return Err(corrupt(format!(
+                        "cannot stage epoch {} over epoch {}",
+                        info.epoch, current.epoch
+                    )));
+                }
+                if current.public_key != info.public_key || current.algorithm != info.algorithm {
+                    return Err(corrupt("a reshare may not change the key".into()));
+                }
+            }
+            txn.open_table(STAGED_KEYS)
+                .map_err(db_error)?
+                .insert(&key_id.0[..], &info_record[..])
+                .map_err(db_error)?;
+            txn.open_table(STAGED_SHARES)
+                .map_err(db_error)?
+                .insert(&key_id.0[..], &share_record[..])
+                .map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)
+    }
+
+    /// Makes the staged share of `epoch` the key's share, erasing the previous one, in one transaction. Committing
+    /// an epoch that is already in force is a no-op (the coordinator may retry). Returns the key's metadata.
+    pub fn commit_staged(&self, key_id: KeyId, epoch: u64) -> Result<KeyInfo, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let info = {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let current = match keys.get(&key_id.0[..]).map_err(db_error)? {
+                Some(record) => Some(self.open_info(key_id, record.value())?),
+                None => None,
+            };
+            if let Some(current) = current.as_ref().filter(|c| c.epoch == epoch) {
+                if current.state == KeyState::Active {
+                    return Ok(current.clone());
+                }
+            }
+            let mut staged_keys = txn.open_table(STAGED_KEYS).map_err(db_error)?;
+            let record = staged_keys
+                .get(&key_id.0[..])
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound(key_id))?
+                .value()
+                .to_vec();
+            let staged = self.open_info(key_id, &record)?;
+            if staged.epoch != epoch {
+                return Err(StoreError::Corrupt {
+                    key_id,
+                    reason: format!("staged epoch is {}, not {epoch}", staged.epoch),
+                });
+            }
+            let mut staged_shares = txn.open_table(STAGED_SHARES).map_err(db_error)?;
+            let share_record = staged_shares
+                .remove(&key_id.0[..])
+                .map_err(db_error)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    key_id,
+                    reason: "staged metadata without a share".into(),
+                })?
+                .value()
+                .to_vec();
+            staged_keys.remove(&key_id.0[..]).map_err(db_error)?;
+            keys.insert(&key_id.0[..], &record[..]).map_err(db_error)?;
+            txn.open_table(SHARES)
+                .map_err(db_error)?
+                .insert(&key_id.0[..], &share_record[..])
+                .map_err(db_error)?;
+            staged
+        };
+        txn.commit().map_err(db_error)?;
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(&key_id);
+        }
+        Ok(info)
+    }
+
+    /// Drops the staged share of `epoch` (a reshare that did not complete). Returns whether there was one.
+    pub fn abort_staged(&self, key_id: KeyId, epoch: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let removed = {
+            let mut staged_keys = txn.open_table(STAGED_KEYS).map_err(db_error)?;
+            let record = match staged_keys.get(&key_id.0[..]).map_err(db_error)? {
+                Some(r) => r.value().to_vec(),
+                None => return Ok(false),
+            };
+            if self.open_info(key_id, &record)?.epoch != epoch {
+                return Ok(false);
+            }
+            staged_keys.remove(&key_id.0[..]).map_err(db_error)?;
+            txn.open_table(STAGED_SHARES)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?;
+            true
+        };
+        txn.commit().map_err(db_error)?;
+        Ok(removed)
+    }
+
+    /// The metadata of every staged (not yet committed) share.
+    pub fn staged(&self) -> Result<Vec<KeyInfo>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(STAGED_KEYS).map_err(db_error)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_error)? {
+            let (k, v) = entry.map_err(db_error)?;
+            let key_id = KeyId(k.value().try_into().map_err(|_| {
+                StoreError::Database("a key id in the database is not 16 bytes".into())
+            })?);
+            out.push(self.open_info(key_id, v.value())?);
+        }
+        Ok(out)
     }
 
     /// Stores an object if it is newer than this node's copy. Returns whether it was stored.
@@ -578,6 +739,62 @@ mod tests {
         // The same database under another node id does not open its records.
         let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap();
         assert!(other.keys().is_err());
+    }
+
+    #[test]
+    fn a_staged_share_survives_a_crash_and_replaces_the_old_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let key_path = dir.path().join("k");
+        StorageKey::generate().write_new(&key_path).unwrap();
+        let share = shares().into_iter().find(|s| s.participant() == 1).unwrap();
+        let info = info(&share);
+        let mut next = info.clone();
+        next.epoch = 1;
+        next.state = KeyState::Active;
+        next.label = "next epoch".into();
+        {
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            store.insert_pending(&info, &share).unwrap();
+            store.activate(info.id).unwrap();
+            let mut too_far = next.clone();
+            too_far.epoch = 2;
+            assert!(
+                store.stage(&too_far, &share).is_err(),
+                "epochs go one by one"
+            );
+            store.stage(&next, &share).unwrap();
+            assert_eq!(store.active_key(info.id).unwrap().info.epoch, 0);
+        }
+        // A crash before the commit: the old share is in force, the staged one is still there.
+        let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        assert_eq!(store.active_key(info.id).unwrap().info.epoch, 0);
+        assert_eq!(store.staged().unwrap(), vec![next.clone()]);
+        assert!(!store.abort_staged(info.id, 7).unwrap(), "another epoch");
+        let committed = store.commit_staged(info.id, 1).unwrap();
+        assert_eq!(committed, next);
+        assert_eq!(store.active_key(info.id).unwrap().info.label, "next epoch");
+        assert!(store.staged().unwrap().is_empty());
+        assert_eq!(store.keys().unwrap(), vec![next.clone()]);
+        // Committing again is a no-op; there is nothing left to abort.
+        assert_eq!(store.commit_staged(info.id, 1).unwrap(), next);
+        assert!(!store.abort_staged(info.id, 1).unwrap());
+        // A staged share can be dropped, and destroy removes staged shares too.
+        let mut after = next.clone();
+        after.epoch = 2;
+        store.stage(&after, &share).unwrap();
+        assert!(store.abort_staged(info.id, 2).unwrap());
+        assert!(matches!(
+            store.commit_staged(info.id, 2),
+            Err(StoreError::NotFound(_))
+        ));
+        store.stage(&after, &share).unwrap();
+        assert!(store.destroy_key(info.id).unwrap());
+        assert!(store.staged().unwrap().is_empty());
+        // A node without the key (new, or repaired) may stage any epoch and commit it.
+        store.stage(&after, &share).unwrap();
+        assert_eq!(store.commit_staged(info.id, 2).unwrap().epoch, 2);
+        assert_eq!(store.active_key(info.id).unwrap().info.epoch, 2);
     }
 
     #[test]
