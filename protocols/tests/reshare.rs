@@ -1102,3 +1102,85 @@ fn every_group_reshares_at_both_kinds_of_evaluation_points() {
         every_group::<p256::ProjectivePoint>(points, 73);
     }
 }
+
+// ------------------------------------------------------------------------------------------------------------
+// Decoders never panic (CONVENTIONS §11)
+// ------------------------------------------------------------------------------------------------------------
+
+/// Valid encodings to mutate: a message of every round, an output with a share, a shared key.
+fn samples() -> &'static Vec<Vec<u8>> {
+    static SAMPLES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SAMPLES.get_or_init(|| {
+        let (key, secrets) =
+            dealt::<RistrettoPoint>(&[1, 2, 3], 2, EvaluationPoints::ParticipantId, 90);
+        let outputs = generic_reshare(&key, &secrets, &[1, 2], &[1, 2, 3], 2, 91);
+        let payload = DealPayload {
+            context: [7; 32],
+            commitments: Some(vec![key.group_key().to_bytes(); 2]),
+        }
+        .to_bytes()
+        .unwrap();
+        let bodies = [
+            ReshareBody::Deal(payload),
+            ReshareBody::SubShare(SecretBytes::new(vec![1; 32])),
+            ReshareBody::Verdict {
+                echo: [(1, [2; 32]), (2, [3; 32])].into(),
+                complaints: vec![2],
+            },
+            ReshareBody::Echo([(1, [4; 32])].into()),
+        ];
+        let mut samples: Vec<Vec<u8>> = bodies
+            .into_iter()
+            .map(|b| ReshareMessage::new(session(92), b).to_bytes().unwrap())
+            .collect();
+        samples.push(outputs[&3].to_bytes().to_vec());
+        samples.push(key.to_bytes());
+        samples
+    })
+}
+
+fn decode_everything(bytes: &[u8]) {
+    let _ = ReshareMessage::from_bytes(bytes);
+    let _ = DealPayload::from_bytes(bytes);
+    let _ = ReshareOutput::<RistrettoPoint>::from_bytes(bytes);
+    let _ = ReshareOutput::<k256::ProjectivePoint>::from_bytes(bytes);
+    let _ = EcdsaReshareOutput::from_bytes(bytes);
+    let _ = SharedKey::<EdwardsPoint>::from_bytes(bytes);
+    let _ = SharedKey::<RistrettoPoint>::from_bytes(bytes);
+    let _ = SharedKey::<p256::ProjectivePoint>::from_bytes(bytes);
+}
+
+proptest::proptest! {
+    #[test]
+    fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        decode_everything(&bytes);
+    }
+
+    #[test]
+    fn decoding_mutated_encodings_never_panics(
+        which in 0usize..6,
+        position in proptest::prelude::any::<proptest::sample::Index>(),
+        value in proptest::prelude::any::<u8>(),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let mut bytes = samples()[which].clone();
+        let i = position.index(bytes.len());
+        bytes[i] = value;
+        decode_everything(&bytes);
+        bytes.truncate(cut.index(bytes.len() + 1));
+        decode_everything(&bytes);
+    }
+}
+
+#[test]
+fn samples_decode() {
+    let s = samples();
+    for m in &s[..4] {
+        assert_eq!(
+            &ReshareMessage::from_bytes(m).unwrap().to_bytes().unwrap(),
+            m
+        );
+    }
+    assert!(ReshareOutput::<RistrettoPoint>::from_bytes(&s[4]).is_ok());
+    assert!(SharedKey::<RistrettoPoint>::from_bytes(&s[5]).is_ok());
+}

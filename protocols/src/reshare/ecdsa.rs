@@ -85,6 +85,12 @@ impl EcdsaReshare {
     pub fn is_aborted(&self) -> bool {
         on_curve!(&self.inner, run => run.is_aborted())
     }
+
+    /// Every participant of the run (dealers and new holders), ascending: where [`crate::Recipient::All`]
+    /// goes.
+    pub fn participants(&self) -> Vec<ParticipantId> {
+        on_curve!(&self.inner, run => run.participants())
+    }
 }
 
 fn build<C: EngineCurve>(

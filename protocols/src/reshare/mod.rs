@@ -36,7 +36,7 @@
 //!    check.) Now all honest participants hold the same payloads and complaint lists and apply the same
 //!    **agreement rule**:
 //!    * a participant given other parameters, a non-dealer that dealt, or a complaint that makes no sense
-//!      aborts the run, naming the participant ([`ProtocolError::Misbehaviour`]);
+//!      aborts the run, naming the participant ([`crate::ProtocolError::Misbehaviour`]);
 //!    * a dealer is **excluded** if its commitments are invalid (missing, not `t′` valid points, or
 //!      `C_i0 ≠ Y_i`, its public share in the old key — so it dealt exactly its share) or if any new holder
 //!      complained about it; every other dealer is in the agreed dealer set `D`;

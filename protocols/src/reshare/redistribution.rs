@@ -90,8 +90,10 @@ pub struct Reshare<G: ReshareGroup> {
 impl<G: ReshareGroup> Reshare<G> {
     /// Checks the parameters and prepares a run.
     ///
-    /// * `old` is the public part of the key as it is now (every participant must be given the same; a
-    ///   participant that was given something else is named in round 3);
+    /// * `old` is the public part of the key as it is now. Every participant must be given the same (a new
+    ///   holder gets it from the holders, which store it): the digest of everything in `params` and `old` is
+    ///   echoed, and a participant that was given something else is named when the run finishes, so a
+    ///   joining holder cannot be talked into accepting a sharing of another key;
     /// * `secret` is this participant's share of it: required if `me` is a dealer (and checked against its
     ///   public share), refused otherwise.
     pub fn new(
@@ -199,7 +201,7 @@ impl<G: ReshareGroup> Reshare<G> {
         self.phase == Phase::Aborted
     }
 
-    /// Every participant of the run (dealers and new holders), ascending.
+    /// Every participant of the run (dealers and new holders), ascending: where [`Recipient::All`] goes.
     pub fn participants(&self) -> Vec<ParticipantId> {
         self.participants.iter().copied().collect()
     }
