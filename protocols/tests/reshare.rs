@@ -922,8 +922,8 @@ fn rank(share: &EcdsaKeyShare) -> u64 {
         .unwrap()
 }
 
-/// DKG 2-of-3 → 2-of-4 (add 4) → 3-of-4 → 2-of-3 without 2 → repair of 3; signatures at every step,
-/// removed shares useless.
+/// DKG 2-of-3 → 2-of-4 (add 4) → 3-of-4 → 2-of-3 without 2, and a repair of 2 in the DKG's key; signatures
+/// with every t-subset at every step, removed and lost shares useless.
 fn ecdsa_committee_walk(curve: EcdsaCurve, seed: u64) {
     let started = Instant::now();
     let k0 = ecdsa_dkg(curve, &[1, 2, 3], 2, seed);
@@ -984,21 +984,28 @@ fn ecdsa_committee_walk(curve: EcdsaCurve, seed: u64) {
         &[(rank(&k3[&1]), &k3[&1]), (rank(&k3[&4]), &k3[&4])]
     ));
 
-    // Repair: 3 lost its share; 1 and 4 deal to the same committee {1, 3, 4}; every pair signs.
-    let mut lost = k3.clone();
-    lost.remove(&3);
+    // Repair, from the DKG's 2-of-3 key: 2 lost its share; 1 and 3 deal to the same committee {1, 2, 3};
+    // every pair signs, 1 and 3 got new shares too, and 2's lost share is useless with them.
+    let mut lost = k0.clone();
+    lost.remove(&2);
     let k4 = ecdsa_reshare(
         &lost,
-        &k3[&1].public_keys(),
-        &[1, 4],
-        &[1, 3, 4],
+        &k0[&1].public_keys(),
+        &[1, 3],
+        &[1, 2, 3],
         2,
         seed + 4,
     );
     ecdsa_signs(&k4, seed + 50);
-    for id in [1, 4] {
-        assert_ne!(k4[&id].secret_share_bytes(), k3[&id].secret_share_bytes());
+    for id in [1, 3] {
+        assert_ne!(k4[&id].secret_share_bytes(), k0[&id].secret_share_bytes());
+        assert!(!ecdsa_opens(
+            curve,
+            &pk,
+            &[(2, &k0[&2]), (rank(&k4[&id]), &k4[&id])]
+        ));
     }
+    assert!(ecdsa_opens(curve, &pk, &[(2, &k4[&2]), (3, &k4[&3])]));
     eprintln!(
         "ECDSA {curve} committee walk: {:.1} s",
         started.elapsed().as_secs_f64()
