@@ -19,13 +19,12 @@ use dkls23::protocols::{PartyIndex, PublicKeyPackage};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
-use super::frost::dealer_input;
 use super::group::ReshareGroup;
 use super::message::ReshareMessage;
 use super::output::{ExcludedDealer, ReshareOutput};
 use super::polynomial::EvaluationPoints;
 use super::redistribution::{Reshare, ReshareParams};
-use super::shared_key::{DealerSecret, SharedKey};
+use super::shared_key::{dealer_input, DealerSecret, SharedKey};
 use crate::ecdsa::curve::{on_curve, EcdsaCurve, EngineCurve, OnCurve, PackageOnCurve};
 use crate::ecdsa::{EcdsaKeyShare, EcdsaPublicKeys};
 use crate::error::ProtocolError;

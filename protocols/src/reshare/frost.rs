@@ -16,10 +16,9 @@ use super::group::ReshareGroup;
 use super::output::ReshareOutput;
 use super::polynomial::EvaluationPoints;
 use super::redistribution::{Reshare, ReshareParams};
-use super::shared_key::{DealerSecret, SharedKey};
+use super::shared_key::{dealer_input, DealerSecret, SharedKey};
 use crate::error::ProtocolError;
 use crate::frost::{identifier, map_frost_error, participant_of, FrostKeyShare, FrostPublicKeys};
-use crate::party::ParticipantId;
 
 fn point(bytes: &[u8], what: &str) -> Result<EdwardsPoint, ProtocolError> {
     EdwardsPoint::from_bytes(bytes).ok_or_else(|| {
@@ -138,26 +137,4 @@ impl Reshare<EdwardsPoint> {
         })?;
         Reshare::new(params, old.shared_key()?, secret)
     }
-}
-
-/// The dealer input of `me`: its share if it deals (checked to be its own and of this key), none otherwise.
-pub(crate) fn dealer_input<S, G: ReshareGroup>(
-    me: ParticipantId,
-    dealers: &[ParticipantId],
-    own: Option<&S>,
-    inspect: impl FnOnce(&S) -> (ParticipantId, bool, Result<DealerSecret<G>, ProtocolError>),
-) -> Result<Option<DealerSecret<G>>, ProtocolError> {
-    if !dealers.contains(&me) {
-        return Ok(None);
-    }
-    let share = own.ok_or_else(|| {
-        ProtocolError::InvalidParameters(format!("dealer {me} needs its key share"))
-    })?;
-    let (holder, same_key, secret) = inspect(share);
-    if holder != me || !same_key {
-        return Err(ProtocolError::InvalidParameters(format!(
-            "the share given to {me} is not its share of this key"
-        )));
-    }
-    secret.map(Some)
 }

@@ -216,6 +216,28 @@ impl<G: ReshareGroup> fmt::Debug for DealerSecret<G> {
     }
 }
 
+/// The dealer input of `me`: its share if it deals (checked to be its own and of this key), none otherwise.
+pub(crate) fn dealer_input<S, G: ReshareGroup>(
+    me: ParticipantId,
+    dealers: &[ParticipantId],
+    own: Option<&S>,
+    inspect: impl FnOnce(&S) -> (ParticipantId, bool, Result<DealerSecret<G>, ProtocolError>),
+) -> Result<Option<DealerSecret<G>>, ProtocolError> {
+    if !dealers.contains(&me) {
+        return Ok(None);
+    }
+    let share = own.ok_or_else(|| {
+        ProtocolError::InvalidParameters(format!("dealer {me} needs its key share"))
+    })?;
+    let (holder, same_key, secret) = inspect(share);
+    if holder != me || !same_key {
+        return Err(ProtocolError::InvalidParameters(format!(
+            "the share given to {me} is not its share of this key"
+        )));
+    }
+    secret.map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]

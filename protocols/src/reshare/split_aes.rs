@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 use curve25519_dalek::RistrettoPoint;
 use zeroize::Zeroizing;
 
-use super::frost::dealer_input;
 use super::output::ReshareOutput;
 use super::polynomial::EvaluationPoints;
 use super::redistribution::{Reshare, ReshareParams};
-use super::shared_key::{DealerSecret, SharedKey};
+use super::shared_key::{dealer_input, DealerSecret, SharedKey};
 use crate::error::ProtocolError;
 use crate::split_aes::{SplitAesKeyShare, SplitAesPublicKeys};
 
