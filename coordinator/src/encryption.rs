@@ -99,6 +99,7 @@ async fn derive(
                 &asked,
                 |_| NodeRequest::Evaluate {
                     key_id: key.id,
+                    epoch: key.epoch,
                     alpha,
                 },
                 EVALUATE_TIMEOUT,

@@ -380,6 +380,14 @@ impl Coordinator {
                     .set_banned(self.signer.banned().into_iter().filter(|b| *b != node));
                 Ok(ClientResponse::Ok)
             }
+            ClientRequest::GetMembership
+            | ClientRequest::AddNode { .. }
+            | ClientRequest::RemoveNode { .. }
+            | ClientRequest::SetThreshold { .. }
+            | ClientRequest::ReshareKey { .. } => Err(WireError::new(
+                ErrorKind::Unavailable,
+                "cluster administration is not available in this build",
+            )),
         }
     }
 

@@ -266,12 +266,16 @@ impl Signer {
         message: &[u8],
     ) -> Result<Vec<u8>, Attempt> {
         let session = SessionId::random(&mut OsRng);
-        let key_id = key.id;
+        let (key_id, epoch) = (key.id, key.epoch);
 
         let answers = pool
             .call_each(
                 set,
-                |_| NodeRequest::SignCommit { session, key_id },
+                |_| NodeRequest::SignCommit {
+                    session,
+                    key_id,
+                    epoch,
+                },
                 ROUND_TIMEOUT,
             )
             .await;
@@ -293,6 +297,7 @@ impl Signer {
                 |_| NodeRequest::SignShare {
                     session,
                     key_id,
+                    epoch,
                     package: package.clone(),
                 },
                 ROUND_TIMEOUT,
@@ -374,6 +379,7 @@ impl Signer {
         let request = |_| NodeRequest::EcdsaSign {
             session,
             key_id: key.id,
+            epoch: key.epoch,
             signers: set.to_vec(),
             digest: *digest,
         };

@@ -32,7 +32,7 @@ use crate::{
         signing::NonceStore,
     },
     share::KeyShare,
-    store::{ShareStore, StoreError},
+    store::{LoadedKey, ShareStore, StoreError},
 };
 
 /// Why a node could not start.
@@ -242,6 +242,45 @@ impl Node {
         None
     }
 
+    /// The key at share epoch `epoch`, as an operation asks for it. A node that staged that epoch but has not heard
+    /// the commit yet commits now: the coordinator uses a new epoch only after it decided to commit it. A node
+    /// at another epoch refuses (`Unavailable`, so that the coordinator asks another holder without blame).
+    async fn key_at(
+        &self,
+        key_id: vhsm_wire::KeyId,
+        epoch: u64,
+    ) -> Result<Arc<LoadedKey>, WireError> {
+        match self.store.active_key(key_id) {
+            Ok(key) if key.info.epoch == epoch => return Ok(key),
+            Ok(key) if key.info.epoch > epoch => {
+                return Err(WireError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "node {} holds epoch {} of key {key_id}, not {epoch}",
+                        self.id, key.info.epoch
+                    ),
+                ))
+            }
+            Ok(_) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        let store = self.store.clone();
+        let staged = blocking(move || store.staged()).await?;
+        if !staged.iter().any(|k| k.id == key_id && k.epoch == epoch) {
+            return Err(WireError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "node {} does not hold epoch {epoch} of key {key_id}",
+                    self.id
+                ),
+            ));
+        }
+        let store = self.store.clone();
+        blocking(move || store.commit_staged(key_id, epoch)).await?;
+        tracing::info!(key = %key_id, epoch, "staged share committed on first use of its epoch");
+        self.store.active_key(key_id).map_err(store_error)
+    }
+
     /// Answers one coordinator request.
     pub async fn handle(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
         match request {
@@ -325,8 +364,12 @@ impl Node {
                 let store = self.store.clone();
                 Ok(NodeResponse::Keys(blocking(move || store.keys()).await?))
             }
-            NodeRequest::SignCommit { session, key_id } => {
-                let key = self.store.active_key(key_id).map_err(store_error)?;
+            NodeRequest::SignCommit {
+                session,
+                key_id,
+                epoch,
+            } => {
+                let key = self.key_at(key_id, epoch).await?;
                 let KeyShare::Frost(share) = &key.share else {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -342,6 +385,7 @@ impl Node {
             NodeRequest::SignShare {
                 session,
                 key_id,
+                epoch,
                 package,
             } => {
                 // Take the nonces first: whatever happens next, they are gone.
@@ -349,7 +393,7 @@ impl Node {
                     .nonces
                     .take(session, key_id)
                     .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
-                let key = self.store.active_key(key_id).map_err(store_error)?;
+                let key = self.key_at(key_id, epoch).await?;
                 let KeyShare::Frost(share) = &key.share else {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -372,10 +416,11 @@ impl Node {
             NodeRequest::EcdsaSign {
                 session,
                 key_id,
+                epoch,
                 signers,
                 digest,
             } => {
-                let key = self.store.active_key(key_id).map_err(store_error)?;
+                let key = self.key_at(key_id, epoch).await?;
                 let banned = self.banned().await?;
                 let request = EcdsaSignRequest {
                     me: self.id,
@@ -419,8 +464,12 @@ impl Node {
                     blocking(move || store.objects()).await?,
                 ))
             }
-            NodeRequest::Evaluate { key_id, alpha } => {
-                let key = self.store.active_key(key_id).map_err(store_error)?;
+            NodeRequest::Evaluate {
+                key_id,
+                epoch,
+                alpha,
+            } => {
+                let key = self.key_at(key_id, epoch).await?;
                 let KeyShare::SplitAes(share) = &key.share else {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -440,6 +489,37 @@ impl Node {
                 }
                 Ok(NodeResponse::Partial(partial))
             }
+            NodeRequest::Reshare { key, .. } => Err(WireError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "node {}: resharing is not available in this build (key {})",
+                    self.id, key.id
+                ),
+            )),
+            NodeRequest::CommitReshare { key_id, epoch } => {
+                let store = self.store.clone();
+                let info = blocking(move || store.commit_staged(key_id, epoch)).await?;
+                tracing::info!(key = %key_id, epoch, holders = ?info.holders, threshold = info.threshold, "reshare committed: the new share is in force, the old one erased");
+                Ok(NodeResponse::Key(info))
+            }
+            NodeRequest::AbortReshare { key_id, epoch } => {
+                let store = self.store.clone();
+                if blocking(move || store.abort_staged(key_id, epoch)).await? {
+                    tracing::warn!(key = %key_id, epoch, "reshare aborted: staged share dropped, the current one stays");
+                }
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::ListStaged => {
+                let store = self.store.clone();
+                Ok(NodeResponse::Keys(blocking(move || store.staged()).await?))
+            }
+            NodeRequest::SetMembership { membership } => Err(WireError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "node {}: membership changes are not available in this build (version {})",
+                    self.id, membership.version
+                ),
+            )),
             NodeRequest::ClearBan { node } => {
                 let store = self.store.clone();
                 if blocking(move || store.unban(node)).await? {

@@ -13,8 +13,8 @@ use crate::{
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
     identity::{NodeId, Role},
     messages::{
-        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, ObjectId, PinUser,
-        StoredObject, TokenInfo, WireError,
+        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, Membership,
+        ObjectId, PinUser, StoredObject, TokenInfo, WireError,
     },
     tls::{self, TlsIdentity},
 };
@@ -347,6 +347,64 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The cluster's membership.
+    pub async fn membership(&self) -> Result<Membership, ClientError> {
+        match self.call(&ClientRequest::GetMembership).await? {
+            ClientResponse::Membership(m) => Ok(m),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Security officer: adds a node (by id and address) to the membership.
+    pub async fn add_node(&self, id: NodeId, address: &str) -> Result<Membership, ClientError> {
+        let request = ClientRequest::AddNode {
+            id,
+            address: address.to_string(),
+        };
+        match self.call(&request).await? {
+            ClientResponse::Membership(m) => Ok(m),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Security officer: removes a node from the membership (it must hold no key any more).
+    pub async fn remove_node(&self, id: NodeId) -> Result<Membership, ClientError> {
+        match self.call(&ClientRequest::RemoveNode { id }).await? {
+            ClientResponse::Membership(m) => Ok(m),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Security officer: the threshold of new keys and reshares.
+    pub async fn set_threshold(&self, threshold: u16) -> Result<Membership, ClientError> {
+        match self
+            .call(&ClientRequest::SetThreshold { threshold })
+            .await?
+        {
+            ClientResponse::Membership(m) => Ok(m),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Security officer: reshares a key to the current membership and threshold (a refresh when those are the
+    /// key's). Returns the key at its new epoch.
+    pub async fn reshare_key(
+        &self,
+        key_id: KeyId,
+        avoid_dealers: Vec<NodeId>,
+    ) -> Result<KeyInfo, ClientError> {
+        let request = ClientRequest::ReshareKey {
+            key_id,
+            avoid_dealers,
+        };
+        match self.call(&request).await? {
+            ClientResponse::Key(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
 fn unexpected(response: &ClientResponse) -> ClientError {
     let kind = match response {
         ClientResponse::Ok => "a bare acknowledgement",
@@ -359,6 +417,7 @@ fn unexpected(response: &ClientResponse) -> ClientError {
         ClientResponse::Key(_) => "a key",
         ClientResponse::Keys(_) => "a key list",
         ClientResponse::Signature { .. } => "a signature",
+        ClientResponse::Membership(_) => "the membership",
         ClientResponse::Error(_) => "an error",
     };
     ClientError::Unexpected(format!("got {kind}"))

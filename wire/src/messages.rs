@@ -15,6 +15,7 @@ use vhsm_protocols::{
         dkg::DkgMessage,
         round1::FrostCommitments,
     },
+    reshare::ReshareMessage,
     split_aes::{dkg::SplitAesDkgMessage, partial::PartialEvaluation},
     SecretBytes, SessionId,
 };
@@ -329,6 +330,8 @@ pub enum NodeRequest {
         session: SessionId,
         /// The key.
         key_id: KeyId,
+        /// The share epoch the coordinator signs with (see [`KeyInfo::epoch`]).
+        epoch: u64,
     },
     /// FROST round 2: consume this session's nonces and answer a signature share.
     SignShare {
@@ -336,6 +339,8 @@ pub enum NodeRequest {
         session: SessionId,
         /// The key.
         key_id: KeyId,
+        /// The share epoch, as in the `SignCommit`.
+        epoch: u64,
         /// Message and commitments of all signers.
         package: FrostSigningPackage,
     },
@@ -345,6 +350,8 @@ pub enum NodeRequest {
         session: SessionId,
         /// The key.
         key_id: KeyId,
+        /// The share epoch every signer must hold.
+        epoch: u64,
         /// Every signer of this attempt, this node included.
         signers: Vec<NodeId>,
         /// The 32-byte value to sign (the digest, already truncated to the curve order).
@@ -372,10 +379,51 @@ pub enum NodeRequest {
     },
     /// Every stored object, tombstones included.
     ListObjects,
+    /// Take part in a reshare of `key` (as the coordinator knows it now, at its current epoch): as a dealer if this
+    /// node is in `dealers` (it must hold the key at that epoch), as a new holder if it is in `committee`. A new
+    /// holder stages its share of epoch `key.epoch + 1` (the current one stays in force) and answers
+    /// [`NodeResponse::Reshared`] with the staged metadata.
+    Reshare {
+        /// The protocol session.
+        session: SessionId,
+        /// The key's current metadata (holders, threshold, public package, epoch).
+        key: KeyInfo,
+        /// Who deals (at least `key.threshold` current holders).
+        dealers: Vec<NodeId>,
+        /// The holders afterwards.
+        committee: Vec<NodeId>,
+        /// The threshold afterwards.
+        threshold: u16,
+    },
+    /// Every new holder staged the same new shares: make the staged share of `epoch` the key's share (erasing the
+    /// old one). Idempotent.
+    CommitReshare {
+        /// The key.
+        key_id: KeyId,
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// The reshare did not complete: drop the staged share of `epoch`, keep the current one.
+    AbortReshare {
+        /// The key.
+        key_id: KeyId,
+        /// The epoch that was being staged.
+        epoch: u64,
+    },
+    /// The staged (not yet committed) shares' metadata.
+    ListStaged,
+    /// The cluster's membership changed (or a node restarted): keep it if it is newer than what this node has, and
+    /// talk to exactly these peers.
+    SetMembership {
+        /// The membership.
+        membership: Membership,
+    },
     /// Split-AES: this node's partial evaluation of the key's DPRF at `alpha`, with its proof.
     Evaluate {
         /// The key.
         key_id: KeyId,
+        /// The share epoch.
+        epoch: u64,
         /// The message input.
         alpha: [u8; 32],
     },
@@ -405,6 +453,15 @@ pub enum NodeResponse {
     Objects(Vec<StoredObject>),
     /// Answer to `Evaluate`.
     Partial(PartialEvaluation),
+    /// Answer to `Reshare`.
+    Reshared {
+        /// A new holder: the staged key metadata at the new epoch (holders, threshold, public package).
+        staged: Option<KeyInfo>,
+        /// Dealers the run excluded (a bad sub-share or commitments), to report.
+        excluded: Vec<NodeId>,
+    },
+    /// Answer to `CommitReshare`: the key as it is now.
+    Key(KeyInfo),
     /// The request failed.
     Error(WireError),
 }
@@ -429,6 +486,10 @@ pub enum MeshPayload {
     EcdsaSign(EcdsaMessage),
     /// Split-AES key generation.
     SplitAesDkg(SplitAesDkgMessage),
+    /// Verifiable resharing (every key type).
+    Reshare(ReshareMessage),
+    /// Threshold ECDSA after a reshare: the pairwise set-up between the new holders.
+    EcdsaRefresh(EcdsaMessage),
 }
 
 /// One node's health as the coordinator sees it.
@@ -453,6 +514,53 @@ pub struct ClusterStatus {
     pub threshold: u16,
     /// Every configured node.
     pub nodes: Vec<NodeHealth>,
+}
+
+/// A node and where it listens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEntry {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address, `host:port`.
+    pub address: String,
+}
+
+/// The cluster's membership: the nodes that hold new keys and the threshold that new keys and reshares use.
+/// Versioned: whoever holds it keeps the newest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// Incremented by every change.
+    pub version: u64,
+    /// Threshold of new keys and of reshares.
+    pub threshold: u16,
+    /// The nodes.
+    pub nodes: Vec<MemberEntry>,
+}
+
+impl Membership {
+    /// The node ids, ascending.
+    pub fn ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Checks that it is a possible cluster: distinct ids ≥ 1, 2 ≤ threshold ≤ nodes.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.nodes.len();
+        if self.threshold < 2 || usize::from(self.threshold) > n {
+            return Err(format!(
+                "threshold {} is not possible with {n} node(s) (need 2 <= threshold <= nodes)",
+                self.threshold
+            ));
+        }
+        let mut ids = self.ids();
+        ids.dedup();
+        if ids.len() != n || ids.contains(&0) {
+            return Err("node ids must be distinct and at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// Client → coordinator.
@@ -551,6 +659,35 @@ pub enum ClientRequest {
         /// The banned node.
         node: NodeId,
     },
+    /// The cluster's membership (any logged-in user may read it).
+    GetMembership,
+    /// Security officer: add a node to the membership (it must be reachable). Keys are not moved: reshare them.
+    AddNode {
+        /// Its id (unused so far).
+        id: NodeId,
+        /// Its address.
+        address: String,
+    },
+    /// Security officer: remove a node from the membership. Reshare every key it holds first (the coordinator
+    /// refuses while it still holds a share of a key).
+    RemoveNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// Security officer: the threshold of new keys and reshares. Existing keys keep theirs until reshared.
+    SetThreshold {
+        /// The threshold.
+        threshold: u16,
+    },
+    /// Security officer: reshare a key to the current membership and threshold (this is also a refresh: every
+    /// holder gets a new share, the public key stays). `avoid_dealers`: nodes not to use as dealers (one being
+    /// repaired after losing its data).
+    ReshareKey {
+        /// The key.
+        key_id: KeyId,
+        /// Nodes that must not deal.
+        avoid_dealers: Vec<NodeId>,
+    },
 }
 
 /// The largest plaintext one `Encrypt` request takes.
@@ -577,6 +714,8 @@ pub enum ClientResponse {
     Ciphertext(Vec<u8>),
     /// Answer to `Decrypt`.
     Plaintext(SecretBytes),
+    /// Answer to `GetMembership`, `AddNode`, `RemoveNode`, `SetThreshold`.
+    Membership(Membership),
     /// Answer to `Sign`.
     Signature {
         /// The signature (Ed25519: 64 bytes R ‖ s).
