@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod membership;
 pub mod mesh;
 pub mod seal;
 pub mod server;

@@ -4,10 +4,14 @@
 //! Incoming messages are routed to their session's inbox by session id. A message may arrive before this node has
 //! started the session (the coordinator's request to another node was faster): its inbox is created on first use
 //! and waits to be claimed. Unclaimed inboxes expire.
+//!
+//! The peers change at run time ([`Mesh::set_peers`], when the cluster's membership changes): a node that left
+//! has its connections closed, both those this node made and those it accepted, and a connection from a node that
+//! is not a peer is refused ([`Mesh::admit_inbound`]).
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
@@ -45,11 +49,40 @@ pub struct SendError {
     pub reason: String,
 }
 
+/// One peer: where it listens, and the connection to it this node made (on first use).
+struct Peer {
+    address: String,
+    connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+}
+
+impl Peer {
+    fn new(address: String) -> Arc<Self> {
+        Arc::new(Peer {
+            address,
+            connection: tokio::sync::Mutex::new(None),
+        })
+    }
+}
+
+/// What [`Mesh::set_peers`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerChange {
+    /// Peers that are new (or whose address changed).
+    pub added: Vec<NodeId>,
+    /// Peers that are gone (or whose address changed); their connections were closed.
+    pub removed: Vec<NodeId>,
+}
+
+/// QUIC close code of a connection to or from a node that is no longer a peer.
+const NOT_A_PEER: u32 = 2;
+
 /// This node's links to the other nodes.
 pub struct Mesh {
     me: NodeId,
     endpoint: quinn::Endpoint,
-    peers: HashMap<NodeId, (String, tokio::sync::Mutex<Option<quinn::Connection>>)>,
+    peers: RwLock<HashMap<NodeId, Arc<Peer>>>,
+    /// Connections the peers made to this node, so that they can be closed when a peer leaves.
+    inbound: Mutex<HashMap<NodeId, Vec<quinn::Connection>>>,
     inboxes: Mutex<HashMap<SessionId, Inbox>>,
 }
 
@@ -71,26 +104,127 @@ impl Mesh {
         Mesh {
             me,
             endpoint,
-            peers: peers
-                .into_iter()
-                .map(|(id, address)| (id, (address, tokio::sync::Mutex::new(None))))
-                .collect(),
+            peers: RwLock::new(
+                peers
+                    .into_iter()
+                    .filter(|(id, _)| *id != me)
+                    .map(|(id, address)| (id, Peer::new(address)))
+                    .collect(),
+            ),
+            inbound: Mutex::new(HashMap::new()),
             inboxes: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether `id` is a configured peer.
+    fn peer(&self, id: NodeId) -> Option<Arc<Peer>> {
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Whether `id` is a peer now.
     pub fn is_peer(&self, id: NodeId) -> bool {
-        self.peers.contains_key(&id)
+        self.peer(id).is_some()
+    }
+
+    /// The peers now (id, address), by id.
+    pub fn peers(&self) -> Vec<(NodeId, String)> {
+        let mut peers: Vec<(NodeId, String)> = self
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, peer)| (*id, peer.address.clone()))
+            .collect();
+        peers.sort_unstable();
+        peers
+    }
+
+    /// Makes `peers` (id, address; this node's own entry is skipped) the peers from now on. A peer that is gone has
+    /// its connections closed, the one this node made and those it accepted; a peer whose address changed is
+    /// reconnected on next use. Peers that stay keep their connections.
+    pub async fn set_peers(&self, peers: impl IntoIterator<Item = (NodeId, String)>) -> PeerChange {
+        let mut change = PeerChange::default();
+        let dropped: Vec<(NodeId, Arc<Peer>)> = {
+            let mut table = self.peers.write().unwrap_or_else(PoisonError::into_inner);
+            let mut next = HashMap::new();
+            for (id, address) in peers {
+                if id == self.me {
+                    continue;
+                }
+                let peer = match table.get(&id) {
+                    Some(old) if old.address == address => old.clone(),
+                    _ => {
+                        change.added.push(id);
+                        Peer::new(address)
+                    }
+                };
+                next.insert(id, peer);
+            }
+            let dropped = table
+                .iter()
+                .filter(|(id, old)| !next.get(*id).is_some_and(|new| Arc::ptr_eq(old, new)))
+                .map(|(id, old)| (*id, old.clone()))
+                .collect();
+            *table = next;
+            dropped
+        };
+        for (id, peer) in dropped {
+            if let Some(conn) = peer.connection.lock().await.take() {
+                conn.close(NOT_A_PEER.into(), b"no longer a peer");
+            }
+            // A peer whose address changed stays a peer (it is in `added`); one that is gone is removed.
+            if !self.is_peer(id) {
+                change.removed.push(id);
+                let inbound = self
+                    .inbound
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id)
+                    .unwrap_or_default();
+                for conn in inbound {
+                    conn.close(NOT_A_PEER.into(), b"no longer a peer");
+                }
+            }
+        }
+        change.added.sort_unstable();
+        change.removed.sort_unstable();
+        change
+    }
+
+    /// Admits a connection that node `peer` made to this node: `false` (and nothing recorded) if it is not a peer.
+    /// An admitted connection is closed if the peer leaves; call [`Mesh::inbound_ended`] when it ends.
+    pub fn admit_inbound(&self, peer: NodeId, conn: &quinn::Connection) -> bool {
+        let mut inbound = self.inbound.lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock that `set_peers` takes to close a leaving peer's connections: no connection from
+        // a peer that is leaving slips in between.
+        if !self.is_peer(peer) {
+            return false;
+        }
+        inbound.entry(peer).or_default().push(conn.clone());
+        true
+    }
+
+    /// Forgets an admitted connection that has ended.
+    pub fn inbound_ended(&self, peer: NodeId, conn: &quinn::Connection) {
+        let mut inbound = self.inbound.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(conns) = inbound.get_mut(&peer) {
+            conns.retain(|c| c.stable_id() != conn.stable_id());
+            if conns.is_empty() {
+                inbound.remove(&peer);
+            }
+        }
     }
 
     async fn connection(&self, peer: NodeId) -> Result<quinn::Connection, SendError> {
         let err = |reason: String| SendError { peer, reason };
-        let (address, slot) = self
-            .peers
-            .get(&peer)
+        let link = self
+            .peer(peer)
             .ok_or_else(|| err("not a peer of this node".into()))?;
-        let mut slot = slot.lock().await;
+        let address = &link.address;
+        let mut slot = link.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             if conn.close_reason().is_none() {
                 return Ok(conn.clone());
@@ -109,6 +243,11 @@ impl Mesh {
             .await
             .map_err(|_| err(format!("no answer from {address} within {SEND_TIMEOUT:?}")))?
             .map_err(|e| err(format!("{address}: {e}")))?;
+        // The peer may have left while this node was connecting.
+        if !self.peer(peer).is_some_and(|now| Arc::ptr_eq(&now, &link)) {
+            conn.close(NOT_A_PEER.into(), b"no longer a peer");
+            return Err(err("no longer a peer of this node".into()));
+        }
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -135,8 +274,8 @@ impl Mesh {
         match attempt {
             Ok(Ok(())) => Ok(()),
             _ => {
-                if let Some((_, slot)) = self.peers.get(&to) {
-                    *slot.lock().await = None;
+                if let Some(peer) = self.peer(to) {
+                    *peer.connection.lock().await = None;
                 }
                 tokio::time::timeout(SEND_TIMEOUT, self.send_once(to, &bytes))
                     .await

@@ -32,6 +32,8 @@ pub enum RecordKind {
     Ban = 3,
     /// A stored object: a certificate or data object (subject: the object id).
     Object = 4,
+    /// The cluster membership this node was last given (subject: this node's id; epoch: the membership version).
+    Membership = 5,
 }
 
 /// Why a record could not be sealed or opened.

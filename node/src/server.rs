@@ -24,6 +24,7 @@ use vhsm_wire::{
 
 use crate::{
     config::NodeConfig,
+    membership::MembershipKeeper,
     mesh::Mesh,
     seal::StorageKey,
     sessions::{
@@ -45,6 +46,8 @@ pub struct Node {
     id: NodeId,
     store: Arc<ShareStore>,
     mesh: Mesh,
+    /// The cluster membership: who the peers are.
+    membership: MembershipKeeper,
     nonces: NonceStore,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
     keygens:
@@ -111,17 +114,17 @@ impl Node {
             .map_err(|e| NodeError(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let store = ShareStore::open(&config.data_dir.join("shares.redb"), key, config.node_id)
             .map_err(|e| NodeError(e.to_string()))?;
+        // The peers: the newest membership this node was given, else node.toml's.
+        let (membership, peers) = MembershipKeeper::start(config.node_id, &store, &config.peers)
+            .map_err(|e| NodeError(format!("cannot read the stored cluster membership: {e}")))?;
         let endpoint =
             tls::server_endpoint(&identity, config.listen).map_err(|e| NodeError(e.to_string()))?;
-        let mesh = Mesh::new(
-            config.node_id,
-            endpoint.clone(),
-            config.peers.iter().map(|p| (p.id, p.address.clone())),
-        );
+        let mesh = Mesh::new(config.node_id, endpoint.clone(), peers);
         Ok(Arc::new(Node {
             id: config.node_id,
             store: Arc::new(store),
             mesh,
+            membership,
             nonces: NonceStore::default(),
             keygens: Default::default(),
             endpoint,
@@ -156,8 +159,12 @@ impl Node {
                     tokio::spawn(async move { node.request(send, recv).await });
                 }
             }
-            Some(Role::Node(peer)) if self.mesh.is_peer(peer) => {
+            Some(Role::Node(peer)) if self.mesh.admit_inbound(peer, &conn) => {
                 while let Ok(mut recv) = conn.accept_uni().await {
+                    if !self.mesh.is_peer(peer) {
+                        conn.close(2u32.into(), b"no longer a peer");
+                        break;
+                    }
                     let node = self.clone();
                     tokio::spawn(async move {
                         match frame::receive::<MeshMessage>(&mut recv, DEFAULT_FRAME_LIMIT).await {
@@ -168,6 +175,11 @@ impl Node {
                         }
                     });
                 }
+                self.mesh.inbound_ended(peer, &conn);
+            }
+            Some(Role::Node(peer)) => {
+                tracing::warn!(remote = %conn.remote_address(), peer, "refused a connection from a node that is not a member of the cluster");
+                conn.close(2u32.into(), b"not a peer of this node");
             }
             other => {
                 let who = other.map_or("an unknown role".to_string(), |r| r.to_string());
@@ -513,13 +525,12 @@ impl Node {
                 let store = self.store.clone();
                 Ok(NodeResponse::Keys(blocking(move || store.staged()).await?))
             }
-            NodeRequest::SetMembership { membership } => Err(WireError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "node {}: membership changes are not available in this build (version {})",
-                    self.id, membership.version
-                ),
-            )),
+            NodeRequest::SetMembership { membership } => {
+                self.membership
+                    .apply(self.store.clone(), &self.mesh, membership)
+                    .await?;
+                Ok(NodeResponse::Ok)
+            }
             NodeRequest::ClearBan { node } => {
                 let store = self.store.clone();
                 if blocking(move || store.unban(node)).await? {
@@ -538,7 +549,7 @@ fn rustls_pemfile_first_cert(pem: &[u8]) -> Option<rustls::pki_types::Certificat
 /// Runs a node from its configuration until `shutdown` completes.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let node = Node::bind(&config)?;
-    tracing::info!(node = config.node_id, listen = %node.local_addr()?, peers = config.peers.len(), "node serving");
+    tracing::info!(node = config.node_id, listen = %node.local_addr()?, peers = ?node.mesh.peers().iter().map(|p| p.0).collect::<Vec<_>>(), "node serving");
     node.serve(shutdown).await;
     tracing::info!(node = config.node_id, "node stopped");
     Ok(())

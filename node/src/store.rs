@@ -11,7 +11,7 @@ use std::{
 };
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use vhsm_wire::{KeyId, KeyInfo, KeyState, NodeId, ObjectId, StoredObject};
+use vhsm_wire::{messages::Membership, KeyId, KeyInfo, KeyState, NodeId, ObjectId, StoredObject};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -27,6 +27,11 @@ const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 /// in `shares`/`keys` until the coordinator commits, so a crash at any point leaves a usable key.
 const STAGED_SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_shares");
 const STAGED_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_keys");
+/// The cluster membership this node was last given: one record, [`MEMBERSHIP_RECORD`]. Created on first write.
+const MEMBERSHIP: TableDefinition<&str, &[u8]> = TableDefinition::new("membership");
+const MEMBERSHIP_RECORD: &str = "current";
+/// Format version of the membership encoding inside its sealed record.
+const MEMBERSHIP_FORMAT: u8 = 1;
 
 /// Format version of the metadata encoding inside a sealed record (2: with attributes and revision).
 const KEY_INFO_VERSION: u8 = 2;
@@ -642,6 +647,73 @@ impl ShareStore {
         }
         Ok(out)
     }
+
+    /// The newest cluster membership this node was given, if any (sealed like every record; its version is bound
+    /// as the record's epoch).
+    pub fn membership(&self) -> Result<Option<Membership>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = match txn.open_table(MEMBERSHIP) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_error(e)),
+        };
+        let record = match table.get(MEMBERSHIP_RECORD).map_err(db_error)? {
+            Some(record) => record.value().to_vec(),
+            None => return Ok(None),
+        };
+        self.open_membership(&record).map(Some)
+    }
+
+    /// Keeps `membership` if it is newer than the stored one (or there is none), in one transaction. Returns
+    /// whether it was stored.
+    pub fn put_membership(&self, membership: &Membership) -> Result<bool, StoreError> {
+        let mut plain = Zeroizing::new(vec![MEMBERSHIP_FORMAT]);
+        plain.extend_from_slice(
+            &postcard::to_stdvec(membership).map_err(|e| StoreError::Database(e.to_string()))?,
+        );
+        let record = seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::Membership,
+            Subject::Node(self.node),
+            membership.version,
+            &plain,
+        );
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(MEMBERSHIP).map_err(db_error)?;
+            if let Some(current) = table.get(MEMBERSHIP_RECORD).map_err(db_error)? {
+                if self.open_membership(current.value())?.version >= membership.version {
+                    return Ok(false);
+                }
+            }
+            table
+                .insert(MEMBERSHIP_RECORD, &record[..])
+                .map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)?;
+        Ok(true)
+    }
+
+    fn open_membership(&self, record: &[u8]) -> Result<Membership, StoreError> {
+        let (version, plain) = seal::open(
+            &self.key,
+            self.node,
+            RecordKind::Membership,
+            Subject::Node(self.node),
+            record,
+        )?;
+        let bad = |reason: String| StoreError::Database(format!("stored membership: {reason}"));
+        let (format, body) = plain.split_first().ok_or_else(|| bad("empty".into()))?;
+        if *format != MEMBERSHIP_FORMAT {
+            return Err(bad(format!("unknown format version {format}")));
+        }
+        let membership: Membership = postcard::from_bytes(body).map_err(|e| bad(e.to_string()))?;
+        if membership.version != version {
+            return Err(bad("record does not match its version".into()));
+        }
+        Ok(membership)
+    }
 }
 
 #[cfg(test)]
@@ -871,6 +943,45 @@ mod tests {
         old.version = 2;
         assert!(!store.put_object(&old).unwrap());
         assert_eq!(store.objects().unwrap(), vec![object]);
+    }
+
+    #[test]
+    fn membership_keeps_the_newest_sealed_across_reopen() {
+        use vhsm_wire::messages::MemberEntry;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let key_path = dir.path().join("k");
+        StorageKey::generate().write_new(&key_path).unwrap();
+        let membership = |version: u64, n: u16| Membership {
+            version,
+            threshold: 2,
+            nodes: (1..=n)
+                .map(|id| MemberEntry {
+                    id,
+                    address: format!("127.0.0.1:{}", 7000 + id),
+                })
+                .collect(),
+        };
+        {
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            assert_eq!(store.membership().unwrap(), None);
+            assert!(store.put_membership(&membership(2, 4)).unwrap());
+            assert!(
+                !store.put_membership(&membership(2, 3)).unwrap(),
+                "same version"
+            );
+            assert!(!store.put_membership(&membership(1, 3)).unwrap(), "older");
+        }
+        let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        assert_eq!(store.membership().unwrap(), Some(membership(2, 4)));
+        assert!(store.put_membership(&membership(3, 5)).unwrap());
+        assert_eq!(store.membership().unwrap(), Some(membership(3, 5)));
+        drop(store);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(14).any(|w| w == b"127.0.0.1:7005"), "sealed");
+        // Under another node id the record does not open.
+        let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap();
+        assert!(other.membership().is_err());
     }
 
     #[test]
