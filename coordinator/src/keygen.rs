@@ -96,17 +96,19 @@ fn failure_error(failures: &[NodeCallError]) -> WireError {
     }
 }
 
-/// Generates a key on every node; returns it once active.
+/// Generates a key on every node of the cluster's membership now, with its threshold; returns it once active.
 pub async fn create_key(
     pool: &NodePool,
     registry: &Registry,
-    threshold: u16,
     algorithm: Algorithm,
     label: &str,
     attributes: Vec<(u64, Vec<u8>)>,
 ) -> Result<KeyInfo, WireError> {
     check_label(label)?;
-    let holders = pool.ids();
+    // Holders and threshold from one look at the membership.
+    let membership = pool.membership();
+    let holders = membership.ids();
+    let threshold = membership.threshold;
     let key = KeyInfo {
         id: KeyId::random(&mut OsRng),
         label: label.to_string(),

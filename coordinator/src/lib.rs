@@ -6,6 +6,8 @@
 //!   blame: a node that sends an invalid share is named and left out, and the operation retried with others.
 //! - [`encryption`]: split-AES encryption and decryption, with blame on invalid partial evaluations.
 //! - [`keys`]: changing a key's label and attributes, and destroying a key on every holder.
+//! - [`membership`]: the cluster's membership (nodes, threshold of new keys): saved, changed by the security
+//!   officer, given to every node.
 //! - [`objects`]: certificates and data objects, kept on every node.
 //! - [`token`]: the PKCS#11 token's PINs and their lockout.
 //! - [`server`]: the client API over QUIC with mutual TLS.
@@ -18,6 +20,7 @@ pub mod config;
 pub mod encryption;
 pub mod keygen;
 pub mod keys;
+pub mod membership;
 pub mod nodes;
 pub mod objects;
 pub mod registry;

@@ -1,15 +1,19 @@
 //! The coordinator's links to the nodes: one QUIC connection per node, made on first use and reused; every call
 //! bounded by a timeout; a node that failed lately is remembered so that the next operation prefers others.
+//!
+//! The nodes are the cluster's current [`Membership`], which changes at run time ([`NodePool::set_membership`]).
+//! Every node is given the membership before anything else the coordinator asks it on a connection, and again
+//! after each change, so a node that was down when the membership changed learns it as soon as it is reached.
 
 use std::{
     collections::BTreeMap,
-    sync::Mutex,
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
 use vhsm_wire::{
     frame::{self, DEFAULT_FRAME_LIMIT},
-    messages::{NodeRequest, NodeResponse},
+    messages::{Membership, NodeRequest, NodeResponse, NodeStatus},
     NodeId, Role, WireError,
 };
 
@@ -17,6 +21,8 @@ use vhsm_wire::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a node that failed is passed over when enough other nodes are available.
 pub const DOWN_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a node that left the membership is given to hear so before its connection is closed.
+const LEAVER_NOTICE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a call to a node failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,60 +58,230 @@ struct Link {
     address: String,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
     failed_at: Mutex<Option<(Instant, String)>>,
+    /// The membership version the node confirmed on the current connection (`None`: not yet).
+    delivered: Mutex<Option<u64>>,
+}
+
+impl Link {
+    fn new(address: String) -> Arc<Self> {
+        Arc::new(Link {
+            address,
+            connection: tokio::sync::Mutex::new(None),
+            failed_at: Mutex::new(None),
+            delivered: Mutex::new(None),
+        })
+    }
+
+    fn delivered(&self) -> Option<u64> {
+        *self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_delivered(&self, version: Option<u64>) {
+        let mut delivered = self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *delivered = version.map(|v| delivered.map_or(v, |d| d.max(v)));
+    }
+}
+
+/// The membership and a link to each of its nodes; replaced together.
+struct Members {
+    membership: Arc<Membership>,
+    links: BTreeMap<NodeId, Arc<Link>>,
 }
 
 /// The nodes of the cluster.
 pub struct NodePool {
     endpoint: quinn::Endpoint,
-    links: BTreeMap<NodeId, Link>,
+    members: RwLock<Members>,
 }
 
 impl std::fmt::Debug for NodePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodePool")
-            .field("nodes", &self.links.keys())
+            .field("nodes", &self.ids())
             .finish_non_exhaustive()
     }
 }
 
 impl NodePool {
-    /// Links to `nodes` (id, address) through `endpoint`, which must carry the coordinator's client identity.
+    /// Links to `nodes` (id, address) through `endpoint`, which must carry the coordinator's identity: a pool of
+    /// membership version 0 whose threshold is all of the nodes (see [`NodePool::with_membership`]).
     pub fn new(
         endpoint: quinn::Endpoint,
         nodes: impl IntoIterator<Item = (NodeId, String)>,
     ) -> Self {
+        let nodes: Vec<vhsm_wire::messages::MemberEntry> = nodes
+            .into_iter()
+            .map(|(id, address)| vhsm_wire::messages::MemberEntry { id, address })
+            .collect();
+        let membership = Membership {
+            version: 0,
+            threshold: u16::try_from(nodes.len()).unwrap_or(u16::MAX),
+            nodes,
+        };
+        Self::with_membership(endpoint, membership)
+    }
+
+    /// Links to the nodes of `membership` through `endpoint`, which must carry the coordinator's identity.
+    pub fn with_membership(endpoint: quinn::Endpoint, membership: Membership) -> Self {
+        let links = membership
+            .nodes
+            .iter()
+            .map(|n| (n.id, Link::new(n.address.clone())))
+            .collect();
         NodePool {
             endpoint,
-            links: nodes
-                .into_iter()
-                .map(|(id, address)| {
-                    (
-                        id,
-                        Link {
-                            address,
-                            connection: tokio::sync::Mutex::new(None),
-                            failed_at: Mutex::new(None),
-                        },
-                    )
-                })
-                .collect(),
+            members: RwLock::new(Members {
+                membership: Arc::new(membership),
+                links,
+            }),
         }
     }
 
-    /// Every node id.
+    fn members(&self) -> std::sync::RwLockReadGuard<'_, Members> {
+        self.members.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn link(&self, node: NodeId) -> Option<Arc<Link>> {
+        self.members().links.get(&node).cloned()
+    }
+
+    /// The cluster's membership now: the nodes, the threshold of new keys, the version.
+    pub fn membership(&self) -> Membership {
+        (*self.members().membership).clone()
+    }
+
+    /// Every node id of the membership now, ascending.
     pub fn ids(&self) -> Vec<NodeId> {
-        self.links.keys().copied().collect()
+        self.members().links.keys().copied().collect()
     }
 
     /// A node's address.
-    pub fn address(&self, node: NodeId) -> Option<&str> {
-        self.links.get(&node).map(|l| l.address.as_str())
+    pub fn address(&self, node: NodeId) -> Option<String> {
+        self.link(node).map(|l| l.address.clone())
+    }
+
+    /// Makes `membership` the pool's: links to new nodes are made on first use, nodes that left are told so (best
+    /// effort, in the background) and their connections closed, a node whose address changed is reconnected.
+    /// Every node is given the new membership before the next request to it (see [`NodePool::push_membership`]
+    /// to give it now). Returns the nodes that left. The caller checks the membership ([`Membership::check`]).
+    pub fn set_membership(&self, membership: Membership) -> Vec<NodeId> {
+        let membership = Arc::new(membership);
+        let leavers: Vec<(NodeId, Arc<Link>)> = {
+            let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
+            let mut links = BTreeMap::new();
+            for n in &membership.nodes {
+                let link = match members.links.get(&n.id) {
+                    Some(old) if old.address == n.address => old.clone(),
+                    _ => Link::new(n.address.clone()),
+                };
+                links.insert(n.id, link);
+            }
+            let dropped = members
+                .links
+                .iter()
+                .filter(|(id, old)| !links.get(*id).is_some_and(|new| Arc::ptr_eq(old, new)))
+                .map(|(id, old)| (*id, old.clone()))
+                .collect();
+            *members = Members {
+                membership: membership.clone(),
+                links,
+            };
+            dropped
+        };
+        let mut removed = Vec::new();
+        for (node, link) in leavers {
+            let still_member = membership.nodes.iter().any(|n| n.id == node);
+            if !still_member {
+                removed.push(node);
+            }
+            let notice = NodeRequest::SetMembership {
+                membership: (*membership).clone(),
+            };
+            tokio::spawn(async move {
+                let Some(conn) = link.connection.lock().await.take() else {
+                    return;
+                };
+                if !still_member {
+                    // Tell the node it left (it logs that loudly and does not adopt the membership).
+                    let _ = tokio::time::timeout(
+                        LEAVER_NOTICE_TIMEOUT,
+                        frame::request::<_, NodeResponse>(&conn, &notice, DEFAULT_FRAME_LIMIT),
+                    )
+                    .await;
+                }
+                conn.close(0u32.into(), b"no longer a member at this address");
+            });
+        }
+        removed
+    }
+
+    /// Gives every node the current membership now, concurrently (each within `timeout`). A node that does not
+    /// answer gets it before the next request the coordinator makes to it.
+    pub async fn push_membership(
+        &self,
+        timeout: Duration,
+    ) -> Vec<(NodeId, Result<(), NodeCallError>)> {
+        let request = NodeRequest::SetMembership {
+            membership: self.membership(),
+        };
+        let calls = self.ids().into_iter().map(|node| {
+            let request = &request;
+            async move { (node, self.call(node, request, timeout).await.map(|_| ())) }
+        });
+        futures_util::future::join_all(calls).await
+    }
+
+    /// Asks the node that `address` should be, if it is node `node` (its certificate must say so), for its
+    /// status, on a connection of its own. For a node that is not a member yet.
+    pub async fn probe(
+        &self,
+        node: NodeId,
+        address: &str,
+        timeout: Duration,
+    ) -> Result<NodeStatus, NodeCallError> {
+        let attempt = async {
+            let addr = tokio::net::lookup_host(address)
+                .await
+                .map_err(|e| format!("cannot resolve {address}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{address} has no address"))?;
+            let conn = self
+                .endpoint
+                .connect(addr, &Role::Node(node).dns_name())
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| format!("{address}: {e}"))?;
+            let answer =
+                frame::request::<_, NodeResponse>(&conn, &NodeRequest::Status, DEFAULT_FRAME_LIMIT)
+                    .await
+                    .map_err(|e| e.to_string());
+            conn.close(0u32.into(), b"probe done");
+            answer
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(NodeResponse::Status(status))) => Ok(status),
+            Ok(Ok(NodeResponse::Error(error))) => Err(NodeCallError::Refused { node, error }),
+            Ok(Ok(_)) => Err(NodeCallError::Unreachable {
+                node,
+                reason: format!("{address} answered something other than a status"),
+            }),
+            Ok(Err(reason)) => Err(NodeCallError::Unreachable { node, reason }),
+            Err(_) => Err(NodeCallError::Unreachable {
+                node,
+                reason: format!("no answer from {address} within {timeout:?}"),
+            }),
+        }
     }
 
     /// Whether the node failed within the last [`DOWN_BACKOFF`].
     pub fn recently_failed(&self, node: NodeId) -> bool {
-        self.links
-            .get(&node)
+        self.link(node)
             .and_then(|l| {
                 l.failed_at
                     .lock()
@@ -115,19 +291,13 @@ impl NodePool {
             .unwrap_or(false)
     }
 
-    fn mark(&self, node: NodeId, failure: Option<String>) {
-        if let Some(link) = self.links.get(&node) {
-            if let Ok(mut f) = link.failed_at.lock() {
-                *f = failure.map(|reason| (Instant::now(), reason));
-            }
+    fn mark(link: &Link, failure: Option<String>) {
+        if let Ok(mut f) = link.failed_at.lock() {
+            *f = failure.map(|reason| (Instant::now(), reason));
         }
     }
 
-    async fn connection(&self, node: NodeId) -> Result<quinn::Connection, String> {
-        let link = self
-            .links
-            .get(&node)
-            .ok_or_else(|| "not a node of this cluster".to_string())?;
+    async fn connection(&self, node: NodeId, link: &Link) -> Result<quinn::Connection, String> {
         let mut slot = link.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             if conn.close_reason().is_none() {
@@ -147,8 +317,48 @@ impl NodePool {
             .await
             .map_err(|_| format!("no answer from {} within {CONNECT_TIMEOUT:?}", link.address))?
             .map_err(|e| format!("{}: {e}", link.address))?;
+        // A new connection may be to a node that restarted: give it the membership again.
+        link.set_delivered(None);
         *slot = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Gives the node the current membership on `conn` unless it has confirmed it (or a newer one) already. A
+    /// node that refuses it is logged (and asked again next time); one that cannot be reached fails the call.
+    async fn deliver_membership(
+        &self,
+        node: NodeId,
+        link: &Link,
+        conn: &quinn::Connection,
+    ) -> Result<(), String> {
+        let membership = self.members().membership.clone();
+        if link.delivered().is_some_and(|v| v >= membership.version) {
+            return Ok(());
+        }
+        let request = NodeRequest::SetMembership {
+            membership: (*membership).clone(),
+        };
+        match frame::request::<_, NodeResponse>(conn, &request, DEFAULT_FRAME_LIMIT).await {
+            Ok(NodeResponse::Ok) => {
+                link.set_delivered(Some(membership.version));
+                tracing::debug!(
+                    node,
+                    version = membership.version,
+                    "node has the membership"
+                );
+            }
+            Ok(NodeResponse::Error(error)) => {
+                tracing::warn!(node, version = membership.version, %error, "node refused the cluster membership");
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    node,
+                    "node answered the membership with something other than Ok"
+                );
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        Ok(())
     }
 
     /// Sends `request` to `node` and waits at most `timeout` for the answer.
@@ -158,8 +368,17 @@ impl NodePool {
         request: &NodeRequest,
         timeout: Duration,
     ) -> Result<NodeResponse, NodeCallError> {
+        let Some(link) = self.link(node) else {
+            return Err(NodeCallError::Unreachable {
+                node,
+                reason: "not a node of this cluster".into(),
+            });
+        };
         let attempt = async {
-            let conn = self.connection(node).await?;
+            let conn = self.connection(node, &link).await?;
+            if !matches!(request, NodeRequest::SetMembership { .. }) {
+                self.deliver_membership(node, &link, &conn).await?;
+            }
             frame::request::<_, NodeResponse>(&conn, request, DEFAULT_FRAME_LIMIT)
                 .await
                 .map_err(|e| e.to_string())
@@ -170,21 +389,24 @@ impl NodePool {
         };
         match result {
             Ok(NodeResponse::Error(error)) => {
-                self.mark(node, None);
+                Self::mark(&link, None);
                 Err(NodeCallError::Refused { node, error })
             }
             Ok(response) => {
-                self.mark(node, None);
+                Self::mark(&link, None);
+                if let (NodeRequest::SetMembership { membership }, NodeResponse::Ok) =
+                    (request, &response)
+                {
+                    link.set_delivered(Some(membership.version));
+                }
                 Ok(response)
             }
             Err(reason) => {
                 // Forget the connection: the next call makes a new one.
-                if let Some(link) = self.links.get(&node) {
-                    if let Some(conn) = link.connection.lock().await.take() {
-                        conn.close(0u32.into(), b"unresponsive");
-                    }
+                if let Some(conn) = link.connection.lock().await.take() {
+                    conn.close(0u32.into(), b"unresponsive");
                 }
-                self.mark(node, Some(reason.clone()));
+                Self::mark(&link, Some(reason.clone()));
                 Err(NodeCallError::Unreachable { node, reason })
             }
         }

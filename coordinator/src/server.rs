@@ -17,6 +17,7 @@ use vhsm_wire::{
 use crate::{
     config::CoordinatorConfig,
     encryption, keygen, keys,
+    membership::{self, MembershipAdmin},
     nodes::{NodeCallError, NodePool},
     objects,
     registry::Registry,
@@ -36,9 +37,10 @@ pub struct CoordinatorError(String);
 
 /// A running coordinator.
 pub struct Coordinator {
-    config: CoordinatorConfig,
     endpoint: quinn::Endpoint,
     pool: NodePool,
+    /// Changes to the cluster's membership (the membership itself is the pool's).
+    membership: MembershipAdmin,
     registry: Registry,
     signer: Signer,
     token: Token,
@@ -78,6 +80,20 @@ impl ClientSession {
             )),
         }
     }
+
+    fn require_security_officer(&self) -> Result<(), WireError> {
+        match self.logged_in() {
+            Some(PinUser::SecurityOfficer) => Ok(()),
+            Some(PinUser::User) => Err(WireError::new(
+                ErrorKind::Forbidden,
+                "only the security officer may change the cluster: log in with the SO PIN",
+            )),
+            None => Err(WireError::new(
+                ErrorKind::NotLoggedIn,
+                "log in first (the security officer's PIN)",
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -93,19 +109,26 @@ impl Coordinator {
             .map_err(|e| CoordinatorError(e.to_string()))?;
         let endpoint = tls::server_endpoint(&identity, config.listen)
             .map_err(|e| CoordinatorError(e.to_string()))?;
-        let pool = NodePool::new(
-            endpoint.clone(),
-            config.nodes.iter().map(|n| (n.id, n.address.clone())),
-        );
+        // The membership: the saved one if there is one (it overrides coordinator.toml's nodes and threshold).
+        let membership_path = membership::default_path(&config);
+        let initial = membership::initial(&config, &membership_path).map_err(CoordinatorError)?;
+        tracing::info!(version = initial.version, members = ?initial.ids(), threshold = initial.threshold, "cluster membership");
+        let pool = NodePool::with_membership(endpoint.clone(), initial);
         let token = Token::new(config.token.clone()).map_err(CoordinatorError)?;
         Ok(Arc::new(Coordinator {
-            config,
             endpoint,
             pool,
+            membership: MembershipAdmin::new(membership_path),
             registry: Registry::default(),
             signer: Signer::default(),
             token,
         }))
+    }
+
+    /// The cluster's membership now: the nodes that hold new keys, the threshold of new keys, the version. (Give
+    /// it to the nodes now with [`membership::push`]; every node also gets it before the next request made to it.)
+    pub fn membership(&self) -> vhsm_wire::messages::Membership {
+        self.pool.membership()
     }
 
     /// The client API's address.
@@ -121,6 +144,8 @@ impl Coordinator {
         // is looked up on the nodes when asked for.
         let me = self.clone();
         tokio::spawn(async move {
+            // Every node learns the membership first (a node that is down gets it when it is next reached).
+            membership::push(&me.pool).await;
             for f in me.registry.refresh(&me.pool).await {
                 tracing::warn!(error = %f, "could not learn keys from a node at start; will ask again when needed");
             }
@@ -193,7 +218,7 @@ impl Coordinator {
         request: ClientRequest,
     ) -> Result<ClientResponse, WireError> {
         let client = session.client.as_str();
-        let threshold = self.config.threshold;
+        let threshold = self.pool.membership().threshold;
         match request {
             ClientRequest::Status => Ok(ClientResponse::Status(self.status().await)),
             ClientRequest::TokenInfo => Ok(ClientResponse::Token(self.token.info())),
@@ -223,15 +248,9 @@ impl Coordinator {
             } => {
                 session.require_user()?;
                 tracing::info!(%client, %algorithm, %label, "key creation requested");
-                let key = keygen::create_key(
-                    &self.pool,
-                    &self.registry,
-                    threshold,
-                    algorithm,
-                    &label,
-                    attributes,
-                )
-                .await?;
+                let key =
+                    keygen::create_key(&self.pool, &self.registry, algorithm, &label, attributes)
+                        .await?;
                 Ok(ClientResponse::Key(key))
             }
             ClientRequest::ListKeys => {
@@ -380,14 +399,58 @@ impl Coordinator {
                     .set_banned(self.signer.banned().into_iter().filter(|b| *b != node));
                 Ok(ClientResponse::Ok)
             }
-            ClientRequest::GetMembership
-            | ClientRequest::AddNode { .. }
-            | ClientRequest::RemoveNode { .. }
-            | ClientRequest::SetThreshold { .. }
-            | ClientRequest::ReshareKey { .. } => Err(WireError::new(
+            ClientRequest::ReshareKey { .. } => Err(WireError::new(
                 ErrorKind::Unavailable,
                 "cluster administration is not available in this build",
             )),
+            ClientRequest::GetMembership => {
+                if session.logged_in().is_none() {
+                    return Err(WireError::new(
+                        ErrorKind::NotLoggedIn,
+                        "log in first (user or security officer)",
+                    ));
+                }
+                Ok(ClientResponse::Membership(self.pool.membership()))
+            }
+            ClientRequest::AddNode { id, address } => {
+                session.require_security_officer()?;
+                tracing::warn!(%client, node = id, %address, "security officer asks to add a node to the cluster");
+                let m = self
+                    .membership
+                    .add_node(&self.pool, id, &address)
+                    .await
+                    .inspect_err(
+                        |e| tracing::warn!(%client, node = id, error = %e, "node not added"),
+                    )?;
+                tracing::warn!(%client, node = id, %address, version = m.version, members = ?m.ids(), threshold = m.threshold, "node ADDED to the cluster membership (existing keys keep their holders until reshared)");
+                Ok(ClientResponse::Membership(m))
+            }
+            ClientRequest::RemoveNode { id } => {
+                session.require_security_officer()?;
+                tracing::warn!(%client, node = id, "security officer asks to remove a node from the cluster");
+                let m = self
+                    .membership
+                    .remove_node(&self.pool, &self.registry, id)
+                    .await
+                    .inspect_err(
+                        |e| tracing::warn!(%client, node = id, error = %e, "node not removed"),
+                    )?;
+                tracing::warn!(%client, node = id, version = m.version, members = ?m.ids(), threshold = m.threshold, "node REMOVED from the cluster membership");
+                Ok(ClientResponse::Membership(m))
+            }
+            ClientRequest::SetThreshold { threshold } => {
+                session.require_security_officer()?;
+                tracing::warn!(%client, threshold, "security officer asks to set the threshold of new keys");
+                let m = self
+                    .membership
+                    .set_threshold(&self.pool, threshold)
+                    .await
+                    .inspect_err(
+                        |e| tracing::warn!(%client, threshold, error = %e, "threshold not set"),
+                    )?;
+                tracing::warn!(%client, threshold, version = m.version, members = ?m.ids(), "THRESHOLD of new keys and reshares set (existing keys keep theirs until reshared)");
+                Ok(ClientResponse::Membership(m))
+            }
         }
     }
 
@@ -440,7 +503,7 @@ impl Coordinator {
                 .flat_map(|s| s.banned.iter().copied()),
         );
         ClusterStatus {
-            threshold: self.config.threshold,
+            threshold: self.pool.membership().threshold,
             nodes,
         }
     }
