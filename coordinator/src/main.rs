@@ -86,6 +86,9 @@ enum Command {
     Coordinator(DaemonArgs),
     /// The cluster's health, as the coordinator sees it.
     Status,
+    /// The cluster's membership: its nodes and the threshold of new keys.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Create, list and show keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -188,11 +191,49 @@ struct NodeArgs {
 
 #[derive(Debug, Subcommand)]
 enum NodeAction {
+    /// Add a share-holding node to the cluster: issue its certificate from the cluster CA (needs D/ca/ca.key),
+    /// write its directory D/nodes/node-N/, wait until it answers (start it yourself, or pass --start), then make it
+    /// a member. New keys are shared among all members; existing keys keep their holders. Security officer
+    /// (VHSM_SO_PIN or client/so.pin).
+    Add {
+        /// Where the node listens, IP:PORT: written into its node.toml and given to the coordinator and the
+        /// other nodes.
+        #[arg(long, value_name = "IP:PORT")]
+        address: String,
+        /// Its id (default: one more than the highest member's).
+        #[arg(long, value_name = "N")]
+        id: Option<NodeId>,
+        /// Start it on this machine, detached, with its log in D/logs/node-N.log.
+        #[arg(long)]
+        start: bool,
+        /// How long to wait for it to answer (default: 30 s with --start, else 120 s).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// Remove a node from the cluster. Refused while a key still has a share on it, or if fewer nodes than the
+    /// threshold would remain. Security officer (VHSM_SO_PIN or client/so.pin).
+    Remove {
+        /// The node's id.
+        id: NodeId,
+    },
     /// Let a node banned by an OT-based protocol (ECDSA) sign again, on every node. Do this only once you know why
     /// it was banned: a ban means its messages failed a check that an honest node passes.
     Unban {
         /// The banned node's id.
         id: NodeId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// The members (nodes and addresses), the threshold of new keys and the membership's version. Any logged-in
+    /// user (VHSM_PIN or client/user.pin).
+    Members,
+    /// Set the threshold of new keys: 2 <= T <= the number of nodes. Existing keys keep theirs. Security officer
+    /// (VHSM_SO_PIN or client/so.pin).
+    SetThreshold {
+        /// The threshold.
+        threshold: u16,
     },
 }
 
@@ -314,6 +355,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::daemon::coordinator(&args.config, args.exit_with_parent).await
         }
         Command::Status => cli::keys::status(&layout, cli.json).await,
+        Command::Cluster(ClusterCommand::Members) => {
+            cli::membership::members(&layout, cli.json).await
+        }
+        Command::Cluster(ClusterCommand::SetThreshold { threshold }) => {
+            cli::membership::set_threshold(&layout, *threshold, cli.json).await
+        }
+        Command::Node(NodeArgs {
+            action:
+                Some(NodeAction::Add {
+                    address,
+                    id,
+                    start,
+                    wait,
+                }),
+            ..
+        }) => {
+            let options = cli::membership::AddOptions {
+                address: address.clone(),
+                id: *id,
+                start: *start,
+                wait: wait.map(std::time::Duration::from_secs),
+            };
+            cli::membership::add(&layout, &options, cli.json).await
+        }
+        Command::Node(NodeArgs {
+            action: Some(NodeAction::Remove { id }),
+            ..
+        }) => cli::membership::remove(&layout, *id, cli.json).await,
         Command::Key(KeyCommand::Create { algorithm, label }) => {
             cli::keys::create(&layout, *algorithm, label, cli.json).await
         }

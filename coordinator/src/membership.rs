@@ -260,6 +260,13 @@ impl MembershipAdmin {
                     status.node_id
                 )))
             }
+            Err(NodeCallError::Unreachable { reason, .. })
+                if reason.contains("invalid peer certificate") =>
+            {
+                return Err(bad(format!(
+                    "the node at {address} is not node {id} of this cluster ({reason})"
+                )))
+            }
             Err(NodeCallError::Unreachable { reason, .. }) => {
                 return Err(WireError {
                     kind: ErrorKind::Unavailable,

@@ -142,13 +142,15 @@ impl MembershipKeeper {
                         "given a different membership with the version this node has; ignored (keeping the one \
                          it has)"
                     );
-                } else {
+                } else if membership.version < known.version {
                     tracing::info!(
                         node = me,
                         given = membership.version,
                         current = known.version,
-                        "membership not newer than this node's; ignored"
+                        "membership older than this node's; ignored"
                     );
+                } else {
+                    tracing::debug!(node = me, version = known.version, "membership unchanged");
                 }
                 return Ok(Applied::Stale(known.version));
             }

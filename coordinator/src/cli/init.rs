@@ -129,36 +129,7 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
 
     let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
     for node in &nodes {
-        let dir = layout.node_dir(node.id);
-        std::fs::create_dir_all(dir.join("data"))?;
-        write_member_identity(&dir, &ca, &Role::Node(node.id), "node")?;
-        StorageKey::generate().write_new(&dir.join("storage.key"))?;
-        let config = NodeConfig {
-            node_id: node.id,
-            listen: node.address.parse()?,
-            ca_cert: "ca.pem".into(),
-            cert: "node.pem".into(),
-            key: "node.key".into(),
-            storage_key_file: "storage.key".into(),
-            data_dir: "data".into(),
-            peers: nodes
-                .iter()
-                .filter(|p| p.id != node.id)
-                .map(|p| PeerConfig {
-                    id: p.id,
-                    address: p.address.clone(),
-                })
-                .collect(),
-            #[cfg(feature = "fault-injection")]
-            fault_injection: Default::default(),
-        };
-        write_toml(
-            &layout.node_config(node.id),
-            &format!(
-                "{header}\n# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n"
-            ),
-            &config,
-        )?;
+        write_node(layout, &ca, node, &nodes)?;
     }
 
     let dir = layout.coordinator_dir();
@@ -214,6 +185,51 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
         &cluster,
     )?;
     Ok(cluster)
+}
+
+/// Writes node `node`'s directory: its certificate and TLS key issued by `ca` (the CA's own key stays where it
+/// is), a new development storage key, an empty data directory, and `node.toml` with `members` (every node of
+/// the cluster, `node` included or not) as its peers. Refuses to overwrite a node's key files.
+pub fn write_node(
+    layout: &Layout,
+    ca: &ClusterCa,
+    node: &NodeEntry,
+    members: &[NodeEntry],
+) -> anyhow::Result<()> {
+    let header =
+        "# Written by `vhsm init` or `vhsm node add`. Relative paths are relative to this file.";
+    let dir = layout.node_dir(node.id);
+    std::fs::create_dir_all(dir.join("data"))?;
+    write_member_identity(&dir, ca, &Role::Node(node.id), "node")?;
+    StorageKey::generate().write_new(&dir.join("storage.key"))?;
+    let config = NodeConfig {
+        node_id: node.id,
+        listen: node.address.parse().with_context(|| {
+            format!("node {}'s address {} is not IP:PORT", node.id, node.address)
+        })?,
+        ca_cert: "ca.pem".into(),
+        cert: "node.pem".into(),
+        key: "node.key".into(),
+        storage_key_file: "storage.key".into(),
+        data_dir: "data".into(),
+        peers: members
+            .iter()
+            .filter(|p| p.id != node.id)
+            .map(|p| PeerConfig {
+                id: p.id,
+                address: p.address.clone(),
+            })
+            .collect(),
+        #[cfg(feature = "fault-injection")]
+        fault_injection: Default::default(),
+    };
+    write_toml(
+        &layout.node_config(node.id),
+        &format!(
+            "{header}\n# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n"
+        ),
+        &config,
+    )
 }
 
 fn write_member_identity(

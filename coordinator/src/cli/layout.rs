@@ -86,4 +86,21 @@ impl Layout {
         })?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
+    /// Rewrites `cluster.toml` atomically (a temporary file, synced, renamed over it).
+    pub fn save(&self, cluster: &ClusterFile) -> anyhow::Result<()> {
+        use std::io::Write;
+        let path = self.cluster_file();
+        let body = toml::to_string_pretty(cluster)?;
+        let tmp = self.root.join(".cluster.toml.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut out = std::fs::File::create(&tmp)?;
+            out.write_all(
+                format!("# Written by `vhsm init` and the membership commands (`vhsm node add|remove`, `vhsm cluster set-threshold`): the cluster at a glance.\n{body}")
+                    .as_bytes(),
+            )?;
+            out.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    }
 }

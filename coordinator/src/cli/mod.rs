@@ -8,5 +8,6 @@ pub mod init;
 pub mod keys;
 pub mod layout;
 pub mod local_cluster;
+pub mod membership;
 pub mod progress;
 pub mod up;
