@@ -8,6 +8,7 @@
 //! - [`keys`]: changing a key's label and attributes, and destroying a key on every holder.
 //! - [`membership`]: the cluster's membership (nodes, threshold of new keys): saved, changed by the security
 //!   officer, given to every node.
+//! - [`reshare`]: refresh, new committee or repair of a key's shares, staged then committed (crash-safe).
 //! - [`objects`]: certificates and data objects, kept on every node.
 //! - [`token`]: the PKCS#11 token's PINs and their lockout.
 //! - [`server`]: the client API over QUIC with mutual TLS.
@@ -18,12 +19,14 @@
 
 pub mod config;
 pub mod encryption;
+pub mod faults;
 pub mod keygen;
 pub mod keys;
 pub mod membership;
 pub mod nodes;
 pub mod objects;
 pub mod registry;
+pub mod reshare;
 pub mod server;
 pub mod signing;
 pub mod token;

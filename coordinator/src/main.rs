@@ -222,6 +222,13 @@ enum NodeAction {
         /// The banned node's id.
         id: NodeId,
     },
+    /// Give a node that lost its data (disk replaced, `data/` deleted) a share of every key it holds again, dealt
+    /// by the other holders. Start the node (empty) first. Every holder gets a new share; the keys stay the same.
+    /// Security officer (VHSM_SO_PIN or client/so.pin).
+    Repair {
+        /// The node's id.
+        id: NodeId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +257,17 @@ enum KeyCommand {
     },
     /// List the keys.
     List,
+    /// Give every holder of a key a new share of the same key (proactive refresh): shares from before — stolen, or
+    /// kept by a node that left — stop combining with the new ones. The public key does not change.
+    /// Security officer (VHSM_SO_PIN or client/so.pin).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Refresh {
+        /// The key's id.
+        id: Option<KeyId>,
+        /// Every key.
+        #[arg(long)]
+        all: bool,
+    },
     /// Destroy a key: every holder deletes its share. There is no way back.
     Destroy {
         /// The key's id.
@@ -340,6 +358,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         }) => cli::keys::unban(&layout, *id, cli.json).await,
         Command::Node(NodeArgs {
+            action: Some(NodeAction::Repair { id }),
+            ..
+        }) => cli::reshare::repair(&layout, *id, cli.json).await,
+        Command::Node(NodeArgs {
             config: Some(config),
             exit_with_parent,
             action: None,
@@ -387,6 +409,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::keys::create(&layout, *algorithm, label, cli.json).await
         }
         Command::Key(KeyCommand::List) => cli::keys::list(&layout, cli.json).await,
+        Command::Key(KeyCommand::Refresh { id, all: _ }) => {
+            cli::reshare::refresh(&layout, *id, cli.json).await
+        }
         Command::Key(KeyCommand::Destroy { id }) => {
             cli::keys::destroy(&layout, *id, cli.json).await
         }

@@ -5,8 +5,8 @@
 //! state of their own.
 
 use std::{
-    collections::HashMap,
-    sync::RwLock,
+    collections::{HashMap, HashSet},
+    sync::{Mutex, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -24,25 +24,51 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Default)]
 pub struct Registry {
     keys: RwLock<HashMap<KeyId, KeyInfo>>,
+    /// Keys being reshared by this coordinator now: their staged shares are not reconciled meanwhile.
+    resharing: Mutex<HashSet<KeyId>>,
+}
+
+/// Marks a key as being reshared while it lives (see [`Registry::begin_reshare`]).
+#[derive(Debug)]
+pub struct ReshareGuard<'a> {
+    registry: &'a Registry,
+    key_id: KeyId,
+}
+
+impl Drop for ReshareGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.registry.resharing.lock() {
+            set.remove(&self.key_id);
+        }
+    }
 }
 
 impl Registry {
     /// Asks every node for its keys and rebuilds the view from the active ones (a key destroyed on the nodes
     /// disappears). Returns the nodes that could not answer; if none answered, the view is kept as it was.
     pub async fn refresh(&self, pool: &NodePool) -> Vec<NodeCallError> {
-        let answers = pool
-            .call_each(&pool.ids(), |_| NodeRequest::ListKeys, LIST_TIMEOUT)
-            .await;
+        let ids = pool.ids();
+        let (answers, staged_answers) = tokio::join!(
+            pool.call_each(&ids, |_| NodeRequest::ListKeys, LIST_TIMEOUT),
+            pool.call_each(&ids, |_| NodeRequest::ListStaged, LIST_TIMEOUT)
+        );
         let mut failures = Vec::new();
         let mut fresh = HashMap::new();
         let mut pending: HashMap<KeyId, (KeyInfo, Vec<NodeId>)> = HashMap::new();
+        let mut epochs = Epochs::default();
         let mut answered = false;
         for (node, answer) in answers {
             match answer {
                 Ok(NodeResponse::Keys(keys)) => {
                     answered = true;
+                    epochs.listed.insert(node);
                     for key in keys {
                         if key.state == KeyState::Active {
+                            epochs
+                                .active
+                                .entry(key.id)
+                                .or_default()
+                                .push((node, key.epoch));
                             merge(&mut fresh, node, key);
                         } else {
                             pending
@@ -60,13 +86,31 @@ impl Registry {
                 Err(e) => failures.push(e),
             }
         }
+        for (node, answer) in staged_answers {
+            if let Ok(NodeResponse::Keys(keys)) = answer {
+                for key in keys {
+                    epochs.staged.entry(key.id).or_default().push((node, key));
+                }
+            }
+        }
         reconcile_pending(pool, &fresh, pending).await;
+        let busy = self.resharing.lock().map(|s| s.clone()).unwrap_or_default();
+        reconcile_epochs(pool, &fresh, &epochs, &busy).await;
         if answered {
             if let Ok(mut keys) = self.keys.write() {
                 *keys = fresh;
             }
         }
         failures
+    }
+
+    /// Marks `key_id` as being reshared by this coordinator until the guard is dropped; `None` if it already is.
+    pub fn begin_reshare(&self, key_id: KeyId) -> Option<ReshareGuard<'_>> {
+        let mut set = self.resharing.lock().ok()?;
+        set.insert(key_id).then_some(ReshareGuard {
+            registry: self,
+            key_id,
+        })
     }
 
     /// Forgets a destroyed key.
@@ -100,13 +144,18 @@ impl Registry {
     }
 }
 
-/// Adds one node's view of a key: the cryptographic fields must agree with the other holders'; of the metadata,
-/// the highest revision wins.
+/// Adds one node's view of a key: the newest share epoch wins (a holder that missed a reshare's commit, or a
+/// former holder, still reports the old one); within an epoch the cryptographic fields must agree with the other
+/// holders', and of the metadata the highest revision wins.
 fn merge(keys: &mut HashMap<KeyId, KeyInfo>, node: vhsm_wire::NodeId, key: KeyInfo) {
     match keys.get(&key.id) {
         None => {
             keys.insert(key.id, key);
         }
+        Some(known) if known.epoch < key.epoch => {
+            keys.insert(key.id, key);
+        }
+        Some(known) if known.epoch > key.epoch => {}
         Some(known)
             if known.public_key != key.public_key
                 || known.public_package != key.public_package
@@ -151,6 +200,90 @@ async fn reconcile_pending(
             tracing::warn!(key = %key_id, ?nodes, "key generation never committed; deleting its pending shares");
             pool.call_each(&nodes, |_| NodeRequest::AbortKey { key_id }, LIST_TIMEOUT)
                 .await;
+        }
+    }
+}
+
+/// Who holds which share epoch of every key, as one listing found it.
+#[derive(Debug, Default)]
+struct Epochs {
+    /// The nodes that answered the key listing.
+    listed: HashSet<NodeId>,
+    /// Per key: (node, epoch) of every active share.
+    active: HashMap<KeyId, Vec<(NodeId, u64)>>,
+    /// Per key: (node, staged metadata) of every staged share.
+    staged: HashMap<KeyId, Vec<(NodeId, KeyInfo)>>,
+}
+
+/// Finishes what an interrupted reshare left (see [`crate::reshare`]):
+/// - a staged share of the epoch the key is at now (some holder committed it) is committed: roll forward;
+/// - a staged share of an epoch nobody committed is dropped — but only when every node of that staged committee
+///   answered (one that did not might be the one that committed) and this coordinator is not resharing the key:
+///   roll back;
+/// - a share of an older epoch on a node that is not among the key's holders any more (a node removed from the
+///   key) is deleted: it can no longer combine with anything.
+async fn reconcile_epochs(
+    pool: &NodePool,
+    best: &HashMap<KeyId, KeyInfo>,
+    epochs: &Epochs,
+    busy: &HashSet<KeyId>,
+) {
+    for (key_id, staged) in &epochs.staged {
+        if busy.contains(key_id) {
+            continue;
+        }
+        let current = best.get(key_id).map(|k| k.epoch);
+        for (node, info) in staged {
+            let (node, epoch) = (*node, info.epoch);
+            if current == Some(epoch) {
+                tracing::warn!(key = %key_id, node, epoch, "a holder missed the commit of this reshare; committing it there");
+                pool.call(
+                    node,
+                    &NodeRequest::CommitReshare {
+                        key_id: *key_id,
+                        epoch,
+                    },
+                    LIST_TIMEOUT,
+                )
+                .await
+                .ok();
+            } else if current.is_some_and(|c| c > epoch)
+                || info.holders.iter().all(|h| epochs.listed.contains(h))
+            {
+                tracing::warn!(key = %key_id, node, epoch, "a reshare was never committed; dropping its staged share (the key stays at its epoch)");
+                pool.call(
+                    node,
+                    &NodeRequest::AbortReshare {
+                        key_id: *key_id,
+                        epoch,
+                    },
+                    LIST_TIMEOUT,
+                )
+                .await
+                .ok();
+            }
+        }
+    }
+    for (key_id, holders) in &epochs.active {
+        let Some(key) = best.get(key_id) else {
+            continue;
+        };
+        if busy.contains(key_id) {
+            continue;
+        }
+        for (node, epoch) in holders {
+            if *epoch < key.epoch && !key.holders.contains(node) {
+                tracing::warn!(key = %key_id, node, epoch, current = key.epoch, "a former holder still keeps an old share; deleting it");
+                pool.call(
+                    *node,
+                    &NodeRequest::DestroyKey { key_id: *key_id },
+                    LIST_TIMEOUT,
+                )
+                .await
+                .ok();
+            } else if *epoch < key.epoch {
+                tracing::error!(key = %key_id, node, epoch, current = key.epoch, "a holder has an old share and nothing staged: repair it (vhsm node repair)");
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::{
     nodes::{NodeCallError, NodePool},
     objects,
     registry::Registry,
+    reshare,
     signing::Signer,
     token::Token,
 };
@@ -399,10 +400,6 @@ impl Coordinator {
                     .set_banned(self.signer.banned().into_iter().filter(|b| *b != node));
                 Ok(ClientResponse::Ok)
             }
-            ClientRequest::ReshareKey { .. } => Err(WireError::new(
-                ErrorKind::Unavailable,
-                "cluster administration is not available in this build",
-            )),
             ClientRequest::GetMembership => {
                 if session.logged_in().is_none() {
                     return Err(WireError::new(
@@ -450,6 +447,36 @@ impl Coordinator {
                     )?;
                 tracing::warn!(%client, threshold, version = m.version, members = ?m.ids(), "THRESHOLD of new keys and reshares set (existing keys keep theirs until reshared)");
                 Ok(ClientResponse::Membership(m))
+            }
+            ClientRequest::ReshareKey {
+                key_id,
+                avoid_dealers,
+            } => {
+                if session.logged_in() != Some(PinUser::SecurityOfficer) {
+                    return Err(WireError::new(
+                        ErrorKind::NotLoggedIn,
+                        "resharing a key is the security officer's: log in with the SO PIN",
+                    ));
+                }
+                // Start from the nodes' own view: a reshare must deal the epoch the holders have.
+                self.registry.refresh(&self.pool).await;
+                let key = self.key(key_id).await?;
+                let Some(_guard) = self.registry.begin_reshare(key_id) else {
+                    return Err(WireError::new(
+                        ErrorKind::Unavailable,
+                        format!("key {key_id} is being reshared already"),
+                    ));
+                };
+                let target = reshare::Target {
+                    committee: self.pool.ids(),
+                    threshold,
+                    avoid_dealers,
+                    banned: self.signer.banned(),
+                };
+                tracing::warn!(%client, key = %key_id, epoch = key.epoch, holders = ?key.holders, committee = ?target.committee, threshold, "key reshare requested");
+                let done = reshare::reshare(&self.pool, &key, &target).await?;
+                self.registry.insert(done.key.clone());
+                Ok(ClientResponse::Key(done.key))
             }
         }
     }

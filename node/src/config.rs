@@ -35,6 +35,12 @@ pub struct FaultInjection {
     /// Answer the first key commit "done" without making the key active (as if the commit had been lost).
     #[serde(default)]
     pub lose_first_commit: bool,
+    /// Exit (as if killed) right after staging a reshared share, before answering the coordinator.
+    #[serde(default)]
+    pub exit_after_staging: bool,
+    /// Exit (as if killed) on receiving a reshare commit, before committing.
+    #[serde(default)]
+    pub exit_before_commit: bool,
 }
 
 /// A node's configuration.

@@ -10,7 +10,7 @@
 //! is not a peer is refused ([`Mesh::admit_inbound`]).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
@@ -37,6 +37,8 @@ struct Inbox {
     sender: mpsc::UnboundedSender<Inbound>,
     receiver: Option<mpsc::UnboundedReceiver<Inbound>>,
     created: Instant,
+    /// (sender, message id) of every message delivered, to drop a resent one.
+    seen: HashSet<(NodeId, u64)>,
 }
 
 /// Why a message could not be sent to a peer.
@@ -53,14 +55,46 @@ pub struct SendError {
 struct Peer {
     address: String,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+    /// When a datagram last arrived on `connection` (count of datagrams, and when it changed): a connection on
+    /// which nothing arrives despite the keep-alives goes to a peer that is gone (e.g. restarted), and QUIC would
+    /// otherwise take the whole idle timeout to notice, silently losing what is sent meanwhile.
+    liveness: std::sync::Mutex<(u64, Instant)>,
+    /// The connection replaced for lack of liveness, kept (not closed) so that what is still in flight on it is
+    /// not cut off; it idles out by itself.
+    retired: std::sync::Mutex<Option<quinn::Connection>>,
 }
+
+/// The byte a node answers on a message's stream once the message is delivered to its session.
+pub const MESSAGE_ACK: u8 = 0x06;
+
+/// A cached connection on which no datagram arrived for this long is not used any more (keep-alives flow every
+/// quarter of a second both ways on a live one).
+const STALE_AFTER: Duration = Duration::from_millis(1000);
 
 impl Peer {
     fn new(address: String) -> Arc<Self> {
         Arc::new(Peer {
             address,
             connection: tokio::sync::Mutex::new(None),
+            liveness: std::sync::Mutex::new((0, Instant::now())),
+            retired: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether `conn` (the cached connection) still shows signs of life.
+    fn is_live(&self, conn: &quinn::Connection) -> bool {
+        let rx = conn.stats().udp_rx.datagrams;
+        let mut seen = self.liveness.lock().unwrap_or_else(PoisonError::into_inner);
+        if rx != seen.0 {
+            *seen = (rx, Instant::now());
+            return true;
+        }
+        seen.1.elapsed() < STALE_AFTER
+    }
+
+    fn note_new(&self, conn: &quinn::Connection) {
+        *self.liveness.lock().unwrap_or_else(PoisonError::into_inner) =
+            (conn.stats().udp_rx.datagrams, Instant::now());
     }
 }
 
@@ -227,7 +261,11 @@ impl Mesh {
         let mut slot = link.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             if conn.close_reason().is_none() {
-                return Ok(conn.clone());
+                if link.is_live(conn) {
+                    return Ok(conn.clone());
+                }
+                tracing::info!(peer, "nothing heard from this peer on its connection for {STALE_AFTER:?}; reconnecting");
+                *link.retired.lock().unwrap_or_else(PoisonError::into_inner) = slot.take();
             }
         }
         let addr = tokio::net::lookup_host(address.as_str())
@@ -248,19 +286,29 @@ impl Mesh {
             conn.close(NOT_A_PEER.into(), b"no longer a peer");
             return Err(err("no longer a peer of this node".into()));
         }
+        link.note_new(&conn);
         *slot = Some(conn.clone());
         Ok(conn)
     }
 
+    /// Sends one message on its own stream and waits for the peer's acknowledgement (one byte, written once the
+    /// message is in the session's inbox): a message sent into a connection whose peer is gone — a peer restarted
+    /// before QUIC noticed — is then known to be lost, and is sent again on a fresh connection.
     async fn send_once(&self, to: NodeId, bytes: &[u8]) -> Result<(), SendError> {
         let conn = self.connection(to).await?;
         let err = |reason: String| SendError { peer: to, reason };
-        let mut stream = conn.open_uni().await.map_err(|e| err(e.to_string()))?;
-        stream
-            .write_all(bytes)
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(e.to_string()))?;
+        send.write_all(bytes)
             .await
             .map_err(|e| err(e.to_string()))?;
-        stream.finish().map_err(|e| err(e.to_string()))?;
+        send.finish().map_err(|e| err(e.to_string()))?;
+        let mut ack = [0u8; 1];
+        recv.read_exact(&mut ack)
+            .await
+            .map_err(|e| err(format!("no acknowledgement: {e}")))?;
+        if ack != [MESSAGE_ACK] {
+            return Err(err("the peer did not take the message".into()));
+        }
         Ok(())
     }
 
@@ -287,7 +335,7 @@ impl Mesh {
         }
     }
 
-    /// Routes a message received from peer `from` to its session's inbox.
+    /// Routes a message received from peer `from` to its session's inbox (once: a resent message is dropped).
     pub fn deliver(&self, from: NodeId, message: MeshMessage) {
         let Ok(mut inboxes) = self.inboxes.lock() else {
             return;
@@ -302,6 +350,10 @@ impl Mesh {
             }
         }
         let inbox = inboxes.entry(message.session).or_insert_with(new_inbox);
+        if !inbox.seen.insert((from, message.id)) {
+            tracing::debug!(from, session = %message.session, "message delivered twice (resent); dropped");
+            return;
+        }
         // A send fails only if the session has ended; the message is then of no use.
         let _ = inbox.sender.send((from, message.payload));
     }
@@ -336,6 +388,7 @@ fn new_inbox() -> Inbox {
         sender,
         receiver: Some(receiver),
         created: Instant::now(),
+        seen: HashSet::new(),
     }
 }
 

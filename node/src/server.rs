@@ -25,11 +25,12 @@ use vhsm_wire::{
 use crate::{
     config::NodeConfig,
     membership::MembershipKeeper,
-    mesh::Mesh,
+    mesh::{Mesh, MESSAGE_ACK},
     seal::StorageKey,
     sessions::{
         ecdsa_signing::{self, EcdsaSignRequest},
         keygen,
+        reshare::{self, ReshareRequest},
         signing::NonceStore,
     },
     share::KeyShare,
@@ -160,7 +161,7 @@ impl Node {
                 }
             }
             Some(Role::Node(peer)) if self.mesh.admit_inbound(peer, &conn) => {
-                while let Ok(mut recv) = conn.accept_uni().await {
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                     if !self.mesh.is_peer(peer) {
                         conn.close(2u32.into(), b"no longer a peer");
                         break;
@@ -168,7 +169,13 @@ impl Node {
                     let node = self.clone();
                     tokio::spawn(async move {
                         match frame::receive::<MeshMessage>(&mut recv, DEFAULT_FRAME_LIMIT).await {
-                            Ok(message) => node.mesh.deliver(peer, message),
+                            Ok(message) => {
+                                node.mesh.deliver(peer, message);
+                                // The sender waits for this to know the message arrived.
+                                if send.write_all(&[MESSAGE_ACK]).await.is_ok() {
+                                    let _ = send.finish();
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(peer, error = %e, "bad protocol message from a peer")
                             }
@@ -501,14 +508,53 @@ impl Node {
                 }
                 Ok(NodeResponse::Partial(partial))
             }
-            NodeRequest::Reshare { key, .. } => Err(WireError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "node {}: resharing is not available in this build (key {})",
-                    self.id, key.id
-                ),
-            )),
+            NodeRequest::Reshare {
+                session,
+                key,
+                dealers,
+                committee,
+                threshold,
+            } => {
+                let banned = self.banned().await?;
+                let result = reshare::reshare(
+                    &self.mesh,
+                    &self.store,
+                    ReshareRequest {
+                        me: self.id,
+                        session,
+                        key: &key,
+                        dealers: &dealers,
+                        committee: &committee,
+                        threshold,
+                        banned: &banned,
+                    },
+                )
+                .await;
+                #[cfg(feature = "fault-injection")]
+                if self.faults.exit_after_staging && result.is_ok() {
+                    tracing::error!(
+                        "fault injection: exiting right after staging a reshared share"
+                    );
+                    std::process::exit(86);
+                }
+                match result {
+                    Ok(done) => Ok(NodeResponse::Reshared {
+                        staged: done.staged,
+                        excluded: done.excluded.iter().map(|e| e.dealer).collect(),
+                    }),
+                    Err(e) => {
+                        self.record_bans(&e).await;
+                        tracing::warn!(key = %key.id, %session, error = %e, "reshare failed on this node");
+                        Err(e)
+                    }
+                }
+            }
             NodeRequest::CommitReshare { key_id, epoch } => {
+                #[cfg(feature = "fault-injection")]
+                if self.faults.exit_before_commit {
+                    tracing::error!("fault injection: exiting before committing a reshare");
+                    std::process::exit(86);
+                }
                 let store = self.store.clone();
                 let info = blocking(move || store.commit_staged(key_id, epoch)).await?;
                 tracing::info!(key = %key_id, epoch, holders = ?info.holders, threshold = info.threshold, "reshare committed: the new share is in force, the old one erased");

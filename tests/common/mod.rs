@@ -133,7 +133,10 @@ impl TestCluster {
             .unwrap();
         let child = Command::new(vhsm())
             .args([role, "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("VHSM_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -145,6 +148,62 @@ impl TestCluster {
     pub fn start_node(&mut self, id: u16) {
         let config = self.node_dir(id).join("node.toml");
         self.spawn(&format!("node-{id}"), "node", config);
+    }
+
+    /// Starts the coordinator with extra environment variables (e.g. a test-only crash point).
+    pub fn start_coordinator_with_env(&mut self, env: &[(&str, &str)]) {
+        let config = self.path().join("coordinator").join("coordinator.toml");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log("coordinator"))
+            .unwrap();
+        let mut command = Command::new(vhsm());
+        command
+            .args(["coordinator", "--config", config.to_str().unwrap()])
+            .env(
+                "RUST_LOG",
+                std::env::var("VHSM_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        self.children
+            .push(("coordinator".to_string(), command.spawn().unwrap()));
+    }
+
+    /// Waits (at most `within`) for the process called `name` to exit by itself (a crash point); panics if it is
+    /// still running. Forgets it.
+    pub fn wait_exit(&mut self, name: &str, within: Duration) {
+        let pos = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("no such process");
+        let deadline = Instant::now() + within;
+        loop {
+            if self.children[pos].1.try_wait().unwrap().is_some() {
+                self.children.remove(pos);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Turns a node's fault injection off again (before it restarts).
+    pub fn clear_fault(&self, id: u16, name: &str) {
+        let path = self.node_dir(id).join("node.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let on = format!("{name} = true");
+        assert!(text.contains(&on), "no '{on}' in {}", path.display());
+        std::fs::write(path, text.replace(&on, &format!("{name} = false"))).unwrap();
     }
 
     pub fn start_coordinator(&mut self) {
@@ -223,6 +282,31 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test: keep the logs where VHSM_TEST_KEEP_LOGS says, and show what the processes said last
+            // (their logs go with the temporary directory).
+            if let Ok(keep) = std::env::var("VHSM_TEST_KEEP_LOGS") {
+                let _ = std::fs::create_dir_all(&keep);
+                for entry in std::fs::read_dir(self.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if entry.path().extension().is_some_and(|e| e == "log") {
+                        let _ =
+                            std::fs::copy(entry.path(), Path::new(&keep).join(entry.file_name()));
+                    }
+                }
+            }
+            let mut names: Vec<String> = (1..=self.nodes).map(|i| format!("node-{i}")).collect();
+            names.push("coordinator".into());
+            for name in names {
+                let log = self.read_log(&name);
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(40)..];
+                eprintln!("---- last lines of {name}.log\n{}", tail.join("\n"));
+            }
+        }
         for (_, child) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();

@@ -471,6 +471,9 @@ pub enum NodeResponse {
 pub struct MeshMessage {
     /// The session this message belongs to.
     pub session: SessionId,
+    /// Random, chosen by the sender: a message delivered twice (resent because its acknowledgement was lost) is
+    /// recognised and dropped by the receiver.
+    pub id: u64,
     /// The message.
     pub payload: MeshPayload,
 }

@@ -90,7 +90,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(Duration::from_millis(1000)));
+    // Frequent keep-alives let a node notice within a second that a peer went away (see the mesh).
+    transport.keep_alive_interval(Some(Duration::from_millis(250)));
     // IDLE_TIMEOUT is a few seconds: always representable.
     if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
         transport.max_idle_timeout(Some(idle));
@@ -134,13 +135,34 @@ pub fn client_config(identity: &TlsIdentity) -> Result<quinn::ClientConfig, TlsE
     Ok(config)
 }
 
+/// The key of the endpoint's QUIC stateless resets, derived from the identity's private key so that it is the same
+/// after a restart: a peer that still holds a connection to the previous process then learns at its next packet
+/// (a keep-alive at the latest) that the connection is gone — instead of sending into it, unheard, until the idle
+/// timeout.
+fn reset_key(identity: &TlsIdentity) -> ring::hmac::Key {
+    let mut okm = zeroize::Zeroizing::new([0u8; 32]);
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, identity.key.secret_der());
+    // 32 bytes is a valid HKDF-SHA256 output length.
+    let _ = hk.expand(b"vhsm/quic-stateless-reset-key/v1", &mut okm[..]);
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &okm[..])
+}
+
 /// An endpoint that accepts connections on `listen` and makes its own with the same identity.
 pub fn server_endpoint(
     identity: &TlsIdentity,
     listen: SocketAddr,
 ) -> Result<quinn::Endpoint, TlsError> {
-    let mut endpoint = quinn::Endpoint::server(server_config(identity)?, listen)
+    let socket = std::net::UdpSocket::bind(listen)
         .map_err(|e| TlsError(format!("cannot listen on {listen}: {e}")))?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| TlsError("no async runtime to run the endpoint on".into()))?;
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::new(Arc::new(reset_key(identity))),
+        Some(server_config(identity)?),
+        socket,
+        runtime,
+    )
+    .map_err(|e| TlsError(format!("cannot listen on {listen}: {e}")))?;
     endpoint.set_default_client_config(client_config(identity)?);
     Ok(endpoint)
 }

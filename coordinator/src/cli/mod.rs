@@ -10,4 +10,5 @@ pub mod layout;
 pub mod local_cluster;
 pub mod membership;
 pub mod progress;
+pub mod reshare;
 pub mod up;

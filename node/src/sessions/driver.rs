@@ -88,6 +88,7 @@ impl<C> Session<'_, C> {
             }
             let message = MeshMessage {
                 session: self.session,
+                id: rand_core::RngCore::next_u64(&mut OsRng),
                 payload,
             };
             let sends = targets.iter().map(|to| self.mesh.send(*to, &message));
@@ -131,6 +132,7 @@ impl<C> Session<'_, C> {
                         format!("{what} cancelled: the coordinator aborted the session"),
                     ));
                 };
+                tracing::debug!(session = %self.session, from, what, "session message received");
                 let Some(message) = self.codec.unwrap(payload) else {
                     return Err(WireError {
                         kind: ErrorKind::Misbehaviour,

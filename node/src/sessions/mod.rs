@@ -4,8 +4,10 @@
 //! - [`keygen`]: distributed key generation with the other holders (FROST or threshold ECDSA).
 //! - [`signing`]: the node's half of FROST signing, with its single-use nonces.
 //! - [`ecdsa_signing`]: threshold-ECDSA signing with the other signers.
+//! - [`reshare`]: refresh, new committee or repair of a key's shares, staged until the coordinator commits.
 
 pub mod driver;
 pub mod ecdsa_signing;
 pub mod keygen;
+pub mod reshare;
 pub mod signing;

@@ -1,0 +1,186 @@
+//! `vhsm key refresh` and `vhsm node repair`, and the "reshare every key" step of the membership commands: keys
+//! are reshared one by one through the coordinator, with a progress bar, and each key's result is reported.
+//!
+//! These are the security officer's: the SO PIN comes from `VHSM_SO_PIN` or the cluster's `client/so.pin`.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use vhsm_wire::{client::Client, KeyId, KeyInfo, NodeId, PinUser};
+use zeroize::Zeroizing;
+
+use super::{keys::connect, layout::Layout, progress};
+
+/// Connects to the coordinator and logs in as the security officer, with the PIN from `VHSM_SO_PIN` or the
+/// cluster's `client/so.pin`.
+pub async fn connect_security_officer(layout: &Layout) -> anyhow::Result<Client> {
+    let client = connect(layout).await?;
+    let pin = match std::env::var("VHSM_SO_PIN") {
+        Ok(pin) => Zeroizing::new(pin),
+        Err(_) => {
+            let path = layout.client_dir().join("so.pin");
+            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "this command is the security officer's: set VHSM_SO_PIN, or put the SO PIN in {}",
+                    path.display()
+                )
+            })?)
+        }
+    };
+    client
+        .login(PinUser::SecurityOfficer, pin.trim().as_bytes())
+        .await?;
+    Ok(client)
+}
+
+/// One key's result.
+#[derive(Debug, Serialize)]
+pub struct KeyResult {
+    pub id: String,
+    pub label: String,
+    pub algorithm: String,
+    pub from_epoch: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_epoch: Option<u64>,
+    pub holders: Vec<NodeId>,
+    pub threshold: u16,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reshares `keys` one by one to the cluster's current membership and threshold, avoiding `avoid` as dealers.
+/// Every key is tried; the results say which failed (a failed key is unchanged and usable: run again).
+pub async fn reshare_keys(
+    client: &Client,
+    keys: &[KeyInfo],
+    avoid: &[NodeId],
+    what: &str,
+    json: bool,
+) -> Vec<KeyResult> {
+    let bar = (!json).then(|| progress::bar(keys.len() as u64, what));
+    let mut results = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(b) = &bar {
+            b.set_message(format!("{what}: {} ({})", key.id, key.algorithm));
+        }
+        let started = Instant::now();
+        let outcome = client.reshare_key(key.id, avoid.to_vec()).await;
+        let seconds = started.elapsed().as_secs_f64();
+        results.push(match outcome {
+            Ok(new) => KeyResult {
+                id: key.id.to_string(),
+                label: key.label.clone(),
+                algorithm: key.algorithm.to_string(),
+                from_epoch: key.epoch,
+                to_epoch: Some(new.epoch),
+                holders: new.holders,
+                threshold: new.threshold,
+                seconds,
+                error: None,
+            },
+            Err(e) => KeyResult {
+                id: key.id.to_string(),
+                label: key.label.clone(),
+                algorithm: key.algorithm.to_string(),
+                from_epoch: key.epoch,
+                to_epoch: None,
+                holders: key.holders.clone(),
+                threshold: key.threshold,
+                seconds,
+                error: Some(e.to_string()),
+            },
+        });
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    results
+}
+
+/// Prints the results (a table, or JSON) and fails if any key failed.
+pub fn report(results: &[KeyResult], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(results)?);
+    } else {
+        for r in results {
+            match (&r.error, r.to_epoch) {
+                (None, Some(to)) => println!(
+                    "{}  {:<16} epoch {} -> {}  {}-of-{:?}  {:.2} s  {}",
+                    r.id, r.algorithm, r.from_epoch, to, r.threshold, r.holders, r.seconds, r.label
+                ),
+                (error, _) => println!(
+                    "{}  {:<16} FAILED, unchanged at epoch {}: {}",
+                    r.id,
+                    r.algorithm,
+                    r.from_epoch,
+                    error.as_deref().unwrap_or("unknown error")
+                ),
+            }
+        }
+    }
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} key(s) were not reshared; they are unchanged and usable — run the command again",
+            results.len()
+        );
+    }
+    Ok(())
+}
+
+/// `vhsm key refresh ID` / `--all`: every holder of the key gets a new share of the same key; shares from before
+/// (stolen, or kept by a node that left) no longer combine with the new ones.
+pub async fn refresh(layout: &Layout, id: Option<KeyId>, json: bool) -> anyhow::Result<()> {
+    let client = connect_security_officer(layout).await?;
+    let all = client.list_keys().await?;
+    let keys: Vec<KeyInfo> = match id {
+        Some(id) => {
+            let key = all
+                .into_iter()
+                .find(|k| k.id == id)
+                .with_context(|| format!("no key {id}"))?;
+            vec![key]
+        }
+        None => all,
+    };
+    if keys.is_empty() {
+        if !json {
+            println!("no keys to refresh");
+        }
+        return Ok(());
+    }
+    let results = reshare_keys(&client, &keys, &[], "refreshing", json).await;
+    report(&results, json)
+}
+
+/// `vhsm node repair ID`: a node that lost its data gets a share of every key it holds again, dealt by the others
+/// (every holder gets a new share: old shares stop combining with new ones).
+pub async fn repair(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {
+    let client = connect_security_officer(layout).await?;
+    let keys: Vec<KeyInfo> = client
+        .list_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.holders.contains(&node))
+        .collect();
+    if keys.is_empty() {
+        if !json {
+            println!("node {node} holds no key: nothing to repair");
+        }
+        return Ok(());
+    }
+    let results = reshare_keys(
+        &client,
+        &keys,
+        &[node],
+        &format!("repairing node {node}"),
+        json,
+    )
+    .await;
+    report(&results, json)
+}

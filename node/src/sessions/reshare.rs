@@ -1,0 +1,297 @@
+//! Resharing a key on this node: refresh, a new committee (nodes added or removed, another threshold), or the
+//! repair of a holder that lost its data — all one protocol (see `vhsm_protocols::reshare`).
+//!
+//! The coordinator asks every participant (the dealers and the new committee) to start the same session. A dealer
+//! deals its current share; a member of the new committee receives, checks and combines sub-shares into its new
+//! share. For an ECDSA key the new committee then runs the DKLs23 pairwise set-up again (a second session, among
+//! the new committee only). A new holder **stages** its share under the next epoch: its current share stays in
+//! force until the coordinator commits (every new holder staged the same public keys), so a crash anywhere leaves
+//! the key usable under the old shares or the new ones.
+
+use std::{sync::Arc, time::Duration};
+
+use sha2::{Digest, Sha256};
+use vhsm_protocols::{
+    ecdsa::{EcdsaDkg, EcdsaKeyShare, EcdsaPublicKeys},
+    frost::{FrostKeyShare, FrostPublicKeys},
+    reshare::{EcdsaReshare, ExcludedDealer, Reshare, ReshareParams},
+    split_aes::{SplitAesKeyShare, SplitAesPublicKeys},
+    ProtocolError, SessionId,
+};
+use vhsm_wire::{
+    messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyState, NodeId, WireError,
+};
+
+use crate::{
+    mesh::Mesh,
+    sessions::driver::{protocol_error, Session},
+    share::KeyShare,
+    store::ShareStore,
+};
+
+/// What the coordinator asked of this node.
+#[derive(Debug)]
+pub struct ReshareRequest<'a> {
+    /// This node.
+    pub me: NodeId,
+    /// The run's session.
+    pub session: SessionId,
+    /// The key as it is now (current epoch, holders, threshold, public package).
+    pub key: &'a KeyInfo,
+    /// Who deals.
+    pub dealers: &'a [NodeId],
+    /// The holders afterwards.
+    pub committee: &'a [NodeId],
+    /// The threshold afterwards.
+    pub threshold: u16,
+    /// Peers this node refuses OT-based protocols (ECDSA) with.
+    pub banned: &'a [NodeId],
+}
+
+/// What this node's part of a reshare produced.
+#[derive(Debug)]
+pub struct ReshareResult {
+    /// A new holder: the staged metadata of the next epoch.
+    pub staged: Option<KeyInfo>,
+    /// Dealers the participants agreed to leave out.
+    pub excluded: Vec<ExcludedDealer>,
+}
+
+/// How long a reshare may take on this node.
+pub fn reshare_timeout(algorithm: Algorithm) -> Duration {
+    match algorithm {
+        Algorithm::Ed25519 | Algorithm::SplitAes256 => Duration::from_secs(30),
+        // The ECDSA pairwise set-up after the reshare costs what a DKLs23 key generation costs.
+        Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => Duration::from_secs(600),
+    }
+}
+
+/// The session of the ECDSA pairwise set-up that follows the reshare `session` (every new holder derives the
+/// same one; it cannot collide with a fresh random session).
+fn refresh_session(session: SessionId) -> SessionId {
+    let digest = Sha256::new()
+        .chain_update(b"vhsm/reshare/ecdsa-pairwise-setup/v1")
+        .chain_update(session.0)
+        .finalize();
+    SessionId(digest.into())
+}
+
+fn bad(message: impl Into<String>) -> WireError {
+    WireError::new(ErrorKind::BadRequest, message)
+}
+
+fn encoding(e: ProtocolError) -> WireError {
+    WireError::new(
+        ErrorKind::Internal,
+        format!("the key's public package does not decode: {e}"),
+    )
+}
+
+/// Takes part in a reshare: deals if asked to, receives and stages if in the new committee.
+pub async fn reshare(
+    mesh: &Mesh,
+    store: &Arc<ShareStore>,
+    request: ReshareRequest<'_>,
+) -> Result<ReshareResult, WireError> {
+    let ReshareRequest {
+        me,
+        session,
+        key,
+        dealers,
+        committee,
+        threshold,
+        banned,
+    } = request;
+    let deals = dealers.contains(&me);
+    let receives = committee.contains(&me);
+    if !deals && !receives {
+        return Err(bad(
+            "this node is neither a dealer nor in the new committee",
+        ));
+    }
+    if key.state != KeyState::Active {
+        return Err(bad(format!("key {} is not active", key.id)));
+    }
+    if let Some(stranger) = dealers.iter().find(|d| !key.holders.contains(d)) {
+        return Err(bad(format!(
+            "dealer {stranger} does not hold key {}",
+            key.id
+        )));
+    }
+    let mut participants: Vec<NodeId> = dealers.iter().chain(committee).copied().collect();
+    participants.sort_unstable();
+    participants.dedup();
+    if let Some(stranger) = participants
+        .iter()
+        .find(|p| **p != me && !mesh.is_peer(**p))
+    {
+        return Err(bad(format!("node {stranger} is not a peer of this node")));
+    }
+    // A dealer deals the share of the key as the coordinator knows it: same epoch, same public keys.
+    let own = if deals {
+        let loaded = store.active_key(key.id).map_err(|e| {
+            WireError::new(
+                ErrorKind::Unavailable,
+                format!("node {me} cannot deal key {}: {e}", key.id),
+            )
+        })?;
+        if loaded.info.epoch != key.epoch || loaded.info.public_package != key.public_package {
+            return Err(WireError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "node {me} holds epoch {} of key {}, the reshare starts from epoch {}",
+                    loaded.info.epoch, key.id, key.epoch
+                ),
+            ));
+        }
+        Some(loaded)
+    } else {
+        None
+    };
+    let own_share = own.as_ref().map(|k| &k.share);
+    let params = ReshareParams {
+        session,
+        me,
+        dealers: dealers.to_vec(),
+        new_committee: committee.to_vec(),
+        new_threshold: threshold,
+    };
+    let timeout = reshare_timeout(key.algorithm);
+    let failed = |e| protocol_error("reshare", e);
+    let run = Session {
+        mesh,
+        me,
+        members: &participants,
+        session,
+        codec: (MeshPayload::Reshare, |p| match p {
+            MeshPayload::Reshare(m) => Some(m),
+            _ => None,
+        }),
+        what: "reshare",
+        tamper: None,
+    };
+    let (share, excluded) = match key.algorithm {
+        Algorithm::Ed25519 => {
+            let old = FrostPublicKeys::from_bytes(&key.public_package).map_err(encoding)?;
+            let own = match own_share {
+                Some(KeyShare::Frost(s)) => Some(&**s),
+                Some(_) => return Err(bad("the key's share is not a FROST share")),
+                None => None,
+            };
+            let protocol = Reshare::frost(params, &old, own).map_err(failed)?;
+            let output = run.run(protocol, timeout).await?;
+            let share = if output.holds_share() {
+                Some(KeyShare::Frost(Box::new(
+                    FrostKeyShare::from_reshare(&output).map_err(failed)?,
+                )))
+            } else {
+                None
+            };
+            (share, output.excluded().to_vec())
+        }
+        Algorithm::SplitAes256 => {
+            let old = SplitAesPublicKeys::from_bytes(&key.public_package).map_err(encoding)?;
+            let own = match own_share {
+                Some(KeyShare::SplitAes(s)) => Some(&**s),
+                Some(_) => return Err(bad("the key's share is not a split-AES share")),
+                None => None,
+            };
+            let protocol = Reshare::split_aes(params, &old, own).map_err(failed)?;
+            let output = run.run(protocol, timeout).await?;
+            let share = if output.holds_share() {
+                Some(KeyShare::SplitAes(Box::new(
+                    SplitAesKeyShare::from_reshare(&output).map_err(failed)?,
+                )))
+            } else {
+                None
+            };
+            (share, output.excluded().to_vec())
+        }
+        Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => {
+            let refused: Vec<NodeId> = participants
+                .iter()
+                .copied()
+                .filter(|p| banned.contains(p))
+                .collect();
+            if !refused.is_empty() {
+                return Err(WireError {
+                    kind: ErrorKind::Banned,
+                    message: format!(
+                        "this node refuses ECDSA resharing with banned node(s) {refused:?}"
+                    ),
+                    nodes: refused,
+                });
+            }
+            let old = EcdsaPublicKeys::from_bytes(&key.public_package).map_err(encoding)?;
+            let own = match own_share {
+                Some(KeyShare::Ecdsa(s)) => Some(&**s),
+                Some(_) => return Err(bad("the key's share is not an ECDSA share")),
+                None => None,
+            };
+            let protocol = EcdsaReshare::new(params, &old, own).map_err(failed)?;
+            let output = run.run(protocol, timeout).await?;
+            let excluded = output.excluded().to_vec();
+            let share = if output.holds_share() {
+                // The new committee rebuilds DKLs23's pairwise state around the new shares.
+                let pairwise = refresh_session(session);
+                let setup = EcdsaDkg::after_reshare(pairwise, &output).map_err(failed)?;
+                let share: EcdsaKeyShare = Session {
+                    mesh,
+                    me,
+                    members: committee,
+                    session: pairwise,
+                    codec: (MeshPayload::EcdsaRefresh, |p| match p {
+                        MeshPayload::EcdsaRefresh(m) => Some(m),
+                        _ => None,
+                    }),
+                    what: "ECDSA pairwise set-up after a reshare",
+                    tamper: None,
+                }
+                .run(setup, timeout)
+                .await?;
+                Some(KeyShare::Ecdsa(Arc::new(share)))
+            } else {
+                None
+            };
+            (share, excluded)
+        }
+    };
+    for e in &excluded {
+        tracing::warn!(key = %key.id, %session, dealer = e.dealer, reason = ?e.reason, "reshare: a dealer was excluded");
+    }
+    let Some(share) = share else {
+        tracing::info!(key = %key.id, %session, "dealt my share; this node is not in the new committee");
+        return Ok(ReshareResult {
+            staged: None,
+            excluded,
+        });
+    };
+    if share.public_key() != key.public_key || !share.is_for(key.algorithm) {
+        return Err(WireError::new(
+            ErrorKind::Misbehaviour,
+            "the reshare produced shares of another key",
+        ));
+    }
+    let mut staged = key.clone();
+    staged.epoch = key.epoch + 1;
+    staged.holders = committee.to_vec();
+    staged.threshold = threshold;
+    staged.public_package = share.public_package();
+    staged.state = KeyState::Active;
+    let info = staged.clone();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.stage(&info, &share))
+        .await
+        .map_err(|e| WireError::new(ErrorKind::Internal, format!("store task failed: {e}")))?
+        .map_err(|e| {
+            WireError::new(
+                ErrorKind::Internal,
+                format!("cannot stage the new share: {e}"),
+            )
+        })?;
+    tracing::info!(key = %key.id, %session, epoch = staged.epoch, holders = ?staged.holders, threshold, "new share staged (the current one stays in force until the commit)");
+    Ok(ReshareResult {
+        staged: Some(staged),
+        excluded,
+    })
+}
