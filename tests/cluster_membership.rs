@@ -10,19 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{run_vhsm, verify_ed25519, TestCluster};
+use common::{free_port, run_vhsm, verify_ed25519, KillOnDrop, TestCluster};
 use vhsm_wire::{client::ClientError, Algorithm, ErrorKind};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A free UDP port on loopback, chosen by the OS.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `vhsm --cluster DIR ARGS…`.
 fn vhsm_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
@@ -48,18 +39,6 @@ fn service_error(result: Result<impl std::fmt::Debug, ClientError>) -> vhsm_wire
     match result {
         Err(ClientError::Service(e)) => e,
         other => panic!("expected a service error, got {other:?}"),
-    }
-}
-
-/// Kills a process this test did not start itself (a node `vhsm node add --start` detached) when dropped.
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0),
-            nix::sys::signal::Signal::SIGKILL,
-        );
     }
 }
 
@@ -156,10 +135,25 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     );
     assert_eq!(member_ids(&members), vec![1, 2, 3, 4]);
 
-    // Node 4 holds a share of a key: it cannot be removed (until that key is reshared away from it).
-    let (ok, out, err) = vhsm_in(&dir, &["node", "remove", "4"]);
-    assert!(!ok, "node 4 removed while it holds a key:\n{out}");
-    assert!(err.contains(&key.id.to_string()), "{err}");
+    // set-threshold reshared the key to 3-of-4 (same public key, still signs).
+    let reshared = user.get_key(key.id).await.unwrap();
+    assert_eq!((reshared.threshold, reshared.epoch), (3, 1));
+    assert_eq!(reshared.public_key, key.public_key);
+    let (sig, _) = user.sign(key.id, b"3-of-4", None).await.unwrap();
+    assert!(verify_ed25519(&key.public_key, b"3-of-4", &sig));
+
+    // Node 4 holds a share of a key: the coordinator refuses to remove it (`vhsm node remove` reshares the keys
+    // away from it first; the coordinator itself never drops a holder).
+    let so = cluster.anonymous_client().await;
+    let so_pin = std::fs::read_to_string(dir.join("client").join("so.pin")).unwrap();
+    so.login(
+        vhsm_wire::PinUser::SecurityOfficer,
+        so_pin.trim().as_bytes(),
+    )
+    .await
+    .unwrap();
+    let refused = service_error(so.remove_node(4).await);
+    assert!(refused.message.contains(&key.id.to_string()), "{refused}");
 
     // A node that holds nothing: added with --start, then removed.
     let address5 = format!("127.0.0.1:{}", free_port());

@@ -8,7 +8,7 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{run_vhsm, sign_with_retries, verify_ed25519, TestCluster};
+use common::{free_port, run_vhsm, sign_with_retries, verify_ed25519, KillOnDrop, TestCluster};
 use vhsm_coordinator::{config::CoordinatorConfig, nodes::NodePool};
 use vhsm_protocols::ecdsa::verify_prehash;
 use vhsm_wire::{
@@ -240,7 +240,7 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.start_node(3);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    let failed = so.reshare_key(keys[0].id, vec![]).await;
+    let failed = so.reshare_key(keys[0].id, vec![], vec![]).await;
     assert!(failed.is_err(), "{failed:?}");
     eprintln!("reshare with node 3 dying after staging: {failed:?}");
     cluster.wait_exit("node-3", Duration::from_secs(10));
@@ -259,7 +259,10 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.start_node(2);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    assert_eq!(so.reshare_key(k0.id, vec![]).await.unwrap().epoch, 1);
+    assert_eq!(
+        so.reshare_key(k0.id, vec![], vec![]).await.unwrap().epoch,
+        1
+    );
     cluster.wait_exit("node-2", Duration::from_secs(10));
     cluster.clear_fault(2, "exit_before_commit");
     cluster.start_node(2);
@@ -268,14 +271,17 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     assert_epochs(&cluster, &[(k0, 1), (k1, 0)]).await;
     check_every_pair(&mut cluster, &keys, "after a node died on the commit").await;
     let so = so_client(&cluster).await;
-    assert_eq!(so.reshare_key(k1.id, vec![]).await.unwrap().epoch, 1);
+    assert_eq!(
+        so.reshare_key(k1.id, vec![], vec![]).await.unwrap().epoch,
+        1
+    );
 
     // 3. The coordinator dies when every holder staged, before any commit: rolled back when it is back.
     cluster.kill("coordinator");
     cluster.start_coordinator_with_env(&[("VHSM_FAULT_EXIT_AT", "reshare-staged")]);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    assert!(so.reshare_key(k1.id, vec![]).await.is_err());
+    assert!(so.reshare_key(k1.id, vec![], vec![]).await.is_err());
     cluster.wait_exit("coordinator", Duration::from_secs(10));
     cluster.start_coordinator();
     cluster.wait_all_reachable().await;
@@ -294,7 +300,7 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.start_coordinator_with_env(&[("VHSM_FAULT_EXIT_AT", "reshare-first-commit")]);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    assert!(so.reshare_key(k1.id, vec![]).await.is_err());
+    assert!(so.reshare_key(k1.id, vec![], vec![]).await.is_err());
     cluster.wait_exit("coordinator", Duration::from_secs(10));
     cluster.start_coordinator();
     cluster.wait_all_reachable().await;
@@ -306,6 +312,273 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
         &mut cluster,
         &keys,
         "after the coordinator died after the first commit",
+    )
+    .await;
+}
+
+/// The keys (active, at any epoch) node `id` at `address` holds, asked directly as the coordinator would.
+async fn node_keys(cluster: &TestCluster, id: u16, address: &str) -> Vec<KeyInfo> {
+    let config =
+        CoordinatorConfig::load(&cluster.path().join("coordinator").join("coordinator.toml"))
+            .unwrap();
+    let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
+    let pool = NodePool::new(
+        tls::client_endpoint(&identity, false).unwrap(),
+        [(id, address.to_string())],
+    );
+    match pool
+        .call(id, &NodeRequest::ListKeys, Duration::from_secs(5))
+        .await
+    {
+        Ok(NodeResponse::Keys(keys)) => keys,
+        other => panic!("node {id} did not list its keys: {other:?}"),
+    }
+}
+
+/// What a signing and encryption load saw.
+#[derive(Debug, Default)]
+struct LoadReport {
+    ok: usize,
+    retried: usize,
+    failed: Vec<String>,
+}
+
+/// Signs with `ed` and encrypts/decrypts with `aes` in a loop until `stop`; a request that fails is retried (for up
+/// to 5 s); one that still fails is recorded.
+async fn run_load(
+    client: Client,
+    ed: KeyInfo,
+    aes: KeyInfo,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> LoadReport {
+    let mut report = LoadReport::default();
+    let mut i = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        i += 1;
+        let message = format!("load #{i}");
+        match client.sign(ed.id, message.as_bytes(), None).await {
+            Ok((signature, _)) => {
+                assert!(verify_ed25519(
+                    &ed.public_key,
+                    message.as_bytes(),
+                    &signature
+                ));
+                report.ok += 1;
+            }
+            Err(first) => match sign_with_retries(&client, ed.id, message.as_bytes()).await {
+                Ok((signature, _)) => {
+                    assert!(verify_ed25519(
+                        &ed.public_key,
+                        message.as_bytes(),
+                        &signature
+                    ));
+                    report.retried += 1;
+                }
+                Err(e) => report.failed.push(format!("sign #{i}: {first}; then {e}")),
+            },
+        }
+        let mut done = false;
+        let mut last = String::new();
+        for attempt in 0..20 {
+            let round = async {
+                let blob = client.encrypt(aes.id, message.as_bytes(), b"load").await?;
+                client.decrypt(&blob, b"load").await
+            };
+            match round.await {
+                Ok(plain) if plain.expose() == message.as_bytes() => {
+                    if attempt == 0 {
+                        report.ok += 1;
+                    } else {
+                        report.retried += 1;
+                    }
+                    done = true;
+                    break;
+                }
+                Ok(_) => panic!("a decryption gave another plaintext"),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if !done {
+            report.failed.push(format!("encrypt/decrypt #{i}: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    report
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+/// Every key of `keys` now: same public key, the expected holders and threshold, and it works.
+async fn check_all(client: &Client, keys: &[KeyInfo], holders: &[u16], threshold: u16, note: &str) {
+    let listed = client.list_keys().await.unwrap();
+    for key in keys {
+        let now = listed.iter().find(|k| k.id == key.id).unwrap();
+        assert_eq!(now.public_key, key.public_key, "{note}: {}", key.algorithm);
+        assert_eq!(
+            (now.holders.as_slice(), now.threshold),
+            (holders, threshold),
+            "{note}: {}",
+            key.algorithm
+        );
+        check_key(client, now, &format!("{note}: {}", key.algorithm)).await;
+    }
+}
+
+/// Seconds each algorithm's reshare took, from the CLI's JSON.
+fn reshare_times(out: &serde_json::Value) -> Vec<(String, f64)> {
+    out["reshared"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["algorithm"].as_str().unwrap_or("?").to_string(),
+                        r["seconds"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_raise_threshold_remove_with_keys_in_use() {
+    let cluster = TestCluster::start(3, 2).await;
+    let dir = cluster.path().to_str().unwrap().to_string();
+    let client = cluster.client().await;
+    let mut keys = Vec::new();
+    for algorithm in [
+        Algorithm::Ed25519,
+        Algorithm::SplitAes256,
+        Algorithm::EcdsaSecp256k1,
+        Algorithm::EcdsaP256,
+    ] {
+        keys.push(
+            client
+                .create_key(algorithm, &format!("walk-{algorithm}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let old_blob = client
+        .encrypt(keys[1].id, b"from 2-of-3", b"walk")
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(run_load(
+        cluster.client().await,
+        keys[0].clone(),
+        keys[1].clone(),
+        stop.clone(),
+    ));
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--cluster", dir.as_str(), "--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = run_vhsm(&all, Duration::from_secs(600));
+        assert!(ok, "vhsm {args:?} failed:\n{out}\n{err}");
+        json(&out)
+    };
+
+    // 2-of-3 → add node 4 → 2-of-4.
+    let address4 = format!("127.0.0.1:{}", free_port());
+    let added =
+        tokio::task::block_in_place(|| cli(&["node", "add", "--address", &address4, "--start"]));
+    let _node4 = KillOnDrop(i32::try_from(added["pid"].as_u64().unwrap()).unwrap());
+    eprintln!("add node 4: {:?}", reshare_times(&added));
+    check_all(
+        &client,
+        &keys,
+        &[1, 2, 3, 4],
+        2,
+        "2-of-4 after adding node 4",
+    )
+    .await;
+
+    // → 3-of-4.
+    let raised = tokio::task::block_in_place(|| cli(&["cluster", "set-threshold", "3"]));
+    eprintln!("threshold 3: {:?}", reshare_times(&raised));
+    check_all(&client, &keys, &[1, 2, 3, 4], 3, "3-of-4").await;
+
+    // → remove node 2 → 2-of-3 again; node 2 keeps no share.
+    let removed = tokio::task::block_in_place(|| cli(&["node", "remove", "2", "--threshold", "2"]));
+    eprintln!("remove node 2: {:?}", reshare_times(&removed));
+    check_all(&client, &keys, &[1, 3, 4], 2, "2-of-3 without node 2").await;
+    let config =
+        CoordinatorConfig::load(&cluster.path().join("coordinator").join("coordinator.toml"))
+            .unwrap();
+    let address2 = config
+        .nodes
+        .iter()
+        .find(|n| n.id == 2)
+        .unwrap()
+        .address
+        .clone();
+    let left = node_keys(&cluster, 2, &address2).await;
+    assert!(left.is_empty(), "node 2 still holds {left:?}");
+    assert_eq!(
+        client.decrypt(&old_blob, b"walk").await.unwrap().expose(),
+        b"from 2-of-3"
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = load.await.unwrap();
+    eprintln!(
+        "load during the walk: {} ok at once, {} after a retry, {} failed",
+        report.ok,
+        report.retried,
+        report.failed.len()
+    );
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.ok > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dealer_of_bad_sub_shares_is_named_and_left_out() {
+    let mut cluster =
+        TestCluster::start_with_fault(3, 2, 3, "corrupt_reshare_subshares = true").await;
+    let client = cluster.client().await;
+    let mut keys = Vec::new();
+    for algorithm in [
+        Algorithm::Ed25519,
+        Algorithm::SplitAes256,
+        Algorithm::EcdsaSecp256k1,
+    ] {
+        keys.push(client.create_key(algorithm, "bad dealer").await.unwrap());
+    }
+    let so = so_client(&cluster).await;
+    for key in &keys {
+        let new = so.reshare_key(key.id, vec![], vec![]).await.unwrap();
+        assert_eq!(
+            (new.epoch, new.public_key.clone()),
+            (1, key.public_key.clone())
+        );
+    }
+    let log = cluster.read_log("coordinator");
+    let named = log
+        .lines()
+        .filter(|l| l.contains("EXCLUDED") && l.contains("dealers=[3]"))
+        .count();
+    assert_eq!(
+        named,
+        keys.len(),
+        "the coordinator names node 3 for every key:\n{log}"
+    );
+    for honest in [1, 2] {
+        assert!(
+            cluster
+                .read_log(&format!("node-{honest}"))
+                .contains("reshare: a dealer was excluded"),
+            "node {honest} reports the exclusion"
+        );
+    }
+    // Node 3 still received a good share (only its dealing was bad): every pair signs.
+    check_every_pair(
+        &mut cluster,
+        &keys,
+        "after a reshare without the bad dealer",
     )
     .await;
 }

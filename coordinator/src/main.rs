@@ -210,11 +210,15 @@ enum NodeAction {
         #[arg(long, value_name = "SECONDS")]
         wait: Option<u64>,
     },
-    /// Remove a node from the cluster. Refused while a key still has a share on it, or if fewer nodes than the
-    /// threshold would remain. Security officer (VHSM_SO_PIN or client/so.pin).
+    /// Remove a node from the cluster: every key it holds is reshared to the other nodes first (its shares are
+    /// deleted as that happens, if it can be reached), then it leaves the membership. Refused if fewer nodes than
+    /// the threshold would remain (lower it with --threshold). Security officer (VHSM_SO_PIN or client/so.pin).
     Remove {
         /// The node's id.
         id: NodeId,
+        /// The threshold afterwards, set in the same reshare (e.g. 3-of-4 → 2-of-3).
+        #[arg(long)]
+        threshold: Option<u16>,
     },
     /// Let a node banned by an OT-based protocol (ECDSA) sign again, on every node. Do this only once you know why
     /// it was banned: a ban means its messages failed a check that an honest node passes.
@@ -402,9 +406,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::membership::add(&layout, &options, cli.json).await
         }
         Command::Node(NodeArgs {
-            action: Some(NodeAction::Remove { id }),
+            action: Some(NodeAction::Remove { id, threshold }),
             ..
-        }) => cli::membership::remove(&layout, *id, cli.json).await,
+        }) => cli::membership::remove(&layout, *id, *threshold, cli.json).await,
         Command::Key(KeyCommand::Create { algorithm, label }) => {
             cli::keys::create(&layout, *algorithm, label, cli.json).await
         }

@@ -316,11 +316,15 @@ pub async fn reshare(
             tracing::warn!(key = %key.id, nodes = ?not_yet_deleted, "these former holders could not be told to delete their old shares now; the coordinator retries when they answer");
         }
     }
+    let excluded: Vec<NodeId> = excluded.into_iter().collect();
+    if !excluded.is_empty() {
+        tracing::warn!(key = %key.id, %session, dealers = ?excluded, "reshare: dealer(s) EXCLUDED — their sub-shares or commitments did not check out (the nodes' logs say which and who accused them); the reshare completed without them; investigate these nodes");
+    }
     tracing::info!(key = %key.id, %session, epoch = next_epoch, holders = ?new_key.holders, threshold = new_key.threshold, excluded = ?excluded, "key reshared");
     Ok(Reshared {
         key: new_key,
         dealers,
-        excluded: excluded.into_iter().collect(),
+        excluded,
         not_yet_deleted,
     })
 }

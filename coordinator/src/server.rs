@@ -451,13 +451,9 @@ impl Coordinator {
             ClientRequest::ReshareKey {
                 key_id,
                 avoid_dealers,
+                leave_out,
             } => {
-                if session.logged_in() != Some(PinUser::SecurityOfficer) {
-                    return Err(WireError::new(
-                        ErrorKind::NotLoggedIn,
-                        "resharing a key is the security officer's: log in with the SO PIN",
-                    ));
-                }
+                session.require_security_officer()?;
                 // Start from the nodes' own view: a reshare must deal the epoch the holders have.
                 self.registry.refresh(&self.pool).await;
                 let key = self.key(key_id).await?;
@@ -468,7 +464,12 @@ impl Coordinator {
                     ));
                 };
                 let target = reshare::Target {
-                    committee: self.pool.ids(),
+                    committee: self
+                        .pool
+                        .ids()
+                        .into_iter()
+                        .filter(|n| !leave_out.contains(n))
+                        .collect(),
                     threshold,
                     avoid_dealers,
                     banned: self.signer.banned(),

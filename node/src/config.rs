@@ -35,6 +35,9 @@ pub struct FaultInjection {
     /// Answer the first key commit "done" without making the key active (as if the commit had been lost).
     #[serde(default)]
     pub lose_first_commit: bool,
+    /// Deal wrong sub-shares in a reshare (each one off by one bit).
+    #[serde(default)]
+    pub corrupt_reshare_subshares: bool,
     /// Exit (as if killed) right after staging a reshared share, before answering the coordinator.
     #[serde(default)]
     pub exit_after_staging: bool,

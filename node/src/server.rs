@@ -261,6 +261,33 @@ impl Node {
         None
     }
 
+    #[cfg(feature = "fault-injection")]
+    fn tamper_reshare(
+        &self,
+    ) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
+        fn corrupt(payload: &mut vhsm_wire::messages::MeshPayload) {
+            use vhsm_protocols::{reshare::ReshareBody, SecretBytes};
+            if let vhsm_wire::messages::MeshPayload::Reshare(message) = payload {
+                if let ReshareBody::SubShare(sub) = &message.body {
+                    let mut bytes = sub.expose().to_vec();
+                    if let Some(first) = bytes.first_mut() {
+                        *first ^= 1;
+                    }
+                    message.body = ReshareBody::SubShare(SecretBytes::new(bytes));
+                    tracing::warn!("fault injection: dealt a wrong sub-share");
+                }
+            }
+        }
+        self.faults.corrupt_reshare_subshares.then_some(&corrupt)
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn tamper_reshare(
+        &self,
+    ) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
+        None
+    }
+
     /// The key at share epoch `epoch`, as an operation asks for it. A node that staged that epoch but has not heard
     /// the commit yet commits now: the coordinator uses a new epoch only after it decided to commit it. A node
     /// at another epoch refuses (`Unavailable`, so that the coordinator asks another holder without blame).
@@ -527,6 +554,7 @@ impl Node {
                         committee: &committee,
                         threshold,
                         banned: &banned,
+                        tamper: self.tamper_reshare(),
                     },
                 )
                 .await;

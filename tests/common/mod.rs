@@ -345,3 +345,24 @@ pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bo
     };
     vk.verify_strict(message, &sig).is_ok()
 }
+
+/// A free UDP port on loopback, chosen by the OS.
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills a process this test did not start itself (a node `vhsm node add --start` detached) when dropped.
+pub struct KillOnDrop(pub i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}

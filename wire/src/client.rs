@@ -393,10 +393,12 @@ impl Client {
         &self,
         key_id: KeyId,
         avoid_dealers: Vec<NodeId>,
+        leave_out: Vec<NodeId>,
     ) -> Result<KeyInfo, ClientError> {
         let request = ClientRequest::ReshareKey {
             key_id,
             avoid_dealers,
+            leave_out,
         };
         match self.call(&request).await? {
             ClientResponse::Key(k) => Ok(k),

@@ -682,14 +682,17 @@ pub enum ClientRequest {
         /// The threshold.
         threshold: u16,
     },
-    /// Security officer: reshare a key to the current membership and threshold (this is also a refresh: every
-    /// holder gets a new share, the public key stays). `avoid_dealers`: nodes not to use as dealers (one being
-    /// repaired after losing its data).
+    /// Security officer: reshare a key to the current membership (less `leave_out`) and threshold (this is also a
+    /// refresh: every holder gets a new share, the public key stays). `avoid_dealers`: nodes not to use as dealers
+    /// (one being repaired after losing its data); `leave_out`: members that get no share (one about to be
+    /// removed).
     ReshareKey {
         /// The key.
         key_id: KeyId,
         /// Nodes that must not deal.
         avoid_dealers: Vec<NodeId>,
+        /// Members left out of the new holders.
+        leave_out: Vec<NodeId>,
     },
 }
 

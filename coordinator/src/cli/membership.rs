@@ -4,9 +4,9 @@
 //! Changes are the security officer's: the SO PIN comes from `VHSM_SO_PIN` or the cluster's `client/so.pin`.
 //! Each command keeps `cluster.toml` in step with the coordinator's membership.
 //!
-//! Keys do not move by themselves: a node added holds no share of the existing keys, and a node that still holds
-//! one cannot be removed. The step that reshares every key ([`reshare_after_change`], [`reshare_away_from`]) has
-//! its place in each command and does nothing yet.
+//! Each change reshares the keys (see `cli::reshare`): after a node is added or the threshold set, every key is
+//! reshared to all members with the new threshold; before a node is removed, every key is reshared to the others
+//! (the coordinator refuses to remove a node that still holds a share). Keys stay usable throughout.
 
 use std::{
     net::SocketAddr,
@@ -16,6 +16,8 @@ use std::{
 };
 
 use anyhow::{bail, Context};
+
+use super::reshare::KeyResult;
 use vhsm_coordinator::config::NodeEntry;
 use vhsm_wire::{
     client::{Client, ClientError},
@@ -117,21 +119,23 @@ fn update_cluster_file(layout: &Layout, membership: &Membership) -> anyhow::Resu
     layout.save(&cluster)
 }
 
-/// The step that reshares every key to the new membership and threshold, after a node was added or the threshold
-/// set. Resharing is added to these commands later; until then existing keys keep their holders and threshold,
-/// and only new keys use the new membership.
+/// Reshares every key to the new membership and threshold, after a node was added or the threshold set.
 async fn reshare_after_change(
-    _client: &Client,
+    client: &Client,
     _membership: &Membership,
-    _json: bool,
-) -> anyhow::Result<()> {
-    Ok(())
+    json: bool,
+) -> anyhow::Result<Vec<KeyResult>> {
+    super::reshare::reshare_to_membership(client, &[], json).await
 }
 
-/// The step that reshares every key `node` holds to the other nodes, before it is removed. Resharing is added to
-/// these commands later; until then the coordinator refuses to remove a node that still holds a share of a key.
-async fn reshare_away_from(_client: &Client, _node: NodeId, _json: bool) -> anyhow::Result<()> {
-    Ok(())
+/// Reshares every key `node` holds to the other nodes, before it is removed (its shares are deleted as each key
+/// is reshared, if it can be reached).
+async fn reshare_away_from(
+    client: &Client,
+    node: NodeId,
+    json: bool,
+) -> anyhow::Result<Vec<KeyResult>> {
+    super::reshare::reshare_to_membership(client, &[node], json).await
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -353,9 +357,10 @@ pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::R
     });
     let membership = add_when_up(&client, id, &address, wait, &mut started, json).await?;
     update_cluster_file(layout, &membership)?;
-    reshare_after_change(&client, &membership, json).await?;
+    let reshared = reshare_after_change(&client, &membership, json).await?;
     if json {
         return print_json(&serde_json::json!({
+            "reshared": reshared,
             "added": id,
             "address": address,
             "node_dir": layout.node_dir(id).display().to_string(),
@@ -365,28 +370,50 @@ pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::R
     }
     print!("node {id} added: {}", describe(&membership));
     println!(
-        "New keys are shared among all {} nodes; existing keys keep their holders.",
+        "Every key is now shared among all {} nodes.",
         membership.nodes.len()
     );
     Ok(())
 }
 
 /// `vhsm node remove ID`.
-pub async fn remove(layout: &Layout, id: NodeId, json: bool) -> anyhow::Result<()> {
+pub async fn remove(
+    layout: &Layout,
+    id: NodeId,
+    threshold: Option<u16>,
+    json: bool,
+) -> anyhow::Result<()> {
     layout.load()?;
     let client = connect_security_officer(layout).await?;
     let current = client.membership().await?;
     if !current.nodes.iter().any(|n| n.id == id) {
         bail!("node {id} is not a member (members {:?})", current.ids());
     }
-    reshare_away_from(&client, id, json).await?;
+    let remaining = current.nodes.len() - 1;
+    let after = threshold.unwrap_or(current.threshold);
+    if after < 2 || usize::from(after) > remaining {
+        bail!(
+            "threshold {after} is not possible with the {remaining} node(s) that would remain; choose one with \
+             --threshold (2..={remaining})"
+        );
+    }
+    if let Some(t) = threshold.filter(|t| *t != current.threshold) {
+        let membership = client
+            .set_threshold(t)
+            .await
+            .with_context(|| format!("threshold not set to {t}"))?;
+        update_cluster_file(layout, &membership)?;
+    }
+    let reshared = reshare_away_from(&client, id, json).await?;
     let membership = client
         .remove_node(id)
         .await
         .with_context(|| format!("node {id} not removed"))?;
     update_cluster_file(layout, &membership)?;
     if json {
-        return print_json(&serde_json::json!({ "removed": id, "membership": membership }));
+        return print_json(
+            &serde_json::json!({ "removed": id, "membership": membership, "reshared": reshared }),
+        );
     }
     print!("node {id} removed: {}", describe(&membership));
     println!(
@@ -405,12 +432,12 @@ pub async fn set_threshold(layout: &Layout, threshold: u16, json: bool) -> anyho
         .await
         .with_context(|| format!("threshold not set to {threshold}"))?;
     update_cluster_file(layout, &membership)?;
-    reshare_after_change(&client, &membership, json).await?;
+    let reshared = reshare_after_change(&client, &membership, json).await?;
     if json {
-        return print_json(&membership);
+        return print_json(&serde_json::json!({ "membership": membership, "reshared": reshared }));
     }
     print!("threshold set: {}", describe(&membership));
-    println!("New keys use it; existing keys keep their threshold.");
+    println!("Every key now has it.");
     Ok(())
 }
 

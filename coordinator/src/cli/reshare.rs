@@ -7,32 +7,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use vhsm_wire::{client::Client, KeyId, KeyInfo, NodeId, PinUser};
-use zeroize::Zeroizing;
+use vhsm_wire::{client::Client, KeyId, KeyInfo, NodeId};
 
-use super::{keys::connect, layout::Layout, progress};
-
-/// Connects to the coordinator and logs in as the security officer, with the PIN from `VHSM_SO_PIN` or the
-/// cluster's `client/so.pin`.
-pub async fn connect_security_officer(layout: &Layout) -> anyhow::Result<Client> {
-    let client = connect(layout).await?;
-    let pin = match std::env::var("VHSM_SO_PIN") {
-        Ok(pin) => Zeroizing::new(pin),
-        Err(_) => {
-            let path = layout.client_dir().join("so.pin");
-            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "this command is the security officer's: set VHSM_SO_PIN, or put the SO PIN in {}",
-                    path.display()
-                )
-            })?)
-        }
-    };
-    client
-        .login(PinUser::SecurityOfficer, pin.trim().as_bytes())
-        .await?;
-    Ok(client)
-}
+use super::{layout::Layout, membership::connect_security_officer, progress};
 
 /// One key's result.
 #[derive(Debug, Serialize)]
@@ -50,12 +27,14 @@ pub struct KeyResult {
     pub error: Option<String>,
 }
 
-/// Reshares `keys` one by one to the cluster's current membership and threshold, avoiding `avoid` as dealers.
-/// Every key is tried; the results say which failed (a failed key is unchanged and usable: run again).
+/// Reshares `keys` one by one to the cluster's current membership (less `leave_out`) and threshold, avoiding
+/// `avoid` as dealers. Every key is tried; the results say which failed (a failed key is unchanged and usable:
+/// run again).
 pub async fn reshare_keys(
     client: &Client,
     keys: &[KeyInfo],
     avoid: &[NodeId],
+    leave_out: &[NodeId],
     what: &str,
     json: bool,
 ) -> Vec<KeyResult> {
@@ -66,7 +45,9 @@ pub async fn reshare_keys(
             b.set_message(format!("{what}: {} ({})", key.id, key.algorithm));
         }
         let started = Instant::now();
-        let outcome = client.reshare_key(key.id, avoid.to_vec()).await;
+        let outcome = client
+            .reshare_key(key.id, avoid.to_vec(), leave_out.to_vec())
+            .await;
         let seconds = started.elapsed().as_secs_f64();
         results.push(match outcome {
             Ok(new) => KeyResult {
@@ -107,6 +88,26 @@ pub fn report(results: &[KeyResult], json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(results)?);
     } else {
+        print_table(results);
+    }
+    all_reshared(results)
+}
+
+/// Fails, saying how many, if any key was not reshared.
+pub fn all_reshared(results: &[KeyResult]) -> anyhow::Result<()> {
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} key(s) were not reshared; they are unchanged and usable — run the command again",
+            results.len()
+        );
+    }
+    Ok(())
+}
+
+/// One line per key.
+pub fn print_table(results: &[KeyResult]) {
+    {
         for r in results {
             match (&r.error, r.to_epoch) {
                 (None, Some(to)) => println!(
@@ -123,14 +124,6 @@ pub fn report(results: &[KeyResult], json: bool) -> anyhow::Result<()> {
             }
         }
     }
-    let failed = results.iter().filter(|r| r.error.is_some()).count();
-    if failed > 0 {
-        bail!(
-            "{failed} of {} key(s) were not reshared; they are unchanged and usable — run the command again",
-            results.len()
-        );
-    }
-    Ok(())
 }
 
 /// `vhsm key refresh ID` / `--all`: every holder of the key gets a new share of the same key; shares from before
@@ -154,7 +147,7 @@ pub async fn refresh(layout: &Layout, id: Option<KeyId>, json: bool) -> anyhow::
         }
         return Ok(());
     }
-    let results = reshare_keys(&client, &keys, &[], "refreshing", json).await;
+    let results = reshare_keys(&client, &keys, &[], &[], "refreshing", json).await;
     report(&results, json)
 }
 
@@ -178,9 +171,59 @@ pub async fn repair(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result
         &client,
         &keys,
         &[node],
+        &[],
         &format!("repairing node {node}"),
         json,
     )
     .await;
     report(&results, json)
+}
+
+/// Reshares every key whose holders or threshold are not what the membership says (its nodes less `leave_out`,
+/// its threshold): after a node was added or the threshold changed, or before a node is removed. Keys already
+/// there are left alone, so running it again after a partial failure only does what is left.
+pub async fn reshare_to_membership(
+    client: &Client,
+    leave_out: &[NodeId],
+    json: bool,
+) -> anyhow::Result<Vec<KeyResult>> {
+    let membership = client.membership().await?;
+    let target: Vec<NodeId> = membership
+        .ids()
+        .into_iter()
+        .filter(|n| !leave_out.contains(n))
+        .collect();
+    let keys: Vec<KeyInfo> = client
+        .list_keys()
+        .await?
+        .into_iter()
+        .filter(|k| {
+            let mut holders = k.holders.clone();
+            holders.sort_unstable();
+            holders != target || k.threshold != membership.threshold
+        })
+        .collect();
+    if keys.is_empty() {
+        if !json {
+            println!(
+                "every key is held by {target:?} with threshold {} already",
+                membership.threshold
+            );
+        }
+        return Ok(Vec::new());
+    }
+    if !json {
+        println!(
+            "resharing {} key(s) to {}-of-{target:?}; they stay usable throughout",
+            keys.len(),
+            membership.threshold
+        );
+    }
+    let what = format!("resharing to {}-of-{:?}", membership.threshold, target);
+    let results = reshare_keys(client, &keys, &[], leave_out, &what, json).await;
+    if !json {
+        print_table(&results);
+    }
+    all_reshared(&results)?;
+    Ok(results)
 }

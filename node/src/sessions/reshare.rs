@@ -30,7 +30,6 @@ use crate::{
 };
 
 /// What the coordinator asked of this node.
-#[derive(Debug)]
 pub struct ReshareRequest<'a> {
     /// This node.
     pub me: NodeId,
@@ -46,6 +45,21 @@ pub struct ReshareRequest<'a> {
     pub threshold: u16,
     /// Peers this node refuses OT-based protocols (ECDSA) with.
     pub banned: &'a [NodeId],
+    /// Test-only: alters outgoing reshare messages.
+    pub tamper: Option<&'a (dyn Fn(&mut MeshPayload) + Send + Sync)>,
+}
+
+impl std::fmt::Debug for ReshareRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReshareRequest")
+            .field("me", &self.me)
+            .field("session", &self.session)
+            .field("key", &self.key.id)
+            .field("dealers", &self.dealers)
+            .field("committee", &self.committee)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What this node's part of a reshare produced.
@@ -101,6 +115,7 @@ pub async fn reshare(
         committee,
         threshold,
         banned,
+        tamper,
     } = request;
     let deals = dealers.contains(&me);
     let receives = committee.contains(&me);
@@ -168,7 +183,7 @@ pub async fn reshare(
             _ => None,
         }),
         what: "reshare",
-        tamper: None,
+        tamper,
     };
     let (share, excluded) = match key.algorithm {
         Algorithm::Ed25519 => {
