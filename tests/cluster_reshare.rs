@@ -21,33 +21,40 @@ use vhsm_wire::{
 /// What every node holds of every key: (active epoch per key, staged epochs per key).
 type Holdings = BTreeMap<u16, (BTreeMap<KeyId, u64>, BTreeMap<KeyId, u64>)>;
 
-/// Asks every node directly (as the coordinator would) which epoch of which key it holds, and what it staged.
-async fn holdings(cluster: &TestCluster) -> Holdings {
+/// The nodes of `coordinator.toml` (id, address), and a pool that talks to nodes with the coordinator's identity.
+fn as_coordinator(cluster: &TestCluster) -> (Vec<(u16, String)>, NodePool) {
     let config =
         CoordinatorConfig::load(&cluster.path().join("coordinator").join("coordinator.toml"))
             .unwrap();
     let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
-    let endpoint = tls::client_endpoint(&identity, false).unwrap();
+    let nodes: Vec<(u16, String)> = config
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.address.clone()))
+        .collect();
     let pool = NodePool::new(
-        endpoint,
-        config.nodes.iter().map(|n| (n.id, n.address.clone())),
+        tls::client_endpoint(&identity, false).unwrap(),
+        nodes.clone(),
     );
+    (nodes, pool)
+}
+
+/// A node's answer to `ListKeys` or `ListStaged`.
+async fn listed(pool: &NodePool, id: u16, request: NodeRequest) -> Vec<KeyInfo> {
+    match pool.call(id, &request, Duration::from_secs(5)).await {
+        Ok(NodeResponse::Keys(keys)) => keys,
+        other => panic!("node {id} did not list its keys: {other:?}"),
+    }
+}
+
+/// Asks every node directly (as the coordinator would) which epoch of which key it holds, and what it staged.
+async fn holdings(cluster: &TestCluster) -> Holdings {
+    let (_, pool) = as_coordinator(cluster);
+    let epochs = |keys: Vec<KeyInfo>| keys.into_iter().map(|k| (k.id, k.epoch)).collect();
     let mut out = Holdings::new();
     for id in pool.ids() {
-        let list = |request: NodeRequest| {
-            let pool = &pool;
-            async move {
-                match pool.call(id, &request, Duration::from_secs(5)).await {
-                    Ok(NodeResponse::Keys(keys)) => keys
-                        .into_iter()
-                        .map(|k| (k.id, k.epoch))
-                        .collect::<BTreeMap<_, _>>(),
-                    other => panic!("node {id} did not list its keys: {other:?}"),
-                }
-            }
-        };
-        let active = list(NodeRequest::ListKeys).await;
-        let staged = list(NodeRequest::ListStaged).await;
+        let active = epochs(listed(&pool, id, NodeRequest::ListKeys).await);
+        let staged = epochs(listed(&pool, id, NodeRequest::ListStaged).await);
         out.insert(id, (active, staged));
     }
     out
@@ -316,25 +323,6 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     .await;
 }
 
-/// The keys (active, at any epoch) node `id` at `address` holds, asked directly as the coordinator would.
-async fn node_keys(cluster: &TestCluster, id: u16, address: &str) -> Vec<KeyInfo> {
-    let config =
-        CoordinatorConfig::load(&cluster.path().join("coordinator").join("coordinator.toml"))
-            .unwrap();
-    let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
-    let pool = NodePool::new(
-        tls::client_endpoint(&identity, false).unwrap(),
-        [(id, address.to_string())],
-    );
-    match pool
-        .call(id, &NodeRequest::ListKeys, Duration::from_secs(5))
-        .await
-    {
-        Ok(NodeResponse::Keys(keys)) => keys,
-        other => panic!("node {id} did not list its keys: {other:?}"),
-    }
-}
-
 /// What a signing and encryption load saw.
 #[derive(Debug, Default)]
 struct LoadReport {
@@ -506,17 +494,9 @@ async fn add_raise_threshold_remove_with_keys_in_use() {
     let removed = tokio::task::block_in_place(|| cli(&["node", "remove", "2", "--threshold", "2"]));
     eprintln!("remove node 2: {:?}", reshare_times(&removed));
     check_all(&client, &keys, &[1, 3, 4], 2, "2-of-3 without node 2").await;
-    let config =
-        CoordinatorConfig::load(&cluster.path().join("coordinator").join("coordinator.toml"))
-            .unwrap();
-    let address2 = config
-        .nodes
-        .iter()
-        .find(|n| n.id == 2)
-        .unwrap()
-        .address
-        .clone();
-    let left = node_keys(&cluster, 2, &address2).await;
+    // Node 2 is not a member any more, but it still answers the coordinator's identity: it holds nothing.
+    let (_, pool) = as_coordinator(&cluster);
+    let left = listed(&pool, 2, NodeRequest::ListKeys).await;
     assert!(left.is_empty(), "node 2 still holds {left:?}");
     assert_eq!(
         client.decrypt(&old_blob, b"walk").await.unwrap().expose(),

@@ -202,32 +202,42 @@ impl ShareStore {
 
     /// Deletes a pending key. Returns whether there was one. An active key is never deleted this way.
     pub fn abort_pending(&self, key_id: KeyId) -> Result<bool, StoreError> {
+        self.remove_if(KEYS, SHARES, key_id, |info| info.state == KeyState::Pending)
+    }
+
+    /// Deletes `key_id`'s metadata and share from one pair of tables (current, or staged) in one transaction, if
+    /// `condition` holds for the metadata. Returns whether they were deleted.
+    fn remove_if(
+        &self,
+        keys_table: TableDefinition<&[u8], &[u8]>,
+        shares_table: TableDefinition<&[u8], &[u8]>,
+        key_id: KeyId,
+        condition: impl FnOnce(&KeyInfo) -> bool,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(db_error)?;
-        let removed = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+        {
+            let mut keys = txn.open_table(keys_table).map_err(db_error)?;
             let record = match keys.get(&key_id.0[..]).map_err(db_error)? {
                 Some(r) => r.value().to_vec(),
                 None => return Ok(false),
             };
-            let info = self.open_info(key_id, &record)?;
-            if info.state != KeyState::Pending {
+            if !condition(&self.open_info(key_id, &record)?) {
                 return Ok(false);
             }
             keys.remove(&key_id.0[..]).map_err(db_error)?;
-            txn.open_table(SHARES)
+            txn.open_table(shares_table)
                 .map_err(db_error)?
                 .remove(&key_id.0[..])
                 .map_err(db_error)?;
-            true
-        };
+        }
         txn.commit().map_err(db_error)?;
-        Ok(removed)
+        Ok(true)
     }
 
-    /// Every key's metadata, pending ones included.
-    pub fn keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
+    /// The metadata in one table (current keys, or staged ones).
+    fn infos_in(&self, table: TableDefinition<&[u8], &[u8]>) -> Result<Vec<KeyInfo>, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(KEYS).map_err(db_error)?;
+        let table = txn.open_table(table).map_err(db_error)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_error)? {
             let (k, v) = entry.map_err(db_error)?;
@@ -237,6 +247,11 @@ impl ShareStore {
             out.push(self.open_info(key_id, v.value())?);
         }
         Ok(out)
+    }
+
+    /// Every key's metadata, pending ones included.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
+        self.infos_in(KEYS)
     }
 
     /// One active key with this node's share, opened.
@@ -492,40 +507,14 @@ impl ShareStore {
 
     /// Drops the staged share of `epoch` (a reshare that did not complete). Returns whether there was one.
     pub fn abort_staged(&self, key_id: KeyId, epoch: u64) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let removed = {
-            let mut staged_keys = txn.open_table(STAGED_KEYS).map_err(db_error)?;
-            let record = match staged_keys.get(&key_id.0[..]).map_err(db_error)? {
-                Some(r) => r.value().to_vec(),
-                None => return Ok(false),
-            };
-            if self.open_info(key_id, &record)?.epoch != epoch {
-                return Ok(false);
-            }
-            staged_keys.remove(&key_id.0[..]).map_err(db_error)?;
-            txn.open_table(STAGED_SHARES)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?;
-            true
-        };
-        txn.commit().map_err(db_error)?;
-        Ok(removed)
+        self.remove_if(STAGED_KEYS, STAGED_SHARES, key_id, |info| {
+            info.epoch == epoch
+        })
     }
 
     /// The metadata of every staged (not yet committed) share.
     pub fn staged(&self) -> Result<Vec<KeyInfo>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(STAGED_KEYS).map_err(db_error)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_error)? {
-            let (k, v) = entry.map_err(db_error)?;
-            let key_id = KeyId(k.value().try_into().map_err(|_| {
-                StoreError::Database("a key id in the database is not 16 bytes".into())
-            })?);
-            out.push(self.open_info(key_id, v.value())?);
-        }
-        Ok(out)
+        self.infos_in(STAGED_KEYS)
     }
 
     /// Stores an object if it is newer than this node's copy. Returns whether it was stored.
