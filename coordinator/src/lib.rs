@@ -12,11 +12,13 @@
 //! - [`objects`]: certificates and data objects, kept on every node.
 //! - [`token`]: the PKCS#11 token's PINs and their lockout.
 //! - [`server`]: the client API over QUIC with mutual TLS.
+//! - [`audit`]: who asked, told to the nodes for their audit logs; failed logins reported to them.
 //!
 //! The coordinator never holds a share or a whole key: it sees only public keys, commitments and signature shares.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod config;
 pub mod encryption;
 pub mod faults;

@@ -92,6 +92,10 @@ enum Command {
     /// Create, list and show keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The nodes' audit logs: verify their chains and agreement, or show entries. Security officer (VHSM_SO_PIN or
+    /// client/so.pin).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Sign a file with a key.
     Sign {
         /// The key's id.
@@ -249,6 +253,25 @@ enum ClusterCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every node's hash chain (naming the node and entry of any break) and that the nodes agree on the
+    /// operations they took part in. Exits non-zero on any problem.
+    Verify,
+    /// List audit entries of every node, oldest first.
+    Show {
+        /// Only entries of this key.
+        #[arg(long, value_name = "ID")]
+        key: Option<KeyId>,
+        /// Only entries at or after this time: RFC 3339 (2024-05-01T12:00:00Z) or seconds since 1970.
+        #[arg(long, value_name = "T", value_parser = cli::audit::parse_time)]
+        since: Option<u64>,
+        /// Only this node's entries.
+        #[arg(long, value_name = "ID")]
+        node: Option<NodeId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeyCommand {
     /// Generate a key by distributed key generation on the nodes.
     Create {
@@ -381,6 +404,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::daemon::coordinator(&args.config, args.exit_with_parent).await
         }
         Command::Status => cli::keys::status(&layout, cli.json).await,
+        Command::Audit(AuditCommand::Verify) => cli::audit::verify(&layout, cli.json).await,
+        Command::Audit(AuditCommand::Show { key, since, node }) => {
+            let options = cli::audit::ShowOptions {
+                key: *key,
+                since: *since,
+                node: *node,
+            };
+            cli::audit::show(&layout, &options, cli.json).await
+        }
         Command::Cluster(ClusterCommand::Members) => {
             cli::membership::members(&layout, cli.json).await
         }

@@ -379,9 +379,15 @@ impl NodePool {
             if !matches!(request, NodeRequest::SetMembership { .. }) {
                 self.deliver_membership(node, &link, &conn).await?;
             }
-            frame::request::<_, NodeResponse>(&conn, request, DEFAULT_FRAME_LIMIT)
-                .await
-                .map_err(|e| e.to_string())
+            // For the nodes' audit logs: who asked (see `crate::audit`).
+            let wrapped = crate::audit::wrap(request);
+            frame::request::<_, NodeResponse>(
+                &conn,
+                wrapped.as_ref().unwrap_or(request),
+                DEFAULT_FRAME_LIMIT,
+            )
+            .await
+            .map_err(|e| e.to_string())
         };
         let result = match tokio::time::timeout(timeout, attempt).await {
             Ok(r) => r,

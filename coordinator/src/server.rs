@@ -28,6 +28,8 @@ use crate::{
 
 /// The largest message a client may ask to sign.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// How long a node may take to answer a page of its audit log.
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a node may take to answer a status request.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -186,10 +188,13 @@ impl Coordinator {
                 )
                 .await
                 {
-                    Ok(request) => me
-                        .handle(&session, request)
-                        .await
-                        .unwrap_or_else(ClientResponse::Error),
+                    Ok(request) => {
+                        let requester = crate::audit::requester(&client, session.logged_in());
+                        let purpose = crate::audit::purpose(&request);
+                        crate::audit::on_behalf(requester, purpose, me.handle(&session, request))
+                            .await
+                            .unwrap_or_else(ClientResponse::Error)
+                    }
                     Err(e) => {
                         ClientResponse::Error(WireError::new(ErrorKind::BadRequest, e.to_string()))
                     }
@@ -232,7 +237,10 @@ impl Coordinator {
                         }
                         tracing::info!(%client, ?user, "logged in");
                     }
-                    Err(e) => tracing::warn!(%client, ?user, error = %e, "login refused"),
+                    Err(e) => {
+                        tracing::warn!(%client, ?user, error = %e, "login refused");
+                        crate::audit::record_login_failure(&self.pool, user, e).await;
+                    }
                 }
                 result.map(|()| ClientResponse::Ok)
             }
@@ -447,6 +455,26 @@ impl Coordinator {
                     )?;
                 tracing::warn!(%client, threshold, version = m.version, members = ?m.ids(), "THRESHOLD of new keys and reshares set (existing keys keep theirs until reshared)");
                 Ok(ClientResponse::Membership(m))
+            }
+            ClientRequest::AuditLog { node, from_line } => {
+                session.require_security_officer()?;
+                let request = NodeRequest::AuditLog {
+                    from_line,
+                    max_lines: vhsm_node::audit::MAX_PAGE_LINES,
+                };
+                match self.pool.call(node, &request, AUDIT_TIMEOUT).await {
+                    Ok(NodeResponse::Audit(page)) => Ok(ClientResponse::Audit(page)),
+                    Ok(_) => Err(WireError::new(
+                        ErrorKind::Internal,
+                        format!("node {node} answered the audit log request with something else"),
+                    )),
+                    Err(NodeCallError::Refused { error, .. }) => Err(error),
+                    Err(e) => Err(WireError {
+                        kind: ErrorKind::Unavailable,
+                        message: e.to_string(),
+                        nodes: vec![node],
+                    }),
+                }
             }
             ClientRequest::ReshareKey {
                 key_id,

@@ -23,6 +23,7 @@ use vhsm_wire::{
 };
 
 use crate::{
+    audit::AuditLog,
     config::NodeConfig,
     membership::MembershipKeeper,
     mesh::{Mesh, MESSAGE_ACK},
@@ -50,6 +51,8 @@ pub struct Node {
     /// The cluster membership: who the peers are.
     membership: MembershipKeeper,
     nonces: NonceStore,
+    /// The audit log: every recorded request is written here before it runs (fail closed).
+    audit: Arc<AuditLog>,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
     keygens:
         std::sync::Mutex<std::collections::HashMap<vhsm_wire::KeyId, vhsm_protocols::SessionId>>,
@@ -113,6 +116,13 @@ impl Node {
             StorageKey::load(&config.storage_key_file).map_err(|e| NodeError(e.to_string()))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        // A log whose chain does not verify: refuse to serve (see `audit`).
+        let audit = AuditLog::open(&config.data_dir.join(crate::audit::AUDIT_FILE), config.node_id)
+            .map_err(|e| {
+                NodeError(format!(
+                    "{e}; the node refuses to serve with an audit log it cannot vouch for: keep the file as evidence, move it aside and start again (a new chain begins)"
+                ))
+            })?;
         let store = ShareStore::open(&config.data_dir.join("shares.redb"), key, config.node_id)
             .map_err(|e| NodeError(e.to_string()))?;
         // The peers: the newest membership this node was given, else node.toml's.
@@ -127,6 +137,7 @@ impl Node {
             mesh,
             membership,
             nonces: NonceStore::default(),
+            audit: Arc::new(audit),
             keygens: Default::default(),
             endpoint,
             #[cfg(feature = "fault-injection")]
@@ -198,7 +209,7 @@ impl Node {
 
     async fn request(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let response = match frame::receive::<NodeRequest>(&mut recv, DEFAULT_FRAME_LIMIT).await {
-            Ok(request) => match self.handle(request).await {
+            Ok(request) => match self.audited(request).await {
                 Ok(r) => r,
                 Err(e) => NodeResponse::Error(e),
             },
@@ -325,6 +336,57 @@ impl Node {
         blocking(move || store.commit_staged(key_id, epoch)).await?;
         tracing::info!(key = %key_id, epoch, "staged share committed on first use of its epoch");
         self.store.active_key(key_id).map_err(store_error)
+    }
+
+    /// Appends one audit entry (off the async threads); an error names the log and refuses the request.
+    async fn audit(
+        &self,
+        operation: &crate::audit::Operation,
+        requester: &str,
+        purpose: &str,
+        result: String,
+    ) -> Result<(), WireError> {
+        let (log, operation, requester, purpose) = (
+            self.audit.clone(),
+            operation.clone(),
+            requester.to_string(),
+            purpose.to_string(),
+        );
+        tokio::task::spawn_blocking(move || log.append(&operation, &requester, &purpose, result))
+            .await
+            .map_err(|e| WireError::new(ErrorKind::Internal, format!("audit task failed: {e}")))?
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(error = %e, "AUDIT LOG NOT WRITABLE: request refused (fail closed)");
+                WireError::new(
+                    ErrorKind::Internal,
+                    format!("node {}: refused, the audit log cannot be written (fail closed): {e}", self.id),
+                )
+            })
+    }
+
+    /// Answers one coordinator request, recording it in the audit log: the attempt before the work, the result
+    /// before the answer leaves (see [`crate::audit`]).
+    pub async fn audited(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
+        let (requester, purpose, request) = match request {
+            NodeRequest::OnBehalf {
+                requester,
+                purpose,
+                request,
+            } => (requester, purpose, *request),
+            other => ("coordinator".to_string(), String::new(), other),
+        };
+        let Some(operation) = crate::audit::describe(&request) else {
+            return self.handle(request).await;
+        };
+        if operation.attempt_first {
+            self.audit(&operation, &requester, &purpose, "attempt".into())
+                .await?;
+        }
+        let result = self.handle(request).await;
+        let text = crate::audit::result_text(result.as_ref().map(|_| ()));
+        self.audit(&operation, &requester, &purpose, text).await?;
+        result
     }
 
     /// Answers one coordinator request.
@@ -604,6 +666,25 @@ impl Node {
                     .apply(self.store.clone(), &self.mesh, membership)
                     .await?;
                 Ok(NodeResponse::Ok)
+            }
+            NodeRequest::OnBehalf { .. } => Err(WireError::new(
+                ErrorKind::BadRequest,
+                "a request on behalf of a client must not be nested",
+            )),
+            // Recorded by `audited`: nothing else to do.
+            NodeRequest::LoginFailed { .. } => Ok(NodeResponse::Ok),
+            NodeRequest::AuditLog {
+                from_line,
+                max_lines,
+            } => {
+                let log = self.audit.clone();
+                tokio::task::spawn_blocking(move || log.page(from_line, max_lines))
+                    .await
+                    .map_err(|e| {
+                        WireError::new(ErrorKind::Internal, format!("audit task failed: {e}"))
+                    })?
+                    .map(NodeResponse::Audit)
+                    .map_err(|e| WireError::new(ErrorKind::Internal, e.to_string()))
             }
             NodeRequest::ClearBan { node } => {
                 let store = self.store.clone();

@@ -334,6 +334,21 @@ impl Client {
         }
     }
 
+    /// Security officer: one page of node `node`'s audit log (raw lines from `from_line`).
+    pub async fn audit_page(
+        &self,
+        node: NodeId,
+        from_line: u64,
+    ) -> Result<crate::messages::AuditPage, ClientError> {
+        match self
+            .call(&ClientRequest::AuditLog { node, from_line })
+            .await?
+        {
+            ClientResponse::Audit(page) => Ok(page),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Clears a ban on `node` on every node.
     pub async fn unban(&self, node: NodeId) -> Result<(), ClientError> {
         self.expect_ok(&ClientRequest::Unban { node }).await
@@ -420,6 +435,7 @@ fn unexpected(response: &ClientResponse) -> ClientError {
         ClientResponse::Keys(_) => "a key list",
         ClientResponse::Signature { .. } => "a signature",
         ClientResponse::Membership(_) => "the membership",
+        ClientResponse::Audit(_) => "an audit log page",
         ClientResponse::Error(_) => "an error",
     };
     ClientError::Unexpected(format!("got {kind}"))

@@ -427,6 +427,43 @@ pub enum NodeRequest {
         /// The message input.
         alpha: [u8; 32],
     },
+    /// `request`, made for `requester` (the client's certificate name and PIN user, as the coordinator saw them):
+    /// the node writes the requester into its audit log. Not nested.
+    OnBehalf {
+        /// Who asked the coordinator, e.g. `alice (user)`.
+        requester: String,
+        /// The client request it serves (`sign`, `decrypt`, …).
+        purpose: String,
+        /// The request.
+        request: Box<NodeRequest>,
+    },
+    /// A client failed to log in at the coordinator: the node records it in its audit log.
+    LoginFailed {
+        /// Which PIN was presented.
+        user: PinUser,
+        /// Why it was refused (wrong PIN, locked); never the PIN.
+        error: String,
+    },
+    /// Raw lines of this node's audit log, from line `from_line` (0-based), at most `max_lines`.
+    AuditLog {
+        /// The first line wanted.
+        from_line: u64,
+        /// At most this many lines.
+        max_lines: u32,
+    },
+}
+
+/// One page of a node's audit log: its raw lines, as stored (the reader verifies them itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The node whose log this is.
+    pub node: NodeId,
+    /// The line number (0-based) of `lines[0]`.
+    pub first_line: u64,
+    /// The lines, without their newline; a line that is not UTF-8 is given lossily (and will not verify).
+    pub lines: Vec<String>,
+    /// Whether the log has no more lines after these.
+    pub end: bool,
 }
 
 /// Node → coordinator.
@@ -462,6 +499,8 @@ pub enum NodeResponse {
     },
     /// Answer to `CommitReshare`: the key as it is now.
     Key(KeyInfo),
+    /// Answer to `AuditLog`.
+    Audit(AuditPage),
     /// The request failed.
     Error(WireError),
 }
@@ -694,6 +733,13 @@ pub enum ClientRequest {
         /// Members left out of the new holders.
         leave_out: Vec<NodeId>,
     },
+    /// Security officer: a page of node `node`'s audit log (raw lines from `from_line`).
+    AuditLog {
+        /// The node.
+        node: NodeId,
+        /// The first line wanted (0-based).
+        from_line: u64,
+    },
 }
 
 /// The largest plaintext one `Encrypt` request takes.
@@ -729,6 +775,8 @@ pub enum ClientResponse {
         /// The nodes that took part.
         signers: Vec<NodeId>,
     },
+    /// Answer to `AuditLog`.
+    Audit(AuditPage),
     /// The request failed.
     Error(WireError),
 }

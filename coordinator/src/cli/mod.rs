@@ -1,5 +1,6 @@
 //! The `vhsm` command line.
 
+pub mod audit;
 pub mod daemon;
 pub mod demo;
 pub mod encrypt;

@@ -1,0 +1,202 @@
+//! Real processes: the nodes' audit logs. Key operations are recorded on every node that took part, with who
+//! asked; `vhsm audit verify` passes on an intact cluster and names the node and the entry when one byte of one
+//! node's log is flipped; a node whose audit log cannot be written refuses to take part, so nothing is signed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run_vhsm, TestCluster};
+use vhsm_wire::{Algorithm, PinUser};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_records_verifies_names_a_flipped_entry_and_fails_closed() {
+    let mut cluster = TestCluster::start(3, 2).await;
+    let dir = cluster.path().to_str().unwrap().to_string();
+    let nodes_dir = cluster.node_dir(1).parent().unwrap().to_path_buf();
+    let audit_file = move |id: u16| {
+        nodes_dir
+            .join(format!("node-{id}"))
+            .join("data")
+            .join("audit.log")
+    };
+
+    // A failed login, then key operations of each kind.
+    let stranger = cluster.anonymous_client().await;
+    assert!(stranger
+        .login(PinUser::User, b"not-the-pin-123")
+        .await
+        .is_err());
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::Ed25519, "audited")
+        .await
+        .unwrap();
+    let aes = client
+        .create_key(Algorithm::SplitAes256, "audited-aes")
+        .await
+        .unwrap();
+    client.sign(key.id, b"audited message", None).await.unwrap();
+    let blob = client
+        .encrypt(aes.id, b"TOP-SECRET-PLAINTEXT", b"")
+        .await
+        .unwrap();
+    client.decrypt(&blob, b"").await.unwrap();
+
+    // Intact: verify passes on every node.
+    let (ok, out, err) = run_vhsm(
+        &["audit", "verify", "--cluster", &dir],
+        Duration::from_secs(30),
+    );
+    assert!(
+        ok,
+        "audit verify failed on an intact cluster:\n{out}\n{err}"
+    );
+    assert_eq!(out.matches("entries, chain intact").count(), 3, "{out}");
+
+    // show --key: the key's generation and signature, by the user, on the nodes that took part.
+    let (ok, out, err) = run_vhsm(
+        &[
+            "audit",
+            "show",
+            "--key",
+            &key.id.to_string(),
+            "--since",
+            "2020-01-01T00:00:00Z",
+            "--json",
+            "--cluster",
+            &dir,
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(ok, "audit show failed:\n{out}\n{err}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let key_hex = key.id.to_string();
+    assert!(entries.iter().all(|e| e["key"] == key_hex.as_str()));
+    let with = |op: &str, result: &str| {
+        entries
+            .iter()
+            .filter(|e| e["op"] == op && e["result"] == result)
+            .count()
+    };
+    assert_eq!(with("generate", "attempt"), 3, "{out}");
+    assert_eq!(with("generate", "ok"), 3, "{out}");
+    assert_eq!(with("sign", "ok"), 2, "two signers: {out}");
+    assert!(entries
+        .iter()
+        .filter(|e| e["op"] == "sign")
+        .all(|e| e["requester"].as_str().unwrap().ends_with("(user)") && e["purpose"] == "sign"));
+    // Nothing from the future.
+    let (ok, out, _) = run_vhsm(
+        &[
+            "audit",
+            "show",
+            "--key",
+            &key_hex,
+            "--since",
+            "4000000000",
+            "--json",
+            "--cluster",
+            &dir,
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), "[]");
+
+    // Every node recorded the failed login; the encryption and the decryption were recorded by (at least) two
+    // nodes each; no plaintext in any log; the files are private.
+    let mut evaluations = 0;
+    for id in 1..=3 {
+        let text = std::fs::read_to_string(audit_file(id)).unwrap();
+        assert!(text.contains("\"op\":\"login-failed\""), "node {id}");
+        evaluations += text
+            .lines()
+            .filter(|l| l.contains("\"op\":\"evaluate\"") && l.contains("\"result\":\"ok\""))
+            .count();
+        assert!(!text.contains("TOP-SECRET"), "node {id}");
+        assert!(!text.contains("not-the-pin"), "node {id}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(audit_file(id))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "node {id}");
+        }
+    }
+
+    assert!(evaluations >= 4, "{evaluations} evaluations recorded");
+
+    // Flip one byte of entry 3 of node 2 (inside its requester field, so it still parses): named.
+    let path = audit_file(2);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let start = line_starts[3];
+    let field = b"\"requester\":\"";
+    let at = start
+        + bytes[start..]
+            .windows(field.len())
+            .position(|w| w == field)
+            .unwrap()
+        + field.len();
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let (ok, out, err) = run_vhsm(
+        &["audit", "verify", "--cluster", &dir],
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "verify passed a flipped byte:\n{out}");
+    assert!(
+        out.contains("node 2: CHAIN BROKEN")
+            && out.contains("node 2 entry at line 3 (entry seq 3)"),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains("node 1: ") && out.contains("chain intact"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("node 1: CHAIN BROKEN") && !out.contains("node 3: CHAIN BROKEN"),
+        "{out}"
+    );
+
+    // Fail closed: node 3 down, node 1's audit log replaced by a directory (a write fails even as root). Signing
+    // needs node 1 and is refused, naming the audit log; no signature.
+    cluster.kill("node-3");
+    let path = audit_file(1);
+    std::fs::rename(&path, path.with_extension("kept")).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = client
+        .sign(key.id, b"must not be signed", None)
+        .await
+        .expect_err("signed although a signer's audit log cannot be written");
+    let text = err.to_string();
+    assert!(
+        text.contains("audit log cannot be written") && text.contains("node 1"),
+        "{text}"
+    );
+    assert!(cluster
+        .read_log("node-1")
+        .contains("AUDIT LOG NOT WRITABLE"));
+
+    // A node restarted on a broken chain refuses to serve, naming the entry.
+    cluster.kill("node-2");
+    cluster.start_node(2);
+    cluster.wait_exit("node-2", Duration::from_secs(20));
+    let log = cluster.read_log("node-2");
+    assert!(
+        log.contains("line 3 (entry seq 3)") && log.contains("refuses to serve"),
+        "{log}"
+    );
+}
