@@ -9,6 +9,8 @@
 //! - [`membership`]: the cluster's membership (nodes, threshold of new keys): saved, changed by the security
 //!   officer, given to every node.
 //! - [`reshare`]: refresh, new committee or repair of a key's shares, staged then committed (crash-safe).
+//! - [`node_backup`]: unsealing a sealed node; a node's backup, and its restore checked against the cluster's
+//!   epochs.
 //! - [`objects`]: certificates and data objects, kept on every node.
 //! - [`token`]: the PKCS#11 token's PINs and their lockout.
 //! - [`server`]: the client API over QUIC with mutual TLS.
@@ -25,6 +27,7 @@ pub mod faults;
 pub mod keygen;
 pub mod keys;
 pub mod membership;
+pub mod node_backup;
 pub mod nodes;
 pub mod objects;
 pub mod registry;

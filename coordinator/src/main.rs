@@ -58,6 +58,7 @@ impl ClusterShape {
             host: self.host.clone(),
             base_port: self.base_port,
             user_pin: self.user_pin.clone(),
+            seal: None,
         }
     }
 }
@@ -71,6 +72,14 @@ enum Command {
         dir: Option<PathBuf>,
         #[command(flatten)]
         shape: ClusterShape,
+        /// Seal each node's storage key under an operator passphrase (Argon2id) instead of writing development
+        /// key files: nodes start sealed until `vhsm node unseal ID`. The passphrase comes from
+        /// --passphrase-file, VHSM_NODE_PASSPHRASE, or a prompt.
+        #[arg(long)]
+        seal: bool,
+        /// A file whose first line is the passphrase (with --seal).
+        #[arg(long, value_name = "FILE", requires = "seal")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Run a whole cluster on this machine (initialising it first if needed) until Ctrl-C.
     Up {
@@ -237,6 +246,35 @@ enum NodeAction {
         /// The node's id.
         id: NodeId,
     },
+    /// Unseal a sealed node (one made by `vhsm init --seal`): it opens its store and serves. The passphrase comes
+    /// from --passphrase-file, VHSM_NODE_PASSPHRASE, or a prompt; a wrong one is refused and changes nothing.
+    /// Security officer (VHSM_SO_PIN or client/so.pin).
+    Unseal {
+        /// The node's id.
+        id: NodeId,
+        /// A file whose first line is the passphrase.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Write a backup of one node: its keys' shares and metadata, objects and membership, sealed under the node's
+    /// own storage key (it restores only on that node) with a readable header of key ids and epochs. Security
+    /// officer (VHSM_SO_PIN or client/so.pin).
+    Backup {
+        /// The node's id.
+        id: NodeId,
+        /// Where to write it (a new file, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a node (started empty, unsealed) from its backup. Refused if a key was refreshed or reshared since
+    /// the backup (an older epoch: its shares no longer combine; use `vhsm node repair`); keys the cluster no
+    /// longer has are left out. Security officer (VHSM_SO_PIN or client/so.pin).
+    Restore {
+        /// The node's id.
+        id: NodeId,
+        /// The backup file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,9 +397,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let layout = Layout::new(&cluster_dir());
     match &cli.command {
-        Command::Init { dir, shape } => {
+        Command::Init {
+            dir,
+            shape,
+            seal,
+            passphrase_file,
+        } => {
             let layout = Layout::new(&dir.clone().unwrap_or_else(cluster_dir));
-            let cluster = cli::init::init(&layout, &shape.options())?;
+            let mut options = shape.options();
+            if *seal {
+                options.seal = Some(std::sync::Arc::new(cli::sealing::read_passphrase(
+                    passphrase_file.as_deref(),
+                    true,
+                )?));
+            }
+            let cluster = cli::init::init(&layout, &options)?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&cluster)?);
             } else {
@@ -388,6 +438,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: Some(NodeAction::Repair { id }),
             ..
         }) => cli::reshare::repair(&layout, *id, cli.json).await,
+        Command::Node(NodeArgs {
+            action:
+                Some(NodeAction::Unseal {
+                    id,
+                    passphrase_file,
+                }),
+            ..
+        }) => cli::sealing::unseal(&layout, *id, passphrase_file.as_deref(), cli.json).await,
+        Command::Node(NodeArgs {
+            action: Some(NodeAction::Backup { id, out }),
+            ..
+        }) => cli::sealing::backup(&layout, *id, out, cli.json).await,
+        Command::Node(NodeArgs {
+            action: Some(NodeAction::Restore { id, file }),
+            ..
+        }) => cli::sealing::restore(&layout, *id, file, cli.json).await,
         Command::Node(NodeArgs {
             config: Some(config),
             exit_with_parent,

@@ -14,7 +14,7 @@ use std::{
 use vhsm_wire::{
     frame::{self, DEFAULT_FRAME_LIMIT},
     messages::{Membership, NodeRequest, NodeResponse, NodeStatus},
-    NodeId, Role, WireError,
+    ErrorKind, NodeId, Role, WireError,
 };
 
 /// How long to wait for a node to accept a connection.
@@ -347,6 +347,11 @@ impl NodePool {
                     "node has the membership"
                 );
             }
+            // Sealed: it takes the membership once unsealed (asked again then); the request itself is answered
+            // "sealed", which the caller sees as unavailable.
+            Ok(NodeResponse::Error(error)) if error.kind == ErrorKind::Sealed => {
+                tracing::debug!(node, %error, "node is sealed");
+            }
             Ok(NodeResponse::Error(error)) => {
                 tracing::warn!(node, version = membership.version, %error, "node refused the cluster membership");
             }
@@ -394,6 +399,14 @@ impl NodePool {
             Err(_) => Err(format!("no answer within {timeout:?}")),
         };
         match result {
+            // A sealed node is not at fault: it is unavailable until an operator unseals it.
+            Ok(NodeResponse::Error(error)) if error.kind == ErrorKind::Sealed => {
+                Self::mark(&link, Some(error.message.clone()));
+                Err(NodeCallError::Unreachable {
+                    node,
+                    reason: error.message,
+                })
+            }
             Ok(NodeResponse::Error(error)) => {
                 Self::mark(&link, None);
                 Err(NodeCallError::Refused { node, error })

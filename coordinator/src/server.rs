@@ -507,6 +507,36 @@ impl Coordinator {
                 self.registry.insert(done.key.clone());
                 Ok(ClientResponse::Key(done.key))
             }
+            ClientRequest::UnsealNode { node, passphrase } => {
+                session.require_security_officer()?;
+                tracing::warn!(%client, node, "security officer unseals a node");
+                crate::node_backup::unseal(&self.pool, node, passphrase)
+                    .await
+                    .inspect_err(
+                        |e| tracing::warn!(%client, node, error = %e, "node not unsealed"),
+                    )?;
+                // Learn the keys the node holds now that it can say.
+                self.registry.refresh(&self.pool).await;
+                Ok(ClientResponse::Ok)
+            }
+            ClientRequest::BackupNode { node } => {
+                session.require_security_officer()?;
+                tracing::warn!(%client, node, "security officer takes a backup of a node");
+                let file = crate::node_backup::backup(&self.pool, node).await?;
+                Ok(ClientResponse::Backup(file))
+            }
+            ClientRequest::RestoreNode { node, backup } => {
+                session.require_security_officer()?;
+                tracing::warn!(%client, node, "security officer restores a node from a backup");
+                let (restored, skipped) = crate::node_backup::restore(&self.pool, node, backup)
+                    .await
+                    .inspect_err(
+                        |e| tracing::warn!(%client, node, error = %e, "restore refused"),
+                    )?;
+                tracing::warn!(%client, node, restored = ?restored, skipped = skipped.len(), "node RESTORED from a backup");
+                self.registry.refresh(&self.pool).await;
+                Ok(ClientResponse::Restored { restored, skipped })
+            }
         }
     }
 

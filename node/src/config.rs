@@ -35,6 +35,9 @@ pub struct FaultInjection {
     /// Answer the first key commit "done" without making the key active (as if the commit had been lost).
     #[serde(default)]
     pub lose_first_commit: bool,
+    /// Fail the start-up self-test (an expected answer altered): the node must refuse to start.
+    #[serde(default)]
+    pub fail_self_test: bool,
     /// Deal wrong sub-shares in a reshare (each one off by one bit).
     #[serde(default)]
     pub corrupt_reshare_subshares: bool,
@@ -60,8 +63,18 @@ pub struct NodeConfig {
     pub cert: PathBuf,
     /// This node's TLS private key (PEM).
     pub key: PathBuf,
-    /// The development storage-key file (64 hex digits, mode 0600) that seals every record.
-    pub storage_key_file: PathBuf,
+    /// The DEVELOPMENT storage-key file (64 hex digits, mode 0600) that seals every record, beside the data (`vhsm
+    /// up`). Exactly one of this and `sealed_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key_file: Option<PathBuf>,
+    /// The sealed key file (`vhsm init --seal`): the storage key wrapped under the operator's passphrase. The node
+    /// starts sealed unless it is given the passphrase (`passphrase_file`, or `VHSM_NODE_PASSPHRASE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_key_file: Option<PathBuf>,
+    /// A file holding the passphrase (mode 0600), for unattended starts; without it the node waits for `vhsm node
+    /// unseal` (or `VHSM_NODE_PASSPHRASE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<PathBuf>,
     /// Where the share database lives.
     pub data_dir: PathBuf,
     /// The other nodes.
@@ -82,15 +95,26 @@ impl NodeConfig {
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
-            &mut config.ca_cert,
-            &mut config.cert,
-            &mut config.key,
-            &mut config.storage_key_file,
-            &mut config.data_dir,
-        ] {
+            Some(&mut config.ca_cert),
+            Some(&mut config.cert),
+            Some(&mut config.key),
+            config.storage_key_file.as_mut(),
+            config.sealed_key_file.as_mut(),
+            config.passphrase_file.as_mut(),
+            Some(&mut config.data_dir),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if config.storage_key_file.is_some() == config.sealed_key_file.is_some() {
+            return Err(format!(
+                "{}: give exactly one of storage_key_file (development) and sealed_key_file",
+                path.display()
+            ));
         }
         if config.node_id == 0 {
             return Err(format!("{}: node_id must be at least 1", path.display()));

@@ -12,7 +12,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use rand_core::OsRng;
 use vhsm_protocols::{
     frost::{round1, round2},
-    split_aes,
+    split_aes, SecretBytes,
 };
 use vhsm_wire::{
     accept,
@@ -27,7 +27,7 @@ use crate::{
     config::NodeConfig,
     membership::MembershipKeeper,
     mesh::{Mesh, MESSAGE_ACK},
-    seal::StorageKey,
+    seal::{SealError, SealedKeyFile, StorageKey},
     sessions::{
         ecdsa_signing::{self, EcdsaSignRequest},
         keygen,
@@ -46,10 +46,14 @@ pub struct NodeError(String);
 /// A running node's state.
 pub struct Node {
     id: NodeId,
-    store: Arc<ShareStore>,
+    /// The store and the membership, once the node is unsealed (at start with a development key file or a
+    /// passphrase; else by [`NodeRequest::Unseal`]). Reach them through [`Node::store`] and [`Node::membership`].
+    unsealed: std::sync::OnceLock<Unsealed>,
+    /// How to unseal, for a node that starts sealed.
+    seal: SealSetup,
+    /// One unseal attempt at a time (Argon2id takes a moment; a second attempt waits and sees the first's result).
+    unsealing: tokio::sync::Mutex<()>,
     mesh: Mesh,
-    /// The cluster membership: who the peers are.
-    membership: MembershipKeeper,
     nonces: NonceStore,
     /// The audit log: every recorded request is written here before it runs (fail closed).
     audit: Arc<AuditLog>,
@@ -82,6 +86,7 @@ fn store_error(e: StoreError) -> WireError {
     match e {
         StoreError::NotFound(_) => WireError::new(ErrorKind::NotFound, e.to_string()),
         StoreError::Exists(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
+        StoreError::Refused(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
         other => WireError::new(ErrorKind::Internal, other.to_string()),
     }
 }
@@ -112,8 +117,6 @@ impl Node {
                 own_role.map_or("nothing we know".to_string(), |r| r.to_string())
             )));
         }
-        let key =
-            StorageKey::load(&config.storage_key_file).map_err(|e| NodeError(e.to_string()))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError(format!("cannot create {}: {e}", config.data_dir.display())))?;
         // A log whose chain does not verify: refuse to serve (see `audit`).
@@ -123,19 +126,55 @@ impl Node {
                     "{e}; the node refuses to serve with an audit log it cannot vouch for: keep the file as evidence, move it aside and start again (a new chain begins)"
                 ))
             })?;
-        let store = ShareStore::open(&config.data_dir.join("shares.redb"), key, config.node_id)
-            .map_err(|e| NodeError(e.to_string()))?;
-        // The peers: the newest membership this node was given, else node.toml's.
-        let (membership, peers) = MembershipKeeper::start(config.node_id, &store, &config.peers)
-            .map_err(|e| NodeError(format!("cannot read the stored cluster membership: {e}")))?;
+        let seal = SealSetup {
+            sealed_key_file: config.sealed_key_file.clone(),
+            data_dir: config.data_dir.clone(),
+            peers: config.peers.clone(),
+        };
+        let key = match (&config.storage_key_file, &config.sealed_key_file) {
+            (Some(dev), _) => {
+                tracing::warn!(
+                    node = config.node_id,
+                    file = %dev.display(),
+                    "DEVELOPMENT STORAGE KEY: this node's records are sealed under a key file that lies beside them; \
+                     anyone who can read this directory can read every share. For development only (vhsm up); \
+                     initialise production nodes with `vhsm init --seal`"
+                );
+                Some(StorageKey::load(dev).map_err(|e| NodeError(e.to_string()))?)
+            }
+            (None, Some(sealed)) => match start_passphrase(config)? {
+                Some(passphrase) => Some(
+                    SealedKeyFile::load(sealed, passphrase.expose())
+                        .map_err(|e| NodeError(format!("cannot unseal at start: {e}")))?,
+                ),
+                None => None,
+            },
+            (None, None) => return Err(NodeError("node.toml names no storage key file".into())),
+        };
         let endpoint =
             tls::server_endpoint(&identity, config.listen).map_err(|e| NodeError(e.to_string()))?;
+        let unsealed = std::sync::OnceLock::new();
+        // A sealed node has no peers (it takes part in no session) until it is unsealed.
+        let mut peers = Vec::new();
+        match key {
+            Some(key) => {
+                let opened = open_unsealed(config.node_id, &seal, key).map_err(|e| NodeError(e.message))?;
+                peers = opened.1;
+                let _ = unsealed.set(opened.0);
+            }
+            None => tracing::warn!(
+                node = config.node_id,
+                "node is SEALED: it answers nothing but its status until an operator runs `vhsm node unseal {}`",
+                config.node_id
+            ),
+        }
         let mesh = Mesh::new(config.node_id, endpoint.clone(), peers);
         Ok(Arc::new(Node {
             id: config.node_id,
-            store: Arc::new(store),
+            unsealed,
+            seal,
+            unsealing: tokio::sync::Mutex::new(()),
             mesh,
-            membership,
             nonces: NonceStore::default(),
             audit: Arc::new(audit),
             keygens: Default::default(),
@@ -145,6 +184,73 @@ impl Node {
             #[cfg(feature = "fault-injection")]
             commit_lost: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// The share store, or [`ErrorKind::Sealed`] while the node is sealed.
+    fn store(&self) -> Result<&Arc<ShareStore>, WireError> {
+        self.unsealed
+            .get()
+            .map(|u| &u.store)
+            .ok_or_else(|| self.sealed_error())
+    }
+
+    /// The membership keeper, or [`ErrorKind::Sealed`] while the node is sealed.
+    fn membership(&self) -> Result<&MembershipKeeper, WireError> {
+        self.unsealed
+            .get()
+            .map(|u| &u.membership)
+            .ok_or_else(|| self.sealed_error())
+    }
+
+    fn sealed_error(&self) -> WireError {
+        WireError::new(
+            ErrorKind::Sealed,
+            format!(
+                "node {} is sealed: run vhsm node unseal {}",
+                self.id, self.id
+            ),
+        )
+    }
+
+    /// Unseals the node with `passphrase` (a no-op if it is unsealed). A wrong passphrase changes nothing.
+    async fn unseal(&self, passphrase: SecretBytes) -> Result<(), WireError> {
+        let _one_at_a_time = self.unsealing.lock().await;
+        if self.unsealed.get().is_some() {
+            return Ok(());
+        }
+        let Some(path) = self.seal.sealed_key_file.clone() else {
+            return Err(WireError::new(
+                ErrorKind::BadRequest,
+                "this node has a development key file and is never sealed",
+            ));
+        };
+        let key =
+            tokio::task::spawn_blocking(move || SealedKeyFile::load(&path, passphrase.expose()))
+                .await
+                .map_err(|e| {
+                    WireError::new(ErrorKind::Internal, format!("unseal task failed: {e}"))
+                })?;
+        let key = match key {
+            Ok(key) => key,
+            Err(SealError::WrongPassphrase) => {
+                tracing::warn!(node = self.id, "unseal refused: wrong passphrase");
+                return Err(WireError::new(
+                    ErrorKind::PinIncorrect,
+                    format!(
+                        "node {}: wrong passphrase (it does not unwrap the sealed key file); the node stays sealed",
+                        self.id
+                    ),
+                ));
+            }
+            Err(e) => return Err(WireError::new(ErrorKind::Internal, e.to_string())),
+        };
+        let (unsealed, peers) = open_unsealed(self.id, &self.seal, key)?;
+        if self.unsealed.set(unsealed).is_err() {
+            return Ok(());
+        }
+        self.mesh.set_peers(peers).await;
+        tracing::info!(node = self.id, "node UNSEALED: store open, serving");
+        Ok(())
     }
 
     /// The address the node listens on.
@@ -221,7 +327,7 @@ impl Node {
     }
 
     async fn banned(&self) -> Result<Vec<NodeId>, WireError> {
-        let store = self.store.clone();
+        let store = self.store()?.clone();
         blocking(move || store.banned()).await
     }
 
@@ -230,8 +336,9 @@ impl Node {
         if error.kind != ErrorKind::Banned {
             return;
         }
+        let Ok(store) = self.store() else { return };
         for &peer in &error.nodes {
-            let store = self.store.clone();
+            let store = store.clone();
             let reason = error.message.clone();
             match blocking(move || store.ban(peer, &reason)).await {
                 Ok(()) => tracing::error!(
@@ -307,7 +414,7 @@ impl Node {
         key_id: vhsm_wire::KeyId,
         epoch: u64,
     ) -> Result<Arc<LoadedKey>, WireError> {
-        match self.store.active_key(key_id) {
+        match self.store()?.active_key(key_id) {
             Ok(key) if key.info.epoch == epoch => return Ok(key),
             Ok(key) if key.info.epoch > epoch => {
                 return Err(WireError::new(
@@ -321,7 +428,7 @@ impl Node {
             Ok(_) | Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(store_error(e)),
         }
-        let store = self.store.clone();
+        let store = self.store()?.clone();
         let staged = blocking(move || store.staged()).await?;
         if !staged.iter().any(|k| k.id == key_id && k.epoch == epoch) {
             return Err(WireError::new(
@@ -332,10 +439,10 @@ impl Node {
                 ),
             ));
         }
-        let store = self.store.clone();
+        let store = self.store()?.clone();
         blocking(move || store.commit_staged(key_id, epoch)).await?;
         tracing::info!(key = %key_id, epoch, "staged share committed on first use of its epoch");
-        self.store.active_key(key_id).map_err(store_error)
+        self.store()?.active_key(key_id).map_err(store_error)
     }
 
     /// Appends one audit entry (off the async threads); an error names the log and refuses the request.
@@ -391,9 +498,50 @@ impl Node {
 
     /// Answers one coordinator request.
     pub async fn handle(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
+        if self.unsealed.get().is_none() {
+            // Sealed: nothing but the status and the unseal request.
+            let inner = match &request {
+                NodeRequest::OnBehalf { request, .. } => request.as_ref(),
+                other => other,
+            };
+            match inner {
+                NodeRequest::Status => {
+                    return Ok(NodeResponse::Status(NodeStatus {
+                        node_id: self.id,
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        keys: 0,
+                        banned: Vec::new(),
+                        sealed: true,
+                    }))
+                }
+                NodeRequest::Unseal { .. } => {}
+                _ => return Err(self.sealed_error()),
+            }
+        }
         match request {
+            NodeRequest::Unseal { passphrase } => {
+                self.unseal(passphrase).await?;
+                Ok(NodeResponse::Ok)
+            }
+            NodeRequest::Backup => {
+                let store = self.store()?.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let file = blocking(move || store.backup(now)).await?;
+                tracing::info!(node = self.id, bytes = file.len(), "backup written");
+                Ok(NodeResponse::Backup(file))
+            }
+            NodeRequest::Restore { backup, keys } => {
+                let store = self.store()?.clone();
+                let restored = blocking(move || store.restore(&backup, &keys)).await?;
+                for info in &restored {
+                    tracing::warn!(key = %info.id, epoch = info.epoch, state = %info.state, "key RESTORED from a backup");
+                }
+                Ok(NodeResponse::Ok)
+            }
             NodeRequest::Status => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 let keys = blocking(move || store.keys()).await?;
                 let active = keys.iter().filter(|k| k.state == KeyState::Active).count();
                 Ok(NodeResponse::Status(NodeStatus {
@@ -401,6 +549,7 @@ impl Node {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     keys: u32::try_from(active).unwrap_or(u32::MAX),
                     banned: self.banned().await?,
+                    sealed: false,
                 }))
             }
             NodeRequest::GenerateKey { session, key } => {
@@ -417,7 +566,8 @@ impl Node {
                 }
                 let banned = self.banned().await?;
                 let result =
-                    keygen::generate(self.id, &self.mesh, &self.store, &banned, session, key).await;
+                    keygen::generate(self.id, &self.mesh, self.store()?, &banned, session, key)
+                        .await;
                 // If the coordinator aborted this generation meanwhile, whatever was stored goes too.
                 let aborted = self
                     .keygens
@@ -426,7 +576,7 @@ impl Node {
                     .remove(&key_id)
                     .is_none();
                 if aborted && result.is_ok() {
-                    let store = self.store.clone();
+                    let store = self.store()?.clone();
                     blocking(move || store.abort_pending(key_id)).await?;
                     return Err(WireError::new(
                         ErrorKind::Unavailable,
@@ -450,7 +600,7 @@ impl Node {
                     tracing::warn!(key = %key_id, "fault injection: lost a key commit");
                     return Ok(NodeResponse::Ok);
                 }
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 let info = blocking(move || store.activate(key_id)).await?;
                 tracing::info!(key = %info.id, label = %info.label, "key active");
                 Ok(NodeResponse::Ok)
@@ -462,14 +612,14 @@ impl Node {
                     self.mesh.cancel(session);
                     tracing::info!(key = %key_id, %session, "key generation aborted by the coordinator");
                 }
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 if blocking(move || store.abort_pending(key_id)).await? {
                     tracing::info!(key = %key_id, "pending key deleted (generation aborted)");
                 }
                 Ok(NodeResponse::Ok)
             }
             NodeRequest::ListKeys => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 Ok(NodeResponse::Keys(blocking(move || store.keys()).await?))
             }
             NodeRequest::SignCommit {
@@ -546,20 +696,20 @@ impl Node {
                 Ok(NodeResponse::EcdsaSignature(result?))
             }
             NodeRequest::UpdateKey { key } => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 let info = blocking(move || store.update_key(&key)).await?;
                 tracing::info!(key = %info.id, label = %info.label, revision = info.revision, "key metadata updated");
                 Ok(NodeResponse::Ok)
             }
             NodeRequest::DestroyKey { key_id } => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 if blocking(move || store.destroy_key(key_id)).await? {
                     tracing::warn!(key = %key_id, "key DESTROYED: this node's share and metadata are deleted");
                 }
                 Ok(NodeResponse::Ok)
             }
             NodeRequest::PutObject { object } => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 let (id, version) = (object.id, object.version);
                 if blocking(move || store.put_object(&object)).await? {
                     tracing::info!(object = %id, version, "object stored");
@@ -567,7 +717,7 @@ impl Node {
                 Ok(NodeResponse::Ok)
             }
             NodeRequest::ListObjects => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 Ok(NodeResponse::Objects(
                     blocking(move || store.objects()).await?,
                 ))
@@ -607,7 +757,7 @@ impl Node {
                 let banned = self.banned().await?;
                 let result = reshare::reshare(
                     &self.mesh,
-                    &self.store,
+                    self.store()?,
                     ReshareRequest {
                         me: self.id,
                         session,
@@ -645,25 +795,25 @@ impl Node {
                     tracing::error!("fault injection: exiting before committing a reshare");
                     std::process::exit(86);
                 }
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 let info = blocking(move || store.commit_staged(key_id, epoch)).await?;
                 tracing::info!(key = %key_id, epoch, holders = ?info.holders, threshold = info.threshold, "reshare committed: the new share is in force, the old one erased");
                 Ok(NodeResponse::Key(info))
             }
             NodeRequest::AbortReshare { key_id, epoch } => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 if blocking(move || store.abort_staged(key_id, epoch)).await? {
                     tracing::warn!(key = %key_id, epoch, "reshare aborted: staged share dropped, the current one stays");
                 }
                 Ok(NodeResponse::Ok)
             }
             NodeRequest::ListStaged => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 Ok(NodeResponse::Keys(blocking(move || store.staged()).await?))
             }
             NodeRequest::SetMembership { membership } => {
-                self.membership
-                    .apply(self.store.clone(), &self.mesh, membership)
+                self.membership()?
+                    .apply(self.store()?.clone(), &self.mesh, membership)
                     .await?;
                 Ok(NodeResponse::Ok)
             }
@@ -687,7 +837,7 @@ impl Node {
                     .map_err(|e| WireError::new(ErrorKind::Internal, e.to_string()))
             }
             NodeRequest::ClearBan { node } => {
-                let store = self.store.clone();
+                let store = self.store()?.clone();
                 if blocking(move || store.unban(node)).await? {
                     tracing::warn!(peer = node, "ban cleared by an operator");
                 }
@@ -695,6 +845,65 @@ impl Node {
             }
         }
     }
+}
+
+/// The store and membership of an unsealed node.
+struct Unsealed {
+    store: Arc<ShareStore>,
+    membership: MembershipKeeper,
+}
+
+/// Opens the store with `key` and reads the membership; returns them with the peers to take.
+fn open_unsealed(
+    id: NodeId,
+    seal: &SealSetup,
+    key: StorageKey,
+) -> Result<(Unsealed, Vec<(NodeId, String)>), WireError> {
+    let internal = |e: String| WireError::new(ErrorKind::Internal, e);
+    let store = ShareStore::open(&seal.data_dir.join("shares.redb"), key, id)
+        .map_err(|e| internal(e.to_string()))?;
+    // The peers: the newest membership this node was given, else node.toml's.
+    let (membership, peers) = MembershipKeeper::start(id, &store, &seal.peers)
+        .map_err(|e| internal(format!("cannot read the stored cluster membership: {e}")))?;
+    Ok((
+        Unsealed {
+            store: Arc::new(store),
+            membership,
+        },
+        peers,
+    ))
+}
+
+/// What a sealed node needs to unseal itself.
+struct SealSetup {
+    /// `None`: a development key file (never sealed).
+    sealed_key_file: Option<std::path::PathBuf>,
+    data_dir: std::path::PathBuf,
+    peers: Vec<crate::config::PeerConfig>,
+}
+
+/// The environment variable a node (and `vhsm node unseal`, `vhsm init --seal`) reads a passphrase from, for
+/// automation. Prefer a passphrase file or the prompt where the environment may be seen by others.
+pub const PASSPHRASE_ENV: &str = "VHSM_NODE_PASSPHRASE";
+
+/// The passphrase to unseal with at start, if one is configured: `passphrase_file`, else `VHSM_NODE_PASSPHRASE`.
+fn start_passphrase(config: &NodeConfig) -> Result<Option<SecretBytes>, NodeError> {
+    if let Some(path) = &config.passphrase_file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read(path)
+                .map_err(|e| NodeError(format!("cannot read {}: {e}", path.display())))?,
+        );
+        return Ok(Some(SecretBytes::new(trim_passphrase(&text).to_vec())));
+    }
+    Ok(std::env::var_os(PASSPHRASE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| SecretBytes::new(v.as_encoded_bytes().to_vec())))
+}
+
+/// A passphrase as read from a file: without a final newline (`\n` or `\r\n`).
+pub fn trim_passphrase(bytes: &[u8]) -> &[u8] {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes.strip_suffix(b"\r").unwrap_or(bytes)
 }
 
 fn rustls_pemfile_first_cert(pem: &[u8]) -> Option<rustls::pki_types::CertificateDer<'static>> {

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// The key id is taken.
     #[error("key {0} already exists on this node")]
     Exists(KeyId),
+    /// A request the store refuses (a backup of another node, a key that may not be restored).
+    #[error("{0}")]
+    Refused(String),
     /// A record opened but its contents are not valid.
     #[error("record for key {key_id} is not valid: {reason}")]
     Corrupt {
@@ -702,6 +705,174 @@ impl ShareStore {
             return Err(bad("record does not match its version".into()));
         }
         Ok(membership)
+    }
+}
+
+/// Backup and restore ([`crate::backup`]).
+impl ShareStore {
+    /// A backup file of every key with shares (its current epoch), every object and the membership.
+    pub fn backup(&self, created_unix: u64) -> Result<Vec<u8>, StoreError> {
+        let mut header = crate::backup::BackupHeader {
+            format: crate::backup::FORMAT_VERSION,
+            node: self.node,
+            created_unix,
+            keys: Vec::new(),
+        };
+        let mut records = Vec::new();
+        {
+            let txn = self.db.begin_read().map_err(db_error)?;
+            let keys = txn.open_table(KEYS).map_err(db_error)?;
+            let shares = txn.open_table(SHARES).map_err(db_error)?;
+            for entry in keys.iter().map_err(db_error)? {
+                let (k, v) = entry.map_err(db_error)?;
+                let key_id = KeyId(k.value().try_into().map_err(|_| {
+                    StoreError::Database("a key id in the database is not 16 bytes".into())
+                })?);
+                let info = self.open_info(key_id, v.value())?;
+                if info.state == KeyState::Pending {
+                    continue;
+                }
+                // A key without a share record (a destroyed key's tombstone) has nothing to back up.
+                let Some(share) = shares.get(&key_id.0[..]).map_err(db_error)? else {
+                    continue;
+                };
+                let share = share.value().to_vec();
+                header.keys.push(crate::backup::BackupKey {
+                    id: key_id,
+                    epoch: info.epoch,
+                    state: info.state,
+                });
+                records.push(crate::backup::KeyRecords {
+                    id: key_id,
+                    info: v.value().to_vec(),
+                    share,
+                });
+            }
+        }
+        let body = crate::backup::BackupBody {
+            header: header.clone(),
+            keys: records,
+            objects: self.objects()?,
+            membership: self.membership()?,
+        };
+        let plain =
+            crate::backup::encode_body(&body).map_err(|e| StoreError::Database(e.to_string()))?;
+        let sealed = seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::Backup,
+            Subject::Node(self.node),
+            created_unix,
+            &plain,
+        );
+        crate::backup::write_file(&header, &sealed).map_err(|e| StoreError::Database(e.to_string()))
+    }
+
+    /// Restores `keys` from a backup file this node wrote: the file must open under this node's storage key, and
+    /// each key's records must open and match. The keys are written in one transaction; a key this node holds at
+    /// a newer epoch, or has destroyed, is refused (nothing is written). Objects and the membership are then kept
+    /// where newer than this node's (as `put_object`/`put_membership` do). Returns the restored keys' metadata.
+    pub fn restore(&self, file: &[u8], keys: &[KeyId]) -> Result<Vec<KeyInfo>, StoreError> {
+        let refused = |why: String| StoreError::Refused(why);
+        let (header, sealed) =
+            crate::backup::read_header(file).map_err(|e| refused(e.to_string()))?;
+        if header.node != self.node {
+            return Err(refused(format!(
+                "this backup was written by node {}, not node {}",
+                header.node, self.node
+            )));
+        }
+        let (_, plain) = seal::open(
+            &self.key,
+            self.node,
+            RecordKind::Backup,
+            Subject::Node(self.node),
+            sealed,
+        )
+        .map_err(|_| {
+            refused(format!(
+                "the backup does not open under node {}'s storage key: it was altered, or written by another \
+                 node or under another storage key",
+                self.node
+            ))
+        })?;
+        let body = crate::backup::decode_body(&plain).map_err(|e| refused(e.to_string()))?;
+        if body.header != header {
+            return Err(refused(
+                "the backup's readable header does not match its sealed contents (altered)".into(),
+            ));
+        }
+        // Check every record before writing anything.
+        let mut restore = Vec::new();
+        for &key_id in keys {
+            let records = body
+                .keys
+                .iter()
+                .find(|r| r.id == key_id)
+                .ok_or_else(|| refused(format!("key {key_id} is not in this backup")))?;
+            let info = self.open_info(key_id, &records.info)?;
+            let (epoch, _) = seal::open(
+                &self.key,
+                self.node,
+                RecordKind::Share,
+                Subject::Key(key_id),
+                &records.share,
+            )?;
+            if epoch != info.epoch {
+                return Err(StoreError::Corrupt {
+                    key_id,
+                    reason: format!("share epoch {epoch} but metadata epoch {}", info.epoch),
+                });
+            }
+            restore.push((info, records));
+        }
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut keys_table = txn.open_table(KEYS).map_err(db_error)?;
+            let mut shares_table = txn.open_table(SHARES).map_err(db_error)?;
+            for (info, records) in &restore {
+                let key_id = info.id;
+                let current = match keys_table.get(&key_id.0[..]).map_err(db_error)? {
+                    Some(record) => Some(self.open_info(key_id, record.value())?),
+                    None => None,
+                };
+                if let Some(current) = current {
+                    // Metadata without a share record is a destroyed key's tombstone.
+                    if current.state != KeyState::Pending
+                        && shares_table.get(&key_id.0[..]).map_err(db_error)?.is_none()
+                    {
+                        return Err(refused(format!(
+                            "key {key_id} was destroyed on this node: it does not come back from a backup"
+                        )));
+                    }
+                    if current.epoch > info.epoch {
+                        return Err(refused(format!(
+                            "this node holds key {key_id} at epoch {}, newer than the backup's {}",
+                            current.epoch, info.epoch
+                        )));
+                    }
+                }
+                keys_table
+                    .insert(&key_id.0[..], &records.info[..])
+                    .map_err(db_error)?;
+                shares_table
+                    .insert(&key_id.0[..], &records.share[..])
+                    .map_err(db_error)?;
+            }
+        }
+        txn.commit().map_err(db_error)?;
+        if let Ok(mut cache) = self.cache.write() {
+            for (info, _) in &restore {
+                cache.remove(&info.id);
+            }
+        }
+        for object in &body.objects {
+            self.put_object(object)?;
+        }
+        if let Some(membership) = &body.membership {
+            self.put_membership(membership)?;
+        }
+        Ok(restore.into_iter().map(|(info, _)| info).collect())
     }
 }
 

@@ -85,6 +85,7 @@ pub fn map_error(e: &ClientError) -> CK_RV {
             ErrorKind::Unavailable
             | ErrorKind::Misbehaviour
             | ErrorKind::Banned
+            | ErrorKind::Sealed
             | ErrorKind::Internal => CKR_DEVICE_ERROR,
         },
         ClientError::Config(_) => CKR_GENERAL_ERROR,

@@ -22,8 +22,18 @@ pub fn vhsm() -> PathBuf {
 
 /// Runs `vhsm` with `args` to completion (bounded by `timeout`); returns (success, stdout, stderr).
 pub fn run_vhsm(args: &[&str], timeout: Duration) -> (bool, String, String) {
+    run_vhsm_env(args, &[], timeout)
+}
+
+/// Like [`run_vhsm`], with extra environment variables.
+pub fn run_vhsm_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (bool, String, String) {
     let mut child = Command::new(vhsm())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -85,6 +95,56 @@ impl TestCluster {
             nodes,
             children: Vec::new(),
         }
+    }
+
+    /// `vhsm init` with extra arguments (e.g. `--seal`) and environment variables.
+    pub fn init_with(nodes: u16, threshold: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vhsm-test-")
+            .tempdir()
+            .unwrap();
+        let (nodes_s, threshold_s) = (nodes.to_string(), threshold.to_string());
+        let mut all = vec![
+            "init",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--nodes",
+            &nodes_s,
+            "--threshold",
+            &threshold_s,
+        ];
+        all.extend_from_slice(args);
+        let (ok, out, err) = run_vhsm_env(&all, env, Duration::from_secs(60));
+        assert!(ok, "vhsm init failed:\n{out}\n{err}");
+        TestCluster {
+            dir,
+            nodes,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts node `id` with extra environment variables (e.g. its passphrase).
+    pub fn start_node_with_env(&mut self, id: u16, env: &[(&str, &str)]) {
+        let name = format!("node-{id}");
+        let config = self.node_dir(id).join("node.toml");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(&name))
+            .unwrap();
+        let child = Command::new(vhsm())
+            .args(["node", "--config", config.to_str().unwrap()])
+            .env(
+                "RUST_LOG",
+                std::env::var("VHSM_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push((name, child));
     }
 
     /// `init` and start every node and the coordinator; waits until the coordinator reaches every node.

@@ -420,6 +420,40 @@ impl Client {
             other => Err(unexpected(&other)),
         }
     }
+
+    /// Security officer: unseals node `node` with the operator's passphrase.
+    pub async fn unseal_node(
+        &self,
+        node: NodeId,
+        passphrase: SecretBytes,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(&ClientRequest::UnsealNode { node, passphrase })
+            .await
+    }
+
+    /// Security officer: a backup file of node `node`.
+    pub async fn backup_node(&self, node: NodeId) -> Result<Vec<u8>, ClientError> {
+        match self.call(&ClientRequest::BackupNode { node }).await? {
+            ClientResponse::Backup(b) => Ok(b),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Security officer: restores node `node` from `backup`; returns the keys restored and those left out (why).
+    #[allow(clippy::type_complexity)]
+    pub async fn restore_node(
+        &self,
+        node: NodeId,
+        backup: Vec<u8>,
+    ) -> Result<(Vec<KeyId>, Vec<(KeyId, String)>), ClientError> {
+        match self
+            .call(&ClientRequest::RestoreNode { node, backup })
+            .await?
+        {
+            ClientResponse::Restored { restored, skipped } => Ok((restored, skipped)),
+            other => Err(unexpected(&other)),
+        }
+    }
 }
 
 fn unexpected(response: &ClientResponse) -> ClientError {
@@ -435,6 +469,8 @@ fn unexpected(response: &ClientResponse) -> ClientError {
         ClientResponse::Keys(_) => "a key list",
         ClientResponse::Signature { .. } => "a signature",
         ClientResponse::Membership(_) => "the membership",
+        ClientResponse::Backup(_) => "a backup",
+        ClientResponse::Restored { .. } => "a restore report",
         ClientResponse::Audit(_) => "an audit log page",
         ClientResponse::Error(_) => "an error",
     };

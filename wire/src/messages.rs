@@ -261,6 +261,9 @@ pub enum ErrorKind {
     Banned,
     /// Something failed inside the service.
     Internal,
+    /// The node is sealed: it serves nothing until an operator unseals it (`vhsm node unseal ID`). Not a failure of
+    /// the node: the coordinator treats it as unavailable and blames no one.
+    Sealed,
 }
 
 /// A failure reported across the wire. Never contains secret material.
@@ -297,6 +300,8 @@ pub struct NodeStatus {
     pub keys: u32,
     /// The nodes this node refuses to run OT-based protocols (ECDSA) with, until an operator clears them.
     pub banned: Vec<NodeId>,
+    /// Whether the node is sealed (waiting for `vhsm node unseal`); a sealed node reports no keys and no bans.
+    pub sealed: bool,
 }
 
 /// Coordinator → node.
@@ -427,6 +432,21 @@ pub enum NodeRequest {
         /// The message input.
         alpha: [u8; 32],
     },
+    /// Unseal a sealed node: its storage key is unwrapped with a key derived from `passphrase` (Argon2id). A wrong
+    /// passphrase is refused (`PinIncorrect`) and changes nothing. Unsealing an unsealed node is a no-op.
+    Unseal {
+        /// The operator's passphrase.
+        passphrase: SecretBytes,
+    },
+    /// Write a backup of this node's keys, shares, objects and membership: [`NodeResponse::Backup`].
+    Backup,
+    /// Restore `keys` from a backup this node wrote (the coordinator has checked their epochs against the cluster).
+    Restore {
+        /// The backup file, as [`NodeResponse::Backup`] gave it.
+        backup: Vec<u8>,
+        /// The keys to restore (those of the backup the cluster still has at the backup's epoch).
+        keys: Vec<KeyId>,
+    },
     /// `request`, made for `requester` (the client's certificate name and PIN user, as the coordinator saw them):
     /// the node writes the requester into its audit log. Not nested.
     OnBehalf {
@@ -499,6 +519,8 @@ pub enum NodeResponse {
     },
     /// Answer to `CommitReshare`: the key as it is now.
     Key(KeyInfo),
+    /// Answer to `Backup`: the backup file (see the node's `backup` module for its format).
+    Backup(Vec<u8>),
     /// Answer to `AuditLog`.
     Audit(AuditPage),
     /// The request failed.
@@ -733,6 +755,26 @@ pub enum ClientRequest {
         /// Members left out of the new holders.
         leave_out: Vec<NodeId>,
     },
+    /// Security officer: unseal a sealed node with the operator's passphrase (passed on to the node, never kept).
+    UnsealNode {
+        /// The node.
+        node: NodeId,
+        /// The passphrase.
+        passphrase: SecretBytes,
+    },
+    /// Security officer: a backup of one node ([`ClientResponse::Backup`]).
+    BackupNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// Security officer: restore a node from its backup. Refused if any key in it is at an older epoch than the
+    /// cluster's (its shares no longer combine); keys the cluster no longer has are left out.
+    RestoreNode {
+        /// The node.
+        node: NodeId,
+        /// The backup file.
+        backup: Vec<u8>,
+    },
     /// Security officer: a page of node `node`'s audit log (raw lines from `from_line`).
     AuditLog {
         /// The node.
@@ -768,6 +810,15 @@ pub enum ClientResponse {
     Plaintext(SecretBytes),
     /// Answer to `GetMembership`, `AddNode`, `RemoveNode`, `SetThreshold`.
     Membership(Membership),
+    /// Answer to `BackupNode`: the backup file.
+    Backup(Vec<u8>),
+    /// Answer to `RestoreNode`: what was restored and what was left out, for the operator.
+    Restored {
+        /// The keys restored.
+        restored: Vec<KeyId>,
+        /// Keys of the backup that were not restored, each with the reason.
+        skipped: Vec<(KeyId, String)>,
+    },
     /// Answer to `Sign`.
     Signature {
         /// The signature (Ed25519: 64 bytes R ‖ s).

@@ -101,6 +101,7 @@ pub async fn run(cluster: Option<&Path>, options: &DemoOptions, json: bool) -> a
                     host: "127.0.0.1".into(),
                     base_port: 0,
                     user_pin: None,
+                    seal: None,
                 },
             )?;
             say(&format!(

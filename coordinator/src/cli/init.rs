@@ -11,7 +11,7 @@ use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
 use vhsm_coordinator::token::{hash_pin, TokenConfig};
 use vhsm_node::{
     config::{NodeConfig, PeerConfig},
-    seal::{write_private_file, StorageKey},
+    seal::{write_private_file, KdfParams, SealedKeyFile, StorageKey},
 };
 use vhsm_wire::{client::ClientConfig, pki::ClusterCa, Role};
 use zeroize::Zeroizing;
@@ -27,6 +27,9 @@ pub struct InitOptions {
     pub base_port: u16,
     /// The token user's PIN; a random 8-digit PIN if `None`.
     pub user_pin: Option<String>,
+    /// Seal every node's storage key under this operator passphrase (`vhsm init --seal`); `None`: development
+    /// key files (what `vhsm up` uses).
+    pub seal: Option<std::sync::Arc<vhsm_protocols::SecretBytes>>,
 }
 
 /// A random PIN of `digits` decimal digits.
@@ -129,7 +132,7 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
 
     let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
     for node in &nodes {
-        write_node(layout, &ca, node, &nodes)?;
+        write_node_storage(layout, &ca, node, &nodes, options.seal.as_deref())?;
     }
 
     let dir = layout.coordinator_dir();
@@ -196,12 +199,48 @@ pub fn write_node(
     node: &NodeEntry,
     members: &[NodeEntry],
 ) -> anyhow::Result<()> {
+    write_node_storage(layout, ca, node, members, None)
+}
+
+/// Like [`write_node`]; with `passphrase`, the storage key is written wrapped under it (`sealed.key`, Argon2id
+/// with [`KdfParams::RECOMMENDED`]) instead of as a development key file, and the node starts sealed.
+pub fn write_node_storage(
+    layout: &Layout,
+    ca: &ClusterCa,
+    node: &NodeEntry,
+    members: &[NodeEntry],
+    passphrase: Option<&vhsm_protocols::SecretBytes>,
+) -> anyhow::Result<()> {
     let header =
         "# Written by `vhsm init` or `vhsm node add`. Relative paths are relative to this file.";
     let dir = layout.node_dir(node.id);
     std::fs::create_dir_all(dir.join("data"))?;
     write_member_identity(&dir, ca, &Role::Node(node.id), "node")?;
-    StorageKey::generate().write_new(&dir.join("storage.key"))?;
+    let storage_key = StorageKey::generate();
+    let (storage_key_file, sealed_key_file, note) = match passphrase {
+        Some(passphrase) => {
+            SealedKeyFile::write_new(
+                &dir.join("sealed.key"),
+                &storage_key,
+                passphrase.expose(),
+                KdfParams::RECOMMENDED,
+            )?;
+            (
+                None,
+                Some("sealed.key".into()),
+                "# sealed.key holds the storage key wrapped under the operator's passphrase (Argon2id): the node \
+                 starts sealed until `vhsm node unseal`.\n",
+            )
+        }
+        None => {
+            storage_key.write_new(&dir.join("storage.key"))?;
+            (
+                Some("storage.key".into()),
+                None,
+                "# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n",
+            )
+        }
+    };
     let config = NodeConfig {
         node_id: node.id,
         listen: node.address.parse().with_context(|| {
@@ -210,7 +249,9 @@ pub fn write_node(
         ca_cert: "ca.pem".into(),
         cert: "node.pem".into(),
         key: "node.key".into(),
-        storage_key_file: "storage.key".into(),
+        storage_key_file,
+        sealed_key_file,
+        passphrase_file: None,
         data_dir: "data".into(),
         peers: members
             .iter()
@@ -225,9 +266,7 @@ pub fn write_node(
     };
     write_toml(
         &layout.node_config(node.id),
-        &format!(
-            "{header}\n# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n"
-        ),
+        &format!("{header}\n{note}"),
         &config,
     )
 }

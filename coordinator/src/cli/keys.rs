@@ -118,6 +118,7 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
             reachable: bool,
             keys: Option<u32>,
             banned: Option<&'a [u16]>,
+            sealed: Option<bool>,
             error: Option<&'a str>,
         }
         let nodes: Vec<Node> = status
@@ -129,6 +130,7 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
                 reachable: n.reachable,
                 keys: n.status.as_ref().map(|s| s.keys),
                 banned: n.status.as_ref().map(|s| s.banned.as_slice()),
+                sealed: n.status.as_ref().map(|s| s.sealed),
                 error: n.error.as_deref(),
             })
             .collect();
@@ -142,6 +144,10 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
     );
     for n in &status.nodes {
         match (&n.status, &n.error) {
+            (Some(s), _) if s.sealed => println!(
+                "  node {:<3} {:<22} SEALED  serves nothing until `vhsm node unseal {}`",
+                n.id, n.address, n.id
+            ),
             (Some(s), _) => println!(
                 "  node {:<3} {:<22} up    {} keys (v{})",
                 n.id, n.address, s.keys, s.version

@@ -12,4 +12,5 @@ pub mod local_cluster;
 pub mod membership;
 pub mod progress;
 pub mod reshare;
+pub mod sealing;
 pub mod up;
