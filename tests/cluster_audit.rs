@@ -82,11 +82,23 @@ async fn audit_log_records_verifies_names_a_flipped_entry_and_fails_closed() {
     };
     assert_eq!(with("generate", "attempt"), 3, "{out}");
     assert_eq!(with("generate", "ok"), 3, "{out}");
-    assert_eq!(with("sign", "ok"), 2, "two signers: {out}");
+    // Two signers for the user's signature, two more for the key's pairwise consistency test at generation.
+    let signed_for = |purpose: &str| {
+        entries
+            .iter()
+            .filter(|e| e["op"] == "sign" && e["result"] == "ok" && e["purpose"] == purpose)
+            .count()
+    };
+    assert_eq!(signed_for("sign"), 2, "two signers: {out}");
+    assert_eq!(
+        signed_for("create-key"),
+        2,
+        "the pairwise consistency test: {out}"
+    );
     assert!(entries
         .iter()
         .filter(|e| e["op"] == "sign")
-        .all(|e| e["requester"].as_str().unwrap().ends_with("(user)") && e["purpose"] == "sign"));
+        .all(|e| e["requester"].as_str().unwrap().ends_with("(user)")));
     // Nothing from the future.
     let (ok, out, _) = run_vhsm(
         &[

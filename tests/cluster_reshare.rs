@@ -8,44 +8,15 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{free_port, run_vhsm, sign_with_retries, verify_ed25519, KillOnDrop, TestCluster};
-use vhsm_coordinator::{config::CoordinatorConfig, nodes::NodePool};
-use vhsm_protocols::ecdsa::verify_prehash;
-use vhsm_wire::{
-    client::Client,
-    messages::{NodeRequest, NodeResponse},
-    tls::{self, TlsIdentity},
-    Algorithm, KeyId, KeyInfo, PinUser,
+use common::{
+    as_coordinator, free_port, listed, run_vhsm, sign_with_retries, verify_ed25519, KillOnDrop,
+    TestCluster,
 };
+use vhsm_protocols::ecdsa::verify_prehash;
+use vhsm_wire::{client::Client, messages::NodeRequest, Algorithm, KeyId, KeyInfo, PinUser};
 
 /// What every node holds of every key: (active epoch per key, staged epochs per key).
 type Holdings = BTreeMap<u16, (BTreeMap<KeyId, u64>, BTreeMap<KeyId, u64>)>;
-
-/// The nodes of `coordinator.toml` (id, address), and a pool that talks to nodes with the coordinator's identity.
-fn as_coordinator(cluster: &TestCluster) -> (Vec<(u16, String)>, NodePool) {
-    let config =
-        CoordinatorConfig::load(&cluster.path().join("coordinator").join("coordinator.toml"))
-            .unwrap();
-    let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
-    let nodes: Vec<(u16, String)> = config
-        .nodes
-        .iter()
-        .map(|n| (n.id, n.address.clone()))
-        .collect();
-    let pool = NodePool::new(
-        tls::client_endpoint(&identity, false).unwrap(),
-        nodes.clone(),
-    );
-    (nodes, pool)
-}
-
-/// A node's answer to `ListKeys` or `ListStaged`.
-async fn listed(pool: &NodePool, id: u16, request: NodeRequest) -> Vec<KeyInfo> {
-    match pool.call(id, &request, Duration::from_secs(5)).await {
-        Ok(NodeResponse::Keys(keys)) => keys,
-        other => panic!("node {id} did not list its keys: {other:?}"),
-    }
-}
 
 /// Asks every node directly (as the coordinator would) which epoch of which key it holds, and what it staged.
 async fn holdings(cluster: &TestCluster) -> Holdings {

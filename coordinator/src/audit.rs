@@ -63,6 +63,10 @@ pub fn purpose(request: &ClientRequest) -> &'static str {
         ClientRequest::SetThreshold { .. } => "set-threshold",
         ClientRequest::ReshareKey { .. } => "reshare-key",
         ClientRequest::AuditLog { .. } => "audit-log",
+        ClientRequest::SetKeyState { .. } => "set-key-state",
+        ClientRequest::UnsealNode { .. } => "unseal-node",
+        ClientRequest::BackupNode { .. } => "backup-node",
+        ClientRequest::RestoreNode { .. } => "restore-node",
         #[allow(unreachable_patterns)]
         _ => "other",
     }

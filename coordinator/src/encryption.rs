@@ -20,7 +20,7 @@ use vhsm_protocols::split_aes::{
 };
 use vhsm_wire::{
     messages::{NodeRequest, NodeResponse},
-    Algorithm, ErrorKind, KeyInfo, NodeId, WireError,
+    Algorithm, ErrorKind, KeyInfo, KeyUse, NodeId, WireError,
 };
 use zeroize::Zeroizing;
 
@@ -53,6 +53,7 @@ async fn derive(
     key: &KeyInfo,
     public: &SplitAesPublicKeys,
     alpha: [u8; 32],
+    purpose: KeyUse,
 ) -> Result<DerivedKey, WireError> {
     let t = usize::from(key.threshold);
     let mut valid: BTreeMap<NodeId, PartialEvaluation> = BTreeMap::new();
@@ -100,6 +101,7 @@ async fn derive(
                 |_| NodeRequest::Evaluate {
                     key_id: key.id,
                     epoch: key.epoch,
+                    purpose,
                     alpha,
                 },
                 EVALUATE_TIMEOUT,
@@ -142,6 +144,29 @@ async fn derive(
     }
 }
 
+/// The pairwise consistency test of a new (pending) split-AES key: encrypt the test message at its fixed input, then
+/// decrypt it with a second, independent derivation (see `vhsm_wire::pairwise`).
+pub async fn pairwise_test(pool: &NodePool, key: &KeyInfo) -> Result<(), WireError> {
+    let public = public_keys(key)?;
+    let message = vhsm_wire::pairwise::message(&key.id);
+    let alpha = vhsm_wire::pairwise::split_aes_alpha(&key.id);
+    let sealing = derive(pool, key, &public, alpha, KeyUse::Encrypt).await?;
+    let bytes = blob::seal(
+        &sealing, key.id.0, alpha, b"", &message, &[0u8; 32], &mut OsRng,
+    )
+    .map_err(|e| WireError::new(ErrorKind::Internal, format!("cannot encrypt: {e}")))?;
+    let parsed = CiphertextBlob::parse(&bytes)
+        .map_err(|e| WireError::new(ErrorKind::Internal, format!("blob: {e}")))?;
+    let opening = derive(pool, key, &public, alpha, KeyUse::Decrypt).await?;
+    match blob::open(&opening, &parsed, b"") {
+        Ok(plain) if plain.as_slice() == message.as_slice() => Ok(()),
+        _ => Err(WireError::new(
+            ErrorKind::Misbehaviour,
+            "the test message does not decrypt to itself",
+        )),
+    }
+}
+
 /// Encrypts `plaintext` bound to `aad`; returns the blob.
 pub async fn encrypt(
     pool: &NodePool,
@@ -153,7 +178,7 @@ pub async fn encrypt(
     let mut rho = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(&mut *rho);
     let alpha = message_input(&key.id.0, aad, plaintext, &rho);
-    let derived = derive(pool, key, &public, alpha).await?;
+    let derived = derive(pool, key, &public, alpha, KeyUse::Encrypt).await?;
     blob::seal(&derived, key.id.0, alpha, aad, plaintext, &rho, &mut OsRng)
         .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot encrypt: {e}")))
 }
@@ -177,7 +202,7 @@ pub async fn decrypt(
     let parsed = CiphertextBlob::parse(bytes).map_err(|e| {
         WireError::new(ErrorKind::BadRequest, format!("not a vHSM ciphertext: {e}"))
     })?;
-    let derived = derive(pool, key, &public, parsed.alpha).await?;
+    let derived = derive(pool, key, &public, parsed.alpha, KeyUse::Decrypt).await?;
     blob::open(&derived, &parsed, aad).map_err(|_| {
         WireError::new(
             ErrorKind::BadRequest,

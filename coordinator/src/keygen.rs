@@ -20,6 +20,7 @@ use vhsm_wire::{
 use crate::{
     nodes::{NodeCallError, NodePool},
     registry::Registry,
+    signing::Signer,
 };
 
 /// How long a holder may take to finish the DKG: the node's own limit and a margin, so that the node answers first.
@@ -103,8 +104,16 @@ pub async fn create_key(
     algorithm: Algorithm,
     label: &str,
     attributes: Vec<(u64, Vec<u8>)>,
+    state: KeyState,
+    signer: &Signer,
 ) -> Result<KeyInfo, WireError> {
     check_label(label)?;
+    if !matches!(state, KeyState::Active | KeyState::PreActive) {
+        return Err(WireError::new(
+            ErrorKind::BadRequest,
+            format!("a new key starts active or pre-active, not {state}"),
+        ));
+    }
     // Holders and threshold from one look at the membership.
     let membership = pool.membership();
     let holders = membership.ids();
@@ -188,10 +197,31 @@ pub async fn create_key(
     let mut key = key;
     key.public_key = public.public_key;
     key.public_package = public.package;
+    // The pairwise consistency test, on the still pending key: it is reported created only if it works.
+    if let Err(e) = pairwise_test(pool, signer, &key).await {
+        tracing::error!(key = %key.id, error = %e, "the new key FAILED its pairwise consistency test; deleting it");
+        pool.call_each(
+            &holders,
+            |_| NodeRequest::AbortKey { key_id: key.id },
+            FINISH_TIMEOUT,
+        )
+        .await;
+        return Err(WireError {
+            kind: e.kind,
+            message: format!(
+                "key generation failed its pairwise consistency test ({}); nothing was kept",
+                e.message
+            ),
+            nodes: e.nodes,
+        });
+    }
     let commits = pool
         .call_each(
             &holders,
-            |_| NodeRequest::CommitKey { key_id: key.id },
+            |_| NodeRequest::CommitKey {
+                key_id: key.id,
+                state,
+            },
             FINISH_TIMEOUT,
         )
         .await;
@@ -219,10 +249,44 @@ pub async fn create_key(
     if !failed.is_empty() {
         tracing::warn!(key = %key.id, ?failed, "key active, but these holders did not confirm; they keep it pending");
     }
-    key.state = KeyState::Active;
+    key.state = state;
     registry.insert(key.clone());
-    tracing::info!(key = %key.id, public_key = %hex::encode(&key.public_key), "key active");
+    tracing::info!(key = %key.id, public_key = %hex::encode(&key.public_key), %state, "key generated");
     Ok(key)
+}
+
+/// Signs the test message with the new key (or encrypts and decrypts it) and checks the result with the public key.
+async fn pairwise_test(pool: &NodePool, signer: &Signer, key: &KeyInfo) -> Result<(), WireError> {
+    let started = std::time::Instant::now();
+    if key.algorithm == Algorithm::SplitAes256 {
+        crate::encryption::pairwise_test(pool, key).await?;
+    } else {
+        let message = vhsm_wire::pairwise::message(&key.id);
+        let signed = signer.sign(pool, key, &message, None).await?;
+        let valid = match key.algorithm.ecdsa_curve() {
+            Some(curve) => vhsm_protocols::ecdsa::verify_prehash(
+                curve,
+                &key.public_key,
+                &vhsm_wire::pairwise::ecdsa_digest(&key.id),
+                &signed.signature,
+            ),
+            None => match (
+                <[u8; 32]>::try_from(key.public_key.as_slice()),
+                <[u8; 64]>::try_from(signed.signature.as_slice()),
+            ) {
+                (Ok(pk), Ok(sig)) => vhsm_protocols::frost::verify_signature(&pk, &message, &sig),
+                _ => false,
+            },
+        };
+        if !valid {
+            return Err(WireError::new(
+                ErrorKind::Misbehaviour,
+                "the test signature does not verify with the new public key",
+            ));
+        }
+    }
+    tracing::info!(key = %key.id, ms = started.elapsed().as_millis(), "pairwise consistency test passed");
+    Ok(())
 }
 
 /// A key's public key and public key package, as the holders agreed on them.

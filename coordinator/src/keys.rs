@@ -1,4 +1,10 @@
-//! Changing a key's label and public attributes, and destroying a key. (Creating one is [`crate::keygen`].)
+//! Changing a key's label and public attributes, its lifecycle state, and destroying a key. (Creating one is
+//! [`crate::keygen`].)
+//!
+//! A lifecycle transition goes to every holder, which enforces it on its own share. A transition that restricts
+//! the key (deactivated, compromised) is in force once no `threshold` holders are left without it, so it needs
+//! `holders − threshold + 1` confirmations; activation needs `threshold`. Holders that missed it get it when the
+//! coordinator next lists the keys (the newest revision wins).
 //!
 //! An update goes to every holder with the next metadata revision; holders keep the highest revision, so a holder
 //! that missed an update while it was down is outvoted when the coordinator learns the keys again. A destruction
@@ -9,7 +15,7 @@ use std::time::Duration;
 
 use vhsm_wire::{
     messages::{NodeRequest, NodeResponse},
-    ErrorKind, KeyInfo, NodeId, WireError,
+    ErrorKind, KeyInfo, KeyState, NodeId, WireError,
 };
 
 use crate::{keygen::check_label, nodes::NodePool, registry::Registry};
@@ -62,6 +68,72 @@ pub async fn update_key(
     }
     registry.insert(updated.clone());
     Ok(updated)
+}
+
+/// Moves `key` to `state` (not `Destroyed`: [`destroy_key`]) on its holders; returns the key as it is now.
+pub async fn set_state(
+    pool: &NodePool,
+    registry: &Registry,
+    key: &KeyInfo,
+    state: KeyState,
+) -> Result<KeyInfo, WireError> {
+    if state == KeyState::Destroyed {
+        return Err(WireError::new(
+            ErrorKind::BadRequest,
+            "destroying a key is its own request (vhsm key destroy)",
+        ));
+    }
+    if key.state != state && !key.state.can_become(state) {
+        return Err(WireError::new(
+            ErrorKind::Forbidden,
+            format!(
+                "key {} is {}: it cannot become {state} (NIST SP 800-57: activation and deactivation happen once, \
+                 compromise from any live state)",
+                key.id, key.state
+            ),
+        ));
+    }
+    let answers = pool
+        .call_each(
+            &key.holders,
+            |_| NodeRequest::SetKeyState {
+                key_id: key.id,
+                state,
+            },
+            TIMEOUT,
+        )
+        .await;
+    let mut now = None;
+    let mut failed = Vec::new();
+    for (node, answer) in answers {
+        match answer {
+            Ok(NodeResponse::Key(info)) if info.state == state => now = Some(info),
+            _ => failed.push(node),
+        }
+    }
+    let confirmed = key.holders.len() - failed.len();
+    let needed = if state == KeyState::Active {
+        usize::from(key.threshold)
+    } else {
+        key.holders.len() - usize::from(key.threshold) + 1
+    };
+    let Some(now) = now.filter(|_| confirmed >= needed) else {
+        return Err(WireError {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "key {} is not {state} yet: {confirmed} of its holders confirmed, {needed} needed; node(s) {failed:?} \
+                 did not — run the command again when they are reachable",
+                key.id
+            ),
+            nodes: failed,
+        });
+    };
+    if !failed.is_empty() {
+        tracing::warn!(key = %key.id, ?failed, %state, "these holders missed the lifecycle change; they get it at the next reconciliation");
+    }
+    registry.insert(now.clone());
+    tracing::warn!(key = %key.id, %state, "key lifecycle state changed");
+    Ok(now)
 }
 
 /// Destroys `key`: every holder deletes its share and metadata.

@@ -319,6 +319,25 @@ enum KeyCommand {
         /// A label for people.
         #[arg(long)]
         label: String,
+        /// Create it pre-active: it can be used only after `vhsm key activate`.
+        #[arg(long)]
+        pre_active: bool,
+    },
+    /// Activate a pre-active key (it may then sign, encrypt and decrypt).
+    Activate {
+        /// The key's id.
+        id: KeyId,
+    },
+    /// Deactivate a key: from now on it only decrypts (and its public key verifies) what it protected. There is no
+    /// way back.
+    Deactivate {
+        /// The key's id.
+        id: KeyId,
+    },
+    /// Mark a key compromised: like deactivated, to recover data only; say so to whoever relies on it.
+    MarkCompromised {
+        /// The key's id.
+        id: KeyId,
     },
     /// List the keys.
     List,
@@ -507,9 +526,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: Some(NodeAction::Remove { id, threshold }),
             ..
         }) => cli::membership::remove(&layout, *id, *threshold, cli.json).await,
-        Command::Key(KeyCommand::Create { algorithm, label }) => {
-            cli::keys::create(&layout, *algorithm, label, cli.json).await
+        Command::Key(KeyCommand::Activate { id }) => {
+            cli::keys::set_state(&layout, *id, vhsm_wire::KeyState::Active, cli.json).await
         }
+        Command::Key(KeyCommand::Deactivate { id }) => {
+            cli::keys::set_state(&layout, *id, vhsm_wire::KeyState::Deactivated, cli.json).await
+        }
+        Command::Key(KeyCommand::MarkCompromised { id }) => {
+            cli::keys::set_state(&layout, *id, vhsm_wire::KeyState::Compromised, cli.json).await
+        }
+        Command::Key(KeyCommand::Create {
+            algorithm,
+            label,
+            pre_active,
+        }) => cli::keys::create(&layout, *algorithm, label, *pre_active, cli.json).await,
         Command::Key(KeyCommand::List) => cli::keys::list(&layout, cli.json).await,
         Command::Key(KeyCommand::Refresh { id, all: _ }) => {
             cli::reshare::refresh(&layout, *id, cli.json).await

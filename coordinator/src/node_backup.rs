@@ -42,10 +42,9 @@ fn call_error(e: NodeCallError) -> WireError {
     }
 }
 
-/// Whether `state` is a destroyed key's tombstone. (By name, so that this module does not depend on which
-/// lifecycle states a build has.)
+/// Whether `state` is a destroyed key's tombstone.
 fn destroyed(state: KeyState) -> bool {
-    state.to_string() == "destroyed"
+    state == KeyState::Destroyed
 }
 
 fn member(pool: &NodePool, node: NodeId) -> Result<(), WireError> {

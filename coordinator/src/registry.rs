@@ -63,12 +63,17 @@ impl Registry {
                     answered = true;
                     epochs.listed.insert(node);
                     for key in keys {
-                        if key.state == KeyState::Active {
+                        if key.state != KeyState::Pending {
                             epochs
                                 .active
                                 .entry(key.id)
                                 .or_default()
                                 .push((node, key.epoch));
+                            epochs.states.entry(key.id).or_default().push((
+                                node,
+                                key.state,
+                                key.revision,
+                            ));
                             merge(&mut fresh, node, key);
                         } else {
                             pending
@@ -96,6 +101,7 @@ impl Registry {
         reconcile_pending(pool, &fresh, pending).await;
         let busy = self.resharing.lock().map(|s| s.clone()).unwrap_or_default();
         reconcile_epochs(pool, &fresh, &epochs, &busy).await;
+        reconcile_states(pool, &fresh, &epochs).await;
         if answered {
             if let Ok(mut keys) = self.keys.write() {
                 *keys = fresh;
@@ -132,12 +138,17 @@ impl Registry {
         self.keys.read().ok()?.get(&id).cloned()
     }
 
-    /// Every known key, oldest first.
+    /// Every known key that was not destroyed, oldest first.
     pub fn list(&self) -> Vec<KeyInfo> {
         let mut keys: Vec<KeyInfo> = self
             .keys
             .read()
-            .map(|k| k.values().cloned().collect())
+            .map(|k| {
+                k.values()
+                    .filter(|k| k.state != KeyState::Destroyed)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         keys.sort_by_key(|k| (k.created_unix, k.id));
         keys
@@ -194,8 +205,13 @@ async fn reconcile_pending(
     for (key_id, (key, nodes)) in pending {
         if active.contains_key(&key_id) {
             tracing::warn!(key = %key_id, ?nodes, "holders missed the commit of this key; committing it there");
-            pool.call_each(&nodes, |_| NodeRequest::CommitKey { key_id }, LIST_TIMEOUT)
-                .await;
+            let state = active.get(&key_id).map_or(KeyState::Active, |k| k.state);
+            pool.call_each(
+                &nodes,
+                |_| NodeRequest::CommitKey { key_id, state },
+                LIST_TIMEOUT,
+            )
+            .await;
         } else if now.saturating_sub(key.created_unix) > PENDING_GIVE_UP.as_secs() {
             tracing::warn!(key = %key_id, ?nodes, "key generation never committed; deleting its pending shares");
             pool.call_each(&nodes, |_| NodeRequest::AbortKey { key_id }, LIST_TIMEOUT)
@@ -213,6 +229,36 @@ struct Epochs {
     active: HashMap<KeyId, Vec<(NodeId, u64)>>,
     /// Per key: (node, staged metadata) of every staged share.
     staged: HashMap<KeyId, Vec<(NodeId, KeyInfo)>>,
+    /// Per key: (node, lifecycle state, metadata revision) as each node has it.
+    states: HashMap<KeyId, Vec<(NodeId, KeyState, u64)>>,
+}
+
+/// Gives holders that missed a lifecycle change (they were down) the key's newest state: a destroyed key is
+/// destroyed on every holder that still has it; a deactivation or compromise reaches the holders that missed it.
+async fn reconcile_states(pool: &NodePool, best: &HashMap<KeyId, KeyInfo>, epochs: &Epochs) {
+    for (key_id, states) in &epochs.states {
+        let Some(key) = best.get(key_id) else {
+            continue;
+        };
+        for (node, state, revision) in states {
+            if *state == key.state || *revision >= key.revision {
+                continue;
+            }
+            let request = if key.state == KeyState::Destroyed {
+                NodeRequest::DestroyKey { key_id: *key_id }
+            } else if state.can_become(key.state) {
+                NodeRequest::SetKeyState {
+                    key_id: *key_id,
+                    state: key.state,
+                }
+            } else {
+                tracing::error!(key = %key_id, node, has = %state, newest = %key.state, "a holder's lifecycle state cannot be brought to the key's");
+                continue;
+            };
+            tracing::warn!(key = %key_id, node, has = %state, newest = %key.state, "a holder missed a lifecycle change; giving it now");
+            pool.call(*node, &request, LIST_TIMEOUT).await.ok();
+        }
+    }
 }
 
 /// Finishes what an interrupted reshare left (see [`crate::reshare`]):

@@ -11,7 +11,7 @@ use vhsm_wire::{
         MAX_CIPHER_INPUT,
     },
     tls::{self, TlsIdentity},
-    ErrorKind, PinUser, Role, WireError,
+    ErrorKind, KeyInfo, KeyState, KeyUse, PinUser, Role, WireError,
 };
 
 use crate::{
@@ -25,6 +25,27 @@ use crate::{
     signing::Signer,
     token::Token,
 };
+
+/// Refuses early, with the reason, what the key's lifecycle state does not allow (the nodes refuse it too).
+fn permitted(key: &KeyInfo, use_: KeyUse) -> Result<(), WireError> {
+    if key.state.allows(use_) {
+        return Ok(());
+    }
+    Err(WireError::new(
+        ErrorKind::Forbidden,
+        format!(
+            "key {} is {}: it may not {use_}{}",
+            key.id,
+            key.state,
+            match key.state {
+                KeyState::PreActive => " until it is activated (vhsm key activate)",
+                KeyState::Deactivated | KeyState::Compromised =>
+                    " (only decrypt, or verify with its public key)",
+                _ => "",
+            }
+        ),
+    ))
+}
 
 /// The largest message a client may ask to sign.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
@@ -207,14 +228,23 @@ impl Coordinator {
     }
 
     async fn key(&self, key_id: vhsm_wire::KeyId) -> Result<vhsm_wire::KeyInfo, WireError> {
-        if let Some(key) = self.registry.get(key_id) {
-            return Ok(key);
+        let key = match self.registry.get(key_id) {
+            Some(key) => key,
+            None => {
+                // Perhaps made through another coordinator: ask the nodes.
+                self.registry.refresh(&self.pool).await;
+                self.registry.get(key_id).ok_or_else(|| {
+                    WireError::new(ErrorKind::NotFound, format!("no key {key_id}"))
+                })?
+            }
+        };
+        if key.state == KeyState::Destroyed {
+            return Err(WireError::new(
+                ErrorKind::NotFound,
+                format!("key {key_id} was destroyed"),
+            ));
         }
-        // Perhaps made through another coordinator: ask the nodes.
-        self.registry.refresh(&self.pool).await;
-        self.registry
-            .get(key_id)
-            .ok_or_else(|| WireError::new(ErrorKind::NotFound, format!("no key {key_id}")))
+        Ok(key)
     }
 
     /// Answers one client request of `session`.
@@ -253,13 +283,26 @@ impl Coordinator {
             ClientRequest::CreateKey {
                 algorithm,
                 label,
+                pre_active,
                 attributes,
             } => {
                 session.require_user()?;
-                tracing::info!(%client, %algorithm, %label, "key creation requested");
-                let key =
-                    keygen::create_key(&self.pool, &self.registry, algorithm, &label, attributes)
-                        .await?;
+                tracing::info!(%client, %algorithm, %label, pre_active, "key creation requested");
+                let state = if pre_active {
+                    KeyState::PreActive
+                } else {
+                    KeyState::Active
+                };
+                let key = keygen::create_key(
+                    &self.pool,
+                    &self.registry,
+                    algorithm,
+                    &label,
+                    attributes,
+                    state,
+                    &self.signer,
+                )
+                .await?;
                 Ok(ClientResponse::Key(key))
             }
             ClientRequest::ListKeys => {
@@ -276,6 +319,14 @@ impl Coordinator {
                 let key = self.key(key_id).await?;
                 Ok(ClientResponse::Key(
                     keys::update_key(&self.pool, &self.registry, &key, &label, attributes).await?,
+                ))
+            }
+            ClientRequest::SetKeyState { key_id, state } => {
+                session.require_user()?;
+                let key = self.key(key_id).await?;
+                tracing::warn!(%client, key = %key_id, from = %key.state, to = %state, "key lifecycle change requested");
+                Ok(ClientResponse::Key(
+                    keys::set_state(&self.pool, &self.registry, &key, state).await?,
                 ))
             }
             ClientRequest::DestroyKey { key_id } => {
@@ -301,6 +352,7 @@ impl Coordinator {
                     ));
                 }
                 let key = self.key(key_id).await?;
+                permitted(&key, KeyUse::Sign)?;
                 let signed = self
                     .signer
                     .sign(&self.pool, &key, &message, hash)
@@ -357,12 +409,14 @@ impl Coordinator {
                     ));
                 }
                 let key = self.key(key_id).await?;
+                permitted(&key, KeyUse::Encrypt)?;
                 let blob = encryption::encrypt(&self.pool, &key, plaintext.expose(), &aad).await?;
                 Ok(ClientResponse::Ciphertext(blob))
             }
             ClientRequest::Decrypt { blob, aad } => {
                 session.require_user()?;
                 let key = self.key(encryption::blob_key_id(&blob)?).await?;
+                permitted(&key, KeyUse::Decrypt)?;
                 let plaintext = encryption::decrypt(&self.pool, &key, &blob, &aad).await?;
                 Ok(ClientResponse::Plaintext(SecretBytes::new(
                     plaintext.to_vec(),

@@ -15,12 +15,12 @@
 //! | `seq` | 0, 1, 2, … — equal to the line number |
 //! | `time` | seconds since the Unix epoch |
 //! | `prev` | the previous entry's `hash` (64 hex digits; 64 zeros for the first entry) |
-//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `sign-commit`, `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `login-failed` |
+//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `sign-commit`, `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `backup`, `restore`, `login-failed` |
 //! | `requester` | who asked: the client's certificate name and PIN user as the coordinator reported them (`alice (user)`), or `coordinator` for the coordinator's own housekeeping |
 //! | `purpose` | the client request that caused it (`sign`, `encrypt`, `decrypt`, `create-key`, …), empty if none |
 //! | `key` | the key id (hex), if the operation concerns a key |
 //! | `session` | the protocol session id (hex), if any: the entries of one operation on different nodes share it |
-//! | `input` | SHA-256 of the node request (postcard encoding): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
+//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` of the constant `unseal`, never of a passphrase): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
 //! | `result` | `attempt`, `ok`, or `error KIND: message` |
 //! | `hash` | SHA-256 over `"vhsm/audit-entry/v1"` and the postcard encoding of every field above (in order) |
 //!
@@ -286,11 +286,19 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
         NodeRequest::SetMembership { .. } => ("set-membership", None, None),
         NodeRequest::ClearBan { .. } => ("clear-ban", None, None),
         NodeRequest::LoginFailed { .. } => ("login-failed", None, None),
+        NodeRequest::SetKeyState { key_id, .. } => ("set-key-state", Some(*key_id), None),
+        NodeRequest::Unseal { .. } => ("unseal", None, None),
+        NodeRequest::Backup => ("backup", None, None),
+        NodeRequest::Restore { .. } => ("restore", None, None),
         // A request added later and not named here is recorded rather than left out.
         #[allow(unreachable_patterns)]
         _ => ("request", None, None),
     };
-    let encoded = postcard::to_allocvec(request).unwrap_or_default();
+    // Never a digest of a passphrase (it could be guessed from it).
+    let encoded = match request {
+        NodeRequest::Unseal { .. } => b"unseal".to_vec(),
+        other => postcard::to_allocvec(other).unwrap_or_default(),
+    };
     Some(Operation {
         op,
         key,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod membership;
 pub mod mesh;
 pub mod seal;
+pub mod selftest;
 pub mod server;
 pub mod sessions;
 pub mod share;

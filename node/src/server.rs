@@ -19,7 +19,7 @@ use vhsm_wire::{
     frame::{self, DEFAULT_FRAME_LIMIT},
     messages::{MeshMessage, NodeRequest, NodeResponse, NodeStatus},
     tls::{self, TlsIdentity},
-    ErrorKind, KeyState, NodeId, Role, WireError,
+    ErrorKind, KeyState, KeyUse, NodeId, Role, WireError,
 };
 
 use crate::{
@@ -87,6 +87,7 @@ fn store_error(e: StoreError) -> WireError {
         StoreError::NotFound(_) => WireError::new(ErrorKind::NotFound, e.to_string()),
         StoreError::Exists(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
         StoreError::Refused(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
+        StoreError::Transition { .. } => WireError::new(ErrorKind::Forbidden, e.to_string()),
         other => WireError::new(ErrorKind::Internal, other.to_string()),
     }
 }
@@ -103,6 +104,11 @@ async fn blocking<T: Send + 'static>(
 impl Node {
     /// Opens the store, checks the certificate, and binds the QUIC endpoint.
     pub fn bind(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+        #[cfg(feature = "fault-injection")]
+        let corrupt_self_test = config.fault_injection.fail_self_test;
+        #[cfg(not(feature = "fault-injection"))]
+        let corrupt_self_test = false;
+        crate::selftest::run(corrupt_self_test).map_err(|e| NodeError(e.to_string()))?;
         let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
             .map_err(|e| NodeError(e.to_string()))?;
         let own_cert = std::fs::read(&config.cert)
@@ -413,6 +419,28 @@ impl Node {
         &self,
         key_id: vhsm_wire::KeyId,
         epoch: u64,
+        use_: KeyUse,
+        pairwise_test: bool,
+    ) -> Result<Arc<LoadedKey>, WireError> {
+        let key = self.key_at_epoch(key_id, epoch).await?;
+        // A pending key serves only its pairwise consistency test (see `vhsm_wire::pairwise`).
+        let test_of_pending = key.info.state == KeyState::Pending && pairwise_test;
+        if !key.info.state.allows(use_) && !test_of_pending {
+            return Err(WireError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "key {key_id} is {}: node {} refuses to {use_} with it",
+                    key.info.state, self.id
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
+    async fn key_at_epoch(
+        &self,
+        key_id: vhsm_wire::KeyId,
+        epoch: u64,
     ) -> Result<Arc<LoadedKey>, WireError> {
         match self.store()?.active_key(key_id) {
             Ok(key) if key.info.epoch == epoch => return Ok(key),
@@ -543,7 +571,7 @@ impl Node {
             NodeRequest::Status => {
                 let store = self.store()?.clone();
                 let keys = blocking(move || store.keys()).await?;
-                let active = keys.iter().filter(|k| k.state == KeyState::Active).count();
+                let active = keys.iter().filter(|k| k.state.has_shares()).count();
                 Ok(NodeResponse::Status(NodeStatus {
                     node_id: self.id,
                     version: env!("CARGO_PKG_VERSION").to_string(),
@@ -590,7 +618,7 @@ impl Node {
                     public_keys: result?,
                 })
             }
-            NodeRequest::CommitKey { key_id } => {
+            NodeRequest::CommitKey { key_id, state } => {
                 #[cfg(feature = "fault-injection")]
                 if self.faults.lose_first_commit
                     && !self
@@ -601,9 +629,28 @@ impl Node {
                     return Ok(NodeResponse::Ok);
                 }
                 let store = self.store()?.clone();
-                let info = blocking(move || store.activate(key_id)).await?;
-                tracing::info!(key = %info.id, label = %info.label, "key active");
+                let info = blocking(move || store.activate(key_id, state)).await?;
+                tracing::info!(key = %info.id, label = %info.label, state = %info.state, "key committed");
                 Ok(NodeResponse::Ok)
+            }
+            NodeRequest::SetKeyState { key_id, state } => {
+                let store = self.store()?.clone();
+                let info = if state == KeyState::Destroyed {
+                    blocking(move || {
+                        store.destroy_key(key_id)?;
+                        store
+                            .keys()
+                            .map(|keys| keys.into_iter().find(|k| k.id == key_id))
+                    })
+                    .await?
+                    .ok_or_else(|| {
+                        WireError::new(ErrorKind::NotFound, format!("no key {key_id}"))
+                    })?
+                } else {
+                    blocking(move || store.set_state(key_id, state)).await?
+                };
+                tracing::warn!(key = %key_id, state = %info.state, "key lifecycle state changed");
+                Ok(NodeResponse::Key(info))
             }
             NodeRequest::AbortKey { key_id } => {
                 // Stop a generation still running (its session ends), then delete what it stored.
@@ -627,7 +674,7 @@ impl Node {
                 key_id,
                 epoch,
             } => {
-                let key = self.key_at(key_id, epoch).await?;
+                let key = self.key_at(key_id, epoch, KeyUse::Sign, true).await?;
                 let KeyShare::Frost(share) = &key.share else {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -651,7 +698,16 @@ impl Node {
                     .nonces
                     .take(session, key_id)
                     .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
-                let key = self.key_at(key_id, epoch).await?;
+                let key = self
+                    .key_at(
+                        key_id,
+                        epoch,
+                        KeyUse::Sign,
+                        package
+                            .message()
+                            .is_ok_and(|m| m == vhsm_wire::pairwise::message(&key_id)),
+                    )
+                    .await?;
                 let KeyShare::Frost(share) = &key.share else {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,
@@ -678,7 +734,14 @@ impl Node {
                 signers,
                 digest,
             } => {
-                let key = self.key_at(key_id, epoch).await?;
+                let key = self
+                    .key_at(
+                        key_id,
+                        epoch,
+                        KeyUse::Sign,
+                        digest == vhsm_wire::pairwise::ecdsa_digest(&key_id),
+                    )
+                    .await?;
                 let banned = self.banned().await?;
                 let request = EcdsaSignRequest {
                     me: self.id,
@@ -725,9 +788,23 @@ impl Node {
             NodeRequest::Evaluate {
                 key_id,
                 epoch,
+                purpose,
                 alpha,
             } => {
-                let key = self.key_at(key_id, epoch).await?;
+                if !matches!(purpose, KeyUse::Encrypt | KeyUse::Decrypt) {
+                    return Err(WireError::new(
+                        ErrorKind::BadRequest,
+                        "an evaluation encrypts or decrypts",
+                    ));
+                }
+                let key = self
+                    .key_at(
+                        key_id,
+                        epoch,
+                        purpose,
+                        alpha == vhsm_wire::pairwise::split_aes_alpha(&key_id),
+                    )
+                    .await?;
                 let KeyShare::SplitAes(share) = &key.share else {
                     return Err(WireError::new(
                         ErrorKind::BadRequest,

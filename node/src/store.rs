@@ -54,6 +54,16 @@ pub enum StoreError {
     /// The key id is taken.
     #[error("key {0} already exists on this node")]
     Exists(KeyId),
+    /// A lifecycle transition that is not allowed.
+    #[error("key {key_id} cannot go from {from} to {to}")]
+    Transition {
+        /// The key.
+        key_id: KeyId,
+        /// Its state.
+        from: KeyState,
+        /// The state asked for.
+        to: KeyState,
+    },
     /// A request the store refuses (a backup of another node, a key that may not be restored).
     #[error("{0}")]
     Refused(String),
@@ -180,8 +190,15 @@ impl ShareStore {
         txn.commit().map_err(db_error)
     }
 
-    /// Makes a pending key active. Activating an active key is a no-op (the coordinator may retry).
-    pub fn activate(&self, key_id: KeyId) -> Result<KeyInfo, StoreError> {
+    /// Gives a pending key its first lifecycle state (active or pre-active). Committing a key that is committed
+    /// already is a no-op (the coordinator may retry).
+    pub fn activate(&self, key_id: KeyId, state: KeyState) -> Result<KeyInfo, StoreError> {
+        if !matches!(state, KeyState::Active | KeyState::PreActive) {
+            return Err(StoreError::Corrupt {
+                key_id,
+                reason: format!("a key is committed active or pre-active, not {state}"),
+            });
+        }
         let txn = self.db.begin_write().map_err(db_error)?;
         let info = {
             let mut keys = txn.open_table(KEYS).map_err(db_error)?;
@@ -193,14 +210,55 @@ impl ShareStore {
                 .to_vec();
             let mut info = self.open_info(key_id, &record)?;
             if info.state == KeyState::Pending {
-                info.state = KeyState::Active;
+                info.state = state;
                 let sealed = self.seal_info(&info)?;
                 keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
             }
             info
         };
         txn.commit().map_err(db_error)?;
+        self.forget_cached(key_id);
         Ok(info)
+    }
+
+    /// A lifecycle transition (not destruction: [`ShareStore::destroy_key`]); refused unless
+    /// [`KeyState::can_become`] allows it. Setting the state the key is in already is a no-op.
+    pub fn set_state(&self, key_id: KeyId, next: KeyState) -> Result<KeyInfo, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let info = {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let record = keys
+                .get(&key_id.0[..])
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound(key_id))?
+                .value()
+                .to_vec();
+            let mut info = self.open_info(key_id, &record)?;
+            if info.state == next {
+                return Ok(info);
+            }
+            if next == KeyState::Destroyed || !info.state.can_become(next) {
+                return Err(StoreError::Transition {
+                    key_id,
+                    from: info.state,
+                    to: next,
+                });
+            }
+            info.state = next;
+            info.revision += 1;
+            let sealed = self.seal_info(&info)?;
+            keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
+            info
+        };
+        txn.commit().map_err(db_error)?;
+        self.forget_cached(key_id);
+        Ok(info)
+    }
+
+    fn forget_cached(&self, key_id: KeyId) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(&key_id);
+        }
     }
 
     /// Deletes a pending key. Returns whether there was one. An active key is never deleted this way.
@@ -257,7 +315,8 @@ impl ShareStore {
         self.infos_in(KEYS)
     }
 
-    /// One active key with this node's share, opened.
+    /// A key with this node's share, opened, in whatever state has one (pending included: the caller checks what
+    /// the state allows).
     pub fn active_key(&self, key_id: KeyId) -> Result<Arc<LoadedKey>, StoreError> {
         if let Ok(cache) = self.cache.read() {
             if let Some(hit) = cache.get(&key_id) {
@@ -270,7 +329,7 @@ impl ShareStore {
             Some(record) => self.open_info(key_id, record.value())?,
             None => return Err(StoreError::NotFound(key_id)),
         };
-        if info.state != KeyState::Active {
+        if info.state == KeyState::Destroyed {
             return Err(StoreError::NotFound(key_id));
         }
         let shares = txn.open_table(SHARES).map_err(db_error)?;
@@ -338,7 +397,7 @@ impl ShareStore {
                 .value()
                 .to_vec();
             let mut info = self.open_info(key_id, &record)?;
-            if info.state != KeyState::Active {
+            if !info.state.has_shares() {
                 return Err(StoreError::NotFound(key_id));
             }
             let mut expected = update.clone();
@@ -372,16 +431,17 @@ impl ShareStore {
     pub fn destroy_key(&self, key_id: KeyId) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(db_error)?;
         let existed = {
-            let removed = txn
-                .open_table(KEYS)
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let current = match keys.get(&key_id.0[..]).map_err(db_error)? {
+                Some(record) => Some(self.open_info(key_id, record.value())?),
+                None => None,
+            };
+            let had_share = txn
+                .open_table(SHARES)
                 .map_err(db_error)?
                 .remove(&key_id.0[..])
                 .map_err(db_error)?
                 .is_some();
-            txn.open_table(SHARES)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?;
             let staged = txn
                 .open_table(STAGED_KEYS)
                 .map_err(db_error)?
@@ -392,12 +452,23 @@ impl ShareStore {
                 .map_err(db_error)?
                 .remove(&key_id.0[..])
                 .map_err(db_error)?;
-            removed || staged
+            match current {
+                // A key that was generated keeps a tombstone: it cannot come back (e.g. from a backup).
+                Some(mut info) if info.state.has_shares() => {
+                    info.state = KeyState::Destroyed;
+                    info.revision += 1;
+                    let sealed = self.seal_info(&info)?;
+                    keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
+                }
+                Some(_) => {
+                    keys.remove(&key_id.0[..]).map_err(db_error)?;
+                }
+                None => {}
+            }
+            had_share || staged
         };
         txn.commit().map_err(db_error)?;
-        if let Ok(mut cache) = self.cache.write() {
-            cache.remove(&key_id);
-        }
+        self.forget_cached(key_id);
         Ok(existed)
     }
 
@@ -408,10 +479,8 @@ impl ShareStore {
     pub fn stage(&self, info: &KeyInfo, share: &KeyShare) -> Result<(), StoreError> {
         let key_id = info.id;
         let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
-        if info.state != KeyState::Active {
-            return Err(corrupt(
-                "a staged key must be ready to become active".into(),
-            ));
+        if !info.state.has_shares() {
+            return Err(corrupt(format!("a {} key cannot be staged", info.state)));
         }
         if share.participant() != self.node || share.public_key() != info.public_key {
             return Err(corrupt(
@@ -432,7 +501,10 @@ impl ShareStore {
             let keys = txn.open_table(KEYS).map_err(db_error)?;
             if let Some(record) = keys.get(&key_id.0[..]).map_err(db_error)? {
                 let current = self.open_info(key_id, record.value())?;
-                if current.state == KeyState::Active && current.epoch + 1 != info.epoch {
+                if current.state == KeyState::Destroyed {
+                    return Err(corrupt("the key was destroyed".into()));
+                }
+                if current.state.has_shares() && current.epoch + 1 != info.epoch {
                     return Err(corrupt(format!(
                         "cannot stage epoch {} over epoch {}",
                         info.epoch, current.epoch
@@ -465,7 +537,7 @@ impl ShareStore {
                 None => None,
             };
             if let Some(current) = current.as_ref().filter(|c| c.epoch == epoch) {
-                if current.state == KeyState::Active {
+                if current.state.has_shares() {
                     return Ok(current.clone());
                 }
             }
@@ -948,11 +1020,20 @@ mod tests {
                 store.insert_pending(&info, &share),
                 Err(StoreError::Exists(_))
             ));
-            assert!(matches!(
-                store.active_key(info.id),
-                Err(StoreError::NotFound(_))
-            ));
-            assert_eq!(store.activate(info.id).unwrap().state, KeyState::Active);
+            // A pending key loads (for its pairwise consistency test), but says it is pending.
+            assert_eq!(
+                store.active_key(info.id).unwrap().info.state,
+                KeyState::Pending
+            );
+            assert_eq!(
+                store.activate(info.id, KeyState::Active).unwrap().state,
+                KeyState::Active
+            );
+            assert_eq!(
+                store.active_key(info.id).unwrap().info.state,
+                KeyState::Active,
+                "the cache forgets the pending state"
+            );
             assert!(
                 !store.abort_pending(info.id).unwrap(),
                 "active keys are not aborted"
@@ -988,7 +1069,7 @@ mod tests {
         {
             let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
             store.insert_pending(&info, &share).unwrap();
-            store.activate(info.id).unwrap();
+            store.activate(info.id, KeyState::Active).unwrap();
             let mut too_far = next.clone();
             too_far.epoch = 2;
             assert!(
@@ -1023,10 +1104,16 @@ mod tests {
         store.stage(&after, &share).unwrap();
         assert!(store.destroy_key(info.id).unwrap());
         assert!(store.staged().unwrap().is_empty());
+        assert!(
+            store.stage(&after, &share).is_err(),
+            "a destroyed key stays destroyed"
+        );
         // A node without the key (new, or repaired) may stage any epoch and commit it.
-        store.stage(&after, &share).unwrap();
-        assert_eq!(store.commit_staged(info.id, 2).unwrap().epoch, 2);
-        assert_eq!(store.active_key(info.id).unwrap().info.epoch, 2);
+        let mut other = after.clone();
+        other.id = KeyId([2; 16]);
+        store.stage(&other, &share).unwrap();
+        assert_eq!(store.commit_staged(other.id, 2).unwrap().epoch, 2);
+        assert_eq!(store.active_key(other.id).unwrap().info.epoch, 2);
     }
 
     #[test]
@@ -1054,7 +1141,7 @@ mod tests {
         let share = shares().into_iter().find(|s| s.participant() == 1).unwrap();
         let mut info = info(&share);
         store.insert_pending(&info, &share).unwrap();
-        store.activate(info.id).unwrap();
+        store.activate(info.id, KeyState::Active).unwrap();
         info.state = KeyState::Active;
         let mut update = info.clone();
         update.label = "renamed".into();
@@ -1075,13 +1162,35 @@ mod tests {
         forged.holders = vec![1, 2];
         assert!(store.update_key(&forged).is_err());
 
+        // Lifecycle: active → deactivated (no way back) → destroyed (share gone, tombstone kept).
+        assert_eq!(
+            store
+                .set_state(info.id, KeyState::Deactivated)
+                .unwrap()
+                .state,
+            KeyState::Deactivated
+        );
+        assert!(matches!(
+            store.set_state(info.id, KeyState::Active),
+            Err(StoreError::Transition { .. })
+        ));
+        assert_eq!(
+            store.active_key(info.id).unwrap().info.state,
+            KeyState::Deactivated
+        );
         assert!(store.destroy_key(info.id).unwrap());
         assert!(matches!(
             store.active_key(info.id),
             Err(StoreError::NotFound(_))
         ));
-        assert!(store.keys().unwrap().is_empty());
-        assert!(!store.destroy_key(info.id).unwrap());
+        let keys = store.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].state, KeyState::Destroyed, "a tombstone remains");
+        assert!(
+            !store.destroy_key(info.id).unwrap(),
+            "nothing left to destroy"
+        );
+        assert!(store.set_state(info.id, KeyState::Active).is_err());
     }
 
     #[test]

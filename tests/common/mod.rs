@@ -426,3 +426,37 @@ impl Drop for KillOnDrop {
         );
     }
 }
+
+/// The nodes of `coordinator.toml` (id, address), and a pool that talks to nodes with the coordinator's identity.
+pub fn as_coordinator(
+    cluster: &TestCluster,
+) -> (Vec<(u16, String)>, vhsm_coordinator::nodes::NodePool) {
+    let config = vhsm_coordinator::config::CoordinatorConfig::load(
+        &cluster.path().join("coordinator").join("coordinator.toml"),
+    )
+    .unwrap();
+    let identity =
+        vhsm_wire::tls::TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
+    let nodes: Vec<(u16, String)> = config
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.address.clone()))
+        .collect();
+    let pool = vhsm_coordinator::nodes::NodePool::new(
+        vhsm_wire::tls::client_endpoint(&identity, false).unwrap(),
+        nodes.clone(),
+    );
+    (nodes, pool)
+}
+
+/// A node's answer to `ListKeys` or `ListStaged`.
+pub async fn listed(
+    pool: &vhsm_coordinator::nodes::NodePool,
+    id: u16,
+    request: vhsm_wire::messages::NodeRequest,
+) -> Vec<vhsm_wire::KeyInfo> {
+    match pool.call(id, &request, Duration::from_secs(5)).await {
+        Ok(vhsm_wire::messages::NodeResponse::Keys(keys)) => keys,
+        other => panic!("node {id} did not list its keys: {other:?}"),
+    }
+}

@@ -13,8 +13,8 @@ use crate::{
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
     identity::{NodeId, Role},
     messages::{
-        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, Membership,
-        ObjectId, PinUser, StoredObject, TokenInfo, WireError,
+        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, KeyState,
+        Membership, ObjectId, PinUser, StoredObject, TokenInfo, WireError,
     },
     tls::{self, TlsIdentity},
 };
@@ -193,9 +193,22 @@ impl Client {
         label: &str,
         attributes: Vec<(u64, Vec<u8>)>,
     ) -> Result<KeyInfo, ClientError> {
+        self.create_key_in_state(algorithm, label, attributes, false)
+            .await
+    }
+
+    /// Generates a key, pre-active (`pre_active`: usable only after [`Client::set_key_state`] active) or active.
+    pub async fn create_key_in_state(
+        &self,
+        algorithm: Algorithm,
+        label: &str,
+        attributes: Vec<(u64, Vec<u8>)>,
+        pre_active: bool,
+    ) -> Result<KeyInfo, ClientError> {
         let request = ClientRequest::CreateKey {
             algorithm,
             label: label.to_string(),
+            pre_active,
             attributes,
         };
         match self.call(&request).await? {
@@ -204,7 +217,22 @@ impl Client {
         }
     }
 
-    /// Every active key.
+    /// A lifecycle transition of a key (activate, deactivate, mark compromised); returns the key as it is now.
+    pub async fn set_key_state(
+        &self,
+        key_id: KeyId,
+        state: KeyState,
+    ) -> Result<KeyInfo, ClientError> {
+        match self
+            .call(&ClientRequest::SetKeyState { key_id, state })
+            .await?
+        {
+            ClientResponse::Key(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every key that has not been destroyed, in whatever lifecycle state.
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>, ClientError> {
         match self.call(&ClientRequest::ListKeys).await? {
             ClientResponse::Keys(k) => Ok(k),

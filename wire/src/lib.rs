@@ -15,11 +15,12 @@ pub mod client;
 pub mod frame;
 pub mod identity;
 pub mod messages;
+pub mod pairwise;
 pub mod pki;
 pub mod tls;
 
 pub use identity::{NodeId, Role};
 pub use messages::{
-    Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, ObjectId, PinUser, StoredObject, TokenInfo,
-    WireError,
+    Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, KeyUse, ObjectId, PinUser, StoredObject,
+    TokenInfo, WireError,
 };

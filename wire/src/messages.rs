@@ -125,21 +125,106 @@ impl FromStr for Algorithm {
     }
 }
 
-/// Where a key is in its life.
+/// Where a key is in its life: generation (`Pending`), then the states of NIST SP 800-57 part 1 §5.3 —
+/// pre-active, active, deactivated, compromised, destroyed. The nodes enforce what each state allows
+/// ([`KeyState::allows`]) and which transitions are possible ([`KeyState::can_become`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyState {
     /// Key generation finished on this node but the coordinator has not yet confirmed that every holder has it.
-    /// A pending key is never used; it is deleted if the generation is aborted.
+    /// A pending key is used only for its pairwise consistency test; it is deleted if the generation is aborted.
     Pending,
+    /// Generated, not yet authorised for use (`vhsm key activate`).
+    PreActive,
     /// In use.
     Active,
+    /// Retired: decrypts (and its public key verifies) what it protected, signs and encrypts nothing new.
+    Deactivated,
+    /// Known or suspected to be compromised: like deactivated, to recover data only.
+    Compromised,
+    /// Destroyed: every share is deleted; a tombstone remains so that the key cannot come back (from a backup).
+    Destroyed,
+}
+
+/// What an operation does with a key, for [`KeyState::allows`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyUse {
+    /// Make a signature.
+    Sign,
+    /// Encrypt (split-AES).
+    Encrypt,
+    /// Decrypt (split-AES).
+    Decrypt,
+    /// Reshare, refresh or repair its shares (maintenance: allowed in every state that has shares).
+    Reshare,
+}
+
+impl KeyState {
+    /// Every state, in life order.
+    pub const ALL: [KeyState; 6] = [
+        KeyState::Pending,
+        KeyState::PreActive,
+        KeyState::Active,
+        KeyState::Deactivated,
+        KeyState::Compromised,
+        KeyState::Destroyed,
+    ];
+
+    /// Whether a key in this state may be used so.
+    pub fn allows(self, use_: KeyUse) -> bool {
+        matches!(
+            (self, use_),
+            (KeyState::Active, _)
+                | (
+                    KeyState::Deactivated | KeyState::Compromised,
+                    KeyUse::Decrypt | KeyUse::Reshare
+                )
+                | (KeyState::PreActive, KeyUse::Reshare)
+        )
+    }
+
+    /// Whether a key may go from this state to `next` (NIST SP 800-57: activation once, deactivation once, no way
+    /// back; compromise from any live state; destruction from any state).
+    pub fn can_become(self, next: KeyState) -> bool {
+        use KeyState::*;
+        matches!(
+            (self, next),
+            (PreActive, Active)
+                | (Active, Deactivated)
+                | (PreActive | Active | Deactivated, Compromised)
+                | (PreActive | Active | Deactivated | Compromised, Destroyed)
+        )
+    }
+
+    /// Whether the key has shares (generated and not destroyed).
+    pub fn has_shares(self) -> bool {
+        !matches!(self, KeyState::Pending | KeyState::Destroyed)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::PreActive => "pre-active",
+            KeyState::Active => "active",
+            KeyState::Deactivated => "deactivated",
+            KeyState::Compromised => "compromised",
+            KeyState::Destroyed => "destroyed",
+        }
+    }
 }
 
 impl fmt::Display for KeyState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for KeyUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            KeyState::Pending => "pending",
-            KeyState::Active => "active",
+            KeyUse::Sign => "sign",
+            KeyUse::Encrypt => "encrypt",
+            KeyUse::Decrypt => "decrypt",
+            KeyUse::Reshare => "reshare",
         })
     }
 }
@@ -317,10 +402,20 @@ pub enum NodeRequest {
         /// The key to generate.
         key: KeyInfo,
     },
-    /// Every holder reported the same public key: make the pending key active.
+    /// Every holder reported the same public key and the key passed its pairwise consistency test: make the pending
+    /// key `state` (active, or pre-active).
     CommitKey {
         /// The key.
         key_id: KeyId,
+        /// Its first lifecycle state.
+        state: KeyState,
+    },
+    /// A lifecycle transition (see [`KeyState::can_become`]); `Destroyed` deletes the share and keeps a tombstone.
+    SetKeyState {
+        /// The key.
+        key_id: KeyId,
+        /// The new state.
+        state: KeyState,
     },
     /// Generation failed somewhere: delete the pending key.
     AbortKey {
@@ -427,6 +522,8 @@ pub enum NodeRequest {
     Evaluate {
         /// The key.
         key_id: KeyId,
+        /// Whether the evaluation encrypts or decrypts (the key's lifecycle state decides which is allowed).
+        purpose: KeyUse,
         /// The share epoch.
         epoch: u64,
         /// The message input.
@@ -649,6 +746,8 @@ pub enum ClientRequest {
         algorithm: Algorithm,
         /// Label.
         label: String,
+        /// Start pre-active (usable after `SetKeyState` active) instead of active.
+        pre_active: bool,
         /// Public attributes to keep with the key (e.g. CKA_ID).
         attributes: Vec<(u64, Vec<u8>)>,
     },
@@ -665,6 +764,13 @@ pub enum ClientRequest {
     DestroyKey {
         /// The key.
         key_id: KeyId,
+    },
+    /// A lifecycle transition: activate a pre-active key, deactivate an active one, mark a key compromised.
+    SetKeyState {
+        /// The key.
+        key_id: KeyId,
+        /// The new state (not `Destroyed`: that is `DestroyKey`).
+        state: KeyState,
     },
     /// Store a new object (certificate, data) on the token.
     CreateObject {
@@ -843,6 +949,30 @@ mod tests {
         assert_eq!(id.to_string().parse::<KeyId>().unwrap(), id);
         assert!("abc".parse::<KeyId>().is_err());
         assert!("zz".repeat(16).parse::<KeyId>().is_err());
+    }
+
+    #[test]
+    fn lifecycle_rules() {
+        use KeyState::*;
+        assert!(Active.allows(KeyUse::Sign) && Active.allows(KeyUse::Encrypt));
+        for s in [Deactivated, Compromised] {
+            assert!(
+                s.allows(KeyUse::Decrypt) && !s.allows(KeyUse::Sign) && !s.allows(KeyUse::Encrypt)
+            );
+        }
+        assert!(!PreActive.allows(KeyUse::Sign) && !PreActive.allows(KeyUse::Decrypt));
+        assert!(KeyState::ALL
+            .iter()
+            .all(|s| !Destroyed.allows(KeyUse::Decrypt) || *s == Active));
+        assert!(PreActive.can_become(Active) && Active.can_become(Deactivated));
+        assert!(!Deactivated.can_become(Active), "no reactivation");
+        assert!(!Active.can_become(PreActive));
+        assert!(!Destroyed.can_become(Active) && !Destroyed.can_become(Destroyed));
+        assert!(Compromised.can_become(Destroyed) && !Compromised.can_become(Active));
+        assert!(
+            !Pending.can_become(Active),
+            "activation of a generated key is the commit's"
+        );
     }
 
     #[test]

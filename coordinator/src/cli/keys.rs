@@ -163,13 +163,16 @@ pub async fn create(
     layout: &Layout,
     algorithm: Algorithm,
     label: &str,
+    pre_active: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let client = connect_user(layout).await?;
     let spinner = (!json)
         .then(|| super::progress::spinner(&format!("generating {algorithm} key '{label}' by DKG")));
     let started = Instant::now();
-    let key = client.create_key(algorithm, label).await;
+    let key = client
+        .create_key_in_state(algorithm, label, Vec::new(), pre_active)
+        .await;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
@@ -312,6 +315,23 @@ pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<
         return print_json(&serde_json::json!({ "unbanned": node }));
     }
     println!("node {node} may take part in ECDSA signing again (ban cleared on every node)");
+    Ok(())
+}
+
+/// `vhsm key activate|deactivate|mark-compromised ID`.
+pub async fn set_state(
+    layout: &Layout,
+    id: KeyId,
+    state: vhsm_wire::KeyState,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    let key = client.set_key_state(id, state).await?;
+    let view = KeyView::new(&key)?;
+    if json {
+        return print_json(&view);
+    }
+    println!("key {id} is {} now\n{}", key.state, view.human());
     Ok(())
 }
 

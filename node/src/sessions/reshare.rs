@@ -18,9 +18,7 @@ use vhsm_protocols::{
     split_aes::{SplitAesKeyShare, SplitAesPublicKeys},
     ProtocolError, SessionId,
 };
-use vhsm_wire::{
-    messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyState, NodeId, WireError,
-};
+use vhsm_wire::{messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyUse, NodeId, WireError};
 
 use crate::{
     mesh::Mesh,
@@ -124,8 +122,11 @@ pub async fn reshare(
             "this node is neither a dealer nor in the new committee",
         ));
     }
-    if key.state != KeyState::Active {
-        return Err(bad(format!("key {} is not active", key.id)));
+    if !key.state.allows(KeyUse::Reshare) {
+        return Err(bad(format!(
+            "key {} is {}: it cannot be reshared",
+            key.id, key.state
+        )));
     }
     if let Some(stranger) = dealers.iter().find(|d| !key.holders.contains(d)) {
         return Err(bad(format!(
@@ -292,7 +293,7 @@ pub async fn reshare(
     staged.holders = committee.to_vec();
     staged.threshold = threshold;
     staged.public_package = share.public_package();
-    staged.state = KeyState::Active;
+    staged.state = key.state;
     let info = staged.clone();
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.stage(&info, &share))

@@ -92,6 +92,18 @@ pub(crate) fn map_frost_error(e: frost::Error, context: &str) -> ProtocolError {
     }
 }
 
+/// Verifies an Ed25519 signature (RFC 8032 encodings: 32-byte public key, 64-byte `R ‖ s`) as FROST(Ed25519)
+/// verifies its group signatures: what a node's start-up self-test and independent checks use.
+pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    let Ok(key) = frost::VerifyingKey::deserialize(public_key) else {
+        return false;
+    };
+    let Ok(signature) = frost::Signature::deserialize(signature) else {
+        return false;
+    };
+    key.verify(message, &signature).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

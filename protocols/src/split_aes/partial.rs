@@ -117,3 +117,25 @@ pub fn evaluate<R: RngCore + CryptoRng>(
         proof,
     }
 }
+
+/// A self-test of the partial evaluation (for a node's start-up self-tests): with a fixed share, the DLEQ proof of
+/// an evaluation verifies, and the proof of a wrong output does not.
+pub fn self_test<R: RngCore + CryptoRng>(rng: &mut R) -> bool {
+    let secret = curve25519_dalek::Scalar::from(0x5648_5348_u64);
+    let (key_id, alpha) = (b"vhsm self-test", [0x5a; 32]);
+    let input = input_point(key_id, &alpha);
+    let statement = DleqStatement {
+        key_id,
+        alpha: &alpha,
+        participant: 1,
+        public_share: RistrettoPoint::mul_base(&secret),
+        input,
+        output: input * secret,
+    };
+    let proof = DleqProof::prove(&statement, &secret, rng);
+    let wrong = DleqStatement {
+        output: input * (secret + curve25519_dalek::Scalar::ONE),
+        ..statement
+    };
+    proof.verify(&statement) && !proof.verify(&wrong)
+}
