@@ -233,4 +233,35 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
         .await
         .unwrap();
     assert!(signers.contains(&3), "{signers:?}");
+
+    // A destroyed key does not come back from a backup made before its destruction.
+    cluster.start_node_with_env(2, &env());
+    cluster.wait_all_reachable().await;
+    let doomed = client.create_key(Algorithm::Ed25519, "doomed").await.unwrap();
+    let before = cluster.path().join("node-3-before-destroy.backup");
+    let (ok, out, err) = vhsm(
+        &cluster,
+        &["node", "backup", "3", "--out", before.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok && out.contains(&doomed.id.to_string()), "{out}\n{err}");
+    client.destroy_key(doomed.id).await.unwrap();
+    let (_, out, err) = vhsm(
+        &cluster,
+        &["node", "restore", "3", before.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        format!("{out}{err}").contains(&doomed.id.to_string()),
+        "the restore says what it left out: {out}\n{err}"
+    );
+    assert!(client.sign(doomed.id, b"back?", None).await.is_err());
+    assert!(client.list_keys().await.unwrap().iter().all(|k| k.id != doomed.id));
+    let (_, pool) = common::as_coordinator(&cluster);
+    let on3 = common::listed(&pool, 3, vhsm_wire::messages::NodeRequest::ListKeys).await;
+    assert_eq!(
+        on3.iter().find(|k| k.id == doomed.id).map(|k| k.state),
+        Some(vhsm_wire::KeyState::Destroyed),
+        "node 3 keeps only the tombstone"
+    );
 }
