@@ -237,7 +237,10 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
     // A destroyed key does not come back from a backup made before its destruction.
     cluster.start_node_with_env(2, &env());
     cluster.wait_all_reachable().await;
-    let doomed = client.create_key(Algorithm::Ed25519, "doomed").await.unwrap();
+    let doomed = client
+        .create_key(Algorithm::Ed25519, "doomed")
+        .await
+        .unwrap();
     let before = cluster.path().join("node-3-before-destroy.backup");
     let (ok, out, err) = vhsm(
         &cluster,
@@ -256,7 +259,12 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
         "the restore says what it left out: {out}\n{err}"
     );
     assert!(client.sign(doomed.id, b"back?", None).await.is_err());
-    assert!(client.list_keys().await.unwrap().iter().all(|k| k.id != doomed.id));
+    assert!(client
+        .list_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.id != doomed.id));
     let (_, pool) = common::as_coordinator(&cluster);
     let on3 = common::listed(&pool, 3, vhsm_wire::messages::NodeRequest::ListKeys).await;
     assert_eq!(

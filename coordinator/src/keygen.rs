@@ -167,12 +167,7 @@ pub async fn create_key(
             aborted = true;
             tracing::warn!(key = %key.id, failure = %failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
                 "key generation failed on a holder; aborting it on every holder");
-            pool.call_each(
-                &holders,
-                |_| NodeRequest::AbortKey { key_id: key.id },
-                FINISH_TIMEOUT,
-            )
-            .await;
+            abort_everywhere(pool, &holders, key.id).await;
         }
     }
     let agreed = if failures.is_empty() {
@@ -184,12 +179,7 @@ pub async fn create_key(
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(key = %key.id, error = %e, "key generation failed; deleting pending shares");
-            pool.call_each(
-                &holders,
-                |_| NodeRequest::AbortKey { key_id: key.id },
-                FINISH_TIMEOUT,
-            )
-            .await;
+            abort_everywhere(pool, &holders, key.id).await;
             return Err(e);
         }
     };
@@ -200,12 +190,7 @@ pub async fn create_key(
     // The pairwise consistency test, on the still pending key: it is reported created only if it works.
     if let Err(e) = pairwise_test(pool, signer, &key).await {
         tracing::error!(key = %key.id, error = %e, "the new key FAILED its pairwise consistency test; deleting it");
-        pool.call_each(
-            &holders,
-            |_| NodeRequest::AbortKey { key_id: key.id },
-            FINISH_TIMEOUT,
-        )
-        .await;
+        abort_everywhere(pool, &holders, key.id).await;
         return Err(WireError {
             kind: e.kind,
             message: format!(
@@ -232,12 +217,7 @@ pub async fn create_key(
         .collect();
     if failed.len() > holders.len() - usize::from(threshold) {
         // Too few holders have it active to ever sign: retire it everywhere rather than leave a key that half works.
-        pool.call_each(
-            &holders,
-            |_| NodeRequest::AbortKey { key_id: key.id },
-            FINISH_TIMEOUT,
-        )
-        .await;
+        abort_everywhere(pool, &holders, key.id).await;
         return Err(WireError {
             kind: ErrorKind::Unavailable,
             message: format!(
@@ -253,6 +233,16 @@ pub async fn create_key(
     registry.insert(key.clone());
     tracing::info!(key = %key.id, public_key = %hex::encode(&key.public_key), %state, "key generated");
     Ok(key)
+}
+
+/// Has every holder drop its pending share of `key_id` (the generation failed).
+async fn abort_everywhere(pool: &NodePool, holders: &[NodeId], key_id: KeyId) {
+    pool.call_each(
+        holders,
+        |_| NodeRequest::AbortKey { key_id },
+        FINISH_TIMEOUT,
+    )
+    .await;
 }
 
 /// Signs the test message with the new key (or encrypts and decrypts it) and checks the result with the public key.
