@@ -107,10 +107,8 @@ async fn check_key(client: &Client, key: &KeyInfo, note: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_and_repair_keep_every_key() {
-    let mut cluster = TestCluster::start(3, 2).await;
-    let client = cluster.client().await;
+/// A key of every algorithm, labelled `prefix-ALGORITHM`.
+async fn one_key_of_each(client: &Client, prefix: &str) -> Vec<KeyInfo> {
     let mut keys = Vec::new();
     for algorithm in [
         Algorithm::Ed25519,
@@ -120,11 +118,19 @@ async fn refresh_and_repair_keep_every_key() {
     ] {
         keys.push(
             client
-                .create_key(algorithm, &format!("reshare-{algorithm}"))
+                .create_key(algorithm, &format!("{prefix}-{algorithm}"))
                 .await
                 .unwrap(),
         );
     }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_and_repair_keep_every_key() {
+    let mut cluster = TestCluster::start(3, 2).await;
+    let client = cluster.client().await;
+    let keys = one_key_of_each(&client, "reshare").await;
     let aes = keys[1].clone();
     let old_blob = client.encrypt(aes.id, b"made before", b"v1").await.unwrap();
 
@@ -408,20 +414,7 @@ async fn add_raise_threshold_remove_with_keys_in_use() {
     let cluster = TestCluster::start(3, 2).await;
     let dir = cluster.path().to_str().unwrap().to_string();
     let client = cluster.client().await;
-    let mut keys = Vec::new();
-    for algorithm in [
-        Algorithm::Ed25519,
-        Algorithm::SplitAes256,
-        Algorithm::EcdsaSecp256k1,
-        Algorithm::EcdsaP256,
-    ] {
-        keys.push(
-            client
-                .create_key(algorithm, &format!("walk-{algorithm}"))
-                .await
-                .unwrap(),
-        );
-    }
+    let keys = one_key_of_each(&client, "walk").await;
     let old_blob = client
         .encrypt(keys[1].id, b"from 2-of-3", b"walk")
         .await
