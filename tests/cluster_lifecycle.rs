@@ -24,7 +24,44 @@ fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> WireError {
     }
 }
 
-/// Asks node `id` directly (as the coordinator would) for a FROST commitment and a split-AES evaluation.
+/// Asks node `node` directly (as the coordinator would) for a FROST signature share with `key_id`: takes a
+/// pre-made nonce commitment of `node` and one other node, builds the signing package, and asks `node` to sign.
+async fn ask_for_signature_share(
+    cluster: &TestCluster,
+    node: u16,
+    key_id: vhsm_wire::KeyId,
+) -> Result<NodeResponse, String> {
+    let mut commitments = std::collections::BTreeMap::new();
+    let mut nonce = 0;
+    let other = if node == 1 { 2 } else { 1 };
+    for signer in [node, other] {
+        match ask_directly(cluster, signer, NodeRequest::Precommit { count: 1 }).await {
+            Ok(NodeResponse::Precommitments(mut p)) => {
+                let p = p.remove(0);
+                if signer == node {
+                    nonce = p.id;
+                }
+                commitments.insert(signer, p.commitments);
+            }
+            other => panic!("node {signer} hands out no nonce commitment: {other:?}"),
+        }
+    }
+    let package = vhsm_protocols::frost::signing_package(&commitments, b"directly").unwrap();
+    ask_directly(
+        cluster,
+        node,
+        NodeRequest::SignShare {
+            session: SessionId([node as u8; 32]),
+            nonce,
+            key_id,
+            epoch: 0,
+            package,
+        },
+    )
+    .await
+}
+
+/// Asks node `id` directly (as the coordinator would), bypassing the coordinator's checks.
 async fn ask_directly(
     cluster: &TestCluster,
     id: u16,
@@ -50,19 +87,11 @@ async fn lifecycle_states_are_enforced_by_the_nodes() {
     let e = refused(client.sign(ed.id, b"too early", None).await);
     assert_eq!(e.kind, ErrorKind::Forbidden, "{e}");
     assert!(e.message.contains("pre-active"), "{e}");
-    let direct = ask_directly(
-        &cluster,
-        1,
-        NodeRequest::SignCommit {
-            session: SessionId([1; 32]),
-            key_id: ed.id,
-            epoch: 0,
-        },
-    )
-    .await;
+    let direct = ask_for_signature_share(&cluster, 1, ed.id).await;
     assert!(
-        matches!(&direct, Ok(NodeResponse::Error(_)) | Err(_)),
-        "a node commits to sign with a pre-active key: {direct:?}"
+        format!("{direct:?}").contains("pre-active")
+            && !matches!(direct, Ok(NodeResponse::SignatureShare(_))),
+        "a node signs with a pre-active key: {direct:?}"
     );
     assert_eq!(
         client
@@ -83,19 +112,10 @@ async fn lifecycle_states_are_enforced_by_the_nodes() {
     let e = refused(client.sign(ed.id, b"after", None).await);
     assert_eq!(e.kind, ErrorKind::Forbidden, "{e}");
     for node in 1..=3 {
-        let answer = ask_directly(
-            &cluster,
-            node,
-            NodeRequest::SignCommit {
-                session: SessionId([node as u8; 32]),
-                key_id: ed.id,
-                epoch: 0,
-            },
-        )
-        .await;
+        let answer = ask_for_signature_share(&cluster, node, ed.id).await;
         let text = format!("{answer:?}");
         assert!(
-            text.contains("deactivated") && !matches!(answer, Ok(NodeResponse::Commitments(_))),
+            text.contains("deactivated") && !matches!(answer, Ok(NodeResponse::SignatureShare(_))),
             "node {node}: {text}"
         );
     }

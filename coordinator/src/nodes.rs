@@ -57,6 +57,8 @@ impl NodeCallError {
 struct Link {
     address: String,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+    /// Short requests of concurrent operations, sent to the node together.
+    batcher: Arc<Batcher>,
     failed_at: Mutex<Option<(Instant, String)>>,
     /// The membership version the node confirmed on the current connection (`None`: not yet).
     delivered: Mutex<Option<u64>>,
@@ -67,6 +69,7 @@ impl Link {
         Arc::new(Link {
             address,
             connection: tokio::sync::Mutex::new(None),
+            batcher: Arc::default(),
             failed_at: Mutex::new(None),
             delivered: Mutex::new(None),
         })
@@ -92,6 +95,117 @@ impl Link {
 struct Members {
     membership: Arc<Membership>,
     links: BTreeMap<NodeId, Arc<Link>>,
+}
+
+/// A reply slot of a batched request.
+type Reply = tokio::sync::oneshot::Sender<Result<NodeResponse, String>>;
+
+/// Batching of the short requests of concurrent operations bound for one node (FROST signature shares, split-AES
+/// partial evaluations): a request is queued; if no batch is on its way to the node, a sender task takes the
+/// queue and sends it as one [`NodeRequest::Batch`] (a lone request as itself), then takes whatever queued
+/// meanwhile, until the queue is empty. One request alone waits for nothing; under load, the requests that
+/// arrive during one round trip share the next message — one stream, one frame and one answer for all.
+#[derive(Default)]
+struct Batcher {
+    queue: Mutex<Vec<(NodeRequest, Reply)>>,
+    /// Whether a sender task is running.
+    sending: std::sync::atomic::AtomicBool,
+}
+
+impl Batcher {
+    /// Whether `request` is batched: short requests whose answer is all they do.
+    fn batches(request: &NodeRequest) -> bool {
+        matches!(
+            request,
+            NodeRequest::SignShare { .. } | NodeRequest::Evaluate { .. }
+        )
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<(NodeRequest, Reply)>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn submit(
+        self: &Arc<Self>,
+        conn: &quinn::Connection,
+        request: NodeRequest,
+    ) -> Result<NodeResponse, String> {
+        use std::sync::atomic::Ordering;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue().push((request, reply));
+        if !self.sending.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().send(conn.clone()));
+        }
+        answer
+            .await
+            .map_err(|_| "the batch carrying the request was lost".to_string())?
+    }
+
+    /// The sender task: sends what is queued, batch after batch, until the queue is empty.
+    async fn send(self: Arc<Self>, conn: quinn::Connection) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let items: Vec<(NodeRequest, Reply)> = {
+                let mut queue = self.queue();
+                let n = queue.len().min(vhsm_wire::messages::MAX_BATCH);
+                queue.drain(..n).collect()
+            };
+            if items.is_empty() {
+                self.sending.store(false, Ordering::Release);
+                // A request queued after the take and before the flag was cleared: take it on, unless its own
+                // submitter already started a sender.
+                if self.queue().is_empty() || self.sending.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            let (requests, replies): (Vec<NodeRequest>, Vec<Reply>) = items.into_iter().unzip();
+            let answers = if requests.len() == 1 {
+                let request = requests.into_iter().next();
+                match request {
+                    Some(r) => frame::request::<_, NodeResponse>(&conn, &r, DEFAULT_FRAME_LIMIT)
+                        .await
+                        .map(|a| vec![a]),
+                    None => Ok(Vec::new()),
+                }
+            } else {
+                let count = requests.len();
+                match frame::request::<_, NodeResponse>(
+                    &conn,
+                    &NodeRequest::Batch(requests),
+                    DEFAULT_FRAME_LIMIT,
+                )
+                .await
+                {
+                    Ok(NodeResponse::Batch(answers)) if answers.len() == count => Ok(answers),
+                    Ok(NodeResponse::Error(e)) => Ok(vec![NodeResponse::Error(e); count]),
+                    Ok(_) => Ok(vec![
+                        NodeResponse::Error(WireError::new(
+                            ErrorKind::Misbehaviour,
+                            "answered a batch with something else",
+                        ));
+                        count
+                    ]),
+                    Err(e) => Err(e),
+                }
+            };
+            match answers {
+                Ok(answers) => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    // Whatever queues next goes over the same connection and fails as fast if it is gone; the
+                    // callers' next attempts connect anew.
+                    let reason = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(reason.clone()));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The nodes of the cluster.
@@ -386,6 +500,12 @@ impl NodePool {
             }
             // For the nodes' audit logs: who asked (see `crate::audit`).
             let wrapped = crate::audit::wrap(request);
+            if Batcher::batches(request) {
+                return link
+                    .batcher
+                    .submit(&conn, wrapped.unwrap_or_else(|| request.clone()))
+                    .await;
+            }
             frame::request::<_, NodeResponse>(
                 &conn,
                 wrapped.as_ref().unwrap_or(request),

@@ -3,9 +3,10 @@
 //! For each signature the coordinator picks `t` holders (preferring nodes that did not fail lately, rotating for
 //! load) and runs one attempt with them:
 //!
-//! - **Ed25519 (FROST)**: the coordinator is RFC 9591's coordinator: it asks the signers for nonce commitments
-//!   (round 1), sends them the signing package and collects signature shares (round 2), and aggregates, verifying
-//!   every share.
+//! - **Ed25519 (FROST)**: the coordinator is RFC 9591's coordinator. Round one happens ahead of time: it keeps a
+//!   queue of nonce commitments fetched in bulk from each node ([`Precommitments`]; the nodes keep the nonces), so
+//!   a signature takes one commitment per signer from the queues, sends the signing package, collects the
+//!   signature shares (one round trip) and aggregates, verifying the signature (and each share if it fails).
 //! - **ECDSA (DKLs23)**: the signers run the protocol among themselves over the mesh; each answers the signature,
 //!   which the coordinator verifies against the public key before returning it.
 //!
@@ -15,12 +16,12 @@
 //! unreachable and misbehaving nodes.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Mutex,
+        Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rand_core::OsRng;
@@ -34,7 +35,7 @@ use vhsm_protocols::{
     SessionId,
 };
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
+    messages::{NodeRequest, NodeResponse, Precommitment},
     ErrorKind, KeyInfo, NodeId, WireError,
 };
 
@@ -54,12 +55,98 @@ pub struct Signed {
     pub signers: Vec<NodeId>,
 }
 
+/// How many nonce commitments one `Precommit` fetches from a node.
+pub const PRECOMMIT_BATCH: u16 = 256;
+/// Queued commitments older than this are dropped unused (nodes keep handed-out nonces for 10 minutes).
+const PRECOMMIT_MAX_AGE: Duration = Duration::from_secs(300);
+/// How many times one signature fetches fresh commitments after a node said its nonces were gone.
+const STALE_RETRIES: usize = 2;
+
 /// Runs threshold signing.
 #[derive(Debug, Default)]
 pub struct Signer {
     rotation: AtomicUsize,
     /// Nodes banned by some node from OT-based protocols, as last reported; left out of ECDSA signing.
     banned: Mutex<BTreeSet<NodeId>>,
+    /// FROST nonce commitments fetched ahead of time.
+    precommitments: Precommitments,
+}
+
+/// FROST nonce commitments fetched from each node ahead of time (FROST's preprocessing). Each is taken out of
+/// its queue by exactly one signature attempt and never handed out again; the node holding the nonces refuses a
+/// second use anyway. A node that lost its nonces (a restart) answers [`ErrorKind::Stale`]: its queue is emptied
+/// and refilled.
+#[derive(Debug, Default)]
+struct Precommitments {
+    queues: Mutex<HashMap<NodeId, VecDeque<(Instant, Precommitment)>>>,
+    /// One fetch per node at a time; concurrent signatures wait for it instead of fetching again.
+    fetching: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Precommitments {
+    fn pop(&self, node: NodeId) -> Option<Precommitment> {
+        let mut queues = self.queues.lock().ok()?;
+        let queue = queues.get_mut(&node)?;
+        while let Some((fetched, p)) = queue.pop_front() {
+            if fetched.elapsed() < PRECOMMIT_MAX_AGE {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn forget(&self, node: NodeId) {
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.remove(&node);
+        }
+    }
+
+    /// One commitment of `node`, fetching a batch if its queue is empty.
+    async fn take(&self, pool: &NodePool, node: NodeId) -> Result<Precommitment, Attempt> {
+        if let Some(p) = self.pop(node) {
+            return Ok(p);
+        }
+        let gate = {
+            let mut fetching = self
+                .fetching
+                .lock()
+                .map_err(|_| Attempt::Refused(node, WireError::new(ErrorKind::Internal, "lock")))?;
+            fetching.entry(node).or_default().clone()
+        };
+        let _fetch = gate.lock().await;
+        // Another signature may have fetched while this one waited.
+        if let Some(p) = self.pop(node) {
+            return Ok(p);
+        }
+        let answer = pool
+            .call(
+                node,
+                &NodeRequest::Precommit {
+                    count: PRECOMMIT_BATCH,
+                },
+                ROUND_TIMEOUT,
+            )
+            .await;
+        let mut batch = match answer {
+            Ok(NodeResponse::Precommitments(batch)) if !batch.is_empty() => batch,
+            Ok(NodeResponse::Precommitments(_)) => {
+                return Err(Attempt::Misbehaved(
+                    vec![node],
+                    "handed out no nonce commitments".into(),
+                ))
+            }
+            other => return Err(Attempt::from_failure(node, other)),
+        };
+        let first = batch.remove(0);
+        let now = Instant::now();
+        if let Ok(mut queues) = self.queues.lock() {
+            queues
+                .entry(node)
+                .or_default()
+                .extend(batch.into_iter().map(|p| (now, p)));
+        }
+        Ok(first)
+    }
 }
 
 /// What to sign, prepared for the key's scheme.
@@ -170,6 +257,7 @@ impl Signer {
         let mut unreachable = BTreeSet::new();
         let mut culprits = BTreeSet::new();
         let mut refusals = Vec::new();
+        let mut stale_retries = 0;
         while let Some(set) = self.pick(pool, key, &excluded) {
             let attempt = match &prepared {
                 Prepared::Frost { public, message } => {
@@ -207,6 +295,15 @@ impl Signer {
                     );
                     culprits.extend(nodes.iter().copied());
                     excluded.extend(nodes);
+                }
+                Err(Attempt::Stale(node, error)) if stale_retries < STALE_RETRIES => {
+                    stale_retries += 1;
+                    tracing::info!(key = %key.id, node, %error, "signing: node no longer has the pre-made nonces (restarted?); fetching fresh ones");
+                    self.precommitments.forget(node);
+                }
+                Err(Attempt::Stale(node, error)) => {
+                    refusals.push(format!("node {node}: {error}"));
+                    excluded.insert(node);
                 }
                 Err(Attempt::Refused(node, error)) => {
                     if error.kind == ErrorKind::NotFound {
@@ -268,25 +365,18 @@ impl Signer {
         let session = SessionId::random(&mut OsRng);
         let (key_id, epoch) = (key.id, key.epoch);
 
-        let answers = pool
-            .call_each(
-                set,
-                |_| NodeRequest::SignCommit {
-                    session,
-                    key_id,
-                    epoch,
-                },
-                ROUND_TIMEOUT,
-            )
-            .await;
+        // Round one was done ahead of time: one queued commitment of each signer.
+        let taken = futures_util::future::join_all(
+            set.iter()
+                .map(|&node| async move { (node, self.precommitments.take(pool, node).await) }),
+        )
+        .await;
+        let mut nonces = BTreeMap::new();
         let mut commitments = BTreeMap::new();
-        for (node, answer) in answers {
-            match answer {
-                Ok(NodeResponse::Commitments(c)) => {
-                    commitments.insert(node, c);
-                }
-                other => return Err(Attempt::from_failure(node, other)),
-            }
+        for (node, p) in taken {
+            let p = p?;
+            nonces.insert(node, p.id);
+            commitments.insert(node, p.commitments);
         }
         let package = aggregate::signing_package(&commitments, message)
             .map_err(|e| Attempt::Misbehaved(e.culprits().to_vec(), e.to_string()))?;
@@ -294,8 +384,9 @@ impl Signer {
         let answers = pool
             .call_each(
                 set,
-                |_| NodeRequest::SignShare {
+                |node| NodeRequest::SignShare {
                     session,
+                    nonce: nonces.get(&node).copied().unwrap_or_default(),
                     key_id,
                     epoch,
                     package: package.clone(),
@@ -327,6 +418,8 @@ enum Attempt {
     Unreachable(Vec<NodeId>),
     Misbehaved(Vec<NodeId>, String),
     Banned(Vec<NodeId>, String),
+    /// The node no longer has the pre-made nonces it was asked to use: fetch fresh ones and try again.
+    Stale(NodeId, WireError),
     Refused(NodeId, WireError),
 }
 
@@ -345,6 +438,7 @@ impl Attempt {
                 ErrorKind::Unavailable if !error.nodes.is_empty() => {
                     Attempt::Unreachable(error.nodes)
                 }
+                ErrorKind::Stale => Attempt::Stale(node, error),
                 _ => Attempt::Refused(node, error),
             },
             Ok(_) => Attempt::Misbehaved(
@@ -360,7 +454,7 @@ impl Attempt {
             Attempt::Banned(..) => 0,
             Attempt::Misbehaved(..) => 1,
             Attempt::Unreachable(..) => 2,
-            Attempt::Refused(..) => 3,
+            Attempt::Stale(..) | Attempt::Refused(..) => 3,
         };
         failures.into_iter().min_by_key(rank)
     }

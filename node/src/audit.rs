@@ -15,19 +15,29 @@
 //! | `seq` | 0, 1, 2, … — equal to the line number |
 //! | `time` | seconds since the Unix epoch |
 //! | `prev` | the previous entry's `hash` (64 hex digits; 64 zeros for the first entry) |
-//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `sign-commit`, `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `backup`, `restore`, `login-failed` |
+//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `precommit` (FROST nonce commitments handed out ahead of time), `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `backup`, `restore`, `login-failed` |
 //! | `requester` | who asked: the client's certificate name and PIN user as the coordinator reported them (`alice (user)`), or `coordinator` for the coordinator's own housekeeping |
 //! | `purpose` | the client request that caused it (`sign`, `encrypt`, `decrypt`, `create-key`, …), empty if none |
 //! | `key` | the key id (hex), if the operation concerns a key |
 //! | `session` | the protocol session id (hex), if any: the entries of one operation on different nodes share it |
-//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` of the constant `unseal`, never of a passphrase): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
+//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` of the constant `unseal`, never of a passphrase; for `sign` with the node's own nonce handle set to 0, so that every signer records the same input): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
 //! | `result` | `attempt`, `ok`, or `error KIND: message` |
 //! | `hash` | SHA-256 over `"vhsm/audit-entry/v1"` and the postcard encoding of every field above (in order) |
 //!
 //! # When entries are written
 //!
 //! Every recorded request gets two entries: an `attempt` entry written and fsynced **before** the node does
-//! anything, and a result entry (`ok` / `error …`) written and fsynced before the answer leaves the node. If the
+//! anything, and a result entry (`ok` / `error …`) written and fsynced before the answer leaves the node —
+//! except the requests whose only effect is their answer (a FROST signature share, a split-AES partial
+//! evaluation, nonce commitments handed out): they get the result entry alone, written and fsynced before the
+//! answer leaves. If the node stops before that entry is on disk, nothing of the operation left the node, so an
+//! `attempt` entry would record nothing more (and it cost an fsync on the hot path of every signature). An ECDSA
+//! signature is not such a request: its protocol messages leave the node over the mesh while it runs.
+//! Appends that arrive together share one fsync (group commit): each append writes its line under the chain's
+//! lock, then waits until an fsync that began after its write has finished — the first waiter runs it for all.
+//! An append therefore returns only once its own entry is on disk, but concurrent requests do not queue behind
+//! one fsync each. An fsync that fails leaves the log refusing every further append (what reached the disk is
+//! unknown; the restart verifies the chain). If the
 //! attempt cannot be written the request is refused (nothing is signed, evaluated, generated or destroyed); if the
 //! result cannot be written the answer is replaced by an error, so no signature share or partial leaves the node
 //! unrecorded (a state change that already happened, e.g. a commit, is then recorded only by its attempt — like a
@@ -251,7 +261,8 @@ pub struct Operation {
     pub session: Option<SessionId>,
     /// SHA-256 of the request.
     pub input: [u8; 32],
-    /// Whether an attempt entry is written before the work (all but a failed-login note).
+    /// Whether an attempt entry is written before the work (all but a failed-login note and the requests whose
+    /// only effect is their answer; see the module docs).
     pub attempt_first: bool,
 }
 
@@ -263,13 +274,12 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
         | NodeRequest::ListObjects
         | NodeRequest::ListStaged
         | NodeRequest::AuditLog { .. }
-        | NodeRequest::OnBehalf { .. } => return None,
+        | NodeRequest::OnBehalf { .. }
+        | NodeRequest::Batch(_) => return None,
         NodeRequest::GenerateKey { session, key } => ("generate", Some(key.id), Some(*session)),
         NodeRequest::CommitKey { key_id, .. } => ("commit-key", Some(*key_id), None),
         NodeRequest::AbortKey { key_id } => ("abort-key", Some(*key_id), None),
-        NodeRequest::SignCommit {
-            session, key_id, ..
-        } => ("sign-commit", Some(*key_id), Some(*session)),
+        NodeRequest::Precommit { .. } => ("precommit", None, None),
         NodeRequest::SignShare {
             session, key_id, ..
         }
@@ -297,6 +307,21 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
     // Never a digest of a passphrase (it could be guessed from it).
     let encoded = match request {
         NodeRequest::Unseal { .. } => b"unseal".to_vec(),
+        // Every signer of one signature records the same input: the handle of its own nonces is left out.
+        NodeRequest::SignShare {
+            session,
+            key_id,
+            epoch,
+            package,
+            ..
+        } => postcard::to_allocvec(&NodeRequest::SignShare {
+            session: *session,
+            nonce: 0,
+            key_id: *key_id,
+            epoch: *epoch,
+            package: package.clone(),
+        })
+        .unwrap_or_default(),
         other => postcard::to_allocvec(other).unwrap_or_default(),
     };
     Some(Operation {
@@ -304,7 +329,13 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
         key,
         session,
         input: Sha256::digest(&encoded).into(),
-        attempt_first: !matches!(request, NodeRequest::LoginFailed { .. }),
+        attempt_first: !matches!(
+            request,
+            NodeRequest::LoginFailed { .. }
+                | NodeRequest::SignShare { .. }
+                | NodeRequest::Evaluate { .. }
+                | NodeRequest::Precommit { .. }
+        ),
     })
 }
 
@@ -334,6 +365,9 @@ pub struct AuditLog {
     node: NodeId,
     path: PathBuf,
     chain: Mutex<Chain>,
+    /// The number of entries known to be on disk (every seq below it was fsynced); its lock is held by the
+    /// append that is running the group's fsync.
+    synced: Mutex<u64>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -411,6 +445,7 @@ impl AuditLog {
                 head,
                 poisoned: None,
             }),
+            synced: Mutex::new(lines.len() as u64),
         })
     }
 
@@ -419,7 +454,15 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one entry and fsyncs it. An error means the entry is not in the log: the caller must fail.
+    fn lock_chain(&self) -> Result<std::sync::MutexGuard<'_, Chain>, AuditError> {
+        self.chain.lock().map_err(|_| AuditError::Io {
+            path: self.path.display().to_string(),
+            reason: "a lock was poisoned by a panic; restart the node".into(),
+        })
+    }
+
+    /// Appends one entry and returns once it is on disk (fsynced, possibly by the fsync of a concurrent append).
+    /// An error means the entry may not be in the log: the caller must fail.
     pub fn append(
         &self,
         operation: &Operation,
@@ -427,11 +470,52 @@ impl AuditLog {
         purpose: &str,
         result: String,
     ) -> Result<Entry, AuditError> {
+        let (entry, file, end) = self.write(operation, requester, purpose, result)?;
+        self.sync_through(end, &file)?;
+        Ok(entry)
+    }
+
+    /// Makes every entry below seq `end` durable. `file` is an open handle of the log (an fsync through any
+    /// handle of the file covers every write made to it before the fsync began).
+    fn sync_through(&self, end: u64, file: &File) -> Result<(), AuditError> {
         let path = &self.path;
-        let mut chain = self.chain.lock().map_err(|_| AuditError::Io {
+        let mut synced = self.synced.lock().map_err(|_| AuditError::Io {
             path: path.display().to_string(),
             reason: "a lock was poisoned by a panic; restart the node".into(),
         })?;
+        if *synced >= end {
+            return Ok(());
+        }
+        // Everything written so far is covered by the fsync that starts now.
+        let target = {
+            let chain = self.lock_chain()?;
+            if let Some(why) = &chain.poisoned {
+                return Err(io_error(path, "no longer writable", why));
+            }
+            chain.next_seq
+        };
+        if let Err(e) = file.sync_data() {
+            if let Ok(mut chain) = self.chain.lock() {
+                chain.poisoned = Some(format!(
+                    "an fsync failed ({e}): what reached the disk is unknown; restart the node to verify the log"
+                ));
+            }
+            return Err(io_error(path, "cannot fsync", e));
+        }
+        *synced = target;
+        Ok(())
+    }
+
+    /// Writes one entry (not yet fsynced): the entry, the handle it was written through, and the seq after it.
+    fn write(
+        &self,
+        operation: &Operation,
+        requester: &str,
+        purpose: &str,
+        result: String,
+    ) -> Result<(Entry, File, u64), AuditError> {
+        let path = &self.path;
+        let mut chain = self.lock_chain()?;
         if let Some(why) = &chain.poisoned {
             return Err(io_error(path, "no longer writable", why));
         }
@@ -474,7 +558,7 @@ impl AuditLog {
                 ),
             ));
         }
-        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
+        if let Err(e) = file.write_all(&line) {
             // Cut back whatever part was written, so that the chain stays whole.
             if let Err(cut) = file.set_len(chain.len).and_then(|()| file.sync_all()) {
                 chain.poisoned = Some(format!(
@@ -486,7 +570,7 @@ impl AuditLog {
         chain.len += line.len() as u64;
         chain.next_seq += 1;
         chain.head = hash;
-        Ok(entry)
+        Ok((entry, file, chain.next_seq))
     }
 
     /// Raw lines from `from_line`, at most `max_lines` (and about 2 MiB).
@@ -562,6 +646,44 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn concurrent_appends_share_fsyncs_and_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AUDIT_FILE);
+        let log = std::sync::Arc::new(AuditLog::open(&path, 1).unwrap());
+        let threads: Vec<_> = (0..8u8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    (0..40)
+                        .map(|_| {
+                            log.append(&op(t), "bob (user)", "sign", "ok".into())
+                                .unwrap()
+                                .seq
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (0..320).collect::<Vec<_>>(),
+            "every append got its own seq"
+        );
+        // Every returned append is durable and counted as synced.
+        assert_eq!(*log.synced.lock().unwrap(), 320);
+        drop(log);
+        let log = AuditLog::open(&path, 1).unwrap();
+        let report = verify_chain(1, &log.page(0, 1000).unwrap().lines);
+        assert!(report.breaks.is_empty(), "{:?}", report.breaks);
+        assert_eq!(report.entries.len(), 320);
     }
 
     #[test]

@@ -99,6 +99,16 @@ impl StorageKey {
         StorageKey(key)
     }
 
+    /// A 32-byte secret for `purpose`, derived from this key (HKDF-SHA256): a secret the node has without
+    /// storing another one, e.g. the hedge of its FROST nonces.
+    pub fn derive(&self, purpose: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's output limit: `expand` cannot fail.
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"vhsm/storage-key-derive/v1"), &self.0)
+            .expand(purpose, out.as_mut_slice());
+        out
+    }
+
     /// The key as 64 hex digits, for writing a development key file.
     pub fn to_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(self.0))

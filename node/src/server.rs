@@ -7,13 +7,10 @@
 //! | another node of this cluster | send protocol messages (unidirectional streams) |
 //! | anyone else (a client, a stranger's certificate) | nothing: the connection is closed |
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rand_core::OsRng;
-use vhsm_protocols::{
-    frost::{round1, round2},
-    split_aes, SecretBytes,
-};
+use vhsm_protocols::{frost::round2, split_aes, SecretBytes};
 use vhsm_wire::{
     accept,
     frame::{self, DEFAULT_FRAME_LIMIT},
@@ -54,7 +51,7 @@ pub struct Node {
     /// One unseal attempt at a time (Argon2id takes a moment; a second attempt waits and sees the first's result).
     unsealing: tokio::sync::Mutex<()>,
     mesh: Mesh,
-    nonces: NonceStore,
+    nonces: Arc<NonceStore>,
     /// The audit log: every recorded request is written here before it runs (fail closed).
     audit: Arc<AuditLog>,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
@@ -181,7 +178,7 @@ impl Node {
             seal,
             unsealing: tokio::sync::Mutex::new(()),
             mesh,
-            nonces: NonceStore::default(),
+            nonces: Arc::new(NonceStore::default()),
             audit: Arc::new(audit),
             keygens: Default::default(),
             endpoint,
@@ -268,11 +265,31 @@ impl Node {
 
     /// Serves until `shutdown` completes, then closes every connection.
     pub async fn serve(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let refill = tokio::spawn(self.clone().refill_nonces());
         let endpoint = self.endpoint.clone();
         accept::serve(&endpoint, shutdown, move |conn, role| {
             self.clone().connection(conn, role)
         })
         .await;
+        refill.abort();
+    }
+
+    /// Keeps the stock of pre-made FROST nonces filled (see `sessions::signing`), off the request path.
+    async fn refill_nonces(self: Arc<Self>) {
+        loop {
+            if let Some(hedge) = self.unsealed.get().map(|u| u.nonce_hedge.clone()) {
+                let (nonces, id) = (self.nonces.clone(), self.id);
+                match tokio::task::spawn_blocking(move || nonces.refill(id, &hedge)).await {
+                    Ok(Ok(made)) if made > 0 => continue,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot make FROST nonces ahead of time")
+                    }
+                    Err(e) => tracing::error!(error = %e, "nonce task failed"),
+                }
+            }
+            self.nonces.wait_low(Duration::from_secs(1)).await;
+        }
     }
 
     async fn connection(self: Arc<Self>, conn: quinn::Connection, role: Option<Role>) {
@@ -321,6 +338,7 @@ impl Node {
 
     async fn request(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let response = match frame::receive::<NodeRequest>(&mut recv, DEFAULT_FRAME_LIMIT).await {
+            Ok(NodeRequest::Batch(requests)) => self.batch(requests).await,
             Ok(request) => match self.audited(request).await {
                 Ok(r) => r,
                 Err(e) => NodeResponse::Error(e),
@@ -330,6 +348,54 @@ impl Node {
         if let Err(e) = frame::send(&mut send, &response).await {
             tracing::debug!(error = %e, "could not answer the coordinator");
         }
+    }
+
+    /// Answers the requests of a batch concurrently (each on its own task, so they use every core), one answer
+    /// per request in order. Each is audited like a request of its own.
+    async fn batch(self: Arc<Self>, requests: Vec<NodeRequest>) -> NodeResponse {
+        if requests.len() > vhsm_wire::messages::MAX_BATCH {
+            return NodeResponse::Error(WireError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "a batch of {} requests; at most {}",
+                    requests.len(),
+                    vhsm_wire::messages::MAX_BATCH
+                ),
+            ));
+        }
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    let nested = match &request {
+                        NodeRequest::OnBehalf { request, .. } => {
+                            matches!(request.as_ref(), NodeRequest::Batch(_))
+                        }
+                        other => matches!(other, NodeRequest::Batch(_)),
+                    };
+                    if nested {
+                        return NodeResponse::Error(WireError::new(
+                            ErrorKind::BadRequest,
+                            "batches are not nested",
+                        ));
+                    }
+                    node.audited(request)
+                        .await
+                        .unwrap_or_else(NodeResponse::Error)
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(task.await.unwrap_or_else(|e| {
+                NodeResponse::Error(WireError::new(
+                    ErrorKind::Internal,
+                    format!("request task failed: {e}"),
+                ))
+            }));
+        }
+        NodeResponse::Batch(answers)
     }
 
     async fn banned(&self) -> Result<Vec<NodeId>, WireError> {
@@ -669,26 +735,24 @@ impl Node {
                 let store = self.store()?.clone();
                 Ok(NodeResponse::Keys(blocking(move || store.keys()).await?))
             }
-            NodeRequest::SignCommit {
-                session,
-                key_id,
-                epoch,
-            } => {
-                let key = self.key_at(key_id, epoch, KeyUse::Sign, true).await?;
-                let KeyShare::Frost(share) = &key.share else {
-                    return Err(WireError::new(
-                        ErrorKind::BadRequest,
-                        format!("key {key_id} is not a FROST key"),
-                    ));
-                };
-                let (nonces, commitments) = round1::commit(share, &mut OsRng);
-                self.nonces
-                    .keep(session, key_id, nonces)
+            NodeRequest::Precommit { count } => {
+                let hedge = self
+                    .unsealed
+                    .get()
+                    .map(|u| u.nonce_hedge.clone())
+                    .ok_or_else(|| self.sealed_error())?;
+                let (nonces, id) = (self.nonces.clone(), self.id);
+                let handed = tokio::task::spawn_blocking(move || nonces.issue(count, id, &hedge))
+                    .await
+                    .map_err(|e| {
+                        WireError::new(ErrorKind::Internal, format!("nonce task failed: {e}"))
+                    })?
                     .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
-                Ok(NodeResponse::Commitments(commitments))
+                Ok(NodeResponse::Precommitments(handed))
             }
             NodeRequest::SignShare {
-                session,
+                session: _,
+                nonce,
                 key_id,
                 epoch,
                 package,
@@ -696,8 +760,8 @@ impl Node {
                 // Take the nonces first: whatever happens next, they are gone.
                 let nonces = self
                     .nonces
-                    .take(session, key_id)
-                    .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
+                    .take(nonce)
+                    .map_err(|e| WireError::new(ErrorKind::Stale, e.to_string()))?;
                 let key = self
                     .key_at(
                         key_id,
@@ -898,6 +962,10 @@ impl Node {
                 ErrorKind::BadRequest,
                 "a request on behalf of a client must not be nested",
             )),
+            NodeRequest::Batch(_) => Err(WireError::new(
+                ErrorKind::BadRequest,
+                "a batch is a message of its own: not nested, not on behalf of a client",
+            )),
             // Recorded by `audited`: nothing else to do.
             NodeRequest::LoginFailed { .. } => Ok(NodeResponse::Ok),
             NodeRequest::AuditLog {
@@ -928,6 +996,8 @@ impl Node {
 struct Unsealed {
     store: Arc<ShareStore>,
     membership: MembershipKeeper,
+    /// The secret that hedges this node's FROST nonces (derived from the storage key; see `sessions::signing`).
+    nonce_hedge: zeroize::Zeroizing<[u8; 32]>,
 }
 
 /// Opens the store with `key` and reads the membership; returns them with the peers to take.
@@ -937,6 +1007,7 @@ fn open_unsealed(
     key: StorageKey,
 ) -> Result<(Unsealed, Vec<(NodeId, String)>), WireError> {
     let internal = |e: String| WireError::new(ErrorKind::Internal, e);
+    let nonce_hedge = key.derive(b"vhsm/frost-nonce-hedge/v1");
     let store = ShareStore::open(&seal.data_dir.join("shares.redb"), key, id)
         .map_err(|e| internal(e.to_string()))?;
     // The peers: the newest membership this node was given, else node.toml's.
@@ -946,6 +1017,7 @@ fn open_unsealed(
         Unsealed {
             store: Arc::new(store),
             membership,
+            nonce_hedge,
         },
         peers,
     ))

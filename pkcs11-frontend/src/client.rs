@@ -86,6 +86,7 @@ pub fn map_error(e: &ClientError) -> CK_RV {
             | ErrorKind::Misbehaviour
             | ErrorKind::Banned
             | ErrorKind::Sealed
+            | ErrorKind::Stale
             | ErrorKind::Internal => CKR_DEVICE_ERROR,
         },
         ClientError::Config(_) => CKR_GENERAL_ERROR,

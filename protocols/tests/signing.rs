@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use common::*;
 use vhsm_protocols::frost::{
-    aggregate, commit, sign, signing_package, FrostCommitments, FrostKeyShare, FrostPublicKeys,
-    FrostSignatureShare,
+    aggregate, commit, precommit, sign, signing_package, FrostCommitments, FrostKeyShare,
+    FrostPublicKeys, FrostSignatureShare,
 };
 use vhsm_protocols::simulator::DeliveryOrder;
 use vhsm_protocols::{ParticipantId, ProtocolError};
@@ -51,6 +51,43 @@ fn honest_round(
         })
         .collect();
     (package, sig_shares)
+}
+
+#[test]
+fn precommitted_nonces_sign_for_any_key_of_their_participant_once() {
+    let first = keys_2_of_3();
+    let second = run_dkg(&[1, 2, 3], 2, 43, DeliveryOrder::Fifo);
+    let mut rng = rng(7);
+    for (n, shares) in [&first, &second].into_iter().enumerate() {
+        let message = format!("message {n}").into_bytes();
+        let mut nonces = BTreeMap::new();
+        let mut commitments = BTreeMap::new();
+        for id in [1u16, 3] {
+            // Made before the key (or the message) is known; hedged with a secret of the participant.
+            let (pre, c) = precommit(id, &[id as u8; 32], &mut rng).unwrap();
+            assert_eq!(pre.participant(), id);
+            nonces.insert(id, pre);
+            commitments.insert(id, c);
+        }
+        let package = signing_package(&commitments, &message).unwrap();
+        let sig_shares = [1u16, 3]
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    sign(&shares[id], nonces.remove(id).unwrap(), &package).unwrap(),
+                )
+            })
+            .collect();
+        let public = shares[&1].public_keys();
+        let sig = aggregate(&public, &package, &sig_shares).unwrap();
+        verify_strict(&public.group_public_key(), &message, &sig);
+    }
+    // Nonces of participant 1 do not sign with participant 2's share.
+    let (pre, c) = precommit(1, &[9; 32], &mut rng).unwrap();
+    let (_, c3) = commit(&first[&3], &mut rng);
+    let package = signing_package(&BTreeMap::from([(1, c), (3, c3)]), b"m").unwrap();
+    assert!(sign(&first[&2], pre, &package).is_err());
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u16 = 3;
+pub const WIRE_VERSION: u16 = 4;
 
 /// Largest frame accepted by default (a request carrying a message to sign, a key list).
 pub const DEFAULT_FRAME_LIMIT: usize = 4 * 1024 * 1024;

@@ -349,6 +349,9 @@ pub enum ErrorKind {
     /// The node is sealed: it serves nothing until an operator unseals it (`vhsm node unseal ID`). Not a failure of
     /// the node: the coordinator treats it as unavailable and blames no one.
     Sealed,
+    /// The request used single-use state the node no longer has (pre-made nonces lost in a restart, or expired):
+    /// ask again with fresh state. Nobody is blamed.
+    Stale,
 }
 
 /// A failure reported across the wire. Never contains secret material.
@@ -389,6 +392,24 @@ pub struct NodeStatus {
     pub sealed: bool,
 }
 
+/// A node's handle for one set of pre-made FROST nonces (random; meaningful only to the node that made it).
+pub type NonceId = u64;
+
+/// Most requests in one [`NodeRequest::Batch`].
+pub const MAX_BATCH: usize = 256;
+
+/// Most commitments one `Precommit` hands out.
+pub const MAX_PRECOMMIT: u16 = 1024;
+
+/// One pre-made nonce commitment: the node keeps the nonces under `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precommitment {
+    /// The node's handle for the nonces.
+    pub id: NonceId,
+    /// The commitments to them.
+    pub commitments: FrostCommitments,
+}
+
 /// Coordinator → node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum NodeRequest {
@@ -424,22 +445,21 @@ pub enum NodeRequest {
     },
     /// The keys this node holds a share of.
     ListKeys,
-    /// FROST round 1: make and keep single-use nonces for this session, answer their commitments.
-    SignCommit {
-        /// The signing session; the nonces are bound to it.
+    /// FROST round 1, ahead of time: hand out `count` nonce commitments from the node's pool (the node keeps the
+    /// nonces, each for one signature share at most; see the node's `sessions::signing`).
+    Precommit {
+        /// How many (at most [`MAX_PRECOMMIT`]).
+        count: u16,
+    },
+    /// FROST round 2: consume the nonces `nonce` (handed out by `Precommit`) and answer a signature share.
+    SignShare {
+        /// The signing session (the same on every signer of this signature; it names the audit entries).
         session: SessionId,
+        /// The pre-made nonces this share uses (their commitment is this node's in `package`).
+        nonce: NonceId,
         /// The key.
         key_id: KeyId,
         /// The share epoch the coordinator signs with (see [`KeyInfo::epoch`]).
-        epoch: u64,
-    },
-    /// FROST round 2: consume this session's nonces and answer a signature share.
-    SignShare {
-        /// The signing session of a previous `SignCommit`.
-        session: SessionId,
-        /// The key.
-        key_id: KeyId,
-        /// The share epoch, as in the `SignCommit`.
         epoch: u64,
         /// Message and commitments of all signers.
         package: FrostSigningPackage,
@@ -544,6 +564,10 @@ pub enum NodeRequest {
         /// The keys to restore (those of the backup the cluster still has at the backup's epoch).
         keys: Vec<KeyId>,
     },
+    /// Several independent requests in one message (at most [`MAX_BATCH`]; not nested): the node answers
+    /// [`NodeResponse::Batch`] with one answer per request, in order. The coordinator batches the short requests
+    /// of concurrent operations (signature shares, partial evaluations) bound for the same node.
+    Batch(Vec<NodeRequest>),
     /// `request`, made for `requester` (the client's certificate name and PIN user, as the coordinator saw them):
     /// the node writes the requester into its audit log. Not nested.
     OnBehalf {
@@ -597,8 +621,8 @@ pub enum NodeResponse {
     Ok,
     /// Answer to `ListKeys`.
     Keys(Vec<KeyInfo>),
-    /// Answer to `SignCommit`.
-    Commitments(FrostCommitments),
+    /// Answer to `Precommit`.
+    Precommitments(Vec<Precommitment>),
     /// Answer to `SignShare`.
     SignatureShare(FrostSignatureShare),
     /// Answer to `EcdsaSign`: the signature, r ‖ s.
@@ -620,6 +644,8 @@ pub enum NodeResponse {
     Backup(Vec<u8>),
     /// Answer to `AuditLog`.
     Audit(AuditPage),
+    /// Answer to `Batch`: one answer per request, in order (an `Error` for each that failed).
+    Batch(Vec<NodeResponse>),
     /// The request failed.
     Error(WireError),
 }

@@ -31,7 +31,7 @@ pub mod share;
 
 pub use aggregate::{aggregate, signing_package, FrostSignatureShare, FrostSigningPackage};
 pub use dkg::{DkgBody, DkgMessage, DkgParams, FrostDkg};
-pub use round1::{commit, FrostCommitments, FrostNonces};
+pub use round1::{commit, precommit, FrostCommitments, FrostNonces};
 pub use round2::sign;
 pub use share::{FrostKeyShare, FrostPublicKeys};
 

@@ -54,6 +54,42 @@ impl fmt::Debug for FrostNonces {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrostCommitments(pub Vec<u8>);
 
+/// Round one made ahead of time (FROST's preprocessing stage): fresh nonces for `participant`, not yet tied to
+/// any key, hedged with `hedge` (a secret of the holder's that is not its RNG's output) instead of a key share.
+///
+/// FROST allows commitments to be published before the message and the signer set are known: the binding factor
+/// of each signer (RFC 9591 §4.4) is computed over the message and every commitment of the signing package, so a
+/// commitment handed out early cannot be steered into a forgery (the ROS-style attack FROST was designed
+/// against). What stays essential is that each pair is used for one signature share at most: the holder keeps
+/// the [`FrostNonces`] and [`crate::frost::sign`] consumes them. A nonce is a secret of the participant, not of
+/// a key, so one pool serves every key whose share that participant holds.
+pub fn precommit<R: RngCore + CryptoRng>(
+    participant: ParticipantId,
+    hedge: &[u8; 32],
+    rng: &mut R,
+) -> Result<(FrostNonces, FrostCommitments), crate::ProtocolError> {
+    use curve25519_dalek::Scalar;
+    // A canonical scalar encoding, so that it parses as a signing share (the value only seeds RFC 9591's
+    // nonce_generate).
+    let hedge = zeroize::Zeroizing::new(Scalar::from_bytes_mod_order(*hedge).to_bytes());
+    let secret = frost_ed25519::keys::SigningShare::deserialize(hedge.as_slice())
+        .map_err(|e| crate::ProtocolError::InvalidParameters(format!("nonce hedge: {e}")))?;
+    loop {
+        let (nonces, commitments) = frost_ed25519::round1::commit(&secret, rng);
+        if let Ok(bytes) = commitments.serialize() {
+            let commitments = FrostCommitments(bytes);
+            return Ok((
+                FrostNonces {
+                    nonces,
+                    commitments: commitments.clone(),
+                    participant,
+                },
+                commitments,
+            ));
+        }
+    }
+}
+
 /// Round one: draws fresh nonces for `share`'s holder and commits to them.
 ///
 /// Nonces are derived as in RFC 9591 (`nonce_generate`): from 32 fresh random bytes and the secret share, so
