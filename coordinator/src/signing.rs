@@ -31,12 +31,12 @@ use vhsm_protocols::{
         verify::verify_prehash,
         EcdsaCurve,
     },
-    frost::{aggregate, share::FrostPublicKeys},
+    frost::{aggregate, share::FrostPublicKeys, DecodedCommitments},
     SessionId,
 };
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse, Precommitment},
-    ErrorKind, KeyInfo, NodeId, WireError,
+    messages::{NodeRequest, NodeResponse, NonceId},
+    ErrorKind, KeyId, KeyInfo, NodeId, WireError,
 };
 
 use crate::nodes::{NodeCallError, NodePool};
@@ -70,7 +70,12 @@ pub struct Signer {
     banned: Mutex<BTreeSet<NodeId>>,
     /// FROST nonce commitments fetched ahead of time.
     precommitments: Precommitments,
+    /// FROST keys' public key packages, decoded once (each point check costs tens of microseconds).
+    public_keys: Mutex<HashMap<KeyId, Arc<(Vec<u8>, FrostPublicKeys)>>>,
 }
+
+/// A queued commitment: when it was fetched, the node's handle of the nonces, the commitments (points checked).
+type Queued = (Instant, NonceId, DecodedCommitments);
 
 /// FROST nonce commitments fetched from each node ahead of time (FROST's preprocessing). Each is taken out of
 /// its queue by exactly one signature attempt and never handed out again; the node holding the nonces refuses a
@@ -78,18 +83,18 @@ pub struct Signer {
 /// and refilled.
 #[derive(Debug, Default)]
 struct Precommitments {
-    queues: Mutex<HashMap<NodeId, VecDeque<(Instant, Precommitment)>>>,
+    queues: Mutex<HashMap<NodeId, VecDeque<Queued>>>,
     /// One fetch per node at a time; concurrent signatures wait for it instead of fetching again.
     fetching: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Precommitments {
-    fn pop(&self, node: NodeId) -> Option<Precommitment> {
+    fn pop(&self, node: NodeId) -> Option<(NonceId, DecodedCommitments)> {
         let mut queues = self.queues.lock().ok()?;
         let queue = queues.get_mut(&node)?;
-        while let Some((fetched, p)) = queue.pop_front() {
+        while let Some((fetched, id, c)) = queue.pop_front() {
             if fetched.elapsed() < PRECOMMIT_MAX_AGE {
-                return Some(p);
+                return Some((id, c));
             }
         }
         None
@@ -102,7 +107,11 @@ impl Precommitments {
     }
 
     /// One commitment of `node`, fetching a batch if its queue is empty.
-    async fn take(&self, pool: &NodePool, node: NodeId) -> Result<Precommitment, Attempt> {
+    async fn take(
+        &self,
+        pool: &NodePool,
+        node: NodeId,
+    ) -> Result<(NonceId, DecodedCommitments), Attempt> {
         if let Some(p) = self.pop(node) {
             return Ok(p);
         }
@@ -127,7 +136,7 @@ impl Precommitments {
                 ROUND_TIMEOUT,
             )
             .await;
-        let mut batch = match answer {
+        let batch = match answer {
             Ok(NodeResponse::Precommitments(batch)) if !batch.is_empty() => batch,
             Ok(NodeResponse::Precommitments(_)) => {
                 return Err(Attempt::Misbehaved(
@@ -137,22 +146,31 @@ impl Precommitments {
             }
             other => return Err(Attempt::from_failure(node, other)),
         };
-        let first = batch.remove(0);
+        // Every point is checked once, here, off the signature that waits for the batch only this once.
         let now = Instant::now();
-        if let Ok(mut queues) = self.queues.lock() {
-            queues
-                .entry(node)
-                .or_default()
-                .extend(batch.into_iter().map(|p| (now, p)));
+        let mut decoded = Vec::with_capacity(batch.len());
+        for p in batch {
+            let c = p.commitments.decode().map_err(|e| {
+                Attempt::Misbehaved(vec![node], format!("handed out invalid commitments: {e}"))
+            })?;
+            decoded.push((now, p.id, c));
         }
-        Ok(first)
+        let mut decoded = VecDeque::from(decoded);
+        let Some((_, id, first)) = decoded.pop_front() else {
+            return Err(Attempt::Misbehaved(vec![node], "no commitments".into()));
+        };
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.entry(node).or_default().extend(decoded);
+        }
+        Ok((id, first))
     }
 }
 
 /// What to sign, prepared for the key's scheme.
 enum Prepared<'a> {
     Frost {
-        public: Box<FrostPublicKeys>,
+        /// The key's public key package as stored, and decoded.
+        public: Arc<(Vec<u8>, FrostPublicKeys)>,
         message: &'a [u8],
     },
     Ecdsa {
@@ -181,6 +199,29 @@ impl Signer {
             .lock()
             .map(|b| b.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The public key package of FROST key `key`, decoded once per key and epoch (its bytes are compared, so a
+    /// key whose package changed is decoded anew).
+    fn public_keys(&self, key: &KeyInfo) -> Result<Arc<(Vec<u8>, FrostPublicKeys)>, WireError> {
+        if let Some(cached) = self
+            .public_keys
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key.id).cloned())
+        {
+            if cached.0 == key.public_package {
+                return Ok(cached);
+            }
+        }
+        let decoded = Arc::new((key.public_package.clone(), public_keys(key)?));
+        if let Ok(mut cache) = self.public_keys.lock() {
+            if cache.len() >= 100_000 {
+                cache.clear();
+            }
+            cache.insert(key.id, decoded.clone());
+        }
+        Ok(decoded)
     }
 
     /// Picks `t` holders not excluded: first those that did not fail lately, starting at a rotating offset.
@@ -239,7 +280,7 @@ impl Signer {
                     )));
                 }
                 Prepared::Frost {
-                    public: Box::new(public_keys(key)?),
+                    public: self.public_keys(key)?,
                     message,
                 }
             }
@@ -261,7 +302,8 @@ impl Signer {
         while let Some(set) = self.pick(pool, key, &excluded) {
             let attempt = match &prepared {
                 Prepared::Frost { public, message } => {
-                    self.attempt_frost(pool, key, public, &set, message).await
+                    self.attempt_frost(pool, key, &public.1, &set, message)
+                        .await
                 }
                 Prepared::Ecdsa { curve, digest } => {
                     self.attempt_ecdsa(pool, key, *curve, &set, digest).await
@@ -374,11 +416,11 @@ impl Signer {
         let mut nonces = BTreeMap::new();
         let mut commitments = BTreeMap::new();
         for (node, p) in taken {
-            let p = p?;
-            nonces.insert(node, p.id);
-            commitments.insert(node, p.commitments);
+            let (id, c) = p?;
+            nonces.insert(node, id);
+            commitments.insert(node, c);
         }
-        let package = aggregate::signing_package(&commitments, message)
+        let (package, decoded) = aggregate::signing_package_decoded(&commitments, message)
             .map_err(|e| Attempt::Misbehaved(e.culprits().to_vec(), e.to_string()))?;
 
         let answers = pool
@@ -403,7 +445,7 @@ impl Signer {
                 other => return Err(Attempt::from_failure(node, other)),
             }
         }
-        match aggregate::aggregate(public, &package, &shares) {
+        match aggregate::aggregate_decoded(public, &decoded, &shares) {
             Ok(signature) => Ok(signature.to_vec()),
             Err(e) if !e.culprits().is_empty() => {
                 Err(Attempt::Misbehaved(e.culprits().to_vec(), e.to_string()))

@@ -762,14 +762,16 @@ impl Node {
                     .nonces
                     .take(nonce)
                     .map_err(|e| WireError::new(ErrorKind::Stale, e.to_string()))?;
+                // Decoded once (every commitment point checked): for the message check and for signing.
+                let package = package.decode().map_err(|e| {
+                    WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}"))
+                })?;
                 let key = self
                     .key_at(
                         key_id,
                         epoch,
                         KeyUse::Sign,
-                        package
-                            .message()
-                            .is_ok_and(|m| m == vhsm_wire::pairwise::message(&key_id)),
+                        package.message() == vhsm_wire::pairwise::message(&key_id).as_slice(),
                     )
                     .await?;
                 let KeyShare::Frost(share) = &key.share else {
@@ -779,7 +781,7 @@ impl Node {
                     ));
                 };
                 #[allow(unused_mut)]
-                let mut share = round2::sign(share, nonces, &package).map_err(|e| {
+                let mut share = round2::sign_decoded(share, nonces, &package).map_err(|e| {
                     WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}"))
                 })?;
                 #[cfg(feature = "fault-injection")]

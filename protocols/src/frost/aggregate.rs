@@ -24,22 +24,52 @@ use crate::party::ParticipantId;
 pub struct FrostSigningPackage(pub Vec<u8>);
 
 impl FrostSigningPackage {
-    fn decode(&self) -> Result<SigningPackage, ProtocolError> {
+    /// Decodes the package, checking every commitment point (decompression plus a prime-order check, tens of
+    /// microseconds per point): decode once and use the [`DecodedSigningPackage`] for everything else.
+    pub fn decode(&self) -> Result<DecodedSigningPackage, ProtocolError> {
         SigningPackage::deserialize(&self.0)
+            .map(DecodedSigningPackage)
             .map_err(|e| ProtocolError::Encoding(format!("signing package: {e}")))
     }
 
-    /// The message to be signed, so that a signer can check it before signing.
-    ///
-    /// Like [`FrostSigningPackage::signers`], this decodes the whole package, which checks every commitment
-    /// point (decompression plus a prime-order check, tens of microseconds per point).
+    /// The message to be signed (decodes the whole package; see [`FrostSigningPackage::decode`]).
     pub fn message(&self) -> Result<Vec<u8>, ProtocolError> {
-        Ok(self.decode()?.message().clone())
+        Ok(self.decode()?.message().to_vec())
+    }
+
+    /// The signers whose commitments the package holds, ascending (decodes the whole package).
+    pub fn signers(&self) -> Result<Vec<ParticipantId>, ProtocolError> {
+        self.decode()?.signers()
+    }
+}
+
+/// A signing package whose every commitment point has been checked.
+#[derive(Clone, Debug)]
+pub struct DecodedSigningPackage(pub(crate) SigningPackage);
+
+impl DecodedSigningPackage {
+    /// The message to be signed, so that a signer can check it before signing.
+    pub fn message(&self) -> &[u8] {
+        self.0.message()
     }
 
     /// The signers whose commitments the package holds, ascending.
     pub fn signers(&self) -> Result<Vec<ParticipantId>, ProtocolError> {
-        signers_of(&self.decode()?)
+        signers_of(&self.0)
+    }
+}
+
+/// A signer's commitments whose points have been checked (decode them once, e.g. when they arrive ahead of
+/// time, and build packages from them without decoding again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedCommitments(SigningCommitments);
+
+impl FrostCommitments {
+    /// Decodes the commitments, checking both points.
+    pub fn decode(&self) -> Result<DecodedCommitments, ProtocolError> {
+        SigningCommitments::deserialize(&self.0)
+            .map(DecodedCommitments)
+            .map_err(|e| ProtocolError::Encoding(format!("signing commitments: {e}")))
     }
 }
 
@@ -66,18 +96,12 @@ pub fn signing_package(
     commitments: &BTreeMap<ParticipantId, FrostCommitments>,
     message: &[u8],
 ) -> Result<FrostSigningPackage, ProtocolError> {
-    if commitments.is_empty() {
-        return Err(ProtocolError::InvalidParameters(
-            "no signing commitments".into(),
-        ));
-    }
     let mut decoded = BTreeMap::new();
     let mut culprits = Vec::new();
     for (participant, commitment) in commitments {
-        let id = identifier(*participant)?;
-        match SigningCommitments::deserialize(&commitment.0) {
+        match commitment.decode() {
             Ok(c) => {
-                decoded.insert(id, c);
+                decoded.insert(*participant, c);
             }
             Err(_) => culprits.push(*participant),
         }
@@ -88,10 +112,29 @@ pub fn signing_package(
             "malformed signing commitment",
         ));
     }
-    SigningPackage::new(decoded, message)
+    signing_package_decoded(&decoded, message).map(|(package, _)| package)
+}
+
+/// [`signing_package`] from commitments decoded already: the package to send, and the same package decoded,
+/// for [`aggregate_decoded`].
+pub fn signing_package_decoded(
+    commitments: &BTreeMap<ParticipantId, DecodedCommitments>,
+    message: &[u8],
+) -> Result<(FrostSigningPackage, DecodedSigningPackage), ProtocolError> {
+    if commitments.is_empty() {
+        return Err(ProtocolError::InvalidParameters(
+            "no signing commitments".into(),
+        ));
+    }
+    let mut by_id = BTreeMap::new();
+    for (participant, c) in commitments {
+        by_id.insert(identifier(*participant)?, c.0);
+    }
+    let package = SigningPackage::new(by_id, message);
+    let bytes = package
         .serialize()
-        .map(FrostSigningPackage)
-        .map_err(|e| map_frost_error(e, "signing package"))
+        .map_err(|e| map_frost_error(e, "signing package"))?;
+    Ok((FrostSigningPackage(bytes), DecodedSigningPackage(package)))
 }
 
 /// Aggregates the signature shares (keyed by the authenticated sender) into an Ed25519 signature
@@ -105,9 +148,17 @@ pub fn aggregate(
     package: &FrostSigningPackage,
     shares: &BTreeMap<ParticipantId, FrostSignatureShare>,
 ) -> Result<[u8; 64], ProtocolError> {
-    // Decoding checks every commitment point (decompression and a prime-order check): do it once.
-    let signing_package = package.decode()?;
-    let signers = signers_of(&signing_package)?;
+    aggregate_decoded(public, &package.decode()?, shares)
+}
+
+/// [`aggregate`] with the package decoded already (by [`signing_package_decoded`]).
+pub fn aggregate_decoded(
+    public: &FrostPublicKeys,
+    package: &DecodedSigningPackage,
+    shares: &BTreeMap<ParticipantId, FrostSignatureShare>,
+) -> Result<[u8; 64], ProtocolError> {
+    let signing_package = &package.0;
+    let signers = signers_of(signing_package)?;
     if !signers.iter().eq(shares.keys()) {
         return Err(ProtocolError::InvalidParameters(format!(
             "signature shares from {:?} do not match the signers {signers:?} of the signing package",
@@ -131,7 +182,7 @@ pub fn aggregate(
         ));
     }
     let signature: Signature = frost_ed25519::aggregate_custom(
-        &signing_package,
+        signing_package,
         &decoded,
         public.frost_package(),
         CheaterDetection::AllCheaters,

@@ -29,10 +29,13 @@ pub mod round1;
 pub mod round2;
 pub mod share;
 
-pub use aggregate::{aggregate, signing_package, FrostSignatureShare, FrostSigningPackage};
+pub use aggregate::{
+    aggregate, aggregate_decoded, signing_package, signing_package_decoded, DecodedCommitments,
+    DecodedSigningPackage, FrostSignatureShare, FrostSigningPackage,
+};
 pub use dkg::{DkgBody, DkgMessage, DkgParams, FrostDkg};
 pub use round1::{commit, precommit, FrostCommitments, FrostNonces};
-pub use round2::sign;
+pub use round2::{sign, sign_decoded};
 pub use share::{FrostKeyShare, FrostPublicKeys};
 
 /// The FROST identifier of a participant. Fails for 0.

@@ -2,7 +2,7 @@
 
 use frost_ed25519::SigningPackage;
 
-use super::aggregate::{FrostSignatureShare, FrostSigningPackage};
+use super::aggregate::{DecodedSigningPackage, FrostSignatureShare, FrostSigningPackage};
 use super::round1::FrostNonces;
 use super::share::FrostKeyShare;
 use super::{identifier, map_frost_error};
@@ -20,6 +20,15 @@ pub fn sign(
     nonces: FrostNonces,
     package: &FrostSigningPackage,
 ) -> Result<FrostSignatureShare, ProtocolError> {
+    sign_decoded(share, nonces, &package.decode()?)
+}
+
+/// [`sign`] with the package decoded already ([`FrostSigningPackage::decode`], e.g. to check its message first).
+pub fn sign_decoded(
+    share: &FrostKeyShare,
+    nonces: FrostNonces,
+    package: &DecodedSigningPackage,
+) -> Result<FrostSignatureShare, ProtocolError> {
     if nonces.participant() != share.participant() {
         return Err(ProtocolError::InvalidParameters(format!(
             "nonces of participant {} used with the share of participant {}",
@@ -27,8 +36,7 @@ pub fn sign(
             share.participant()
         )));
     }
-    let package = SigningPackage::deserialize(&package.0)
-        .map_err(|e| ProtocolError::Encoding(format!("signing package: {e}")))?;
+    let package: &SigningPackage = &package.0;
     let me = identifier(share.participant())?;
     match package.signing_commitment(&me) {
         None => {
@@ -46,7 +54,7 @@ pub fn sign(
         Some(_) => {}
     }
     let signature_share =
-        frost_ed25519::round2::sign(&package, nonces.frost_nonces(), share.key_package())
+        frost_ed25519::round2::sign(package, nonces.frost_nonces(), share.key_package())
             .map_err(|e| map_frost_error(e, "signing"))?;
     drop(nonces);
     Ok(FrostSignatureShare(signature_share.serialize()))
