@@ -177,6 +177,11 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         openssl_samples: usize,
     },
+    /// Measure throughput (ops/s), latency (p50/p95/p99) and CPU per operation of each algorithm at several
+    /// client concurrencies, through the native client API and the PKCS#11 module, beside SoftHSMv2 (when
+    /// installed) and baselines measured in the same run: single-key signing and the threshold protocols
+    /// in-process. Against the running cluster named by --cluster, or a fresh 3-node 2-of-3 cluster it starts.
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -585,5 +590,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             cli::demo::run(cli.cluster.as_deref(), &options, cli.json).await
         }
+        Command::Bench(args) => cli::bench::run(cli.cluster.as_deref(), args, cli.json).await,
     }
 }

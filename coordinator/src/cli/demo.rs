@@ -23,6 +23,7 @@ use super::{
     layout::Layout,
     local_cluster::LocalCluster,
     progress,
+    stats::percentile,
 };
 
 /// What `vhsm demo` is asked for.
@@ -69,6 +70,55 @@ fn demo_message(i: usize) -> Vec<u8> {
     format!("vHSM demo message #{i}: threshold-signed, never with a whole key").into_bytes()
 }
 
+/// A fresh cluster in a temporary directory, running as child processes of this one: what `vhsm demo` and
+/// `vhsm bench` use when no `--cluster` is given. Stop `local` before dropping `dir` (which removes the directory).
+pub struct TemporaryCluster {
+    /// The temporary directory holding the cluster (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// The running processes.
+    pub local: LocalCluster,
+}
+
+impl TemporaryCluster {
+    /// `vhsm init`s a `threshold`-of-`nodes` cluster on 127.0.0.1 (ports chosen by the OS, a random user PIN) in
+    /// a new temporary directory named `prefix…`, and starts it, saying so on standard output unless `json`.
+    pub async fn start(
+        prefix: &str,
+        nodes: u16,
+        threshold: u16,
+        json: bool,
+    ) -> anyhow::Result<TemporaryCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("cannot make a temporary directory")?;
+        let layout = Layout::new(dir.path());
+        init(
+            &layout,
+            &InitOptions {
+                nodes,
+                threshold,
+                host: "127.0.0.1".into(),
+                base_port: 0,
+                user_pin: None,
+                seal: None,
+            },
+        )?;
+        if !json {
+            println!(
+                "Starting a local cluster: {nodes} node processes and a coordinator, QUIC with mutual TLS on 127.0.0.1 ({})",
+                dir.path().display()
+            );
+        }
+        let spinner = (!json).then(|| progress::spinner("starting the cluster"));
+        let local = LocalCluster::start(&layout).await;
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+        Ok(TemporaryCluster { dir, local: local? })
+    }
+}
+
 /// Runs the demo against the cluster at `cluster` if given (it must be running), or a fresh one in a temporary
 /// directory that is stopped and removed afterwards.
 pub async fn run(cluster: Option<&Path>, options: &DemoOptions, json: bool) -> anyhow::Result<()> {
@@ -88,34 +138,12 @@ pub async fn run(cluster: Option<&Path>, options: &DemoOptions, json: bool) -> a
     let layout = match cluster {
         Some(dir) => Layout::new(dir),
         None => {
-            let dir = tempfile::Builder::new()
-                .prefix("vhsm-demo-")
-                .tempdir()
-                .context("cannot make a temporary directory")?;
-            let layout = Layout::new(dir.path());
-            init(
-                &layout,
-                &InitOptions {
-                    nodes: options.nodes,
-                    threshold: options.threshold,
-                    host: "127.0.0.1".into(),
-                    base_port: 0,
-                    user_pin: None,
-                    seal: None,
-                },
-            )?;
-            say(&format!(
-                "Starting a local cluster: {} node processes and a coordinator, QUIC with mutual TLS on 127.0.0.1 ({})",
-                options.nodes,
-                dir.path().display()
-            ));
-            let spinner = (!json).then(|| progress::spinner("starting the cluster"));
-            let local = LocalCluster::start(&layout).await;
-            if let Some(s) = spinner {
-                s.finish_and_clear();
-            }
-            started_cluster = Some(local?);
-            _tempdir = dir;
+            let temporary =
+                TemporaryCluster::start("vhsm-demo-", options.nodes, options.threshold, json)
+                    .await?;
+            let layout = temporary.local.layout.clone();
+            _tempdir = temporary.dir;
+            started_cluster = Some(temporary.local);
             layout
         }
     };
@@ -500,17 +528,6 @@ async fn demo_split_aes(
         report.operations, report.seconds, options.concurrency, report.ops_per_second, report.latency_p50_ms, report.latency_p99_ms
     ));
     Ok(report)
-}
-
-/// Latency at quantile `q` (nearest rank).
-pub fn percentile(samples: &[Duration], q: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted.get(rank - 1).copied().unwrap_or_default()
 }
 
 /// Verifies the first `samples` signatures with the OpenSSL command line (`pkeyutl` for Ed25519, `dgst -sha256`

@@ -135,6 +135,11 @@ impl LocalCluster {
         )
     }
 
+    /// The process ids of the running members (every node and the coordinator).
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().filter_map(|m| m.child.id()).collect()
+    }
+
     /// Returns the first member that has exited, with its status.
     pub fn exited(&mut self) -> Option<(String, String)> {
         for m in &mut self.members {

@@ -1,6 +1,7 @@
 //! The `vhsm` command line.
 
 pub mod audit;
+pub mod bench;
 pub mod daemon;
 pub mod demo;
 pub mod encrypt;
@@ -13,4 +14,5 @@ pub mod membership;
 pub mod progress;
 pub mod reshare;
 pub mod sealing;
+pub mod stats;
 pub mod up;
