@@ -71,8 +71,11 @@ pub struct Signer {
     /// FROST nonce commitments fetched ahead of time.
     precommitments: Precommitments,
     /// FROST keys' public key packages, decoded once (each point check costs tens of microseconds).
-    public_keys: Mutex<HashMap<KeyId, Arc<(Vec<u8>, FrostPublicKeys)>>>,
+    public_keys: Mutex<HashMap<KeyId, CachedPublicKeys>>,
 }
+
+/// A FROST key's public key package as stored (to notice a change), and decoded.
+type CachedPublicKeys = Arc<(Vec<u8>, FrostPublicKeys)>;
 
 /// A queued commitment: when it was fetched, the node's handle of the nonces, the commitments (points checked).
 type Queued = (Instant, NonceId, DecodedCommitments);
@@ -170,7 +173,7 @@ impl Precommitments {
 enum Prepared<'a> {
     Frost {
         /// The key's public key package as stored, and decoded.
-        public: Arc<(Vec<u8>, FrostPublicKeys)>,
+        public: CachedPublicKeys,
         message: &'a [u8],
     },
     Ecdsa {
@@ -203,7 +206,7 @@ impl Signer {
 
     /// The public key package of FROST key `key`, decoded once per key and epoch (its bytes are compared, so a
     /// key whose package changed is decoded anew).
-    fn public_keys(&self, key: &KeyInfo) -> Result<Arc<(Vec<u8>, FrostPublicKeys)>, WireError> {
+    fn public_keys(&self, key: &KeyInfo) -> Result<CachedPublicKeys, WireError> {
         if let Some(cached) = self
             .public_keys
             .lock()
