@@ -9,6 +9,9 @@
     missing_docs
 )]
 
+mod common;
+
+use common::module_path;
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -28,20 +31,6 @@ const SOFTHSM_PATHS: [&str; 3] = [
 
 fn vhsm() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vhsm"))
-}
-
-/// The newest libvhsm_pkcs11.so cargo built for this test (the package's dev-dependency on vhsm-pkcs11): in the
-/// target directory, or in its deps/.
-fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    [deps.parent().unwrap(), deps]
-        .iter()
-        .map(|dir| dir.join("libvhsm_pkcs11.so"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("libvhsm_pkcs11.so not found next to {}", exe.display()))
 }
 
 /// A child process killed (and reaped) when dropped, whatever happens to the test.

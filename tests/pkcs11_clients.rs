@@ -13,22 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::TestCluster;
+use common::{module_path, TestCluster};
 use sha2::{Digest, Sha256};
-
-/// The module cargo built for these tests (a dev-dependency of this package): the newest copy beside the test
-/// binaries.
-fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    [deps.parent().unwrap(), deps]
-        .iter()
-        .map(|dir| dir.join("libvhsm_pkcs11.so"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("libvhsm_pkcs11.so not found next to {}", exe.display()))
-}
 
 /// Whether `tool` is installed; fails the test when it is missing and clients are required.
 fn have(tool: &str, probe: &[&str]) -> bool {

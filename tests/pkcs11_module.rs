@@ -18,16 +18,7 @@ use cryptoki::{
 };
 
 fn module() -> Pkcs11 {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let path = [deps.parent().unwrap(), deps]
-        .iter()
-        .map(|dir| dir.join("libvhsm_pkcs11.so"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .expect("libvhsm_pkcs11.so is built for these tests");
-    let pkcs11 = Pkcs11::new(path).unwrap();
+    let pkcs11 = Pkcs11::new(common::module_path()).unwrap();
     pkcs11
         .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();

@@ -460,3 +460,17 @@ pub async fn listed(
         other => panic!("node {id} did not list its keys: {other:?}"),
     }
 }
+
+/// The newest libvhsm_pkcs11.so cargo built for this test (the package's dev-dependency on vhsm-pkcs11): in the
+/// target directory, or in its deps/.
+pub fn module_path() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    [deps.parent().unwrap(), deps]
+        .iter()
+        .map(|dir| dir.join("libvhsm_pkcs11.so"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("libvhsm_pkcs11.so not found next to {}", exe.display()))
+}

@@ -36,6 +36,13 @@ pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
 /// `client/user.pin`.
 pub async fn connect_user(layout: &Layout) -> anyhow::Result<Client> {
     let client = connect(layout).await?;
+    let pin = user_pin(layout)?;
+    client.login(PinUser::User, pin.as_bytes()).await?;
+    Ok(client)
+}
+
+/// The token user's PIN, trimmed: `VHSM_PIN`, else the cluster's `client/user.pin`.
+pub fn user_pin(layout: &Layout) -> anyhow::Result<Zeroizing<String>> {
     let pin = match std::env::var("VHSM_PIN") {
         Ok(pin) => Zeroizing::new(pin),
         Err(_) => {
@@ -48,8 +55,7 @@ pub async fn connect_user(layout: &Layout) -> anyhow::Result<Client> {
             })?)
         }
     };
-    client.login(PinUser::User, pin.trim().as_bytes()).await?;
-    Ok(client)
+    Ok(Zeroizing::new(pin.trim().to_string()))
 }
 
 /// A key as the CLI shows it.

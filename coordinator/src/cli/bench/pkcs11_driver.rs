@@ -211,21 +211,11 @@ fn login(session: &Session, user: UserType, pin: &AuthPin) -> anyhow::Result<()>
     }
 }
 
-/// The cluster's user PIN: `VHSM_PIN`, else the cluster's `client/user.pin` (as the other client commands).
+/// The cluster's user PIN, as the other client commands read it.
 fn cluster_user_pin(layout: &Layout) -> anyhow::Result<AuthPin> {
-    let pin = match std::env::var("VHSM_PIN") {
-        Ok(pin) => Zeroizing::new(pin),
-        Err(_) => {
-            let path = layout.client_dir().join("user.pin");
-            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "the PKCS#11 path needs the user PIN: set VHSM_PIN, or put it in {}",
-                    path.display()
-                )
-            })?)
-        }
-    };
-    Ok(AuthPin::from(pin.trim().to_string()))
+    Ok(AuthPin::from(
+        crate::cli::keys::user_pin(layout)?.as_str().to_string(),
+    ))
 }
 
 /// A random PIN of `digits` decimal digits.
