@@ -69,6 +69,19 @@ pub struct ProtocolKeys {
     pub keygen_seconds: BTreeMap<KeyKind, f64>,
 }
 
+/// Runs one in-process DKG of every party (no network) and returns the outputs, or what failed.
+fn run_dkg<P: vhsm_protocols::Protocol>(
+    parties: Vec<P>,
+    what: &str,
+    rng: &mut StdRng,
+) -> anyhow::Result<BTreeMap<vhsm_protocols::ParticipantId, P::Output>> {
+    let outcome = Simulation::new(parties).run(rng);
+    if !outcome.errors.is_empty() || !outcome.stalled.is_empty() {
+        bail!("the in-process {what} DKG failed: {:?}", outcome.errors);
+    }
+    Ok(outcome.outputs)
+}
+
 fn frost_keys(rng: &mut StdRng) -> anyhow::Result<FrostKeys> {
     let session = SessionId::random(rng);
     let parties = PARTIES
@@ -82,11 +95,7 @@ fn frost_keys(rng: &mut StdRng) -> anyhow::Result<FrostKeys> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = Simulation::new(parties).run(rng);
-    if !outcome.errors.is_empty() || !outcome.stalled.is_empty() {
-        bail!("the in-process FROST DKG failed: {:?}", outcome.errors);
-    }
-    let mut outputs = outcome.outputs;
+    let mut outputs = run_dkg(parties, "FROST", rng)?;
     let signers: Vec<FrostKeyShare> = SIGNERS.iter().filter_map(|id| outputs.remove(id)).collect();
     let public = signers
         .first()
@@ -111,15 +120,7 @@ fn ecdsa_keys(curve: EcdsaCurve, rng: &mut StdRng) -> anyhow::Result<EcdsaKeys> 
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = Simulation::new(parties).run(rng);
-    if !outcome.errors.is_empty() || !outcome.stalled.is_empty() {
-        bail!(
-            "the in-process DKLs23 {curve} DKG failed: {:?}",
-            outcome.errors
-        );
-    }
-    let shares: BTreeMap<_, _> = outcome
-        .outputs
+    let shares: BTreeMap<_, _> = run_dkg(parties, &format!("DKLs23 {curve}"), rng)?
         .into_iter()
         .map(|(id, share)| (id, Arc::new(share)))
         .collect();
@@ -144,11 +145,7 @@ fn split_keys(rng: &mut StdRng) -> anyhow::Result<SplitKeys> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = Simulation::new(parties).run(rng);
-    if !outcome.errors.is_empty() || !outcome.stalled.is_empty() {
-        bail!("the in-process split-AES DKG failed: {:?}", outcome.errors);
-    }
-    let mut outputs = outcome.outputs;
+    let mut outputs = run_dkg(parties, "split-AES", rng)?;
     let holders: Vec<SplitAesKeyShare> =
         SIGNERS.iter().filter_map(|id| outputs.remove(id)).collect();
     let public = holders
