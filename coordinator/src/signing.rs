@@ -523,21 +523,17 @@ impl Signer {
             digest: *digest,
         };
         let answers = pool.call_each(set, request, ECDSA_TIMEOUT).await;
-        let mut signature = None;
+        let mut signatures = Vec::new();
         let mut failures = Vec::new();
-        let mut wrong = Vec::new();
         for (node, answer) in answers {
             match answer {
-                Ok(NodeResponse::EcdsaSignature(sig)) => {
-                    if verify_prehash(curve, &key.public_key, digest, &sig) {
-                        signature.get_or_insert(sig);
-                    } else {
-                        wrong.push(node);
-                    }
-                }
+                Ok(NodeResponse::EcdsaSignature(sig)) => signatures.push((node, sig)),
                 other => failures.push(Attempt::from_failure(node, other)),
             }
         }
+        let (signature, wrong) = first_valid(signatures, |sig| {
+            verify_prehash(curve, &key.public_key, digest, sig)
+        });
         if !wrong.is_empty() {
             tracing::warn!(key = %key.id, nodes = ?wrong, "ECDSA signing: node(s) answered a signature that does not verify");
         }
@@ -557,6 +553,28 @@ impl Signer {
     }
 }
 
+/// The first signature that verifies among the signers' answers, and the nodes whose answer did not verify.
+/// Every signer outputs the same (r, s): an answer equal to one already verified is not verified again (each
+/// verification is ~0.4 ms of P-256 arithmetic, most of the coordinator's work per signature).
+fn first_valid(
+    answers: Vec<(NodeId, Vec<u8>)>,
+    mut verify: impl FnMut(&[u8]) -> bool,
+) -> (Option<Vec<u8>>, Vec<NodeId>) {
+    let mut valid: Option<Vec<u8>> = None;
+    let mut wrong = Vec::new();
+    for (node, sig) in answers {
+        if valid.as_ref() == Some(&sig) {
+            continue;
+        }
+        if verify(&sig) {
+            valid.get_or_insert(sig);
+        } else {
+            wrong.push(node);
+        }
+    }
+    (valid, wrong)
+}
+
 /// The key's public key package, as every holder reported it at generation.
 fn public_keys(key: &KeyInfo) -> Result<FrostPublicKeys, WireError> {
     FrostPublicKeys::from_bytes(&key.public_package).map_err(|e| {
@@ -565,4 +583,35 @@ fn public_keys(key: &KeyInfo) -> Result<FrostPublicKeys, WireError> {
             format!("key {} has no usable public keys: {e}", key.id),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_equal_signature_is_verified_once_and_a_wrong_one_names_its_node() {
+        let good = vec![1u8; 64];
+        let other_good = vec![2u8; 64];
+        let bad = vec![9u8; 64];
+        let mut checked = Vec::new();
+        let (sig, wrong) = first_valid(
+            vec![
+                (1, bad.clone()),
+                (2, good.clone()),
+                (3, good.clone()),
+                (4, other_good.clone()),
+            ],
+            |s| {
+                checked.push(s.to_vec());
+                s != bad.as_slice()
+            },
+        );
+        assert_eq!(sig, Some(good.clone()));
+        assert_eq!(wrong, vec![1]);
+        // node 3's copy of the verified signature is not checked again; a different one is.
+        assert_eq!(checked, vec![bad, good, other_good]);
+        let (none, wrong) = first_valid(vec![(5, vec![0u8; 64])], |_| false);
+        assert_eq!((none, wrong), (None, vec![5]));
+    }
 }
