@@ -2,9 +2,11 @@
 //! they send, until it has an output, fails, or runs out of time.
 //!
 //! Steps run with `block_in_place`: a step of threshold-ECDSA key generation takes seconds of CPU, and must not
-//! stall the runtime's other tasks (signing with other keys goes on meanwhile).
+//! stall the runtime's other tasks (signing with other keys goes on meanwhile). At most one step per core runs at
+//! once ([`cpu_step`]): a threshold-ECDSA signing step is milliseconds of arithmetic over ~100 KB of state, and
+//! letting every session in flight compute at once only makes them evict each other from the caches.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use rand_core::OsRng;
 use vhsm_protocols::{Outgoing, Protocol, ProtocolError, Recipient, SessionId};
@@ -30,6 +32,17 @@ impl<M, W: Fn(M) -> MeshPayload, U: Fn(MeshPayload) -> Option<M>> MeshCodec<M> f
     fn unwrap(&self, payload: MeshPayload) -> Option<M> {
         (self.1)(payload)
     }
+}
+
+/// Runs one CPU-heavy protocol step on this thread (`block_in_place`), once one of the per-core permits is free.
+async fn cpu_step<T>(step: impl FnOnce() -> T) -> T {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from))
+    });
+    // The semaphore is never closed, so acquiring only waits; if it ever failed, the step runs unlimited.
+    let _permit = permits.acquire().await.ok();
+    tokio::task::block_in_place(step)
 }
 
 /// Turns a protocol failure into the answer for the coordinator: culprits become `Misbehaviour` (or `Banned`).
@@ -122,7 +135,8 @@ impl<C> Session<'_, C> {
             )
         })?;
         let run = async {
-            let first = tokio::task::block_in_place(|| protocol.start(&mut OsRng))
+            let first = cpu_step(|| protocol.start(&mut OsRng))
+                .await
                 .map_err(|e| protocol_error(what, e))?;
             self.send_all(first).await?;
             while !protocol.is_done() {
@@ -140,9 +154,9 @@ impl<C> Session<'_, C> {
                         nodes: vec![from],
                     });
                 };
-                let out =
-                    tokio::task::block_in_place(|| protocol.handle(from, message, &mut OsRng))
-                        .map_err(|e| protocol_error(what, e))?;
+                let out = cpu_step(|| protocol.handle(from, message, &mut OsRng))
+                    .await
+                    .map_err(|e| protocol_error(what, e))?;
                 self.send_all(out).await?;
             }
             protocol.take_output().ok_or_else(|| {
