@@ -2,9 +2,11 @@
 //! they send, until it has an output, fails, or runs out of time.
 //!
 //! Steps run with `block_in_place`: a step of threshold-ECDSA key generation takes seconds of CPU, and must not
-//! stall the runtime's other tasks (signing with other keys goes on meanwhile). At most one step per core runs at
-//! once ([`cpu_step`]): a threshold-ECDSA signing step is milliseconds of arithmetic over ~100 KB of state, and
-//! letting every session in flight compute at once only makes them evict each other from the caches.
+//! stall the runtime's other tasks (signing with other keys goes on meanwhile). Signing steps ([`Pace::PerCore`])
+//! run at most one per core at once: a threshold-ECDSA signing step is milliseconds of arithmetic over ~100 KB of
+//! state, and letting every session in flight compute at once only makes them evict each other from the caches.
+//! Key generation and reshare steps ([`Pace::Free`]) take seconds each and are left to the OS scheduler, so that
+//! they never hold signing back for a whole step.
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -34,14 +36,31 @@ impl<M, W: Fn(M) -> MeshPayload, U: Fn(MeshPayload) -> Option<M>> MeshCodec<M> f
     }
 }
 
-/// Runs one CPU-heavy protocol step on this thread (`block_in_place`), once one of the per-core permits is free.
-async fn cpu_step<T>(step: impl FnOnce() -> T) -> T {
+/// How a session's protocol steps share the cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// Short, latency-bound steps (signing): at most one per core runs at once, the others wait their turn.
+    PerCore,
+    /// Long steps (key generation, reshare: seconds each): run as soon as they are ready.
+    Free,
+}
+
+/// Runs one CPU-heavy protocol step on this thread (`block_in_place`); with [`Pace::PerCore`], once one of the
+/// per-core permits is free.
+async fn cpu_step<T>(pace: Pace, step: impl FnOnce() -> T) -> T {
     static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    let permits = PERMITS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from))
-    });
-    // The semaphore is never closed, so acquiring only waits; if it ever failed, the step runs unlimited.
-    let _permit = permits.acquire().await.ok();
+    let _permit = match pace {
+        Pace::Free => None,
+        Pace::PerCore => {
+            let permits = PERMITS.get_or_init(|| {
+                tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, usize::from),
+                )
+            });
+            // The semaphore is never closed, so acquiring only waits; if it ever failed, the step runs unlimited.
+            permits.acquire().await.ok()
+        }
+    };
     tokio::task::block_in_place(step)
 }
 
@@ -78,6 +97,8 @@ pub struct Session<'a, C> {
     pub what: &'static str,
     /// Test-only: alters outgoing messages.
     pub tamper: Option<&'a (dyn Fn(&mut MeshPayload) + Send + Sync)>,
+    /// How its steps share the cores.
+    pub pace: Pace,
 }
 
 impl<C> Session<'_, C> {
@@ -135,7 +156,7 @@ impl<C> Session<'_, C> {
             )
         })?;
         let run = async {
-            let first = cpu_step(|| protocol.start(&mut OsRng))
+            let first = cpu_step(self.pace, || protocol.start(&mut OsRng))
                 .await
                 .map_err(|e| protocol_error(what, e))?;
             self.send_all(first).await?;
@@ -154,7 +175,7 @@ impl<C> Session<'_, C> {
                         nodes: vec![from],
                     });
                 };
-                let out = cpu_step(|| protocol.handle(from, message, &mut OsRng))
+                let out = cpu_step(self.pace, || protocol.handle(from, message, &mut OsRng))
                     .await
                     .map_err(|e| protocol_error(what, e))?;
                 self.send_all(out).await?;

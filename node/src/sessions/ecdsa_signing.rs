@@ -14,7 +14,7 @@ use vhsm_wire::{messages::MeshPayload, ErrorKind, NodeId, WireError};
 
 use crate::{
     mesh::Mesh,
-    sessions::driver::{protocol_error, Session},
+    sessions::driver::{protocol_error, Pace, Session},
     share::KeyShare,
 };
 
@@ -97,6 +97,7 @@ pub async fn sign(
         codec,
         what: "ECDSA signing",
         tamper: request.tamper,
+        pace: Pace::PerCore,
     };
     let signature = session.run(signing, SIGN_TIMEOUT).await?;
     Ok(signature.to_bytes().to_vec())

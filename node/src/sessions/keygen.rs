@@ -20,7 +20,7 @@ use vhsm_wire::{
 
 use crate::{
     mesh::Mesh,
-    sessions::driver::{protocol_error, Session},
+    sessions::driver::{protocol_error, Pace, Session},
     share::KeyShare,
     store::ShareStore,
 };
@@ -41,6 +41,7 @@ fn keygen_session<'a, C>(
         codec,
         what: "key generation",
         tamper: None,
+        pace: Pace::Free,
     }
 }
 

@@ -22,7 +22,7 @@ use vhsm_wire::{messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyUse, No
 
 use crate::{
     mesh::Mesh,
-    sessions::driver::{protocol_error, Session},
+    sessions::driver::{protocol_error, Pace, Session},
     share::KeyShare,
     store::ShareStore,
 };
@@ -185,6 +185,7 @@ pub async fn reshare(
         }),
         what: "reshare",
         tamper,
+        pace: Pace::Free,
     };
     let (share, excluded) = match key.algorithm {
         Algorithm::Ed25519 => {
@@ -262,6 +263,7 @@ pub async fn reshare(
                     }),
                     what: "ECDSA pairwise set-up after a reshare",
                     tamper: None,
+                    pace: Pace::Free,
                 }
                 .run(setup, timeout)
                 .await?;
