@@ -72,22 +72,12 @@ pub fn precommit<R: RngCore + CryptoRng>(
     // A canonical scalar encoding, so that it parses as a signing share (the value only seeds RFC 9591's
     // nonce_generate).
     let hedge = zeroize::Zeroizing::new(Scalar::from_bytes_mod_order(*hedge).to_bytes());
-    let secret = frost_ed25519::keys::SigningShare::deserialize(hedge.as_slice())
+    let mut secret = frost_ed25519::keys::SigningShare::deserialize(hedge.as_slice())
         .map_err(|e| crate::ProtocolError::InvalidParameters(format!("nonce hedge: {e}")))?;
-    loop {
-        let (nonces, commitments) = frost_ed25519::round1::commit(&secret, rng);
-        if let Ok(bytes) = commitments.serialize() {
-            let commitments = FrostCommitments(bytes);
-            return Ok((
-                FrostNonces {
-                    nonces,
-                    commitments: commitments.clone(),
-                    participant,
-                },
-                commitments,
-            ));
-        }
-    }
+    let made = commit_with(&secret, participant, rng);
+    // `SigningShare` is `Copy` and does not wipe itself; this one is derived from the holder's secret.
+    zeroize::Zeroize::zeroize(&mut secret);
+    Ok(made)
 }
 
 /// Round one: draws fresh nonces for `share`'s holder and commits to them.
@@ -98,9 +88,22 @@ pub fn commit<R: RngCore + CryptoRng>(
     share: &FrostKeyShare,
     rng: &mut R,
 ) -> (FrostNonces, FrostCommitments) {
+    commit_with(
+        share.key_package().signing_share(),
+        share.participant(),
+        rng,
+    )
+}
+
+/// `frost_ed25519::round1::commit` with `secret` (the share, or a pre-commitment's hedge), redrawing until the
+/// commitments serialize.
+fn commit_with<R: RngCore + CryptoRng>(
+    secret: &frost_ed25519::keys::SigningShare,
+    participant: ParticipantId,
+    rng: &mut R,
+) -> (FrostNonces, FrostCommitments) {
     loop {
-        let (nonces, commitments) =
-            frost_ed25519::round1::commit(share.key_package().signing_share(), rng);
+        let (nonces, commitments) = frost_ed25519::round1::commit(secret, rng);
         // Serialization fails only for an identity commitment, i.e. a zero nonce (probability ~2^-252);
         // such nonces must not be used, so draw again.
         if let Ok(bytes) = commitments.serialize() {
@@ -109,7 +112,7 @@ pub fn commit<R: RngCore + CryptoRng>(
                 FrostNonces {
                     nonces,
                     commitments: commitments.clone(),
-                    participant: share.participant(),
+                    participant,
                 },
                 commitments,
             );
