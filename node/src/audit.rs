@@ -455,10 +455,14 @@ impl AuditLog {
     }
 
     fn lock_chain(&self) -> Result<std::sync::MutexGuard<'_, Chain>, AuditError> {
-        self.chain.lock().map_err(|_| AuditError::Io {
+        self.chain.lock().map_err(|_| self.poisoned_lock())
+    }
+
+    fn poisoned_lock(&self) -> AuditError {
+        AuditError::Io {
             path: self.path.display().to_string(),
             reason: "a lock was poisoned by a panic; restart the node".into(),
-        })
+        }
     }
 
     /// Appends one entry and returns once it is on disk (fsynced, possibly by the fsync of a concurrent append).
@@ -479,10 +483,7 @@ impl AuditLog {
     /// handle of the file covers every write made to it before the fsync began).
     fn sync_through(&self, end: u64, file: &File) -> Result<(), AuditError> {
         let path = &self.path;
-        let mut synced = self.synced.lock().map_err(|_| AuditError::Io {
-            path: path.display().to_string(),
-            reason: "a lock was poisoned by a panic; restart the node".into(),
-        })?;
+        let mut synced = self.synced.lock().map_err(|_| self.poisoned_lock())?;
         if *synced >= end {
             return Ok(());
         }
