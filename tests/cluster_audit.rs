@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{run_vhsm, TestCluster};
-use vhsm_wire::{Algorithm, PinUser};
+use vhsm_core::{Algorithm, PinUser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_records_verifies_names_a_flipped_entry_and_fails_closed() {

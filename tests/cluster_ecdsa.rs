@@ -9,8 +9,9 @@ use std::{collections::BTreeSet, path::Path, process::Command};
 
 use common::{run_vhsm, TestCluster};
 use sha2::{Digest, Sha256, Sha384, Sha512};
+use vhsm_core::{Algorithm, KeyInfo};
 use vhsm_protocols::ecdsa::digest::HashAlg;
-use vhsm_wire::{client::Client, Algorithm, KeyInfo};
+use vhsm_wire::client::Client;
 
 const CURVES: [Algorithm; 2] = [Algorithm::EcdsaSecp256k1, Algorithm::EcdsaP256];
 
@@ -268,7 +269,7 @@ async fn an_interrupted_key_generation_leaves_no_half_key() {
     use std::time::Duration;
     use vhsm_wire::{
         frame::{self, DEFAULT_FRAME_LIMIT},
-        messages::{NodeRequest, NodeResponse},
+        node_api::{NodeRequest, NodeResponse},
         tls::{self, TlsIdentity},
         Role,
     };

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{sign_with_retries, verify_ed25519, TestCluster};
-use vhsm_wire::{client::ClientError, Algorithm, ErrorKind};
+use vhsm_core::Algorithm;
+use vhsm_wire::{client::ClientError, ErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {

@@ -9,12 +9,13 @@ mod common;
 use std::time::Duration;
 
 use common::{as_coordinator, listed, verify_ed25519, TestCluster};
+use vhsm_core::{Algorithm, KeyState, KeyUse};
 use vhsm_node::{seal::StorageKey, store::ShareStore};
 use vhsm_protocols::SessionId;
 use vhsm_wire::{
     client::ClientError,
-    messages::{NodeRequest, NodeResponse},
-    Algorithm, ErrorKind, KeyState, KeyUse, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, WireError,
 };
 
 fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> WireError {
@@ -29,7 +30,7 @@ fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> WireError {
 async fn ask_for_signature_share(
     cluster: &TestCluster,
     node: u16,
-    key_id: vhsm_wire::KeyId,
+    key_id: vhsm_core::KeyId,
 ) -> Result<NodeResponse, String> {
     let mut commitments = std::collections::BTreeMap::new();
     let mut nonce = 0;

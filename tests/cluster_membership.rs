@@ -11,7 +11,8 @@ use std::{
 };
 
 use common::{free_port, run_vhsm, verify_ed25519, KillOnDrop, TestCluster};
-use vhsm_wire::{client::ClientError, Algorithm, ErrorKind};
+use vhsm_core::Algorithm;
+use vhsm_wire::{client::ClientError, ErrorKind};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -147,7 +148,7 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     let so = cluster.anonymous_client().await;
     let so_pin = std::fs::read_to_string(dir.join("client").join("so.pin")).unwrap();
     so.login(
-        vhsm_wire::PinUser::SecurityOfficer,
+        vhsm_core::PinUser::SecurityOfficer,
         so_pin.trim().as_bytes(),
     )
     .await

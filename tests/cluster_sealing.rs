@@ -9,8 +9,9 @@ use std::{
 };
 
 use common::{run_vhsm_env, sign_with_retries, verify_ed25519, TestCluster};
+use vhsm_core::Algorithm;
 use vhsm_node::{seal::SealedKeyFile, store::ShareStore};
-use vhsm_wire::{client::Client, Algorithm};
+use vhsm_wire::client::Client;
 
 const PASSPHRASE: &str = "test passphrase: correct horse battery staple";
 
@@ -266,10 +267,10 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
         .iter()
         .all(|k| k.id != doomed.id));
     let (_, pool) = common::as_coordinator(&cluster);
-    let on3 = common::listed(&pool, 3, vhsm_wire::messages::NodeRequest::ListKeys).await;
+    let on3 = common::listed(&pool, 3, vhsm_wire::node_api::NodeRequest::ListKeys).await;
     assert_eq!(
         on3.iter().find(|k| k.id == doomed.id).map(|k| k.state),
-        Some(vhsm_wire::KeyState::Destroyed),
+        Some(vhsm_core::KeyState::Destroyed),
         "node 3 keeps only the tombstone"
     );
 }

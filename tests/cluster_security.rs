@@ -7,12 +7,14 @@ mod common;
 use std::{path::Path, time::Duration};
 
 use common::{verify_ed25519, TestCluster};
+use vhsm_core::Algorithm;
 use vhsm_node::{seal::StorageKey, store::ShareStore};
 use vhsm_wire::{
+    client_api::{ClientRequest, ClientResponse},
     frame::{self, DEFAULT_FRAME_LIMIT},
-    messages::{ClientRequest, ClientResponse, NodeRequest, NodeResponse},
+    node_api::{NodeRequest, NodeResponse},
     tls::{self, TlsIdentity},
-    Algorithm, Role,
+    Role,
 };
 
 fn read_listen(node_toml: &Path) -> String {

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{run_vhsm, TestCluster};
-use vhsm_wire::{client::ClientError, messages::MAX_CIPHER_INPUT, Algorithm, ErrorKind};
+use vhsm_core::{limits::MAX_CIPHER_INPUT, Algorithm};
+use vhsm_wire::{client::ClientError, ErrorKind};
 
 fn kind(e: &ClientError) -> Option<ErrorKind> {
     match e {

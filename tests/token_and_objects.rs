@@ -5,7 +5,8 @@
 mod common;
 
 use common::TestCluster;
-use vhsm_wire::{client::ClientError, Algorithm, ErrorKind, PinUser};
+use vhsm_core::{Algorithm, PinUser};
+use vhsm_wire::{client::ClientError, ErrorKind};
 
 fn kind(e: &ClientError) -> Option<ErrorKind> {
     match e {

@@ -14,10 +14,8 @@
 
 use std::{future::Future, time::Duration};
 
-use vhsm_wire::{
-    messages::{ClientRequest, NodeRequest},
-    PinUser, WireError,
-};
+use vhsm_core::PinUser;
+use vhsm_wire::{client_api::ClientRequest, node_api::NodeRequest, WireError};
 
 use crate::nodes::NodePool;
 

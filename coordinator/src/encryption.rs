@@ -12,6 +12,7 @@ use std::{
 };
 
 use rand_core::{OsRng, RngCore};
+use vhsm_core::{Algorithm, KeyInfo, KeyUse};
 use vhsm_protocols::split_aes::{
     blob::{self, CiphertextBlob},
     combine::{combine, message_input, verify_partial, DerivedKey},
@@ -19,8 +20,8 @@ use vhsm_protocols::split_aes::{
     share::SplitAesPublicKeys,
 };
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    Algorithm, ErrorKind, KeyInfo, KeyUse, NodeId, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
 };
 use zeroize::Zeroizing;
 
@@ -145,11 +146,11 @@ async fn derive(
 }
 
 /// The pairwise consistency test of a new (pending) split-AES key: encrypt the test message at its fixed input, then
-/// decrypt it with a second, independent derivation (see `vhsm_wire::pairwise`).
+/// decrypt it with a second, independent derivation (see `vhsm_protocols::pairwise`).
 pub async fn pairwise_test(pool: &NodePool, key: &KeyInfo) -> Result<(), WireError> {
     let public = public_keys(key)?;
-    let message = vhsm_wire::pairwise::message(&key.id);
-    let alpha = vhsm_wire::pairwise::split_aes_alpha(&key.id);
+    let message = vhsm_protocols::pairwise::message(&key.id);
+    let alpha = vhsm_protocols::pairwise::split_aes_alpha(&key.id);
     let sealing = derive(pool, key, &public, alpha, KeyUse::Encrypt).await?;
     let bytes = blob::seal(
         &sealing, key.id.0, alpha, b"", &message, &[0u8; 32], &mut OsRng,
@@ -184,11 +185,11 @@ pub async fn encrypt(
 }
 
 /// The key id a blob names (to find the key before decrypting).
-pub fn blob_key_id(bytes: &[u8]) -> Result<vhsm_wire::KeyId, WireError> {
+pub fn blob_key_id(bytes: &[u8]) -> Result<vhsm_core::KeyId, WireError> {
     let parsed = CiphertextBlob::parse(bytes).map_err(|e| {
         WireError::new(ErrorKind::BadRequest, format!("not a vHSM ciphertext: {e}"))
     })?;
-    Ok(vhsm_wire::KeyId(parsed.key_id))
+    Ok(vhsm_core::KeyId(parsed.key_id))
 }
 
 /// Decrypts a blob with `aad`. A tampered blob, another aad or another key is an error; no plaintext then.

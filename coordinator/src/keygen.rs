@@ -8,13 +8,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
+use vhsm_core::{Algorithm, KeyId, KeyInfo, KeyState};
 use vhsm_protocols::{
     ecdsa::share::EcdsaPublicKeys, frost::share::FrostPublicKeys,
     split_aes::share::SplitAesPublicKeys, SessionId,
 };
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, NodeId, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
 };
 
 use crate::{
@@ -251,13 +252,13 @@ async fn pairwise_test(pool: &NodePool, signer: &Signer, key: &KeyInfo) -> Resul
     if key.algorithm == Algorithm::SplitAes256 {
         crate::encryption::pairwise_test(pool, key).await?;
     } else {
-        let message = vhsm_wire::pairwise::message(&key.id);
+        let message = vhsm_protocols::pairwise::message(&key.id);
         let signed = signer.sign(pool, key, &message, None).await?;
         let valid = match key.algorithm.ecdsa_curve() {
             Some(curve) => vhsm_protocols::ecdsa::verify_prehash(
                 curve,
                 &key.public_key,
-                &vhsm_wire::pairwise::ecdsa_digest(&key.id),
+                &vhsm_protocols::pairwise::ecdsa_digest(&key.id),
                 &signed.signature,
             ),
             None => match (

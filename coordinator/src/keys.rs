@@ -13,9 +13,10 @@
 
 use std::time::Duration;
 
+use vhsm_core::{KeyInfo, KeyState};
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    ErrorKind, KeyInfo, KeyState, NodeId, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
 };
 
 use crate::{keygen::check_label, nodes::NodePool, registry::Registry};

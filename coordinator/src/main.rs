@@ -5,8 +5,9 @@ mod cli;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vhsm_core::{Algorithm, KeyId};
 use vhsm_protocols::ecdsa::digest::HashAlg;
-use vhsm_wire::{Algorithm, KeyId, NodeId};
+use vhsm_wire::NodeId;
 
 use cli::{demo::DemoOptions, export::KeyFormat, init::InitOptions, layout::Layout};
 
@@ -532,13 +533,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         }) => cli::membership::remove(&layout, *id, *threshold, cli.json).await,
         Command::Key(KeyCommand::Activate { id }) => {
-            cli::keys::set_state(&layout, *id, vhsm_wire::KeyState::Active, cli.json).await
+            cli::keys::set_state(&layout, *id, vhsm_core::KeyState::Active, cli.json).await
         }
         Command::Key(KeyCommand::Deactivate { id }) => {
-            cli::keys::set_state(&layout, *id, vhsm_wire::KeyState::Deactivated, cli.json).await
+            cli::keys::set_state(&layout, *id, vhsm_core::KeyState::Deactivated, cli.json).await
         }
         Command::Key(KeyCommand::MarkCompromised { id }) => {
-            cli::keys::set_state(&layout, *id, vhsm_wire::KeyState::Compromised, cli.json).await
+            cli::keys::set_state(&layout, *id, vhsm_core::KeyState::Compromised, cli.json).await
         }
         Command::Key(KeyCommand::Create {
             algorithm,

@@ -18,10 +18,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use vhsm_wire::{
-    messages::{MemberEntry, Membership},
-    ErrorKind, KeyId, KeyInfo, NodeId, WireError,
-};
+use vhsm_core::{KeyId, KeyInfo, MemberEntry, Membership};
+use vhsm_wire::{ErrorKind, NodeId, WireError};
 
 use crate::{
     config::CoordinatorConfig,
@@ -458,12 +456,12 @@ mod tests {
         let key = |byte: u8, holders: Vec<NodeId>| KeyInfo {
             id: KeyId([byte; 16]),
             label: String::new(),
-            algorithm: vhsm_wire::Algorithm::Ed25519,
+            algorithm: vhsm_core::Algorithm::Ed25519,
             public_key: vec![],
             public_package: vec![],
             threshold: 2,
             holders,
-            state: vhsm_wire::KeyState::Active,
+            state: vhsm_core::KeyState::Active,
             created_unix: 0,
             epoch: 0,
             revision: 0,

@@ -15,11 +15,12 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use vhsm_core::{KeyId, KeyInfo, KeyState};
 use vhsm_node::backup;
 use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    ErrorKind, KeyId, KeyInfo, KeyState, NodeId, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
 };
 
 use crate::nodes::{NodeCallError, NodePool};

@@ -11,9 +11,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use vhsm_core::Membership;
 use vhsm_wire::{
+    client_api::NodeStatus,
     frame::{self, DEFAULT_FRAME_LIMIT},
-    messages::{Membership, NodeRequest, NodeResponse, NodeStatus},
+    node_api::{NodeRequest, NodeResponse},
     ErrorKind, NodeId, Role, WireError,
 };
 
@@ -147,7 +149,7 @@ impl Batcher {
         loop {
             let items: Vec<(NodeRequest, Reply)> = {
                 let mut queue = self.queue();
-                let n = queue.len().min(vhsm_wire::messages::MAX_BATCH);
+                let n = queue.len().min(vhsm_wire::node_api::MAX_BATCH);
                 queue.drain(..n).collect()
             };
             if items.is_empty() {
@@ -229,9 +231,9 @@ impl NodePool {
         endpoint: quinn::Endpoint,
         nodes: impl IntoIterator<Item = (NodeId, String)>,
     ) -> Self {
-        let nodes: Vec<vhsm_wire::messages::MemberEntry> = nodes
+        let nodes: Vec<vhsm_core::MemberEntry> = nodes
             .into_iter()
-            .map(|(id, address)| vhsm_wire::messages::MemberEntry { id, address })
+            .map(|(id, address)| vhsm_core::MemberEntry { id, address })
             .collect();
         let membership = Membership {
             version: 0,

@@ -4,9 +4,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use rand_core::{OsRng, RngCore};
+use vhsm_core::{ObjectId, StoredObject};
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, ObjectId, StoredObject, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
 };
 
 use crate::nodes::NodePool;

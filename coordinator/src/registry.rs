@@ -10,9 +10,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use vhsm_core::{KeyId, KeyInfo, KeyState};
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    KeyId, KeyInfo, KeyState, NodeId,
+    node_api::{NodeRequest, NodeResponse},
+    NodeId,
 };
 
 use crate::nodes::{NodeCallError, NodePool};

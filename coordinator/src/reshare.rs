@@ -18,10 +18,11 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use rand_core::OsRng;
+use vhsm_core::KeyInfo;
 use vhsm_protocols::SessionId;
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse},
-    ErrorKind, KeyInfo, NodeId, WireError,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
 };
 
 use crate::nodes::{NodeCallError, NodePool};

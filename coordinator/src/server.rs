@@ -2,16 +2,15 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use vhsm_core::{limits::MAX_CIPHER_INPUT, KeyInfo, KeyState, KeyUse, PinUser};
 use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     accept,
+    client_api::{ClientRequest, ClientResponse, ClusterStatus, NodeHealth},
     frame::{self, DEFAULT_FRAME_LIMIT},
-    messages::{
-        ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeRequest, NodeResponse,
-        MAX_CIPHER_INPUT,
-    },
+    node_api::{NodeRequest, NodeResponse},
     tls::{self, TlsIdentity},
-    ErrorKind, KeyInfo, KeyState, KeyUse, PinUser, Role, WireError,
+    ErrorKind, Role, WireError,
 };
 
 use crate::{
@@ -151,7 +150,7 @@ impl Coordinator {
 
     /// The cluster's membership now: the nodes that hold new keys, the threshold of new keys, the version. (Give
     /// it to the nodes now with [`membership::push`]; every node also gets it before the next request made to it.)
-    pub fn membership(&self) -> vhsm_wire::messages::Membership {
+    pub fn membership(&self) -> vhsm_core::Membership {
         self.pool.membership()
     }
 
@@ -227,7 +226,7 @@ impl Coordinator {
         }
     }
 
-    async fn key(&self, key_id: vhsm_wire::KeyId) -> Result<vhsm_wire::KeyInfo, WireError> {
+    async fn key(&self, key_id: vhsm_core::KeyId) -> Result<vhsm_core::KeyInfo, WireError> {
         let key = match self.registry.get(key_id) {
             Some(key) => key,
             None => {

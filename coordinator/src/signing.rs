@@ -25,6 +25,7 @@ use std::{
 };
 
 use rand_core::OsRng;
+use vhsm_core::{KeyId, KeyInfo};
 use vhsm_protocols::{
     ecdsa::{
         digest::{signing_digest, HashAlg},
@@ -35,8 +36,8 @@ use vhsm_protocols::{
     SessionId,
 };
 use vhsm_wire::{
-    messages::{NodeRequest, NodeResponse, NonceId},
-    ErrorKind, KeyId, KeyInfo, NodeId, WireError,
+    node_api::{NodeRequest, NodeResponse, NonceId},
+    ErrorKind, NodeId, WireError,
 };
 
 use crate::nodes::{NodeCallError, NodePool};

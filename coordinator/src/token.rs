@@ -15,7 +15,8 @@ use argon2::{
     Argon2,
 };
 use serde::{Deserialize, Serialize};
-use vhsm_wire::{ErrorKind, PinUser, TokenInfo, WireError};
+use vhsm_core::{PinUser, TokenInfo};
+use vhsm_wire::{ErrorKind, WireError};
 
 /// The `[token]` section of the coordinator's configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

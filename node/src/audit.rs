@@ -73,11 +73,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use vhsm_core::KeyId;
 use vhsm_protocols::SessionId;
-use vhsm_wire::{
-    messages::{AuditPage, NodeRequest},
-    KeyId, NodeId, WireError,
-};
+use vhsm_wire::{client_api::AuditPage, node_api::NodeRequest, NodeId, WireError};
 
 /// The audit log's file name inside the node's data directory.
 pub const AUDIT_FILE: &str = "audit.log";

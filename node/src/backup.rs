@@ -18,7 +18,8 @@
 //! restore (see `vhsm node restore`).
 
 use serde::{Deserialize, Serialize};
-use vhsm_wire::{messages::Membership, KeyId, KeyState, NodeId, StoredObject};
+use vhsm_core::{KeyId, KeyState, Membership, StoredObject};
+use vhsm_wire::NodeId;
 use zeroize::Zeroizing;
 
 /// The file's first bytes.

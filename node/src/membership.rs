@@ -2,7 +2,7 @@
 //!
 //! At start a node takes its peers from the newest membership it has stored, or, if it was never given one, from
 //! its configuration file (`node.toml`'s `peers`). The coordinator sends the membership whenever it changes and
-//! whenever it (re)connects to the node ([`vhsm_wire::messages::NodeRequest::SetMembership`]); the node keeps it
+//! whenever it (re)connects to the node ([`vhsm_wire::node_api::NodeRequest::SetMembership`]); the node keeps it
 //! only if it is newer than what it has, stores it sealed, and from then on talks to exactly those peers (see
 //! [`crate::mesh::Mesh::set_peers`]).
 //!
@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use vhsm_wire::{messages::Membership, ErrorKind, NodeId, WireError};
+use vhsm_core::Membership;
+use vhsm_wire::{ErrorKind, NodeId, WireError};
 
 use crate::{
     config::PeerConfig,
@@ -208,7 +209,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
     use crate::seal::StorageKey;
-    use vhsm_wire::{messages::MemberEntry, pki::ClusterCa, tls, Role};
+    use vhsm_core::MemberEntry;
+    use vhsm_wire::{pki::ClusterCa, tls, Role};
 
     fn membership(version: u64, ids: &[NodeId]) -> Membership {
         Membership {

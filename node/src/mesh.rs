@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use vhsm_protocols::SessionId;
 use vhsm_wire::{
     frame,
-    messages::{MeshMessage, MeshPayload},
+    mesh::{MeshMessage, MeshPayload},
     NodeId, Role,
 };
 

@@ -32,7 +32,8 @@ use aes_gcm::{
 use rand_core::{OsRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use vhsm_wire::{KeyId, NodeId, ObjectId};
+use vhsm_core::{KeyId, ObjectId};
+use vhsm_wire::NodeId;
 
 const RECORD_VERSION: u8 = 1;
 const AAD_TAG: &[u8] = b"vhsm/sealed-record/v1";

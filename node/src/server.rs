@@ -10,13 +10,16 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rand_core::OsRng;
+use vhsm_core::{KeyState, KeyUse};
 use vhsm_protocols::{frost::round2, split_aes, SecretBytes};
 use vhsm_wire::{
     accept,
+    client_api::NodeStatus,
     frame::{self, DEFAULT_FRAME_LIMIT},
-    messages::{MeshMessage, NodeRequest, NodeResponse, NodeStatus},
+    mesh::MeshMessage,
+    node_api::{NodeRequest, NodeResponse},
     tls::{self, TlsIdentity},
-    ErrorKind, KeyState, KeyUse, NodeId, Role, WireError,
+    ErrorKind, NodeId, Role, WireError,
 };
 
 use crate::{
@@ -56,7 +59,7 @@ pub struct Node {
     audit: Arc<AuditLog>,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
     keygens:
-        std::sync::Mutex<std::collections::HashMap<vhsm_wire::KeyId, vhsm_protocols::SessionId>>,
+        std::sync::Mutex<std::collections::HashMap<vhsm_core::KeyId, vhsm_protocols::SessionId>>,
     endpoint: quinn::Endpoint,
     #[cfg(feature = "fault-injection")]
     faults: crate::config::FaultInjection,
@@ -353,13 +356,13 @@ impl Node {
     /// Answers the requests of a batch concurrently (each on its own task, so they use every core), one answer
     /// per request in order. Each is audited like a request of its own.
     async fn batch(self: Arc<Self>, requests: Vec<NodeRequest>) -> NodeResponse {
-        if requests.len() > vhsm_wire::messages::MAX_BATCH {
+        if requests.len() > vhsm_wire::node_api::MAX_BATCH {
             return NodeResponse::Error(WireError::new(
                 ErrorKind::BadRequest,
                 format!(
                     "a batch of {} requests; at most {}",
                     requests.len(),
-                    vhsm_wire::messages::MAX_BATCH
+                    vhsm_wire::node_api::MAX_BATCH
                 ),
             ));
         }
@@ -424,10 +427,10 @@ impl Node {
     }
 
     #[cfg(feature = "fault-injection")]
-    fn tamper(&self) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
-        fn corrupt(payload: &mut vhsm_wire::messages::MeshPayload) {
+    fn tamper(&self) -> Option<&(dyn Fn(&mut vhsm_wire::mesh::MeshPayload) + Send + Sync)> {
+        fn corrupt(payload: &mut vhsm_wire::mesh::MeshPayload) {
             use vhsm_protocols::{ecdsa::EcdsaBody, SecretBytes};
-            if let vhsm_wire::messages::MeshPayload::EcdsaSign(message) = payload {
+            if let vhsm_wire::mesh::MeshPayload::EcdsaSign(message) = payload {
                 let bytes = match &message.body {
                     EcdsaBody::Broadcast(b) => b.clone(),
                     EcdsaBody::Private(p) => p.expose().to_vec(),
@@ -447,17 +450,15 @@ impl Node {
     }
 
     #[cfg(not(feature = "fault-injection"))]
-    fn tamper(&self) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
+    fn tamper(&self) -> Option<&(dyn Fn(&mut vhsm_wire::mesh::MeshPayload) + Send + Sync)> {
         None
     }
 
     #[cfg(feature = "fault-injection")]
-    fn tamper_reshare(
-        &self,
-    ) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
-        fn corrupt(payload: &mut vhsm_wire::messages::MeshPayload) {
+    fn tamper_reshare(&self) -> Option<&(dyn Fn(&mut vhsm_wire::mesh::MeshPayload) + Send + Sync)> {
+        fn corrupt(payload: &mut vhsm_wire::mesh::MeshPayload) {
             use vhsm_protocols::{reshare::ReshareBody, SecretBytes};
-            if let vhsm_wire::messages::MeshPayload::Reshare(message) = payload {
+            if let vhsm_wire::mesh::MeshPayload::Reshare(message) = payload {
                 if let ReshareBody::SubShare(sub) = &message.body {
                     let mut bytes = sub.expose().to_vec();
                     if let Some(first) = bytes.first_mut() {
@@ -472,9 +473,7 @@ impl Node {
     }
 
     #[cfg(not(feature = "fault-injection"))]
-    fn tamper_reshare(
-        &self,
-    ) -> Option<&(dyn Fn(&mut vhsm_wire::messages::MeshPayload) + Send + Sync)> {
+    fn tamper_reshare(&self) -> Option<&(dyn Fn(&mut vhsm_wire::mesh::MeshPayload) + Send + Sync)> {
         None
     }
 
@@ -483,13 +482,13 @@ impl Node {
     /// at another epoch refuses (`Unavailable`, so that the coordinator asks another holder without blame).
     async fn key_at(
         &self,
-        key_id: vhsm_wire::KeyId,
+        key_id: vhsm_core::KeyId,
         epoch: u64,
         use_: KeyUse,
         pairwise_test: bool,
     ) -> Result<Arc<LoadedKey>, WireError> {
         let key = self.key_at_epoch(key_id, epoch).await?;
-        // A pending key serves only its pairwise consistency test (see `vhsm_wire::pairwise`).
+        // A pending key serves only its pairwise consistency test (see `vhsm_protocols::pairwise`).
         let test_of_pending = key.info.state == KeyState::Pending && pairwise_test;
         if !key.info.state.allows(use_) && !test_of_pending {
             return Err(WireError::new(
@@ -505,7 +504,7 @@ impl Node {
 
     async fn key_at_epoch(
         &self,
-        key_id: vhsm_wire::KeyId,
+        key_id: vhsm_core::KeyId,
         epoch: u64,
     ) -> Result<Arc<LoadedKey>, WireError> {
         match self.store()?.active_key(key_id) {
@@ -771,7 +770,7 @@ impl Node {
                         key_id,
                         epoch,
                         KeyUse::Sign,
-                        package.message() == vhsm_wire::pairwise::message(&key_id).as_slice(),
+                        package.message() == vhsm_protocols::pairwise::message(&key_id).as_slice(),
                     )
                     .await?;
                 let KeyShare::Frost(share) = &key.share else {
@@ -805,7 +804,7 @@ impl Node {
                         key_id,
                         epoch,
                         KeyUse::Sign,
-                        digest == vhsm_wire::pairwise::ecdsa_digest(&key_id),
+                        digest == vhsm_protocols::pairwise::ecdsa_digest(&key_id),
                     )
                     .await?;
                 let banned = self.banned().await?;
@@ -868,7 +867,7 @@ impl Node {
                         key_id,
                         epoch,
                         purpose,
-                        alpha == vhsm_wire::pairwise::split_aes_alpha(&key_id),
+                        alpha == vhsm_protocols::pairwise::split_aes_alpha(&key_id),
                     )
                     .await?;
                 let KeyShare::SplitAes(share) = &key.share else {

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use vhsm_core::Algorithm;
 use vhsm_protocols::{
     ecdsa::share::EcdsaKeyShare, frost::share::FrostKeyShare, split_aes::share::SplitAesKeyShare,
     ParticipantId, ProtocolError,
 };
-use vhsm_wire::Algorithm;
 use zeroize::Zeroizing;
 
 const FORMAT_VERSION: u8 = 1;
@@ -47,7 +47,7 @@ impl KeyShare {
         }
     }
 
-    /// The key's public key, as [`vhsm_wire::KeyInfo::public_key`] holds it.
+    /// The key's public key, as [`vhsm_core::KeyInfo::public_key`] holds it.
     pub fn public_key(&self) -> Vec<u8> {
         match self {
             KeyShare::Frost(s) => s.group_public_key().to_vec(),
@@ -56,7 +56,7 @@ impl KeyShare {
         }
     }
 
-    /// The public key package, as [`vhsm_wire::KeyInfo::public_package`] holds it.
+    /// The public key package, as [`vhsm_core::KeyInfo::public_package`] holds it.
     pub fn public_package(&self) -> Vec<u8> {
         match self {
             KeyShare::Frost(s) => s.public_keys().to_bytes(),

@@ -11,7 +11,8 @@ use std::{
 };
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use vhsm_wire::{messages::Membership, KeyId, KeyInfo, KeyState, NodeId, ObjectId, StoredObject};
+use vhsm_core::{KeyId, KeyInfo, KeyState, Membership, ObjectId, StoredObject};
+use vhsm_wire::NodeId;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -953,12 +954,12 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
     use rand_core::OsRng;
+    use vhsm_core::Algorithm;
     use vhsm_protocols::{
         frost::dkg::{DkgParams, FrostDkg},
         simulator::Simulation,
         SessionId,
     };
-    use vhsm_wire::Algorithm;
 
     fn shares() -> Vec<KeyShare> {
         let session = SessionId::random(&mut OsRng);
@@ -1216,7 +1217,7 @@ mod tests {
 
     #[test]
     fn membership_keeps_the_newest_sealed_across_reopen() {
-        use vhsm_wire::messages::MemberEntry;
+        use vhsm_core::MemberEntry;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
         let key_path = dir.path().join("k");

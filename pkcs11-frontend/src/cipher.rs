@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use vhsm_protocols::split_aes::blob::CiphertextBlob;
-use vhsm_wire::messages::{KeyId, MAX_CIPHER_INPUT};
+use vhsm_core::{limits::MAX_CIPHER_INPUT, KeyId};
+use vhsm_core::ciphertext::CiphertextBlob;
 use zeroize::Zeroizing;
 
 use crate::client::Bridge;

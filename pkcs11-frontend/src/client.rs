@@ -18,11 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cryptoki_sys::*;
-use vhsm_protocols::ecdsa::digest::HashAlg;
+use vhsm_core::{Algorithm, KeyId, KeyInfo, ObjectId, PinUser, StoredObject, TokenInfo};
+use vhsm_core::digest::HashAlg;
 use vhsm_wire::client::{Client, ClientConfig, ClientError, CONNECT_TIMEOUT};
-use vhsm_wire::messages::{
-    Algorithm, ErrorKind, KeyId, KeyInfo, ObjectId, PinUser, StoredObject, TokenInfo,
-};
+use vhsm_wire::ErrorKind;
 use zeroize::Zeroizing;
 
 use crate::CkResult;
@@ -461,7 +460,7 @@ impl Bridge {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use vhsm_wire::messages::WireError;
+    use vhsm_wire::WireError;
 
     #[test]
     fn error_mapping() {

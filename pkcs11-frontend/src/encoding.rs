@@ -3,7 +3,7 @@
 //! SubjectPublicKeyInfo of `CKA_PUBLIC_KEY_INFO`.
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::Algorithm;
+use vhsm_core::Algorithm;
 
 use crate::CkResult;
 

@@ -17,7 +17,7 @@
 //! (private and secret keys are always sensitive and never extractable: their value exists nowhere).
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::{Algorithm, KeyInfo};
+use vhsm_core::{Algorithm, KeyInfo};
 
 use crate::attributes::{boolean, ulong, AttributeSet};
 use crate::encoding::{ec_point, subject_public_key_info, Curve};
@@ -311,7 +311,7 @@ pub(crate) use tests::sample_key;
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use vhsm_wire::messages::{Algorithm, KeyId, KeyState};
+    use vhsm_core::{Algorithm, KeyId, KeyState};
 
     pub(crate) fn sample_key(algorithm: Algorithm) -> KeyInfo {
         let public_key = match algorithm {

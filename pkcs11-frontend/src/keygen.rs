@@ -16,7 +16,7 @@ use crate::objects::{KeyBinding, SessionObject};
 use crate::policy::{key_pair_request, secret_key_request};
 use crate::state::{destroy_session_keys, with_module};
 use crate::CkResult;
-use vhsm_wire::messages::{Algorithm, KeyInfo};
+use vhsm_core::{Algorithm, KeyInfo};
 
 /// `C_GenerateKeyPair`: returns (public-key handle, private-key handle).
 pub fn generate_key_pair(

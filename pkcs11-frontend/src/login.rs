@@ -2,7 +2,7 @@
 //! the login is per application (every session), as PKCS#11 says.
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::PinUser;
+use vhsm_core::PinUser;
 
 use crate::state::with_module;
 use crate::CkResult;

@@ -45,7 +45,7 @@ pub const CKM_VHSM_SPLIT_AES_KEY_GEN: CK_MECHANISM_TYPE = VHSM_VENDOR | 0x01;
 /// associated data (raw bytes, at most [`MAX_AAD_LEN`]).
 pub const CKM_VHSM_SPLIT_AES: CK_MECHANISM_TYPE = VHSM_VENDOR | 0x02;
 /// How much longer a split-AES ciphertext is than its plaintext.
-pub const SPLIT_AES_OVERHEAD: usize = vhsm_protocols::split_aes::blob::MIN_BLOB_LEN;
+pub const SPLIT_AES_OVERHEAD: usize = vhsm_core::ciphertext::MIN_BLOB_LEN;
 /// The longest associated data `CKM_VHSM_SPLIT_AES` takes.
 pub const MAX_AAD_LEN: usize = 64 * 1024;
 

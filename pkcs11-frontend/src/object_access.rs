@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::{KeyId, ObjectId};
+use vhsm_core::{KeyId, ObjectId};
 
 use crate::attributes::{
     answer_requests, to_native, AttributeAnswer, AttributeRequest, Lookup, Template,

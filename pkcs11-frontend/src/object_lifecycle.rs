@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::{KeyId, ObjectId};
+use vhsm_core::{KeyId, ObjectId};
 
 use crate::attributes::{AttributeSet, Template};
 use crate::client::Bridge;

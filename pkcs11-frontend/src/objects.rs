@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::{KeyId, KeyInfo, ObjectId, StoredObject};
+use vhsm_core::{KeyId, KeyInfo, ObjectId, StoredObject};
 
 use crate::attributes::AttributeSet;
 use crate::encoding::{parse_ec_params, parse_ec_point, Curve};
@@ -360,7 +360,7 @@ mod tests {
     use super::*;
     use crate::attributes::{boolean, ulong};
     use crate::key_objects::sample_key;
-    use vhsm_wire::messages::Algorithm;
+    use vhsm_core::Algorithm;
 
     #[test]
     fn handles_are_stable_and_never_reused() {

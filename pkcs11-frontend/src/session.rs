@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::PinUser;
+use vhsm_core::PinUser;
 
 use crate::cipher::CipherOp;
 use crate::digest::DigestOp;
@@ -31,7 +31,7 @@ pub struct Session {
     /// An active decryption.
     pub decrypt: Option<CipherOp>,
     /// Token keys this session generated while read-only: it may destroy them again (see `keygen`).
-    pub generated_read_only: Vec<vhsm_wire::KeyId>,
+    pub generated_read_only: Vec<vhsm_core::KeyId>,
 }
 
 /// `C_OpenSession`.

@@ -10,8 +10,8 @@
 
 use crate::digest::DigestOp;
 use cryptoki_sys::*;
-use vhsm_protocols::ecdsa::digest::{HashAlg, MAX_PREHASHED_LEN};
-use vhsm_wire::messages::KeyId;
+use vhsm_core::KeyId;
+use vhsm_core::digest::{HashAlg, MAX_PREHASHED_LEN};
 
 use crate::mechanisms::{parse_sign_mechanism, SignMechanism};
 use crate::objects::KeyMaterial;
@@ -220,7 +220,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use sha2::{Digest, Sha384};
-    use vhsm_protocols::ecdsa::digest::signing_digest;
+    use vhsm_core::digest::signing_digest;
 
     #[test]
     fn ecdsa_digest_truncation() {

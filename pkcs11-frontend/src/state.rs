@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cryptoki_sys::*;
-use vhsm_wire::messages::{KeyId, PinUser};
+use vhsm_core::{KeyId, PinUser};
 
 use crate::client::Bridge;
 use crate::objects::ObjectTable;

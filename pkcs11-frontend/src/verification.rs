@@ -2,7 +2,7 @@
 //! public key (`ed25519-dalek`'s `verify_strict`, `p256`/`k256`'s `verify_prehash`); no request to the cluster.
 
 use cryptoki_sys::*;
-use vhsm_protocols::ecdsa::digest::{signing_digest, HashAlg};
+use vhsm_core::digest::{signing_digest, HashAlg};
 
 use crate::encoding::Curve;
 use crate::mechanisms::{parse_sign_mechanism, SignMechanism};

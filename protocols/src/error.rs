@@ -100,6 +100,23 @@ impl ProtocolError {
     }
 }
 
+impl From<vhsm_core::ciphertext::BlobError> for ProtocolError {
+    fn from(e: vhsm_core::ciphertext::BlobError) -> Self {
+        match e {
+            vhsm_core::ciphertext::BlobError::UnsupportedVersion(v) => {
+                ProtocolError::UnsupportedVersion(v)
+            }
+            other => ProtocolError::Encoding(other.to_string()),
+        }
+    }
+}
+
+impl From<vhsm_core::digest::DigestError> for ProtocolError {
+    fn from(e: vhsm_core::digest::DigestError) -> Self {
+        ProtocolError::InvalidParameters(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

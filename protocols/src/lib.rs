@@ -45,9 +45,11 @@ pub mod ecdsa;
 pub mod echo;
 pub mod error;
 pub mod frost;
+pub mod pairwise;
 pub mod party;
 pub mod reshare;
-pub mod secret;
+/// Secret bytes (defined in `vhsm-core`).
+pub use vhsm_core::secret;
 pub mod simulator;
 pub mod split_aes;
 

@@ -292,7 +292,7 @@ fn signing_digest_follows_sec1_truncation() {
     for bad in [&[][..], &[0u8; 65][..]] {
         assert!(matches!(
             signing_digest(HashAlg::Prehashed, bad),
-            Err(ProtocolError::InvalidParameters(_))
+            Err(vhsm_core::digest::DigestError::PrehashedLength(_))
         ));
     }
 }

@@ -391,7 +391,7 @@ fn tampering_wrong_aad_and_another_key_fail() {
     v2[0] = 2;
     assert!(matches!(
         CiphertextBlob::parse(&v2),
-        Err(ProtocolError::UnsupportedVersion(2))
+        Err(vhsm_core::ciphertext::BlobError::UnsupportedVersion(2))
     ));
     let parsed = CiphertextBlob::parse(&blob).unwrap();
     assert_eq!(parsed.to_bytes(), blob);

@@ -301,7 +301,7 @@ impl TestCluster {
     pub async fn client(&self) -> Client {
         let client = self.anonymous_client().await;
         client
-            .login(vhsm_wire::PinUser::User, self.user_pin().as_bytes())
+            .login(vhsm_core::PinUser::User, self.user_pin().as_bytes())
             .await
             .unwrap();
         client
@@ -378,7 +378,7 @@ impl Drop for TestCluster {
 /// over a failed node for a few seconds, and retries it when it must). The last error if none succeeded.
 pub async fn sign_with_retries(
     client: &Client,
-    key_id: vhsm_wire::KeyId,
+    key_id: vhsm_core::KeyId,
     message: &[u8],
 ) -> Result<(Vec<u8>, Vec<u16>), String> {
     let mut last = Err("not tried".to_string());
@@ -453,10 +453,10 @@ pub fn as_coordinator(
 pub async fn listed(
     pool: &vhsm_coordinator::nodes::NodePool,
     id: u16,
-    request: vhsm_wire::messages::NodeRequest,
-) -> Vec<vhsm_wire::KeyInfo> {
+    request: vhsm_wire::node_api::NodeRequest,
+) -> Vec<vhsm_core::KeyInfo> {
     match pool.call(id, &request, Duration::from_secs(5)).await {
-        Ok(vhsm_wire::messages::NodeResponse::Keys(keys)) => keys,
+        Ok(vhsm_wire::node_api::NodeResponse::Keys(keys)) => keys,
         other => panic!("node {id} did not list its keys: {other:?}"),
     }
 }

@@ -7,15 +7,16 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use vhsm_protocols::{ecdsa::digest::HashAlg, SecretBytes};
+use vhsm_core::{
+    Algorithm, HashAlg, KeyId, KeyInfo, KeyState, Membership, NodeId, ObjectId, PinUser,
+    SecretBytes, StoredObject, TokenInfo,
+};
 
 use crate::{
+    client_api::{AuditPage, ClientRequest, ClientResponse, ClusterStatus},
+    error::WireError,
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
-    identity::{NodeId, Role},
-    messages::{
-        Algorithm, ClientRequest, ClientResponse, ClusterStatus, KeyId, KeyInfo, KeyState,
-        Membership, ObjectId, PinUser, StoredObject, TokenInfo, WireError,
-    },
+    identity::Role,
     tls::{self, TlsIdentity},
 };
 
@@ -363,11 +364,7 @@ impl Client {
     }
 
     /// Security officer: one page of node `node`'s audit log (raw lines from `from_line`).
-    pub async fn audit_page(
-        &self,
-        node: NodeId,
-        from_line: u64,
-    ) -> Result<crate::messages::AuditPage, ClientError> {
+    pub async fn audit_page(&self, node: NodeId, from_line: u64) -> Result<AuditPage, ClientError> {
         match self
             .call(&ClientRequest::AuditLog { node, from_line })
             .await?

@@ -14,9 +14,7 @@
 use std::fmt;
 
 use rustls::pki_types::CertificateDer;
-
-/// A node's id within its cluster (1-based), the same number as its participant id in every protocol.
-pub type NodeId = u16;
+use vhsm_core::NodeId;
 
 /// The role a certificate grants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

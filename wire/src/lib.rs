@@ -1,26 +1,32 @@
-//! What crosses the vHSM network, and how.
+//! What crosses the vHSM network, and how. Not the disk format: a node's records are its own (`vhsm-node`).
 //!
-//! - [`messages`]: every request and response exchanged between clients, the coordinator and the nodes, defined
-//!   once here and framed with a version ([`frame`]).
+//! - [`client_api`]: what clients ask the coordinator; [`node_api`]: what the coordinator asks a node; [`mesh`]:
+//!   the protocol messages nodes send each other. Each framed with a version ([`frame`]); [`error`]: the failure
+//!   that crosses the wire. The domain types the messages carry (keys, membership, …) are `vhsm-core`'s.
 //! - [`identity`] and [`pki`]: who a peer is. Every certificate is issued by the cluster CA and names its role
 //!   (node, coordinator or client) in its subject alternative name; the role decides which requests a peer may make.
 //! - [`tls`]: QUIC endpoints with mutual TLS 1.3, pinned to the cluster CA; [`accept`]: the accepting loop.
-//! - [`client`]: the client side of the coordinator's API, used by the `vhsm` CLI and (later) the PKCS#11 module,
-//!   without any of the coordinator's server code.
+//! - [`client`]: the client side of the coordinator's API, used by the `vhsm` CLI and the PKCS#11 module.
+//!
+//! The node API and the mesh carry protocol messages, so they need `vhsm-protocols`; they are behind the
+//! `cluster` feature, which only the node and the coordinator enable. A client (the PKCS#11 module) links no
+//! protocol code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod accept;
 pub mod client;
+pub mod client_api;
+pub mod error;
 pub mod frame;
 pub mod identity;
-pub mod messages;
-pub mod pairwise;
+#[cfg(feature = "cluster")]
+pub mod mesh;
+#[cfg(feature = "cluster")]
+pub mod node_api;
 pub mod pki;
 pub mod tls;
 
-pub use identity::{NodeId, Role};
-pub use messages::{
-    Algorithm, ErrorKind, KeyId, KeyInfo, KeyState, KeyUse, ObjectId, PinUser, StoredObject,
-    TokenInfo, WireError,
-};
+pub use error::{ErrorKind, WireError};
+pub use identity::Role;
+pub use vhsm_core::NodeId;

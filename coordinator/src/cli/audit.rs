@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use serde::Serialize;
+use vhsm_core::KeyId;
 use vhsm_node::audit::{verify_chain, ChainBreak, Entry};
-use vhsm_wire::{client::Client, KeyId, NodeId};
+use vhsm_wire::{client::Client, NodeId};
 
 use super::{layout::Layout, membership::connect_security_officer};
 

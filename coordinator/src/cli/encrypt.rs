@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use vhsm_wire::{messages::MAX_CIPHER_INPUT, KeyId};
+use vhsm_core::{limits::MAX_CIPHER_INPUT, KeyId};
 
 use super::{keys::connect_user, layout::Layout, progress};
 

@@ -2,7 +2,7 @@
 //! signatures as DER for OpenSSL.
 
 use anyhow::{bail, Context};
-use vhsm_wire::{Algorithm, KeyInfo};
+use vhsm_core::{Algorithm, KeyInfo};
 
 const NO_SPKI: &str =
     "a split-AES key's public key (the DPRF's g^k on ristretto255) has no SubjectPublicKeyInfo \

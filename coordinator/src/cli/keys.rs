@@ -4,11 +4,12 @@ use std::{path::Path, time::Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use vhsm_core::{Algorithm, KeyId, KeyInfo, PinUser};
 use vhsm_protocols::ecdsa::digest::HashAlg;
 use vhsm_wire::{
     client::{Client, ClientConfig},
-    messages::ClusterStatus,
-    Algorithm, KeyId, KeyInfo, NodeId, PinUser,
+    client_api::ClusterStatus,
+    NodeId,
 };
 use zeroize::Zeroizing;
 
@@ -328,7 +329,7 @@ pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<
 pub async fn set_state(
     layout: &Layout,
     id: KeyId,
-    state: vhsm_wire::KeyState,
+    state: vhsm_core::KeyState,
     json: bool,
 ) -> anyhow::Result<()> {
     let client = connect_user(layout).await?;

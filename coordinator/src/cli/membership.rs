@@ -19,11 +19,11 @@ use anyhow::{bail, Context};
 
 use super::reshare::KeyResult;
 use vhsm_coordinator::config::NodeEntry;
+use vhsm_core::{Membership, PinUser};
 use vhsm_wire::{
     client::{Client, ClientError},
-    messages::Membership,
     pki::ClusterCa,
-    ErrorKind, NodeId, PinUser,
+    ErrorKind, NodeId,
 };
 use zeroize::Zeroizing;
 

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use vhsm_wire::{client::Client, KeyId, KeyInfo, NodeId};
+use vhsm_core::{KeyId, KeyInfo};
+use vhsm_wire::{client::Client, NodeId};
 
 use super::{layout::Layout, membership::connect_security_officer, progress};
 

@@ -13,7 +13,7 @@ use std::{sync::OnceLock, time::Duration};
 use rand_core::OsRng;
 use vhsm_protocols::{Outgoing, Protocol, ProtocolError, Recipient, SessionId};
 use vhsm_wire::{
-    messages::{MeshMessage, MeshPayload},
+    mesh::{MeshMessage, MeshPayload},
     ErrorKind, NodeId, WireError,
 };
 

@@ -10,7 +10,7 @@ use vhsm_protocols::{
     ecdsa::{Dkls23, SignParams, ThresholdEcdsa},
     SessionId,
 };
-use vhsm_wire::{messages::MeshPayload, ErrorKind, NodeId, WireError};
+use vhsm_wire::{mesh::MeshPayload, ErrorKind, NodeId, WireError};
 
 use crate::{
     mesh::Mesh,

@@ -8,15 +8,14 @@
 
 use std::{sync::Arc, time::Duration};
 
+use vhsm_core::{Algorithm, KeyInfo, KeyState};
 use vhsm_protocols::{
     ecdsa::{Dkls23, ThresholdEcdsa},
     frost::dkg::{DkgParams, FrostDkg},
     split_aes::dkg::SplitAesDkg,
     SessionId,
 };
-use vhsm_wire::{
-    messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyState, NodeId, WireError,
-};
+use vhsm_wire::{mesh::MeshPayload, ErrorKind, NodeId, WireError};
 
 use crate::{
     mesh::Mesh,

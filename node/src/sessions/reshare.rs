@@ -11,6 +11,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
+use vhsm_core::{Algorithm, KeyInfo, KeyUse};
 use vhsm_protocols::{
     ecdsa::{EcdsaDkg, EcdsaKeyShare, EcdsaPublicKeys},
     frost::{FrostKeyShare, FrostPublicKeys},
@@ -18,7 +19,7 @@ use vhsm_protocols::{
     split_aes::{SplitAesKeyShare, SplitAesPublicKeys},
     ProtocolError, SessionId,
 };
-use vhsm_wire::{messages::MeshPayload, Algorithm, ErrorKind, KeyInfo, KeyUse, NodeId, WireError};
+use vhsm_wire::{mesh::MeshPayload, ErrorKind, NodeId, WireError};
 
 use crate::{
     mesh::Mesh,

@@ -21,7 +21,7 @@ use std::{
 
 use rand_core::{OsRng, RngCore};
 use vhsm_protocols::frost::{precommit, round1::FrostNonces};
-use vhsm_wire::messages::{NonceId, Precommitment, MAX_PRECOMMIT};
+use vhsm_wire::node_api::{NonceId, Precommitment, MAX_PRECOMMIT};
 use zeroize::Zeroizing;
 
 /// How long handed-out nonces wait for their signature share.

@@ -4,58 +4,12 @@
 //! `EngineCurve` ties each curve's `dkls23` types to our enums, so that the DKG and signing state machines
 //! are written once, generically, and dispatched on the curve at their edges.
 
-use std::fmt;
-
 use dkls23::curve::DklsCurve;
 use dkls23::protocols::{Party, PublicKeyPackage};
 use k256::elliptic_curve::sec1::ToSec1Point;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 
-use crate::error::ProtocolError;
-
-/// A curve on which threshold ECDSA keys can be made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EcdsaCurve {
-    /// secp256k1 (SEC 2), as used by Bitcoin and Ethereum; signatures are normalised to low-S.
-    Secp256k1,
-    /// NIST P-256 (FIPS 186, a.k.a. secp256r1, prime256v1).
-    P256,
-}
-
-impl EcdsaCurve {
-    /// The curve's usual name: `"secp256k1"` or `"P-256"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            EcdsaCurve::Secp256k1 => "secp256k1",
-            EcdsaCurve::P256 => "P-256",
-        }
-    }
-
-    /// The tag of this curve in our encodings (key shares, public keys).
-    pub(crate) fn tag(self) -> u8 {
-        match self {
-            EcdsaCurve::Secp256k1 => 1,
-            EcdsaCurve::P256 => 2,
-        }
-    }
-
-    /// The curve with encoding tag `tag`.
-    pub(crate) fn from_tag(tag: u8) -> Result<Self, ProtocolError> {
-        match tag {
-            1 => Ok(EcdsaCurve::Secp256k1),
-            2 => Ok(EcdsaCurve::P256),
-            other => Err(ProtocolError::Encoding(format!(
-                "unknown curve tag {other}"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for EcdsaCurve {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use vhsm_core::EcdsaCurve;
 
 /// A value for one of the two curves: the same generic type instantiated on secp256k1 or on P-256.
 /// [`on_curve!`] runs one piece of code on whichever it holds.
@@ -180,7 +134,7 @@ mod tests {
         for c in [EcdsaCurve::Secp256k1, EcdsaCurve::P256] {
             assert_eq!(EcdsaCurve::from_tag(c.tag()).unwrap(), c);
         }
-        assert!(EcdsaCurve::from_tag(0).is_err());
-        assert!(EcdsaCurve::from_tag(3).is_err());
+        assert!(EcdsaCurve::from_tag(0).is_none());
+        assert!(EcdsaCurve::from_tag(3).is_none());
     }
 }

@@ -76,7 +76,8 @@ use crate::party::{ParticipantId, Protocol, SessionId};
 use crate::secret::SecretBytes;
 
 pub mod curve;
-pub mod digest;
+/// What gets signed (defined in `vhsm-core`, where clients use it too).
+pub use vhsm_core::digest;
 pub mod dkg;
 mod inbox;
 pub mod share;

@@ -387,7 +387,9 @@ fn split_header<'a>(
     let (tag, body) = rest
         .split_first()
         .ok_or_else(|| ProtocolError::Encoding(format!("{what} encoding truncated")))?;
-    Ok((EcdsaCurve::from_tag(*tag)?, body))
+    let curve = EcdsaCurve::from_tag(*tag)
+        .ok_or_else(|| ProtocolError::Encoding(format!("unknown curve tag {tag}")))?;
+    Ok((curve, body))
 }
 
 fn party_index(i: u8) -> Result<PartyIndex, ProtocolError> {

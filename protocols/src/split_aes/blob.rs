@@ -1,4 +1,4 @@
-//! The ciphertext blob and its AES-256-GCM sealing under a per-message [`DerivedKey`], plus the reference
+//! The ciphertext blob (its format is `vhsm_core::ciphertext`) and its AES-256-GCM sealing under a per-message [`DerivedKey`], plus the reference
 //! flow ([`encrypt_in_process`], [`decrypt_in_process`]) that the coordinator performs across the network.
 //!
 //! Blob (version 1), 109 bytes plus the plaintext:
@@ -17,93 +17,18 @@ use zeroize::Zeroizing;
 
 use super::combine::{combine, message_input, DerivedKey};
 use super::partial::evaluate;
-use super::share::{take, SplitAesKeyShare, SplitAesPublicKeys};
+use super::share::{SplitAesKeyShare, SplitAesPublicKeys};
 use crate::error::ProtocolError;
 
-/// Version byte of the blob.
-pub const BLOB_VERSION: u8 = 1;
-/// Length of a key id.
-pub const KEY_ID_LEN: usize = 16;
-/// Length of the AES-GCM nonce.
-pub const NONCE_LEN: usize = 12;
-/// Length of ρ, the randomness sealed with the plaintext.
-pub const RHO_LEN: usize = 32;
-/// Length of the AES-GCM tag.
-pub const TAG_LEN: usize = 16;
-/// `version ‖ key_id ‖ α`.
-pub const HEADER_LEN: usize = 1 + KEY_ID_LEN + 32;
-/// The shortest blob (empty plaintext).
-pub const MIN_BLOB_LEN: usize = HEADER_LEN + NONCE_LEN + RHO_LEN + TAG_LEN;
+pub use vhsm_core::ciphertext::{
+    header, BlobError, CiphertextBlob, BLOB_VERSION, HEADER_LEN, KEY_ID_LEN, MIN_BLOB_LEN,
+    NONCE_LEN, RHO_LEN, TAG_LEN,
+};
 
 /// The error of every blob that does not open: one message, so that a tampered blob, a wrong aad and a wrong
 /// key look the same to the caller (and to an attacker).
 const OPEN_FAILED: &str =
     "split-AES blob does not authenticate (tampered blob, wrong aad, or another key)";
-
-/// A parsed ciphertext blob (version 1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CiphertextBlob {
-    /// The key's id.
-    pub key_id: [u8; KEY_ID_LEN],
-    /// The message input α (the DPRF input of this message's key).
-    pub alpha: [u8; 32],
-    /// The AES-GCM nonce.
-    pub nonce: [u8; NONCE_LEN],
-    /// `AES-256-GCM(plaintext ‖ ρ) ‖ tag`.
-    pub sealed: Vec<u8>,
-}
-
-impl CiphertextBlob {
-    /// Parses a blob; refuses other versions ([`ProtocolError::UnsupportedVersion`]) and input shorter than
-    /// [`MIN_BLOB_LEN`].
-    pub fn parse(bytes: &[u8]) -> Result<CiphertextBlob, ProtocolError> {
-        const WHAT: &str = "split-AES blob";
-        let mut input = bytes;
-        let [version] = *take::<1>(&mut input, WHAT)?;
-        if version != BLOB_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(version));
-        }
-        if bytes.len() < MIN_BLOB_LEN {
-            return Err(ProtocolError::Encoding(format!(
-                "{WHAT}: truncated ({} bytes, at least {MIN_BLOB_LEN})",
-                bytes.len()
-            )));
-        }
-        let key_id = *take::<KEY_ID_LEN>(&mut input, WHAT)?;
-        let alpha = *take::<32>(&mut input, WHAT)?;
-        let nonce = *take::<NONCE_LEN>(&mut input, WHAT)?;
-        Ok(CiphertextBlob {
-            key_id,
-            alpha,
-            nonce,
-            sealed: input.to_vec(),
-        })
-    }
-
-    /// The blob's bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + self.sealed.len());
-        out.extend_from_slice(&self.header());
-        out.extend_from_slice(&self.nonce);
-        out.extend_from_slice(&self.sealed);
-        out
-    }
-
-    /// `version ‖ key_id ‖ α`.
-    fn header(&self) -> [u8; HEADER_LEN] {
-        header(&self.key_id, &self.alpha)
-    }
-}
-
-fn header(key_id: &[u8; KEY_ID_LEN], alpha: &[u8; 32]) -> [u8; HEADER_LEN] {
-    let mut out = [0u8; HEADER_LEN];
-    let (version, rest) = out.split_at_mut(1);
-    let (id, a) = rest.split_at_mut(KEY_ID_LEN);
-    version.copy_from_slice(&[BLOB_VERSION]);
-    id.copy_from_slice(key_id);
-    a.copy_from_slice(alpha);
-    out
-}
 
 /// The AEAD associated data: `header ‖ u64 len(aad) ‖ aad`.
 fn associated_data(header: &[u8; HEADER_LEN], aad: &[u8]) -> Vec<u8> {

@@ -8,8 +8,9 @@ use std::{
 };
 
 use anyhow::Context;
+use vhsm_core::KeyInfo;
 use vhsm_protocols::ecdsa::digest::HashAlg;
-use vhsm_wire::{client::Client, KeyInfo};
+use vhsm_wire::client::Client;
 
 use super::{
     cpu::CpuProbe,
@@ -32,7 +33,7 @@ async fn call(
     let result = if op.is_encryption() {
         client.encrypt(key.id, input, b"").await
     } else {
-        let hash = (key.algorithm != vhsm_wire::Algorithm::Ed25519).then_some(HashAlg::Prehashed);
+        let hash = (key.algorithm != vhsm_core::Algorithm::Ed25519).then_some(HashAlg::Prehashed);
         client
             .sign(key.id, input, hash)
             .await

@@ -9,7 +9,7 @@ use std::{
 use anyhow::{bail, Context};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use vhsm_wire::Algorithm;
+use vhsm_core::Algorithm;
 
 use super::cpu::{CpuProbe, CpuUsed};
 

@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::messages::KeyId;
+use vhsm_core::KeyId;
 
 /// The message a new key signs (and a new split-AES key encrypts) in its pairwise consistency test.
 pub fn message(key_id: &KeyId) -> Vec<u8> {
@@ -19,5 +19,5 @@ pub fn ecdsa_digest(key_id: &KeyId) -> [u8; 32] {
 
 /// The split-AES message input (α) of the test: [`message`] with empty associated data and ρ = 0.
 pub fn split_aes_alpha(key_id: &KeyId) -> [u8; 32] {
-    vhsm_protocols::split_aes::combine::message_input(&key_id.0, b"", &message(key_id), &[0u8; 32])
+    crate::split_aes::combine::message_input(&key_id.0, b"", &message(key_id), &[0u8; 32])
 }

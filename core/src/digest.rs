@@ -11,10 +11,16 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use crate::error::ProtocolError;
-
 /// The longest digest accepted by [`HashAlg::Prehashed`], in bytes (SHA-512's).
 pub const MAX_PREHASHED_LEN: usize = 64;
+
+/// Why a message cannot be signed as asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    /// A prehashed digest ([`HashAlg::Prehashed`]) of this many bytes: it must be 1 to [`MAX_PREHASHED_LEN`].
+    #[error("a prehashed digest must be 1 to {MAX_PREHASHED_LEN} bytes, not {0}")]
+    PrehashedLength(usize),
+}
 
 /// How the message to sign becomes a digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,18 +50,15 @@ impl HashAlg {
 /// Hashes `message` with `alg` (or takes it as the digest for Prehashed), then converts the digest to the
 /// 32-byte value ECDSA signs, as SEC1 §4.1.3 step 5 says for a 256-bit order: the leftmost 256 bits of a
 /// longer digest; a shorter digest is left-padded with zeros (its integer value). Prehashed input must be
-/// 1..=64 bytes (else InvalidParameters).
-pub fn signing_digest(alg: HashAlg, message: &[u8]) -> Result<[u8; 32], ProtocolError> {
+/// 1..=64 bytes (else [`DigestError::PrehashedLength`]).
+pub fn signing_digest(alg: HashAlg, message: &[u8]) -> Result<[u8; 32], DigestError> {
     match alg {
         HashAlg::Sha256 => Ok(truncate(&Sha256::digest(message))),
         HashAlg::Sha384 => Ok(truncate(&Sha384::digest(message))),
         HashAlg::Sha512 => Ok(truncate(&Sha512::digest(message))),
         HashAlg::Prehashed => {
             if message.is_empty() || message.len() > MAX_PREHASHED_LEN {
-                return Err(ProtocolError::InvalidParameters(format!(
-                    "a prehashed digest must be 1 to {MAX_PREHASHED_LEN} bytes, not {}",
-                    message.len()
-                )));
+                return Err(DigestError::PrehashedLength(message.len()));
             }
             Ok(truncate(message))
         }

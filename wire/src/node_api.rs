@@ -1,0 +1,264 @@
+//! The node API: what the coordinator asks a node, and its answers. One bidirectional stream per request.
+
+use serde::{Deserialize, Serialize};
+use vhsm_core::{
+    KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, SecretBytes, StoredObject,
+};
+use vhsm_protocols::{
+    frost::{
+        aggregate::{FrostSignatureShare, FrostSigningPackage},
+        round1::FrostCommitments,
+    },
+    split_aes::partial::PartialEvaluation,
+    SessionId,
+};
+
+use crate::{
+    client_api::{AuditPage, NodeStatus},
+    error::WireError,
+};
+
+/// A node's handle for one set of pre-made FROST nonces (random; meaningful only to the node that made it).
+pub type NonceId = u64;
+
+/// Most requests in one [`NodeRequest::Batch`].
+pub const MAX_BATCH: usize = 256;
+
+/// Most commitments one `Precommit` hands out.
+pub const MAX_PRECOMMIT: u16 = 1024;
+
+/// One pre-made nonce commitment: the node keeps the nonces under `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precommitment {
+    /// The node's handle for the nonces.
+    pub id: NonceId,
+    /// The commitments to them.
+    pub commitments: FrostCommitments,
+}
+
+/// Coordinator → node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum NodeRequest {
+    /// Liveness and summary.
+    Status,
+    /// Take part in the distributed generation of `key` (state `Pending`, empty public key) with the other holders.
+    /// The node stores its share as pending and answers [`NodeResponse::KeyGenerated`].
+    GenerateKey {
+        /// The protocol session.
+        session: SessionId,
+        /// The key to generate.
+        key: KeyInfo,
+    },
+    /// Every holder reported the same public key and the key passed its pairwise consistency test: make the pending
+    /// key `state` (active, or pre-active).
+    CommitKey {
+        /// The key.
+        key_id: KeyId,
+        /// Its first lifecycle state.
+        state: KeyState,
+    },
+    /// A lifecycle transition (see [`KeyState::can_become`]); `Destroyed` deletes the share and keeps a tombstone.
+    SetKeyState {
+        /// The key.
+        key_id: KeyId,
+        /// The new state.
+        state: KeyState,
+    },
+    /// Generation failed somewhere: delete the pending key.
+    AbortKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// The keys this node holds a share of.
+    ListKeys,
+    /// FROST round 1, ahead of time: hand out `count` nonce commitments from the node's pool (the node keeps the
+    /// nonces, each for one signature share at most; see the node's `sessions::signing`).
+    Precommit {
+        /// How many (at most [`MAX_PRECOMMIT`]).
+        count: u16,
+    },
+    /// FROST round 2: consume the nonces `nonce` (handed out by `Precommit`) and answer a signature share.
+    SignShare {
+        /// The signing session (the same on every signer of this signature; it names the audit entries).
+        session: SessionId,
+        /// The pre-made nonces this share uses (their commitment is this node's in `package`).
+        nonce: NonceId,
+        /// The key.
+        key_id: KeyId,
+        /// The share epoch the coordinator signs with (see [`KeyInfo::epoch`]).
+        epoch: u64,
+        /// Message and commitments of all signers.
+        package: FrostSigningPackage,
+    },
+    /// Threshold ECDSA: run the signing protocol with the other `signers` over the mesh and answer the signature.
+    EcdsaSign {
+        /// The signing session (fresh for every attempt).
+        session: SessionId,
+        /// The key.
+        key_id: KeyId,
+        /// The share epoch every signer must hold.
+        epoch: u64,
+        /// Every signer of this attempt, this node included.
+        signers: Vec<NodeId>,
+        /// The 32-byte value to sign (the digest, already truncated to the curve order).
+        digest: [u8; 32],
+    },
+    /// An operator cleared a ban: run OT-based protocols with `node` again.
+    ClearBan {
+        /// The banned node.
+        node: NodeId,
+    },
+    /// Replace an active key's label and attributes (everything else must match what the node holds).
+    UpdateKey {
+        /// The key's new metadata.
+        key: KeyInfo,
+    },
+    /// Destroy this node's share of a key and its metadata.
+    DestroyKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Store an object (kept if its version is newer than the node's copy).
+    PutObject {
+        /// The object.
+        object: StoredObject,
+    },
+    /// Every stored object, tombstones included.
+    ListObjects,
+    /// Take part in a reshare of `key` (as the coordinator knows it now, at its current epoch): as a dealer if this
+    /// node is in `dealers` (it must hold the key at that epoch), as a new holder if it is in `committee`. A new
+    /// holder stages its share of epoch `key.epoch + 1` (the current one stays in force) and answers
+    /// [`NodeResponse::Reshared`] with the staged metadata.
+    Reshare {
+        /// The protocol session.
+        session: SessionId,
+        /// The key's current metadata (holders, threshold, public package, epoch).
+        key: KeyInfo,
+        /// Who deals (at least `key.threshold` current holders).
+        dealers: Vec<NodeId>,
+        /// The holders afterwards.
+        committee: Vec<NodeId>,
+        /// The threshold afterwards.
+        threshold: u16,
+    },
+    /// Every new holder staged the same new shares: make the staged share of `epoch` the key's share (erasing the
+    /// old one). Idempotent.
+    CommitReshare {
+        /// The key.
+        key_id: KeyId,
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// The reshare did not complete: drop the staged share of `epoch`, keep the current one.
+    AbortReshare {
+        /// The key.
+        key_id: KeyId,
+        /// The epoch that was being staged.
+        epoch: u64,
+    },
+    /// The staged (not yet committed) shares' metadata.
+    ListStaged,
+    /// The cluster's membership changed (or a node restarted): keep it if it is newer than what this node has, and
+    /// talk to exactly these peers.
+    SetMembership {
+        /// The membership.
+        membership: Membership,
+    },
+    /// Split-AES: this node's partial evaluation of the key's DPRF at `alpha`, with its proof.
+    Evaluate {
+        /// The key.
+        key_id: KeyId,
+        /// Whether the evaluation encrypts or decrypts (the key's lifecycle state decides which is allowed).
+        purpose: KeyUse,
+        /// The share epoch.
+        epoch: u64,
+        /// The message input.
+        alpha: [u8; 32],
+    },
+    /// Unseal a sealed node: its storage key is unwrapped with a key derived from `passphrase` (Argon2id). A wrong
+    /// passphrase is refused (`PinIncorrect`) and changes nothing. Unsealing an unsealed node is a no-op.
+    Unseal {
+        /// The operator's passphrase.
+        passphrase: SecretBytes,
+    },
+    /// Write a backup of this node's keys, shares, objects and membership: [`NodeResponse::Backup`].
+    Backup,
+    /// Restore `keys` from a backup this node wrote (the coordinator has checked their epochs against the cluster).
+    Restore {
+        /// The backup file, as [`NodeResponse::Backup`] gave it.
+        backup: Vec<u8>,
+        /// The keys to restore (those of the backup the cluster still has at the backup's epoch).
+        keys: Vec<KeyId>,
+    },
+    /// Several independent requests in one message (at most [`MAX_BATCH`]; not nested): the node answers
+    /// [`NodeResponse::Batch`] with one answer per request, in order. The coordinator batches the short requests
+    /// of concurrent operations (signature shares, partial evaluations) bound for the same node.
+    Batch(Vec<NodeRequest>),
+    /// `request`, made for `requester` (the client's certificate name and PIN user, as the coordinator saw them):
+    /// the node writes the requester into its audit log. Not nested.
+    OnBehalf {
+        /// Who asked the coordinator, e.g. `alice (user)`.
+        requester: String,
+        /// The client request it serves (`sign`, `decrypt`, …).
+        purpose: String,
+        /// The request.
+        request: Box<NodeRequest>,
+    },
+    /// A client failed to log in at the coordinator: the node records it in its audit log.
+    LoginFailed {
+        /// Which PIN was presented.
+        user: PinUser,
+        /// Why it was refused (wrong PIN, locked); never the PIN.
+        error: String,
+    },
+    /// Raw lines of this node's audit log, from line `from_line` (0-based), at most `max_lines`.
+    AuditLog {
+        /// The first line wanted.
+        from_line: u64,
+        /// At most this many lines.
+        max_lines: u32,
+    },
+}
+
+/// Node → coordinator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum NodeResponse {
+    /// Answer to `Status`.
+    Status(NodeStatus),
+    /// Answer to `GenerateKey`: the public key package (group key and every holder's verifying share).
+    KeyGenerated {
+        /// `FrostPublicKeys` bytes.
+        public_keys: Vec<u8>,
+    },
+    /// Done.
+    Ok,
+    /// Answer to `ListKeys`.
+    Keys(Vec<KeyInfo>),
+    /// Answer to `Precommit`.
+    Precommitments(Vec<Precommitment>),
+    /// Answer to `SignShare`.
+    SignatureShare(FrostSignatureShare),
+    /// Answer to `EcdsaSign`: the signature, r ‖ s.
+    EcdsaSignature(Vec<u8>),
+    /// Answer to `ListObjects`.
+    Objects(Vec<StoredObject>),
+    /// Answer to `Evaluate`.
+    Partial(PartialEvaluation),
+    /// Answer to `Reshare`.
+    Reshared {
+        /// A new holder: the staged key metadata at the new epoch (holders, threshold, public package).
+        staged: Option<KeyInfo>,
+        /// Dealers the run excluded (a bad sub-share or commitments), to report.
+        excluded: Vec<NodeId>,
+    },
+    /// Answer to `CommitReshare`: the key as it is now.
+    Key(KeyInfo),
+    /// Answer to `Backup`: the backup file (see the node's `backup` module for its format).
+    Backup(Vec<u8>),
+    /// Answer to `AuditLog`.
+    Audit(AuditPage),
+    /// Answer to `Batch`: one answer per request, in order (an `Error` for each that failed).
+    Batch(Vec<NodeResponse>),
+    /// The request failed.
+    Error(WireError),
+}
