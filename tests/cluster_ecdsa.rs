@@ -9,9 +9,9 @@ use std::{collections::BTreeSet, path::Path, process::Command};
 
 use common::{run_vhsm, TestCluster};
 use sha2::{Digest, Sha256, Sha384, Sha512};
+use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyInfo};
 use vhsm_protocols::ecdsa::digest::HashAlg;
-use vhsm_wire::client::Client;
 
 const CURVES: [Algorithm; 2] = [Algorithm::EcdsaSecp256k1, Algorithm::EcdsaP256];
 

@@ -7,8 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{sign_with_retries, verify_ed25519, TestCluster};
+use vhsm_client::ClientError;
 use vhsm_core::Algorithm;
-use vhsm_wire::{client::ClientError, ErrorKind};
+use vhsm_wire::ErrorKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {

@@ -9,11 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::{as_coordinator, listed, verify_ed25519, TestCluster};
+use vhsm_client::ClientError;
 use vhsm_core::{Algorithm, KeyState, KeyUse};
 use vhsm_node::{seal::StorageKey, store::ShareStore};
 use vhsm_protocols::SessionId;
 use vhsm_wire::{
-    client::ClientError,
     node_api::{NodeRequest, NodeResponse},
     ErrorKind, WireError,
 };

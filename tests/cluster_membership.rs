@@ -11,8 +11,9 @@ use std::{
 };
 
 use common::{free_port, run_vhsm, verify_ed25519, KillOnDrop, TestCluster};
+use vhsm_client::ClientError;
 use vhsm_core::Algorithm;
-use vhsm_wire::{client::ClientError, ErrorKind};
+use vhsm_wire::ErrorKind;
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -12,9 +12,10 @@ use common::{
     as_coordinator, free_port, listed, run_vhsm, sign_with_retries, verify_ed25519, KillOnDrop,
     TestCluster,
 };
+use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyId, KeyInfo, PinUser};
 use vhsm_protocols::ecdsa::verify_prehash;
-use vhsm_wire::{client::Client, node_api::NodeRequest};
+use vhsm_wire::node_api::NodeRequest;
 
 /// What every node holds of every key: (active epoch per key, staged epochs per key).
 type Holdings = BTreeMap<u16, (BTreeMap<KeyId, u64>, BTreeMap<KeyId, u64>)>;

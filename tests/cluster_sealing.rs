@@ -9,9 +9,9 @@ use std::{
 };
 
 use common::{run_vhsm_env, sign_with_retries, verify_ed25519, TestCluster};
+use vhsm_client::Client;
 use vhsm_core::Algorithm;
 use vhsm_node::{seal::SealedKeyFile, store::ShareStore};
-use vhsm_wire::client::Client;
 
 const PASSPHRASE: &str = "test passphrase: correct horse battery staple";
 

@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{run_vhsm, TestCluster};
+use vhsm_client::ClientError;
 use vhsm_core::{limits::MAX_CIPHER_INPUT, Algorithm};
-use vhsm_wire::{client::ClientError, ErrorKind};
+use vhsm_wire::ErrorKind;
 
 fn kind(e: &ClientError) -> Option<ErrorKind> {
     match e {

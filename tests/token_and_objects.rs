@@ -5,8 +5,9 @@
 mod common;
 
 use common::TestCluster;
+use vhsm_client::ClientError;
 use vhsm_core::{Algorithm, PinUser};
-use vhsm_wire::{client::ClientError, ErrorKind};
+use vhsm_wire::ErrorKind;
 
 fn kind(e: &ClientError) -> Option<ErrorKind> {
     match e {

@@ -18,8 +18,8 @@ use std::{
 use aes_gcm::{aead::Aead, Aes256Gcm, KeyInit};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ed25519_dalek::Signer as _;
+use vhsm_client::{Client, ClientConfig};
 use vhsm_core::{Algorithm, KeyId, PinUser};
-use vhsm_wire::client::{Client, ClientConfig};
 
 /// Requests in flight in the throughput benchmarks.
 const IN_FLIGHT: usize = 8;

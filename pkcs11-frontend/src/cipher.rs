@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use vhsm_core::{limits::MAX_CIPHER_INPUT, KeyId};
 use vhsm_core::ciphertext::CiphertextBlob;
+use vhsm_core::{limits::MAX_CIPHER_INPUT, KeyId};
 use zeroize::Zeroizing;
 
 use crate::client::Bridge;

@@ -1,7 +1,7 @@
 //! The bridge to the coordinator: a tokio runtime owned by the module, one shared QUIC connection, bounded
 //! waits, transparent reconnection, and re-login after a reconnect.
 //!
-//! - Every request is bounded: connecting by [`vhsm_wire::client::CONNECT_TIMEOUT`] (5 s), requests by
+//! - Every request is bounded: connecting by [`vhsm_client::CONNECT_TIMEOUT`] (5 s), requests by
 //!   [`QUICK_TIMEOUT`], [`SIGN_TIMEOUT`] or [`KEYGEN_TIMEOUT`]. A coordinator that is down or does not answer is
 //!   `CKR_DEVICE_ERROR` — the token stays present (the slot list does not change under the application), the
 //!   operation failed, and the next call tries again. `CKR_DEVICE_REMOVED`/`CKR_TOKEN_NOT_PRESENT` would make
@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cryptoki_sys::*;
-use vhsm_core::{Algorithm, KeyId, KeyInfo, ObjectId, PinUser, StoredObject, TokenInfo};
+use vhsm_client::ErrorKind;
+use vhsm_client::{Client, ClientConfig, ClientError, CONNECT_TIMEOUT};
 use vhsm_core::digest::HashAlg;
-use vhsm_wire::client::{Client, ClientConfig, ClientError, CONNECT_TIMEOUT};
-use vhsm_wire::ErrorKind;
+use vhsm_core::{Algorithm, KeyId, KeyInfo, ObjectId, PinUser, StoredObject, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::CkResult;
@@ -408,7 +408,7 @@ impl Bridge {
         })
     }
 
-    /// Signs `message` with the key (see [`vhsm_wire::client::Client::sign`]).
+    /// Signs `message` with the key (see [`vhsm_client::Client::sign`]).
     pub fn sign(
         &self,
         key_id: KeyId,
@@ -428,7 +428,7 @@ impl Bridge {
 }
 
 impl Bridge {
-    /// Encrypts `plaintext` with a split-AES key (see [`vhsm_wire::client::Client::encrypt`]): the ciphertext blob.
+    /// Encrypts `plaintext` with a split-AES key (see [`vhsm_client::Client::encrypt`]): the ciphertext blob.
     pub fn encrypt(
         &self,
         key_id: KeyId,
@@ -442,7 +442,7 @@ impl Bridge {
         })
     }
 
-    /// Decrypts a ciphertext blob (see [`vhsm_wire::client::Client::decrypt`]).
+    /// Decrypts a ciphertext blob (see [`vhsm_client::Client::decrypt`]).
     pub fn decrypt(&self, blob: Vec<u8>, aad: Vec<u8>) -> CkResult<Zeroizing<Vec<u8>>> {
         let (blob, aad) = (Arc::new(blob), Arc::new(aad));
         self.call(SIGN_TIMEOUT, true, move |c| {
@@ -460,7 +460,7 @@ impl Bridge {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use vhsm_wire::WireError;
+    use vhsm_client::WireError;
 
     #[test]
     fn error_mapping() {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use vhsm_wire::client::ClientConfig;
+use vhsm_client::ClientConfig;
 
 /// The environment variable naming the client configuration file.
 pub const CONFIG_VAR: &str = "VHSM_PKCS11_CONFIG";

@@ -6,7 +6,7 @@
 //!
 //! # Configuration
 //! `VHSM_PKCS11_CONFIG` names the client configuration file written by `vhsm init` / `vhsm up` (a
-//! [`vhsm_wire::client::ClientConfig`]: coordinator address, cluster CA, client certificate and key). Without it
+//! [`vhsm_client::ClientConfig`]: coordinator address, cluster CA, client certificate and key). Without it
 //! (or with a file that cannot be read) `C_Initialize` still succeeds, so that a module registered system-wide does
 //! not break unrelated applications, but the slot reports no token: `C_GetSlotList(CK_TRUE)` lists nothing, the
 //! slot description says what is wrong, and `C_OpenSession`/`C_GetTokenInfo` return `CKR_TOKEN_NOT_PRESENT`.

@@ -10,8 +10,8 @@
 
 use crate::digest::DigestOp;
 use cryptoki_sys::*;
-use vhsm_core::KeyId;
 use vhsm_core::digest::{HashAlg, MAX_PREHASHED_LEN};
+use vhsm_core::KeyId;
 
 use crate::mechanisms::{parse_sign_mechanism, SignMechanism};
 use crate::objects::KeyMaterial;

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vhsm_wire::client::{Client, ClientConfig};
+use vhsm_client::{Client, ClientConfig};
 
 /// The `vhsm` binary cargo built for these tests.
 pub fn vhsm() -> PathBuf {

@@ -6,7 +6,6 @@
 //! - [`identity`] and [`pki`]: who a peer is. Every certificate is issued by the cluster CA and names its role
 //!   (node, coordinator or client) in its subject alternative name; the role decides which requests a peer may make.
 //! - [`tls`]: QUIC endpoints with mutual TLS 1.3, pinned to the cluster CA; [`accept`]: the accepting loop.
-//! - [`client`]: the client side of the coordinator's API, used by the `vhsm` CLI and the PKCS#11 module.
 //!
 //! The node API and the mesh carry protocol messages, so they need `vhsm-protocols`; they are behind the
 //! `cluster` feature, which only the node and the coordinator enable. A client (the PKCS#11 module) links no
@@ -15,7 +14,6 @@
 #![deny(missing_docs)]
 
 pub mod accept;
-pub mod client;
 pub mod client_api;
 pub mod error;
 pub mod frame;

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use serde::Serialize;
+use vhsm_client::Client;
 use vhsm_core::KeyId;
 use vhsm_node::audit::{verify_chain, ChainBreak, Entry};
-use vhsm_wire::{client::Client, NodeId};
+use vhsm_wire::NodeId;
 
 use super::{layout::Layout, membership::connect_security_officer};
 

@@ -14,8 +14,8 @@ use std::{
 use anyhow::{bail, Context};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Serialize;
+use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyInfo};
-use vhsm_wire::client::Client;
 
 use super::{
     export,

@@ -7,13 +7,14 @@ use std::{
 
 use anyhow::{bail, Context};
 use rand_core::{OsRng, RngCore};
+use vhsm_client::ClientConfig;
 use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
 use vhsm_coordinator::token::{hash_pin, TokenConfig};
 use vhsm_node::{
     config::{NodeConfig, PeerConfig},
     seal::{write_private_file, KdfParams, SealedKeyFile, StorageKey},
 };
-use vhsm_wire::{client::ClientConfig, pki::ClusterCa, Role};
+use vhsm_wire::{pki::ClusterCa, Role};
 use zeroize::Zeroizing;
 
 use super::layout::{ClusterFile, Layout};

@@ -4,13 +4,10 @@ use std::{path::Path, time::Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use vhsm_client::{Client, ClientConfig};
 use vhsm_core::{Algorithm, KeyId, KeyInfo, PinUser};
 use vhsm_protocols::ecdsa::digest::HashAlg;
-use vhsm_wire::{
-    client::{Client, ClientConfig},
-    client_api::ClusterStatus,
-    NodeId,
-};
+use vhsm_wire::{client_api::ClusterStatus, NodeId};
 use zeroize::Zeroizing;
 
 use super::{

@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
-use vhsm_wire::client::{Client, ClientConfig};
+use vhsm_client::{Client, ClientConfig};
 
 use super::layout::{ClusterFile, Layout};
 

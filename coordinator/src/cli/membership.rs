@@ -18,13 +18,10 @@ use std::{
 use anyhow::{bail, Context};
 
 use super::reshare::KeyResult;
+use vhsm_client::{Client, ClientError};
 use vhsm_coordinator::config::NodeEntry;
 use vhsm_core::{Membership, PinUser};
-use vhsm_wire::{
-    client::{Client, ClientError},
-    pki::ClusterCa,
-    ErrorKind, NodeId,
-};
+use vhsm_wire::{pki::ClusterCa, ErrorKind, NodeId};
 use zeroize::Zeroizing;
 
 use super::{

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use vhsm_client::Client;
 use vhsm_core::{KeyId, KeyInfo};
-use vhsm_wire::{client::Client, NodeId};
+use vhsm_wire::NodeId;
 
 use super::{layout::Layout, membership::connect_security_officer, progress};
 

@@ -44,7 +44,7 @@ use workload::{CellPlan, KeyKind, Measurement};
 /// A way for clients to reach vHSM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum ClientPath {
-    /// The cluster's client API (vhsm_wire::client::Client): N requests in flight on one connection.
+    /// The cluster's client API (vhsm_client::Client): N requests in flight on one connection.
     Native,
     /// libvhsm_pkcs11.so through the cryptoki PKCS#11 client library: N threads, one session each.
     Pkcs11,

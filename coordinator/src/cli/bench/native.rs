@@ -1,4 +1,4 @@
-//! The native path: the cluster's own client API (`vhsm_wire::client::Client`), N requests in flight as tokio tasks
+//! The native path: the cluster's own client API (`vhsm_client::Client`), N requests in flight as tokio tasks
 //! sharing one connection, as `vhsm demo` does.
 
 use std::{
@@ -8,9 +8,9 @@ use std::{
 };
 
 use anyhow::Context;
+use vhsm_client::Client;
 use vhsm_core::KeyInfo;
 use vhsm_protocols::ecdsa::digest::HashAlg;
-use vhsm_wire::client::Client;
 
 use super::{
     cpu::CpuProbe,

@@ -1,4 +1,11 @@
-//! The client side of the coordinator's API: what the `vhsm` CLI and the PKCS#11 module use.
+//! # vhsm-client: the client side of the coordinator's API
+//!
+//! What the `vhsm` command and the PKCS#11 module use to reach a cluster: a [`Client`] on one QUIC connection with
+//! mutual TLS, configured by a [`ClientConfig`] (`client.toml`, written by `vhsm init`). It speaks
+//! `vhsm_wire::client_api`; it links no protocol and no server code.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::{
     path::{Path, PathBuf},
@@ -12,13 +19,15 @@ use vhsm_core::{
     SecretBytes, StoredObject, TokenInfo,
 };
 
-use crate::{
+use vhsm_wire::{
     client_api::{AuditPage, ClientRequest, ClientResponse, ClusterStatus},
-    error::WireError,
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
     identity::Role,
     tls::{self, TlsIdentity},
 };
+
+/// The failure a coordinator answers with ([`ClientError::Service`]).
+pub use vhsm_wire::{ErrorKind, WireError};
 
 /// How long to wait for the coordinator to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
