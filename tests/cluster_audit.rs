@@ -7,12 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{run_vhsm, TestCluster};
+use common::{run_vhsm, ProcessCluster};
 use vhsm_core::{Algorithm, PinUser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_records_verifies_names_a_flipped_entry_and_fails_closed() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let dir = cluster.path().to_str().unwrap().to_string();
     let nodes_dir = cluster.node_dir(1).parent().unwrap().to_path_buf();
     let audit_file = move |id: u16| {

@@ -7,7 +7,7 @@ mod common;
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use common::{run_vhsm, TestCluster};
+use common::{run_vhsm, ProcessCluster};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyInfo};
@@ -114,7 +114,7 @@ async fn sign_and_check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_of_three_both_curves_every_hash_openssl_and_a_node_down() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
     let mut keys = Vec::new();
     for algorithm in CURVES {
@@ -180,7 +180,7 @@ async fn two_of_three_both_curves_every_hash_openssl_and_a_node_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_of_five_both_curves_sign_with_different_sets() {
-    let cluster = TestCluster::start(5, 3).await;
+    let cluster = ProcessCluster::start(5, 3).await;
     let client = cluster.client().await;
     for algorithm in CURVES {
         let key = client
@@ -204,7 +204,7 @@ async fn three_of_five_both_curves_sign_with_different_sets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_corrupting_its_signing_messages_is_named_left_out_and_can_be_unbanned() {
-    let cluster = TestCluster::start_with_fault(3, 2, 2, "corrupt_ecdsa_messages = true").await;
+    let cluster = ProcessCluster::start_with_fault(3, 2, 2, "corrupt_ecdsa_messages = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::EcdsaSecp256k1, "blame")
@@ -274,7 +274,7 @@ async fn an_interrupted_key_generation_leaves_no_half_key() {
         Role,
     };
 
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = std::sync::Arc::new(cluster.client().await);
     let keygen = {
         let client = client.clone();

@@ -6,14 +6,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{sign_with_retries, verify_ed25519, TestCluster};
+use common::{sign_with_retries, verify_ed25519, ProcessCluster};
 use vhsm_client::ClientError;
 use vhsm_core::Algorithm;
 use vhsm_wire::ErrorKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::Ed25519, "failover")
@@ -63,7 +63,7 @@ async fn one_down_signs_two_down_fails_clearly_restart_signs_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_missed_the_commit_gets_it_when_the_coordinator_looks_again() {
-    let mut cluster = TestCluster::start_with_fault(3, 2, 3, "lose_first_commit = true").await;
+    let mut cluster = ProcessCluster::start_with_fault(3, 2, 3, "lose_first_commit = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::Ed25519, "reconcile")

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{as_coordinator, listed, verify_ed25519, TestCluster};
+use common::{as_coordinator, listed, verify_ed25519, ProcessCluster};
 use vhsm_client::ClientError;
 use vhsm_core::{Algorithm, KeyState, KeyUse};
 use vhsm_node::{seal::StorageKey, store::ShareStore};
@@ -28,7 +28,7 @@ fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> WireError {
 /// Asks node `node` directly (as the coordinator would) for a FROST signature share with `key_id`: takes a
 /// pre-made nonce commitment of `node` and one other node, builds the signing package, and asks `node` to sign.
 async fn ask_for_signature_share(
-    cluster: &TestCluster,
+    cluster: &ProcessCluster,
     node: u16,
     key_id: vhsm_core::KeyId,
 ) -> Result<NodeResponse, String> {
@@ -64,7 +64,7 @@ async fn ask_for_signature_share(
 
 /// Asks node `id` directly (as the coordinator would), bypassing the coordinator's checks.
 async fn ask_directly(
-    cluster: &TestCluster,
+    cluster: &ProcessCluster,
     id: u16,
     request: NodeRequest,
 ) -> Result<NodeResponse, String> {
@@ -76,7 +76,7 @@ async fn ask_directly(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_states_are_enforced_by_the_nodes() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
 
     // Pre-active: nothing until activated.
@@ -233,7 +233,7 @@ async fn lifecycle_states_are_enforced_by_the_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_fails_its_self_test_refuses_to_start() {
-    let mut cluster = TestCluster::init(3, 2);
+    let mut cluster = ProcessCluster::init(3, 2);
     cluster.inject_fault(1, "fail_self_test = true");
     cluster.start_node(1);
     cluster.wait_exit("node-1", Duration::from_secs(20));

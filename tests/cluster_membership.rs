@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, run_vhsm, verify_ed25519, KillOnDrop, TestCluster};
+use common::{free_port, run_vhsm, verify_ed25519, KillOnDrop, ProcessCluster};
 use vhsm_client::ClientError;
 use vhsm_core::Algorithm;
 use vhsm_wire::ErrorKind;
@@ -54,7 +54,7 @@ async fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_restarts() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let dir = cluster.path().to_path_buf();
 
     // Only the security officer changes the membership; any logged-in user reads it.

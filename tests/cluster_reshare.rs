@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use common::{
     as_coordinator, free_port, listed, run_vhsm, sign_with_retries, verify_ed25519, KillOnDrop,
-    TestCluster,
+    ProcessCluster,
 };
 use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyId, KeyInfo, PinUser};
@@ -21,7 +21,7 @@ use vhsm_wire::node_api::NodeRequest;
 type Holdings = BTreeMap<u16, (BTreeMap<KeyId, u64>, BTreeMap<KeyId, u64>)>;
 
 /// Asks every node directly (as the coordinator would) which epoch of which key it holds, and what it staged.
-async fn holdings(cluster: &TestCluster) -> Holdings {
+async fn holdings(cluster: &ProcessCluster) -> Holdings {
     let (_, pool) = as_coordinator(cluster);
     let epochs = |keys: Vec<KeyInfo>| keys.into_iter().map(|k| (k.id, k.epoch)).collect();
     let mut out = Holdings::new();
@@ -34,7 +34,7 @@ async fn holdings(cluster: &TestCluster) -> Holdings {
 }
 
 /// Every node holds each key at the epoch given for it, and has nothing staged.
-async fn assert_epochs(cluster: &TestCluster, expected: &[(&KeyInfo, u64)]) {
+async fn assert_epochs(cluster: &ProcessCluster, expected: &[(&KeyInfo, u64)]) {
     let view = holdings(cluster).await;
     for (node, (active, staged)) in &view {
         assert!(
@@ -52,12 +52,12 @@ async fn assert_epochs(cluster: &TestCluster, expected: &[(&KeyInfo, u64)]) {
     }
 }
 
-async fn assert_consistent(cluster: &TestCluster, keys: &[KeyInfo], epoch: u64) {
+async fn assert_consistent(cluster: &ProcessCluster, keys: &[KeyInfo], epoch: u64) {
     let expected: Vec<(&KeyInfo, u64)> = keys.iter().map(|k| (k, epoch)).collect();
     assert_epochs(cluster, &expected).await;
 }
 
-async fn so_client(cluster: &TestCluster) -> Client {
+async fn so_client(cluster: &ProcessCluster) -> Client {
     let client = cluster.anonymous_client().await;
     let pin = std::fs::read_to_string(cluster.path().join("client").join("so.pin")).unwrap();
     client
@@ -130,7 +130,7 @@ async fn one_key_of_each(client: &Client, prefix: &str) -> Vec<KeyInfo> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_and_repair_keep_every_key() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
     let keys = one_key_of_each(&client, "reshare").await;
     let aes = keys[1].clone();
@@ -199,7 +199,7 @@ async fn make_keys(client: &Client) -> Vec<KeyInfo> {
 }
 
 /// Every pair of nodes can use every key (each node is stopped in turn), at the epoch the coordinator reports.
-async fn check_every_pair(cluster: &mut TestCluster, keys: &[KeyInfo], note: &str) {
+async fn check_every_pair(cluster: &mut ProcessCluster, keys: &[KeyInfo], note: &str) {
     for down in 1..=3u16 {
         cluster.kill(&format!("node-{down}"));
         let client = cluster.client().await;
@@ -215,7 +215,7 @@ async fn check_every_pair(cluster: &mut TestCluster, keys: &[KeyInfo], note: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
     let keys = make_keys(&client).await;
 
@@ -413,7 +413,7 @@ fn reshare_times(out: &serde_json::Value) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_raise_threshold_remove_with_keys_in_use() {
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let dir = cluster.path().to_str().unwrap().to_string();
     let client = cluster.client().await;
     let keys = one_key_of_each(&client, "walk").await;
@@ -484,7 +484,7 @@ async fn add_raise_threshold_remove_with_keys_in_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dealer_of_bad_sub_shares_is_named_and_left_out() {
     let mut cluster =
-        TestCluster::start_with_fault(3, 2, 3, "corrupt_reshare_subshares = true").await;
+        ProcessCluster::start_with_fault(3, 2, 3, "corrupt_reshare_subshares = true").await;
     let client = cluster.client().await;
     let mut keys = Vec::new();
     for algorithm in [

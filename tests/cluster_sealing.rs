@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{run_vhsm_env, sign_with_retries, verify_ed25519, TestCluster};
+use common::{run_vhsm_env, sign_with_retries, verify_ed25519, ProcessCluster};
 use vhsm_client::Client;
 use vhsm_core::Algorithm;
 use vhsm_node::{seal::SealedKeyFile, store::ShareStore};
@@ -20,14 +20,14 @@ fn env() -> Vec<(&'static str, &'static str)> {
 }
 
 /// `vhsm --cluster DIR ARGS` with `env`; (success, stdout, stderr).
-fn vhsm(cluster: &TestCluster, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+fn vhsm(cluster: &ProcessCluster, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut all = vec!["--cluster", cluster.path().to_str().unwrap()];
     all.extend_from_slice(args);
     run_vhsm_env(&all, env, Duration::from_secs(60))
 }
 
 /// Waits until the coordinator's status says node `id` is (or is not) sealed.
-async fn wait_sealed(cluster: &TestCluster, id: u16, sealed: bool) {
+async fn wait_sealed(cluster: &ProcessCluster, id: u16, sealed: bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(client) = Client::connect(&cluster.client_config()).await {
@@ -75,7 +75,7 @@ fn assert_absent(haystack: &[u8], needle: &[u8], what: &str, file: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_the_clear() {
-    let mut cluster = TestCluster::init_with(3, 2, &["--seal"], &env());
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &env());
     for id in 1..=3 {
         assert!(cluster.node_dir(id).join("sealed.key").exists());
         assert!(!cluster.node_dir(id).join("storage.key").exists());
@@ -168,7 +168,7 @@ async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
-    let mut cluster = TestCluster::init_with(3, 2, &["--seal"], &env());
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &env());
     for id in 1..=3 {
         cluster.start_node_with_env(id, &env());
     }

@@ -6,7 +6,7 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::{verify_ed25519, TestCluster};
+use common::{verify_ed25519, ProcessCluster};
 use vhsm_core::Algorithm;
 use vhsm_node::{seal::StorageKey, store::ShareStore};
 use vhsm_wire::{
@@ -51,10 +51,10 @@ async fn served<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
-    let cluster = TestCluster::start(3, 2).await;
-    let stranger = TestCluster::init(3, 2); // another cluster: another CA, same names and roles
+    let cluster = ProcessCluster::start(3, 2).await;
+    let stranger = ProcessCluster::init(3, 2); // another cluster: another CA, same names and roles
     let ca = cluster.path().join("ca").join("ca.pem");
-    let member = |c: &TestCluster, dir: &str, stem: &str| {
+    let member = |c: &ProcessCluster, dir: &str, stem: &str| {
         let d = c.path().join(dir);
         (d.join(format!("{stem}.pem")), d.join(format!("{stem}.key")))
     };
@@ -177,7 +177,8 @@ async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_corrupting_its_signature_shares_is_named_and_bypassed() {
-    let cluster = TestCluster::start_with_fault(3, 2, 2, "corrupt_signature_shares = true").await;
+    let cluster =
+        ProcessCluster::start_with_fault(3, 2, 2, "corrupt_signature_shares = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::Ed25519, "blame")
@@ -220,7 +221,7 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_share_is_on_disk_unsealed() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
     let mut keys = Vec::new();
     for i in 0..3 {

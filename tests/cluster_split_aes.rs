@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{run_vhsm, TestCluster};
+use common::{run_vhsm, ProcessCluster};
 use vhsm_client::ClientError;
 use vhsm_core::{limits::MAX_CIPHER_INPUT, Algorithm};
 use vhsm_wire::ErrorKind;
@@ -20,7 +20,7 @@ fn kind(e: &ClientError) -> Option<ErrorKind> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_tampering_other_key_and_a_node_down() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::SplitAes256, "aes")
@@ -94,7 +94,7 @@ async fn round_trips_tampering_other_key_and_a_node_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_answering_wrong_partials_is_named_and_left_out() {
-    let cluster = TestCluster::start_with_fault(3, 2, 2, "wrong_partials = true").await;
+    let cluster = ProcessCluster::start_with_fault(3, 2, 2, "wrong_partials = true").await;
     let client = cluster.client().await;
     let key = client
         .create_key(Algorithm::SplitAes256, "blame")
@@ -125,7 +125,7 @@ async fn a_node_answering_wrong_partials_is_named_and_left_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_encrypts_100_mib_in_chunks_and_refuses_a_damaged_file() {
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let c = cluster.path().to_str().unwrap().to_string();
     let (ok, out, err) = run_vhsm(

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{module_path, TestCluster};
+use common::{module_path, ProcessCluster};
 use sha2::{Digest, Sha256};
 
 /// Whether `tool` is installed; fails the test when it is missing and clients are required.
@@ -52,7 +52,7 @@ fn pkcs11_provider() -> Option<PathBuf> {
 }
 
 /// Runs a command with the module's configuration in its environment, bounded in time.
-fn run(command: &mut Command, cluster: &TestCluster, timeout: Duration) -> Output {
+fn run(command: &mut Command, cluster: &ProcessCluster, timeout: Duration) -> Output {
     command
         .env(
             "VHSM_PKCS11_CONFIG",
@@ -87,7 +87,7 @@ fn text(out: &Output) -> String {
 }
 
 struct Tool<'a> {
-    cluster: &'a TestCluster,
+    cluster: &'a ProcessCluster,
     module: PathBuf,
     pin: String,
 }
@@ -112,7 +112,7 @@ impl Tool<'_> {
     }
 }
 
-fn openssl(args: &[&str], cluster: &TestCluster, conf: Option<&Path>) -> Output {
+fn openssl(args: &[&str], cluster: &ProcessCluster, conf: Option<&Path>) -> Output {
     let mut command = Command::new("openssl");
     command.args(args);
     if let Some(conf) = conf {
@@ -126,7 +126,7 @@ async fn pkcs11_tool_generates_signs_and_verifies_all_three_key_types() {
     if !have("pkcs11-tool", &["--help"]) || !have("openssl", &["version"]) {
         return;
     }
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let tool = Tool {
         cluster: &cluster,
         module: module_path(),
@@ -315,7 +315,7 @@ async fn pkcs11_tool_self_tests_pass() {
     if !have("pkcs11-tool", &["--help"]) {
         return;
     }
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let tool = Tool {
         cluster: &cluster,
         module: module_path(),
@@ -358,7 +358,7 @@ async fn openssl_with_pkcs11_provider_signs_makes_a_certificate_and_serves_tls13
     let Some(provider) = pkcs11_provider() else {
         return;
     };
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let tool = Tool {
         cluster: &cluster,
         module: module_path(),
@@ -599,7 +599,7 @@ async fn python_pkcs11_generates_signs_and_verifies_all_three_key_types() {
         eprintln!("SKIPPED: VHSM_TEST_PYTHON is not set (.ci/run makes a venv with python-pkcs11)");
         return;
     };
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let script = r#"
 import sys, pkcs11
 from pkcs11 import KeyType, Mechanism, ObjectClass, Attribute

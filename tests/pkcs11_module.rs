@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestCluster;
+use common::ProcessCluster;
 use cryptoki::{
     context::{CInitializeArgs, CInitializeFlags, Pkcs11},
     error::{Error, RvError},
@@ -37,7 +37,7 @@ const OID_P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01
 // Both scenarios share one process-wide module configuration (VHSM_PKCS11_CONFIG), so they run in one test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_locks_and_a_lost_coordinator_is_a_bounded_error_then_recovered() {
-    let mut cluster = TestCluster::start(3, 2).await;
+    let mut cluster = ProcessCluster::start(3, 2).await;
     std::env::set_var(
         "VHSM_PKCS11_CONFIG",
         cluster.path().join("client").join("client.toml"),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestCluster;
+use common::ProcessCluster;
 use vhsm_client::ClientError;
 use vhsm_core::{Algorithm, PinUser};
 use vhsm_wire::ErrorKind;
@@ -18,7 +18,7 @@ fn kind(e: &ClientError) -> Option<ErrorKind> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_is_required_checked_and_locks_after_the_limit() {
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let anonymous = cluster.anonymous_client().await;
     let info = anonymous.token_info().await.unwrap();
     assert_eq!(info.label, "vHSM");
@@ -63,7 +63,7 @@ async fn pin_is_required_checked_and_locks_after_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_updated_and_destroyed_on_every_holder_objects_are_kept() {
-    let cluster = TestCluster::start(3, 2).await;
+    let cluster = ProcessCluster::start(3, 2).await;
     let client = cluster.client().await;
 
     // Attributes kept with a key, and changed.

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cluster_dir;
+
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -26,6 +28,7 @@ use vhsm_wire::{
     tls::{self, TlsIdentity},
 };
 
+pub use cluster_dir::ClusterDir;
 /// The failure a coordinator answers with ([`ClientError::Service`]).
 pub use vhsm_wire::{ErrorKind, WireError};
 

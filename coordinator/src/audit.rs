@@ -1,4 +1,4 @@
-//! Who asked: the coordinator's part of the nodes' audit logs (`vhsm_node::audit`).
+//! Who asked: the coordinator's part of the nodes' audit logs (the node's `audit` module).
 //!
 //! The audit logs live on the nodes; the coordinator keeps none of its own. It tells the nodes who asked for each
 //! request: while a client request is handled, [`on_behalf`] keeps the requester (`NAME (user)`, `NAME (so)` or
@@ -15,7 +15,7 @@
 use std::{future::Future, time::Duration};
 
 use vhsm_core::PinUser;
-use vhsm_wire::{client_api::ClientRequest, node_api::NodeRequest, WireError};
+use vhsm_wire::{node_api::NodeRequest, WireError};
 
 use crate::nodes::NodePool;
 
@@ -32,41 +32,6 @@ pub fn requester(client: &str, user: Option<PinUser>) -> String {
         Some(PinUser::User) => format!("{client} (user)"),
         Some(PinUser::SecurityOfficer) => format!("{client} (so)"),
         None => format!("{client} (not logged in)"),
-    }
-}
-
-/// The name of a client request, as the nodes record it (`purpose`).
-pub fn purpose(request: &ClientRequest) -> &'static str {
-    match request {
-        ClientRequest::Status => "status",
-        ClientRequest::TokenInfo => "token-info",
-        ClientRequest::Login { .. } => "login",
-        ClientRequest::Logout => "logout",
-        ClientRequest::CreateKey { .. } => "create-key",
-        ClientRequest::UpdateKey { .. } => "update-key",
-        ClientRequest::DestroyKey { .. } => "destroy-key",
-        ClientRequest::CreateObject { .. } => "create-object",
-        ClientRequest::ListObjects => "list-objects",
-        ClientRequest::UpdateObject { .. } => "update-object",
-        ClientRequest::DestroyObject { .. } => "destroy-object",
-        ClientRequest::ListKeys => "list-keys",
-        ClientRequest::GetKey { .. } => "get-key",
-        ClientRequest::Sign { .. } => "sign",
-        ClientRequest::Encrypt { .. } => "encrypt",
-        ClientRequest::Decrypt { .. } => "decrypt",
-        ClientRequest::Unban { .. } => "unban",
-        ClientRequest::GetMembership => "get-membership",
-        ClientRequest::AddNode { .. } => "add-node",
-        ClientRequest::RemoveNode { .. } => "remove-node",
-        ClientRequest::SetThreshold { .. } => "set-threshold",
-        ClientRequest::ReshareKey { .. } => "reshare-key",
-        ClientRequest::AuditLog { .. } => "audit-log",
-        ClientRequest::SetKeyState { .. } => "set-key-state",
-        ClientRequest::UnsealNode { .. } => "unseal-node",
-        ClientRequest::BackupNode { .. } => "backup-node",
-        ClientRequest::RestoreNode { .. } => "restore-node",
-        #[allow(unreachable_patterns)]
-        _ => "other",
     }
 }
 

@@ -26,7 +26,7 @@ use crate::{
 
 /// How long a holder may take to finish the DKG: the node's own limit and a margin, so that the node answers first.
 fn generate_timeout(algorithm: Algorithm) -> Duration {
-    vhsm_node::sessions::keygen::keygen_timeout(algorithm) + Duration::from_secs(10)
+    vhsm_core::limits::keygen_timeout(algorithm) + Duration::from_secs(10)
 }
 /// How long a holder may take to commit or abort.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);

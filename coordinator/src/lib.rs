@@ -24,6 +24,7 @@ pub mod audit;
 pub mod config;
 pub mod encryption;
 pub mod faults;
+mod handlers;
 pub mod keygen;
 pub mod keys;
 pub mod membership;

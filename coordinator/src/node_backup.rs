@@ -15,8 +15,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use vhsm_core::backup;
 use vhsm_core::{KeyId, KeyInfo, KeyState};
-use vhsm_node::backup;
 use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},

@@ -1,6 +1,6 @@
 //! Resharing a key: refresh (same holders, new shares), a new committee (nodes added or removed, another
 //! threshold) and the repair of a holder that lost its data are one operation, run by the nodes
-//! (`vhsm_node::sessions::reshare`) and ordered here.
+//! (the node's `sessions::reshare`) and ordered here.
 //!
 //! 1. **Deal and stage.** The dealers (every reachable current holder that is not to be avoided, at least the
 //!    key's threshold many) and the new committee (all of it must be reachable) run the reshare session. Each new

@@ -10,14 +10,17 @@
 //! - [`membership`]: the cluster's nodes and the threshold of new keys.
 //! - [`token`]: the PKCS#11 token's PINs and description.
 //! - [`digest`]: how a message becomes the 32-byte value threshold ECDSA signs.
+//! - [`backup`]: a node backup file's layout and readable header.
 //! - [`ciphertext`]: the split-AES ciphertext blob's format (its sealing is `vhsm-protocols`').
 //! - [`secret`]: [`SecretBytes`], bytes that zeroize on drop and never print.
-//! - [`limits`]: sizes every layer agrees on.
+//! - [`limits`]: sizes and time limits every layer agrees on.
+//! - [`time`]: times as RFC 3339.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
 pub mod algorithm;
+pub mod backup;
 pub mod ciphertext;
 pub mod digest;
 pub mod ids;
@@ -26,6 +29,7 @@ pub mod limits;
 pub mod membership;
 pub mod object;
 pub mod secret;
+pub mod time;
 pub mod token;
 
 pub use algorithm::{Algorithm, EcdsaCurve};

@@ -83,8 +83,6 @@ pub const AUDIT_FILE: &str = "audit.log";
 pub const FORMAT_VERSION: u8 = 1;
 const HASH_DOMAIN: &[u8] = b"vhsm/audit-entry/v1";
 const GENESIS: [u8; 32] = [0; 32];
-/// Lines of one [`AuditPage`] at most.
-pub const MAX_PAGE_LINES: u32 = 2000;
 /// Bytes of one [`AuditPage`] at most (a frame is 4 MiB).
 const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
 
@@ -266,42 +264,8 @@ pub struct Operation {
 
 /// The audit description of `request`, or `None` for requests that are not recorded (reads).
 pub fn describe(request: &NodeRequest) -> Option<Operation> {
-    let (op, key, session) = match request {
-        NodeRequest::Status
-        | NodeRequest::ListKeys
-        | NodeRequest::ListObjects
-        | NodeRequest::ListStaged
-        | NodeRequest::AuditLog { .. }
-        | NodeRequest::OnBehalf { .. }
-        | NodeRequest::Batch(_) => return None,
-        NodeRequest::GenerateKey { session, key } => ("generate", Some(key.id), Some(*session)),
-        NodeRequest::CommitKey { key_id, .. } => ("commit-key", Some(*key_id), None),
-        NodeRequest::AbortKey { key_id } => ("abort-key", Some(*key_id), None),
-        NodeRequest::Precommit { .. } => ("precommit", None, None),
-        NodeRequest::SignShare {
-            session, key_id, ..
-        }
-        | NodeRequest::EcdsaSign {
-            session, key_id, ..
-        } => ("sign", Some(*key_id), Some(*session)),
-        NodeRequest::Evaluate { key_id, .. } => ("evaluate", Some(*key_id), None),
-        NodeRequest::UpdateKey { key } => ("update-key", Some(key.id), None),
-        NodeRequest::DestroyKey { key_id } => ("destroy", Some(*key_id), None),
-        NodeRequest::PutObject { .. } => ("put-object", None, None),
-        NodeRequest::Reshare { session, key, .. } => ("reshare", Some(key.id), Some(*session)),
-        NodeRequest::CommitReshare { key_id, .. } => ("commit-reshare", Some(*key_id), None),
-        NodeRequest::AbortReshare { key_id, .. } => ("abort-reshare", Some(*key_id), None),
-        NodeRequest::SetMembership { .. } => ("set-membership", None, None),
-        NodeRequest::ClearBan { .. } => ("clear-ban", None, None),
-        NodeRequest::LoginFailed { .. } => ("login-failed", None, None),
-        NodeRequest::SetKeyState { key_id, .. } => ("set-key-state", Some(*key_id), None),
-        NodeRequest::Unseal { .. } => ("unseal", None, None),
-        NodeRequest::Backup => ("backup", None, None),
-        NodeRequest::Restore { .. } => ("restore", None, None),
-        // A request added later and not named here is recorded rather than left out.
-        #[allow(unreachable_patterns)]
-        _ => ("request", None, None),
-    };
+    let op = request.audit_name()?;
+    let (key, session) = (request.key_id(), request.session());
     // Never a digest of a passphrase (it could be guessed from it).
     let encoded = match request {
         NodeRequest::Unseal { .. } => b"unseal".to_vec(),
@@ -584,7 +548,7 @@ impl AuditLog {
             .skip(usize::try_from(from_line).unwrap_or(usize::MAX));
         let mut end = true;
         for line in all.by_ref() {
-            if lines.len() >= max_lines.min(MAX_PAGE_LINES) as usize
+            if lines.len() >= max_lines.min(vhsm_wire::node_api::MAX_PAGE_LINES) as usize
                 || (size + line.len() > MAX_PAGE_BYTES && !lines.is_empty())
             {
                 end = false;

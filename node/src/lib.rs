@@ -1,7 +1,8 @@
 //! A vHSM share-holding node.
 //!
 //! A node keeps one share of every key in a sealed store ([`store`]), answers the coordinator's requests
-//! ([`server`]), and runs multi-party protocols directly with the other nodes ([`mesh`], [`sessions`]). It never
+//! ([`node`], with one handler module per area), is served over QUIC ([`server`]), and runs multi-party protocols
+//! directly with the other nodes ([`mesh`], [`sessions`]). It never
 //! holds a whole key, and it never sends a share anywhere.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -9,8 +10,10 @@
 pub mod audit;
 pub mod backup;
 pub mod config;
+mod handlers;
 pub mod membership;
 pub mod mesh;
+pub mod node;
 pub mod seal;
 pub mod selftest;
 pub mod server;
@@ -19,4 +22,5 @@ pub mod share;
 pub mod store;
 
 pub use config::NodeConfig;
+pub use node::Node;
 pub use server::run;

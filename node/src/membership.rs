@@ -238,7 +238,7 @@ mod tests {
         let endpoint = tls::server_endpoint(&identity, "127.0.0.1:0".parse().unwrap()).unwrap();
         Mesh::new(
             me,
-            endpoint,
+            crate::mesh::quic::QuicMesh::new(endpoint),
             peers
                 .iter()
                 .map(|&id| (id, format!("127.0.0.1:{}", 7000 + id))),

@@ -1,11 +1,11 @@
-//! The module against a real cluster (`vhsm up`), loaded as a shared library by the `cryptoki` crate, as an
+//! The module against a real cluster (the test kit's process cluster), loaded as a shared library by the `cryptoki` crate, as an
 //! application would: log in (a wrong PIN first), generate P-256, secp256k1 and Ed25519 key pairs, sign with
 //! CKM_ECDSA, CKM_ECDSA_SHA256 and CKM_EDDSA, verify every signature with the curve crates and with C_Verify, sign
 //! from eight threads at once, and destroy a key; generate split-AES keys with the vendor mechanisms, encrypt and
 //! decrypt (single- and multi-part, with associated data), and see altered blobs, other associated data and
 //! another key refused.
 //!
-//! Needs `target/debug/vhsm` (built with the workspace); skipped with a message when it is missing, unless
+//! Needs the `vhsm` binary (built with the workspace); skipped with a message when it is missing, unless
 //! `VHSM_REQUIRE_CLIENTS` is set (as `.ci/run` does), where a missing binary fails the test.
 #![allow(
     clippy::unwrap_used,
@@ -13,10 +13,6 @@
     clippy::indexing_slicing,
     missing_docs
 )]
-
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
@@ -27,79 +23,13 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
+use std::time::Instant;
 use vhsm_pkcs11::encoding::{NAME_EDWARDS25519, OID_P256, OID_SECP256K1};
+
+use vhsm_testkit::process::ProcessCluster;
 
 const PIN: &str = "31415926";
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// A `vhsm up` cluster, stopped with SIGTERM when dropped.
-struct Cluster {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start(vhsm: &Path) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let child = Command::new(vhsm)
-            .args(["up", "--dir"])
-            .arg(dir.path().join("cluster"))
-            .args(["--user-pin", PIN])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let cluster = Cluster { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let up = Command::new(vhsm)
-                .arg("--cluster")
-                .arg(cluster.path())
-                .arg("status")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if up {
-                return cluster;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cluster did not come up; see {:?}",
-                cluster.dir.path()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("cluster")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The uncompressed SEC1 point (or Ed25519 key) inside a CKA_EC_POINT.
 fn point_of(session: &Session, public: ObjectHandle) -> Vec<u8> {
     let attributes = session
         .get_attributes(public, &[AttributeType::EcPoint])
@@ -150,31 +80,28 @@ fn find_private(session: &Session, label: &str) -> Vec<ObjectHandle> {
 
 #[test]
 fn keys_signatures_and_threads_through_a_real_cluster() {
-    let vhsm = target_dir().join("vhsm");
-    // The newest build of the module: cargo leaves it in target/debug/deps, and copies it to target/debug only on
-    // some builds (a stale copy there would speak an older wire format).
-    let module = [target_dir(), target_dir().join("deps")]
-        .iter()
-        .map(|dir| dir.join("libvhsm_pkcs11.so"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| target_dir().join("libvhsm_pkcs11.so"));
-    if !vhsm.exists() || !module.exists() {
-        assert!(
-            std::env::var("VHSM_REQUIRE_CLIENTS").is_err(),
-            "{} or {} is missing, and VHSM_REQUIRE_CLIENTS is set",
-            vhsm.display(),
-            module.display()
-        );
-        eprintln!(
-            "SKIPPED: {} or {} is missing (build the workspace)",
-            vhsm.display(),
-            module.display()
-        );
-        return;
-    }
-    let cluster = Cluster::start(&vhsm);
+    // The `vhsm` binary and the newest build of the module, beside this test (cargo builds both for the
+    // workspace's tests).
+    let (vhsm, module) = match (
+        vhsm_testkit::process::vhsm_binary(),
+        vhsm_testkit::process::module_path(),
+    ) {
+        (Ok(vhsm), Ok(module)) => (vhsm, module),
+        (vhsm, module) => {
+            let missing = format!("{:?} / {:?}", vhsm.err(), module.err());
+            assert!(
+                std::env::var("VHSM_REQUIRE_CLIENTS").is_err(),
+                "{missing}, and VHSM_REQUIRE_CLIENTS is set"
+            );
+            eprintln!("SKIPPED: {missing} (build the workspace)");
+            return;
+        }
+    };
+    eprintln!("cluster of {}", vhsm.display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cluster = runtime
+        .block_on(ProcessCluster::launch_with(3, 2, &["--user-pin", PIN]))
+        .unwrap();
     std::env::set_var(
         "VHSM_PKCS11_CONFIG",
         cluster.path().join("client").join("client.toml"),

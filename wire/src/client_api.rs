@@ -175,6 +175,41 @@ pub enum ClientRequest {
     },
 }
 
+impl ClientRequest {
+    /// The request's name, as the nodes' audit logs record it (`purpose`: `sign`, `create-key`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientRequest::Status => "status",
+            ClientRequest::TokenInfo => "token-info",
+            ClientRequest::Login { .. } => "login",
+            ClientRequest::Logout => "logout",
+            ClientRequest::CreateKey { .. } => "create-key",
+            ClientRequest::UpdateKey { .. } => "update-key",
+            ClientRequest::DestroyKey { .. } => "destroy-key",
+            ClientRequest::CreateObject { .. } => "create-object",
+            ClientRequest::ListObjects => "list-objects",
+            ClientRequest::UpdateObject { .. } => "update-object",
+            ClientRequest::DestroyObject { .. } => "destroy-object",
+            ClientRequest::ListKeys => "list-keys",
+            ClientRequest::GetKey { .. } => "get-key",
+            ClientRequest::Sign { .. } => "sign",
+            ClientRequest::Encrypt { .. } => "encrypt",
+            ClientRequest::Decrypt { .. } => "decrypt",
+            ClientRequest::Unban { .. } => "unban",
+            ClientRequest::GetMembership => "get-membership",
+            ClientRequest::AddNode { .. } => "add-node",
+            ClientRequest::RemoveNode { .. } => "remove-node",
+            ClientRequest::SetThreshold { .. } => "set-threshold",
+            ClientRequest::ReshareKey { .. } => "reshare-key",
+            ClientRequest::AuditLog { .. } => "audit-log",
+            ClientRequest::SetKeyState { .. } => "set-key-state",
+            ClientRequest::UnsealNode { .. } => "unseal-node",
+            ClientRequest::BackupNode { .. } => "backup-node",
+            ClientRequest::RestoreNode { .. } => "restore-node",
+        }
+    }
+}
+
 /// Coordinator → client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ClientResponse {

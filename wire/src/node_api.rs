@@ -24,6 +24,9 @@ pub type NonceId = u64;
 /// Most requests in one [`NodeRequest::Batch`].
 pub const MAX_BATCH: usize = 256;
 
+/// Lines of one audit page ([`NodeRequest::AuditLog`]) at most.
+pub const MAX_PAGE_LINES: u32 = 2000;
+
 /// Most commitments one `Precommit` hands out.
 pub const MAX_PRECOMMIT: u16 = 1024;
 
@@ -218,6 +221,71 @@ pub enum NodeRequest {
         /// At most this many lines.
         max_lines: u32,
     },
+}
+
+impl NodeRequest {
+    /// The request's name in the nodes' audit logs (`generate`, `sign`, …); `None` for the requests a node answers
+    /// without recording them (reads, and the envelopes `OnBehalf` and `Batch`, whose contents are recorded).
+    pub fn audit_name(&self) -> Option<&'static str> {
+        Some(match self {
+            NodeRequest::Status
+            | NodeRequest::ListKeys
+            | NodeRequest::ListObjects
+            | NodeRequest::ListStaged
+            | NodeRequest::AuditLog { .. }
+            | NodeRequest::OnBehalf { .. }
+            | NodeRequest::Batch(_) => return None,
+            NodeRequest::GenerateKey { .. } => "generate",
+            NodeRequest::CommitKey { .. } => "commit-key",
+            NodeRequest::AbortKey { .. } => "abort-key",
+            NodeRequest::Precommit { .. } => "precommit",
+            NodeRequest::SignShare { .. } | NodeRequest::EcdsaSign { .. } => "sign",
+            NodeRequest::Evaluate { .. } => "evaluate",
+            NodeRequest::UpdateKey { .. } => "update-key",
+            NodeRequest::DestroyKey { .. } => "destroy",
+            NodeRequest::PutObject { .. } => "put-object",
+            NodeRequest::Reshare { .. } => "reshare",
+            NodeRequest::CommitReshare { .. } => "commit-reshare",
+            NodeRequest::AbortReshare { .. } => "abort-reshare",
+            NodeRequest::SetMembership { .. } => "set-membership",
+            NodeRequest::ClearBan { .. } => "clear-ban",
+            NodeRequest::LoginFailed { .. } => "login-failed",
+            NodeRequest::SetKeyState { .. } => "set-key-state",
+            NodeRequest::Unseal { .. } => "unseal",
+            NodeRequest::Backup => "backup",
+            NodeRequest::Restore { .. } => "restore",
+        })
+    }
+
+    /// The key the request concerns, if one.
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            NodeRequest::GenerateKey { key, .. }
+            | NodeRequest::UpdateKey { key }
+            | NodeRequest::Reshare { key, .. } => Some(key.id),
+            NodeRequest::CommitKey { key_id, .. }
+            | NodeRequest::SetKeyState { key_id, .. }
+            | NodeRequest::AbortKey { key_id }
+            | NodeRequest::SignShare { key_id, .. }
+            | NodeRequest::EcdsaSign { key_id, .. }
+            | NodeRequest::DestroyKey { key_id }
+            | NodeRequest::Evaluate { key_id, .. }
+            | NodeRequest::CommitReshare { key_id, .. }
+            | NodeRequest::AbortReshare { key_id, .. } => Some(*key_id),
+            _ => None,
+        }
+    }
+
+    /// The protocol session the request belongs to, if one.
+    pub fn session(&self) -> Option<SessionId> {
+        match self {
+            NodeRequest::GenerateKey { session, .. }
+            | NodeRequest::SignShare { session, .. }
+            | NodeRequest::EcdsaSign { session, .. }
+            | NodeRequest::Reshare { session, .. } => Some(*session),
+            _ => None,
+        }
+    }
 }
 
 /// Node → coordinator.

@@ -6,7 +6,7 @@
 //! the public key package. The coordinator makes the key active only when every holder answered the same public
 //! keys; otherwise it has every holder delete its pending share, so an interrupted generation leaves no half key.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use vhsm_core::{Algorithm, KeyInfo, KeyState};
 use vhsm_protocols::{
@@ -44,15 +44,6 @@ fn keygen_session<'a, C>(
     }
 }
 
-/// How long a key generation may take on this node before it gives up.
-pub fn keygen_timeout(algorithm: Algorithm) -> Duration {
-    match algorithm {
-        Algorithm::Ed25519 | Algorithm::SplitAes256 => Duration::from_secs(30),
-        // DKLs23 key generation costs seconds of CPU per pair of holders (P-256 most).
-        Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => Duration::from_secs(600),
-    }
-}
-
 /// Takes part in generating `key` in `session`; stores the share as pending and returns the public key package.
 pub async fn generate(
     me: NodeId,
@@ -80,7 +71,7 @@ pub async fn generate(
         participants: key.holders.clone(),
         threshold: key.threshold,
     };
-    let timeout = keygen_timeout(key.algorithm);
+    let timeout = vhsm_core::limits::keygen_timeout(key.algorithm);
     let failed = |e| protocol_error("key generation", e);
     let share = match key.algorithm.ecdsa_curve() {
         None if key.algorithm == Algorithm::SplitAes256 => {

@@ -1,0 +1,317 @@
+//! Client commands: `vhsm status`, `vhsm key create|list|show`, `vhsm sign`.
+
+use std::{path::Path, time::Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use vhsm_client::Client;
+use vhsm_core::{Algorithm, HashAlg, KeyId, KeyInfo};
+use vhsm_wire::{client_api::ClusterStatus, NodeId};
+
+use super::{
+    export::{self, KeyFormat},
+    layout::Layout,
+};
+
+/// Connects to the coordinator of the cluster at `layout`.
+pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
+    Ok(layout.client().connect().await?)
+}
+
+/// Connects and logs in as the token's user (PIN from `VHSM_PIN` or the cluster's `client/user.pin`).
+pub async fn connect_user(layout: &Layout) -> anyhow::Result<Client> {
+    Ok(layout.client().connect_user().await?)
+}
+
+/// A key as the CLI shows it.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub label: String,
+    pub algorithm: String,
+    pub state: String,
+    pub threshold: u16,
+    pub holders: Vec<u16>,
+    pub created_unix: u64,
+    pub public_key_hex: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+}
+
+impl KeyView {
+    pub fn new(key: &KeyInfo) -> anyhow::Result<Self> {
+        Ok(KeyView {
+            id: key.id.to_string(),
+            label: key.label.clone(),
+            algorithm: key.algorithm.to_string(),
+            state: key.state.to_string(),
+            threshold: key.threshold,
+            holders: key.holders.clone(),
+            created_unix: key.created_unix,
+            public_key_hex: hex::encode(&key.public_key),
+            public_key_pem: if key.algorithm.signs() {
+                Some(export::spki_pem(key)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn human(&self) -> String {
+        format!(
+            "key        {}\nlabel      {}\nalgorithm  {}\nstate      {}\nthreshold  {} of {} (holders {:?})\npublic key {}\n{}",
+            self.id,
+            self.label,
+            self.algorithm,
+            self.state,
+            self.threshold,
+            self.holders.len(),
+            self.holders,
+            self.public_key_hex,
+            self.public_key_pem.as_deref().unwrap_or("(no PEM form: not a key pair)").trim_end()
+        )
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
+    let client = connect(layout).await?;
+    let status: ClusterStatus = client.status().await?;
+    if json {
+        #[derive(Serialize)]
+        struct Node<'a> {
+            id: u16,
+            address: &'a str,
+            reachable: bool,
+            keys: Option<u32>,
+            banned: Option<&'a [u16]>,
+            sealed: Option<bool>,
+            error: Option<&'a str>,
+        }
+        let nodes: Vec<Node> = status
+            .nodes
+            .iter()
+            .map(|n| Node {
+                id: n.id,
+                address: &n.address,
+                reachable: n.reachable,
+                keys: n.status.as_ref().map(|s| s.keys),
+                banned: n.status.as_ref().map(|s| s.banned.as_slice()),
+                sealed: n.status.as_ref().map(|s| s.sealed),
+                error: n.error.as_deref(),
+            })
+            .collect();
+        return print_json(&serde_json::json!({ "threshold": status.threshold, "nodes": nodes }));
+    }
+    let up = status.nodes.iter().filter(|n| n.reachable).count();
+    println!(
+        "{up} of {} nodes reachable; threshold {}",
+        status.nodes.len(),
+        status.threshold
+    );
+    for n in &status.nodes {
+        match (&n.status, &n.error) {
+            (Some(s), _) if s.sealed => println!(
+                "  node {:<3} {:<22} SEALED  serves nothing until `vhsm node unseal {}`",
+                n.id, n.address, n.id
+            ),
+            (Some(s), _) => println!(
+                "  node {:<3} {:<22} up    {} keys (v{})",
+                n.id, n.address, s.keys, s.version
+            ),
+            (None, Some(e)) => println!("  node {:<3} {:<22} DOWN  {e}", n.id, n.address),
+            (None, None) => println!("  node {:<3} {:<22} ?", n.id, n.address),
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    layout: &Layout,
+    algorithm: Algorithm,
+    label: &str,
+    pre_active: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    let spinner = (!json)
+        .then(|| super::progress::spinner(&format!("generating {algorithm} key '{label}' by DKG")));
+    let started = Instant::now();
+    let key = client
+        .create_key_in_state(algorithm, label, Vec::new(), pre_active)
+        .await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let key = key?;
+    let view = KeyView::new(&key)?;
+    if json {
+        return print_json(&view);
+    }
+    println!(
+        "created in {:.2} s\n{}",
+        started.elapsed().as_secs_f64(),
+        view.human()
+    );
+    Ok(())
+}
+
+pub async fn list(layout: &Layout, json: bool) -> anyhow::Result<()> {
+    let client = connect(layout).await?;
+    let keys = client.list_keys().await?;
+    let views = keys
+        .iter()
+        .map(KeyView::new)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if json {
+        return print_json(&views);
+    }
+    if views.is_empty() {
+        println!("no keys (create one with `vhsm key create --algorithm ed25519 --label NAME`)");
+    }
+    for v in &views {
+        println!(
+            "{}  {:<8} {:<7} {}-of-{}  {}",
+            v.id,
+            v.algorithm,
+            v.state,
+            v.threshold,
+            v.holders.len(),
+            v.label
+        );
+    }
+    Ok(())
+}
+
+pub async fn show(
+    layout: &Layout,
+    id: KeyId,
+    format: Option<KeyFormat>,
+    out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = connect(layout).await?;
+    let key = client.get_key(id).await?;
+    let Some(format) = format else {
+        let view = KeyView::new(&key)?;
+        if json {
+            return print_json(&view);
+        }
+        println!("{}", view.human());
+        return Ok(());
+    };
+    let bytes = match format {
+        KeyFormat::Pem => export::spki_pem(&key)?.into_bytes(),
+        KeyFormat::Der => export::spki_der(&key)?,
+        KeyFormat::Raw => key.public_key.clone(),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if !json {
+                println!(
+                    "public key of {id} ({format:?}) written to {}",
+                    path.display()
+                );
+            }
+        }
+        None if format == KeyFormat::Pem => print!("{}", String::from_utf8_lossy(&bytes)),
+        // Binary formats go to a terminal as hex; --out writes the bytes.
+        None => println!("{}", hex::encode(&bytes)),
+    }
+    Ok(())
+}
+
+/// Parses `--hash`.
+pub fn parse_hash(s: &str) -> Result<HashAlg, String> {
+    [
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+        HashAlg::Prehashed,
+    ]
+    .into_iter()
+    .find(|h| h.name() == s)
+    .ok_or_else(|| {
+        format!(
+            "unknown hash '{s}' (sha256, sha384, sha512, or none: the input is already a digest)"
+        )
+    })
+}
+
+pub async fn sign(
+    layout: &Layout,
+    id: KeyId,
+    input: &Path,
+    output: Option<&Path>,
+    hash: Option<HashAlg>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let message =
+        std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let client = connect_user(layout).await?;
+    let (signature, signers) = client.sign(id, &message, hash).await?;
+    if let Some(out) = output {
+        std::fs::write(out, &signature)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if json {
+        return print_json(&serde_json::json!({
+            "key": id.to_string(),
+            "signature_hex": hex::encode(&signature),
+            "signers": signers,
+            "out": output.map(|p| p.display().to_string()),
+        }));
+    }
+    match output {
+        Some(out) => println!(
+            "signature ({} bytes, by nodes {signers:?}) written to {}",
+            signature.len(),
+            out.display()
+        ),
+        None => println!("{}", hex::encode(&signature)),
+    }
+    Ok(())
+}
+
+pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    client.unban(node).await?;
+    if json {
+        return print_json(&serde_json::json!({ "unbanned": node }));
+    }
+    println!("node {node} may take part in ECDSA signing again (ban cleared on every node)");
+    Ok(())
+}
+
+/// `vhsm key activate|deactivate|mark-compromised ID`.
+pub async fn set_state(
+    layout: &Layout,
+    id: KeyId,
+    state: vhsm_core::KeyState,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    let key = client.set_key_state(id, state).await?;
+    let view = KeyView::new(&key)?;
+    if json {
+        return print_json(&view);
+    }
+    println!("key {id} is {} now\n{}", key.state, view.human());
+    Ok(())
+}
+
+pub async fn destroy(layout: &Layout, id: KeyId, json: bool) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    client.destroy_key(id).await?;
+    if json {
+        return print_json(&serde_json::json!({ "destroyed": id.to_string() }));
+    }
+    println!("key {id} destroyed: every holder deleted its share");
+    Ok(())
+}

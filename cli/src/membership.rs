@@ -1,0 +1,450 @@
+//! `vhsm node add|remove`, `vhsm cluster set-threshold|members`: the cluster's membership, changed through the
+//! coordinator.
+//!
+//! Changes are the security officer's: the SO PIN comes from `VHSM_SO_PIN` or the cluster's `client/so.pin`.
+//! Each command keeps `cluster.toml` in step with the coordinator's membership.
+//!
+//! Each change reshares the keys (see `reshare`): after a node is added or the threshold set, every key is
+//! reshared to all members with the new threshold; before a node is removed, every key is reshared to the others
+//! (the coordinator refuses to remove a node that still holds a share). Keys stay usable throughout.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+use super::reshare::KeyResult;
+use vhsm_client::{Client, ClientError};
+use vhsm_coordinator::config::NodeEntry;
+use vhsm_core::{Membership, PinUser};
+use vhsm_wire::{pki::ClusterCa, ErrorKind, NodeId};
+use zeroize::Zeroizing;
+
+use super::{
+    init::write_node,
+    keys::{connect, connect_user},
+    layout::Layout,
+    progress,
+};
+
+/// How long `vhsm node add --start` waits for the node it started to answer.
+pub const START_WAIT: Duration = Duration::from_secs(30);
+/// How long `vhsm node add` waits for the operator to start the node.
+pub const OPERATOR_WAIT: Duration = Duration::from_secs(120);
+/// Pause between two attempts to add a node that does not answer yet.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What `vhsm node add` is asked for.
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    /// Where the node listens, `IP:PORT` (written into its `node.toml` as `listen`, and given to the others).
+    pub address: String,
+    /// Its id; default: one more than the highest member.
+    pub id: Option<NodeId>,
+    /// Start it here, detached, with its log in the cluster's `logs/`.
+    pub start: bool,
+    /// How long to wait for it to answer; default [`START_WAIT`] with `start`, else [`OPERATOR_WAIT`].
+    pub wait: Option<Duration>,
+}
+
+/// Connects to the coordinator and logs in as the security officer, with the PIN from `VHSM_SO_PIN` or the
+/// cluster's `client/so.pin`.
+pub async fn connect_security_officer(layout: &Layout) -> anyhow::Result<Client> {
+    let client = connect(layout).await?;
+    let pin = match std::env::var("VHSM_SO_PIN") {
+        Ok(pin) => Zeroizing::new(pin),
+        Err(_) => {
+            let path = layout.client_dir().join("so.pin");
+            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "this command is the security officer's: set VHSM_SO_PIN, or put the SO PIN in {}",
+                    path.display()
+                )
+            })?)
+        }
+    };
+    client
+        .login(PinUser::SecurityOfficer, pin.trim().as_bytes())
+        .await
+        .context("security officer login")?;
+    Ok(client)
+}
+
+/// Why a node's certificate cannot be issued: the CA key is not in the cluster directory.
+fn ca_key_missing(layout: &Layout) -> anyhow::Error {
+    let dir = layout.ca_dir();
+    anyhow::anyhow!(
+        "issuing the new node's certificate needs the cluster CA's key at {}, and it is not there: put ca.key back \
+         in {} (from where it is kept offline), run the command again, then take it offline again",
+        dir.join("ca.key").display(),
+        dir.display()
+    )
+}
+
+/// Loads the cluster CA (certificate and key) from the cluster directory, to issue a node's certificate.
+fn load_ca(layout: &Layout) -> anyhow::Result<ClusterCa> {
+    let dir = layout.ca_dir();
+    let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
+    if !key_path.exists() {
+        return Err(ca_key_missing(layout));
+    }
+    let cert = std::fs::read_to_string(&cert_path)
+        .with_context(|| format!("cannot read the CA certificate {}", cert_path.display()))?;
+    let key = Zeroizing::new(
+        std::fs::read_to_string(&key_path)
+            .with_context(|| format!("cannot read the CA key {}", key_path.display()))?,
+    );
+    ClusterCa::load(&cert, &key).with_context(|| format!("{} is not a CA key", key_path.display()))
+}
+
+/// Rewrites `cluster.toml` with the membership's nodes and threshold.
+fn update_cluster_file(layout: &Layout, membership: &Membership) -> anyhow::Result<()> {
+    let mut cluster = layout.load()?;
+    cluster.threshold = membership.threshold;
+    cluster.nodes = membership
+        .nodes
+        .iter()
+        .map(|n| NodeEntry {
+            id: n.id,
+            address: n.address.clone(),
+        })
+        .collect();
+    layout.save(&cluster)
+}
+
+/// Reshares every key to the new membership and threshold, after a node was added or the threshold set.
+async fn reshare_after_change(
+    client: &Client,
+    _membership: &Membership,
+    json: bool,
+) -> anyhow::Result<Vec<KeyResult>> {
+    super::reshare::reshare_to_membership(client, &[], json).await
+}
+
+/// Reshares every key `node` holds to the other nodes, before it is removed (its shares are deleted as each key
+/// is reshared, if it can be reached).
+async fn reshare_away_from(
+    client: &Client,
+    node: NodeId,
+    json: bool,
+) -> anyhow::Result<Vec<KeyResult>> {
+    super::reshare::reshare_to_membership(client, &[node], json).await
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn describe(membership: &Membership) -> String {
+    let mut out = format!(
+        "membership version {}: {} nodes, threshold {}\n",
+        membership.version,
+        membership.nodes.len(),
+        membership.threshold
+    );
+    for n in &membership.nodes {
+        out.push_str(&format!("  node {:<3} {}\n", n.id, n.address));
+    }
+    out
+}
+
+/// A node started by this command, detached from it.
+struct Started {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+/// Starts `vhsm node --config …` for node `id`, detached (its own process group, so that it outlives this
+/// command and a Ctrl-C in its terminal), with its output in the cluster's `logs/node-N.log`.
+fn start_detached(layout: &Layout, id: NodeId) -> anyhow::Result<Started> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let logs = layout.logs_dir();
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let log = logs.join(format!("node-{id}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = std::process::Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(layout.node_config(id))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start node {id}"))?;
+    Ok(Started { child, log })
+}
+
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(15);
+    lines.into_iter().skip(skip).collect::<Vec<_>>().join("\n")
+}
+
+/// Prepares node `id`'s directory, or finds it prepared by an earlier run of this command for the same address.
+/// Returns whether it was made now.
+fn prepare_node_dir(
+    layout: &Layout,
+    id: NodeId,
+    listen: SocketAddr,
+    members: &Membership,
+) -> anyhow::Result<bool> {
+    let config_path = layout.node_config(id);
+    if config_path.exists() {
+        let config = vhsm_node::NodeConfig::load(&config_path).map_err(anyhow::Error::msg)?;
+        if config.node_id == id && config.listen == listen {
+            return Ok(false);
+        }
+        bail!(
+            "{} exists already, for node {} at {} (a node that was removed?): choose another id with --id",
+            layout.node_dir(id).display(),
+            config.node_id,
+            config.listen
+        );
+    }
+    let ca = load_ca(layout)?;
+    let node = NodeEntry {
+        id,
+        address: listen.to_string(),
+    };
+    let peers: Vec<NodeEntry> = members
+        .nodes
+        .iter()
+        .map(|n| NodeEntry {
+            id: n.id,
+            address: n.address.clone(),
+        })
+        .collect();
+    write_node(layout, &ca, &node, &peers)?;
+    Ok(true)
+}
+
+/// Asks the coordinator to add the node until it answers there (or `wait` has passed).
+async fn add_when_up(
+    client: &Client,
+    id: NodeId,
+    address: &str,
+    wait: Duration,
+    started: &mut Option<Started>,
+    json: bool,
+) -> anyhow::Result<Membership> {
+    let spinner = (!json).then(|| {
+        progress::spinner(&format!(
+            "waiting for node {id} to answer at {address} (up to {} s)",
+            wait.as_secs()
+        ))
+    });
+    let deadline = Instant::now() + wait;
+    let outcome = loop {
+        if let Some(s) = started.as_mut() {
+            if let Some(status) = s.child.try_wait()? {
+                break Err(anyhow::anyhow!(
+                    "node {id} exited during start-up ({status}); its log {} ends with:\n{}",
+                    s.log.display(),
+                    log_tail(&s.log)
+                ));
+            }
+        }
+        match client.add_node(id, address).await {
+            Ok(membership) => break Ok(membership),
+            Err(ClientError::Service(e))
+                if e.kind == ErrorKind::Unavailable && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => break Err(anyhow::Error::new(e).context(format!("node {id} not added"))),
+        }
+    };
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    outcome
+}
+
+/// `vhsm node add --address IP:PORT [--id N] [--start]`.
+pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::Result<()> {
+    layout.load()?;
+    let listen: SocketAddr = options.address.trim().parse().with_context(|| {
+        format!(
+            "--address {} is not IP:PORT (the address the node listens on and the others reach it at)",
+            options.address
+        )
+    })?;
+    let address = listen.to_string();
+    // Without the CA key nothing can be done, unless an earlier run prepared the node's directory already.
+    if !layout.ca_dir().join("ca.key").exists()
+        && !options.id.is_some_and(|id| layout.node_config(id).exists())
+    {
+        return Err(ca_key_missing(layout));
+    }
+    let client = connect_security_officer(layout).await?;
+    let current = client.membership().await?;
+    let id = match options.id {
+        Some(id) => id,
+        None => current
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .context("no node id left")?,
+    };
+    if id == 0 {
+        bail!("node ids start at 1");
+    }
+    if current.nodes.iter().any(|n| n.id == id) {
+        bail!(
+            "node {id} is a member already (members {:?})",
+            current.ids()
+        );
+    }
+    if let Some(other) = current.nodes.iter().find(|n| n.address == address) {
+        bail!("{address} is node {}'s address", other.id);
+    }
+    let made = prepare_node_dir(layout, id, listen, &current)?;
+    let config = layout.node_config(id);
+    if !json {
+        if made {
+            println!(
+                "node {id} prepared in {} (certificate from the cluster CA, storage key, node.toml with peers {:?})",
+                layout.node_dir(id).display(),
+                current.ids()
+            );
+        } else {
+            println!(
+                "node {id} was prepared in {} already",
+                layout.node_dir(id).display()
+            );
+        }
+    }
+    let mut started = None;
+    if options.start {
+        let s = start_detached(layout, id)?;
+        if !json {
+            println!(
+                "node {id} started (pid {}, detached; log {})",
+                s.child.id(),
+                s.log.display()
+            );
+        }
+        started = Some(s);
+    } else if !json {
+        println!(
+            "start it now (on its machine, with this directory copied there):\n  vhsm node --config {}",
+            config.display()
+        );
+    }
+    let wait = options.wait.unwrap_or(if options.start {
+        START_WAIT
+    } else {
+        OPERATOR_WAIT
+    });
+    let membership = add_when_up(&client, id, &address, wait, &mut started, json).await?;
+    update_cluster_file(layout, &membership)?;
+    let reshared = reshare_after_change(&client, &membership, json).await?;
+    if json {
+        return print_json(&serde_json::json!({
+            "reshared": reshared,
+            "added": id,
+            "address": address,
+            "node_dir": layout.node_dir(id).display().to_string(),
+            "pid": started.as_ref().map(|s| s.child.id()),
+            "membership": membership,
+        }));
+    }
+    print!("node {id} added: {}", describe(&membership));
+    println!(
+        "Every key is now shared among all {} nodes.",
+        membership.nodes.len()
+    );
+    Ok(())
+}
+
+/// `vhsm node remove ID`.
+pub async fn remove(
+    layout: &Layout,
+    id: NodeId,
+    threshold: Option<u16>,
+    json: bool,
+) -> anyhow::Result<()> {
+    layout.load()?;
+    let client = connect_security_officer(layout).await?;
+    let current = client.membership().await?;
+    if !current.nodes.iter().any(|n| n.id == id) {
+        bail!("node {id} is not a member (members {:?})", current.ids());
+    }
+    let remaining = current.nodes.len() - 1;
+    let after = threshold.unwrap_or(current.threshold);
+    if after < 2 || usize::from(after) > remaining {
+        bail!(
+            "threshold {after} is not possible with the {remaining} node(s) that would remain; choose one with \
+             --threshold (2..={remaining})"
+        );
+    }
+    if let Some(t) = threshold.filter(|t| *t != current.threshold) {
+        let membership = client
+            .set_threshold(t)
+            .await
+            .with_context(|| format!("threshold not set to {t}"))?;
+        update_cluster_file(layout, &membership)?;
+    }
+    let reshared = reshare_away_from(&client, id, json).await?;
+    let membership = client
+        .remove_node(id)
+        .await
+        .with_context(|| format!("node {id} not removed"))?;
+    update_cluster_file(layout, &membership)?;
+    if json {
+        return print_json(
+            &serde_json::json!({ "removed": id, "membership": membership, "reshared": reshared }),
+        );
+    }
+    print!("node {id} removed: {}", describe(&membership));
+    println!(
+        "The other nodes no longer talk to it; stop its process. Its directory {} is kept.",
+        layout.node_dir(id).display()
+    );
+    Ok(())
+}
+
+/// `vhsm cluster set-threshold T`.
+pub async fn set_threshold(layout: &Layout, threshold: u16, json: bool) -> anyhow::Result<()> {
+    layout.load()?;
+    let client = connect_security_officer(layout).await?;
+    let membership = client
+        .set_threshold(threshold)
+        .await
+        .with_context(|| format!("threshold not set to {threshold}"))?;
+    update_cluster_file(layout, &membership)?;
+    let reshared = reshare_after_change(&client, &membership, json).await?;
+    if json {
+        return print_json(&serde_json::json!({ "membership": membership, "reshared": reshared }));
+    }
+    print!("threshold set: {}", describe(&membership));
+    println!("Every key now has it.");
+    Ok(())
+}
+
+/// `vhsm cluster members`.
+pub async fn members(layout: &Layout, json: bool) -> anyhow::Result<()> {
+    let client = connect_user(layout).await?;
+    let membership = client.membership().await?;
+    if json {
+        return print_json(&membership);
+    }
+    print!("{}", describe(&membership));
+    Ok(())
+}

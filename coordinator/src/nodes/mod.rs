@@ -1,0 +1,543 @@
+//! The coordinator's links to the nodes: one channel per node (a QUIC connection in production, see [`quic`]; an
+//! in-process handle in tests, see [`transport`]), made on first use and reused; every call bounded by a timeout; a
+//! node that failed lately is remembered so that the next operation prefers others.
+//!
+//! The nodes are the cluster's current [`Membership`], which changes at run time ([`NodePool::set_membership`]).
+//! Every node is given the membership before anything else the coordinator asks it on a connection, and again
+//! after each change, so a node that was down when the membership changed learns it as soon as it is reached.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use vhsm_core::Membership;
+use vhsm_wire::{
+    client_api::NodeStatus,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind, NodeId, WireError,
+};
+
+pub mod quic;
+pub mod transport;
+
+pub use quic::QuicTransport;
+pub use transport::{NodeChannel, NodeTransport, TransportError};
+
+/// How long to wait for a node to accept a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a node that failed is passed over when enough other nodes are available.
+pub const DOWN_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a node that left the membership is given to hear so before its connection is closed.
+const LEAVER_NOTICE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a call to a node failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeCallError {
+    /// The node could not be reached or did not answer in time.
+    #[error("node {node} unreachable: {reason}")]
+    Unreachable {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered with an error.
+    #[error("node {node}: {error}")]
+    Refused {
+        /// The node.
+        node: NodeId,
+        /// Its answer.
+        error: WireError,
+    },
+}
+
+impl NodeCallError {
+    /// The node concerned.
+    pub fn node(&self) -> NodeId {
+        match self {
+            NodeCallError::Unreachable { node, .. } | NodeCallError::Refused { node, .. } => *node,
+        }
+    }
+}
+
+struct Link {
+    address: String,
+    connection: tokio::sync::Mutex<Option<Arc<dyn NodeChannel>>>,
+    /// Short requests of concurrent operations, sent to the node together.
+    batcher: Arc<Batcher>,
+    failed_at: Mutex<Option<(Instant, String)>>,
+    /// The membership version the node confirmed on the current connection (`None`: not yet).
+    delivered: Mutex<Option<u64>>,
+}
+
+impl Link {
+    fn new(address: String) -> Arc<Self> {
+        Arc::new(Link {
+            address,
+            connection: tokio::sync::Mutex::new(None),
+            batcher: Arc::default(),
+            failed_at: Mutex::new(None),
+            delivered: Mutex::new(None),
+        })
+    }
+
+    fn delivered(&self) -> Option<u64> {
+        *self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_delivered(&self, version: Option<u64>) {
+        let mut delivered = self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *delivered = version.map(|v| delivered.map_or(v, |d| d.max(v)));
+    }
+}
+
+/// The membership and a link to each of its nodes; replaced together.
+struct Members {
+    membership: Arc<Membership>,
+    links: BTreeMap<NodeId, Arc<Link>>,
+}
+
+/// A reply slot of a batched request.
+type Reply = tokio::sync::oneshot::Sender<Result<NodeResponse, String>>;
+
+/// Batching of the short requests of concurrent operations bound for one node (FROST signature shares, split-AES
+/// partial evaluations): a request is queued; if no batch is on its way to the node, a sender task takes the
+/// queue and sends it as one [`NodeRequest::Batch`] (a lone request as itself), then takes whatever queued
+/// meanwhile, until the queue is empty. One request alone waits for nothing; under load, the requests that
+/// arrive during one round trip share the next message — one stream, one frame and one answer for all.
+#[derive(Default)]
+struct Batcher {
+    queue: Mutex<Vec<(NodeRequest, Reply)>>,
+    /// Whether a sender task is running.
+    sending: std::sync::atomic::AtomicBool,
+}
+
+impl Batcher {
+    /// Whether `request` is batched: short requests whose answer is all they do.
+    fn batches(request: &NodeRequest) -> bool {
+        matches!(
+            request,
+            NodeRequest::SignShare { .. } | NodeRequest::Evaluate { .. }
+        )
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<(NodeRequest, Reply)>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn submit(
+        self: &Arc<Self>,
+        conn: &Arc<dyn NodeChannel>,
+        request: NodeRequest,
+    ) -> Result<NodeResponse, String> {
+        use std::sync::atomic::Ordering;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue().push((request, reply));
+        if !self.sending.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().send(conn.clone()));
+        }
+        answer
+            .await
+            .map_err(|_| "the batch carrying the request was lost".to_string())?
+    }
+
+    /// The sender task: sends what is queued, batch after batch, until the queue is empty.
+    async fn send(self: Arc<Self>, conn: Arc<dyn NodeChannel>) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let items: Vec<(NodeRequest, Reply)> = {
+                let mut queue = self.queue();
+                let n = queue.len().min(vhsm_wire::node_api::MAX_BATCH);
+                queue.drain(..n).collect()
+            };
+            if items.is_empty() {
+                self.sending.store(false, Ordering::Release);
+                // A request queued after the take and before the flag was cleared: take it on, unless its own
+                // submitter already started a sender.
+                if self.queue().is_empty() || self.sending.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            let (requests, replies): (Vec<NodeRequest>, Vec<Reply>) = items.into_iter().unzip();
+            let answers = if requests.len() == 1 {
+                let request = requests.into_iter().next();
+                match request {
+                    Some(r) => conn.request(&r).await.map(|a| vec![a]),
+                    None => Ok(Vec::new()),
+                }
+            } else {
+                let count = requests.len();
+                match conn.request(&NodeRequest::Batch(requests)).await {
+                    Ok(NodeResponse::Batch(answers)) if answers.len() == count => Ok(answers),
+                    Ok(NodeResponse::Error(e)) => Ok(vec![NodeResponse::Error(e); count]),
+                    Ok(_) => Ok(vec![
+                        NodeResponse::Error(WireError::new(
+                            ErrorKind::Misbehaviour,
+                            "answered a batch with something else",
+                        ));
+                        count
+                    ]),
+                    Err(e) => Err(e),
+                }
+            };
+            match answers {
+                Ok(answers) => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    // Whatever queues next goes over the same connection and fails as fast if it is gone; the
+                    // callers' next attempts connect anew.
+                    let reason = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(reason.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The nodes of the cluster.
+pub struct NodePool {
+    transport: Arc<dyn NodeTransport>,
+    members: RwLock<Members>,
+}
+
+impl std::fmt::Debug for NodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodePool")
+            .field("nodes", &self.ids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodePool {
+    /// Links to `nodes` (id, address) through `transport`: a pool of membership version 0 whose threshold is all
+    /// of the nodes (see [`NodePool::with_membership`]).
+    pub fn new(
+        transport: Arc<dyn NodeTransport>,
+        nodes: impl IntoIterator<Item = (NodeId, String)>,
+    ) -> Self {
+        let nodes: Vec<vhsm_core::MemberEntry> = nodes
+            .into_iter()
+            .map(|(id, address)| vhsm_core::MemberEntry { id, address })
+            .collect();
+        let membership = Membership {
+            version: 0,
+            threshold: u16::try_from(nodes.len()).unwrap_or(u16::MAX),
+            nodes,
+        };
+        Self::with_membership(transport, membership)
+    }
+
+    /// Links to the nodes of `membership` through `transport`.
+    pub fn with_membership(transport: Arc<dyn NodeTransport>, membership: Membership) -> Self {
+        let links = membership
+            .nodes
+            .iter()
+            .map(|n| (n.id, Link::new(n.address.clone())))
+            .collect();
+        NodePool {
+            transport,
+            members: RwLock::new(Members {
+                membership: Arc::new(membership),
+                links,
+            }),
+        }
+    }
+
+    fn members(&self) -> std::sync::RwLockReadGuard<'_, Members> {
+        self.members.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn link(&self, node: NodeId) -> Option<Arc<Link>> {
+        self.members().links.get(&node).cloned()
+    }
+
+    /// The cluster's membership now: the nodes, the threshold of new keys, the version.
+    pub fn membership(&self) -> Membership {
+        (*self.members().membership).clone()
+    }
+
+    /// Every node id of the membership now, ascending.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.members().links.keys().copied().collect()
+    }
+
+    /// A node's address.
+    pub fn address(&self, node: NodeId) -> Option<String> {
+        self.link(node).map(|l| l.address.clone())
+    }
+
+    /// Makes `membership` the pool's: links to new nodes are made on first use, nodes that left are told so (best
+    /// effort, in the background) and their connections closed, a node whose address changed is reconnected.
+    /// Every node is given the new membership before the next request to it (see [`NodePool::push_membership`]
+    /// to give it now). Returns the nodes that left. The caller checks the membership ([`Membership::check`]).
+    pub fn set_membership(&self, membership: Membership) -> Vec<NodeId> {
+        let membership = Arc::new(membership);
+        let leavers: Vec<(NodeId, Arc<Link>)> = {
+            let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
+            let mut links = BTreeMap::new();
+            for n in &membership.nodes {
+                let link = match members.links.get(&n.id) {
+                    Some(old) if old.address == n.address => old.clone(),
+                    _ => Link::new(n.address.clone()),
+                };
+                links.insert(n.id, link);
+            }
+            let dropped = members
+                .links
+                .iter()
+                .filter(|(id, old)| !links.get(*id).is_some_and(|new| Arc::ptr_eq(old, new)))
+                .map(|(id, old)| (*id, old.clone()))
+                .collect();
+            *members = Members {
+                membership: membership.clone(),
+                links,
+            };
+            dropped
+        };
+        let mut removed = Vec::new();
+        for (node, link) in leavers {
+            let still_member = membership.nodes.iter().any(|n| n.id == node);
+            if !still_member {
+                removed.push(node);
+            }
+            let notice = NodeRequest::SetMembership {
+                membership: (*membership).clone(),
+            };
+            tokio::spawn(async move {
+                let Some(conn) = link.connection.lock().await.take() else {
+                    return;
+                };
+                if !still_member {
+                    // Tell the node it left (it logs that loudly and does not adopt the membership).
+                    let _ =
+                        tokio::time::timeout(LEAVER_NOTICE_TIMEOUT, conn.request(&notice)).await;
+                }
+                conn.close("no longer a member at this address");
+            });
+        }
+        removed
+    }
+
+    /// Gives every node the current membership now, concurrently (each within `timeout`). A node that does not
+    /// answer gets it before the next request the coordinator makes to it.
+    pub async fn push_membership(
+        &self,
+        timeout: Duration,
+    ) -> Vec<(NodeId, Result<(), NodeCallError>)> {
+        let request = NodeRequest::SetMembership {
+            membership: self.membership(),
+        };
+        let calls = self.ids().into_iter().map(|node| {
+            let request = &request;
+            async move { (node, self.call(node, request, timeout).await.map(|_| ())) }
+        });
+        futures_util::future::join_all(calls).await
+    }
+
+    /// Asks the node that `address` should be, if it is node `node` (its certificate must say so), for its
+    /// status, on a connection of its own. For a node that is not a member yet.
+    pub async fn probe(
+        &self,
+        node: NodeId,
+        address: &str,
+        timeout: Duration,
+    ) -> Result<NodeStatus, NodeCallError> {
+        let attempt = async {
+            let conn = self
+                .transport
+                .connect(node, address)
+                .await
+                .map_err(|e| e.0)?;
+            let answer = conn.request(&NodeRequest::Status).await.map_err(|e| e.0);
+            conn.close("probe done");
+            answer
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(NodeResponse::Status(status))) => Ok(status),
+            Ok(Ok(NodeResponse::Error(error))) => Err(NodeCallError::Refused { node, error }),
+            Ok(Ok(_)) => Err(NodeCallError::Unreachable {
+                node,
+                reason: format!("{address} answered something other than a status"),
+            }),
+            Ok(Err(reason)) => Err(NodeCallError::Unreachable { node, reason }),
+            Err(_) => Err(NodeCallError::Unreachable {
+                node,
+                reason: format!("no answer from {address} within {timeout:?}"),
+            }),
+        }
+    }
+
+    /// Whether the node failed within the last [`DOWN_BACKOFF`].
+    pub fn recently_failed(&self, node: NodeId) -> bool {
+        self.link(node)
+            .and_then(|l| {
+                l.failed_at
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.as_ref().map(|(at, _)| at.elapsed() < DOWN_BACKOFF))
+            })
+            .unwrap_or(false)
+    }
+
+    fn mark(link: &Link, failure: Option<String>) {
+        if let Ok(mut f) = link.failed_at.lock() {
+            *f = failure.map(|reason| (Instant::now(), reason));
+        }
+    }
+
+    async fn connection(&self, node: NodeId, link: &Link) -> Result<Arc<dyn NodeChannel>, String> {
+        let mut slot = link.connection.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            if conn.is_open() {
+                return Ok(conn.clone());
+            }
+        }
+        let connecting = self.transport.connect(node, &link.address);
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| format!("no answer from {} within {CONNECT_TIMEOUT:?}", link.address))?
+            .map_err(|e| e.0)?;
+        // A new connection may be to a node that restarted: give it the membership again.
+        link.set_delivered(None);
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Gives the node the current membership on `conn` unless it has confirmed it (or a newer one) already. A
+    /// node that refuses it is logged (and asked again next time); one that cannot be reached fails the call.
+    async fn deliver_membership(
+        &self,
+        node: NodeId,
+        link: &Link,
+        conn: &Arc<dyn NodeChannel>,
+    ) -> Result<(), String> {
+        let membership = self.members().membership.clone();
+        if link.delivered().is_some_and(|v| v >= membership.version) {
+            return Ok(());
+        }
+        let request = NodeRequest::SetMembership {
+            membership: (*membership).clone(),
+        };
+        match conn.request(&request).await {
+            Ok(NodeResponse::Ok) => {
+                link.set_delivered(Some(membership.version));
+                tracing::debug!(
+                    node,
+                    version = membership.version,
+                    "node has the membership"
+                );
+            }
+            // Sealed: it takes the membership once unsealed (asked again then); the request itself is answered
+            // "sealed", which the caller sees as unavailable.
+            Ok(NodeResponse::Error(error)) if error.kind == ErrorKind::Sealed => {
+                tracing::debug!(node, %error, "node is sealed");
+            }
+            Ok(NodeResponse::Error(error)) => {
+                tracing::warn!(node, version = membership.version, %error, "node refused the cluster membership");
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    node,
+                    "node answered the membership with something other than Ok"
+                );
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        Ok(())
+    }
+
+    /// Sends `request` to `node` and waits at most `timeout` for the answer.
+    pub async fn call(
+        &self,
+        node: NodeId,
+        request: &NodeRequest,
+        timeout: Duration,
+    ) -> Result<NodeResponse, NodeCallError> {
+        let Some(link) = self.link(node) else {
+            return Err(NodeCallError::Unreachable {
+                node,
+                reason: "not a node of this cluster".into(),
+            });
+        };
+        let attempt = async {
+            let conn = self.connection(node, &link).await?;
+            if !matches!(request, NodeRequest::SetMembership { .. }) {
+                self.deliver_membership(node, &link, &conn).await?;
+            }
+            // For the nodes' audit logs: who asked (see `crate::audit`).
+            let wrapped = crate::audit::wrap(request);
+            if Batcher::batches(request) {
+                return link
+                    .batcher
+                    .submit(&conn, wrapped.unwrap_or_else(|| request.clone()))
+                    .await;
+            }
+            conn.request(wrapped.as_ref().unwrap_or(request))
+                .await
+                .map_err(|e| e.0)
+        };
+        let result = match tokio::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        };
+        match result {
+            // A sealed node is not at fault: it is unavailable until an operator unseals it.
+            Ok(NodeResponse::Error(error)) if error.kind == ErrorKind::Sealed => {
+                Self::mark(&link, Some(error.message.clone()));
+                Err(NodeCallError::Unreachable {
+                    node,
+                    reason: error.message,
+                })
+            }
+            Ok(NodeResponse::Error(error)) => {
+                Self::mark(&link, None);
+                Err(NodeCallError::Refused { node, error })
+            }
+            Ok(response) => {
+                Self::mark(&link, None);
+                if let (NodeRequest::SetMembership { membership }, NodeResponse::Ok) =
+                    (request, &response)
+                {
+                    link.set_delivered(Some(membership.version));
+                }
+                Ok(response)
+            }
+            Err(reason) => {
+                // Forget the connection: the next call makes a new one.
+                if let Some(conn) = link.connection.lock().await.take() {
+                    conn.close("unresponsive");
+                }
+                Self::mark(&link, Some(reason.clone()));
+                Err(NodeCallError::Unreachable { node, reason })
+            }
+        }
+    }
+
+    /// Sends `request` to each of `nodes` concurrently.
+    pub async fn call_each(
+        &self,
+        nodes: &[NodeId],
+        request: impl Fn(NodeId) -> NodeRequest,
+        timeout: Duration,
+    ) -> Vec<(NodeId, Result<NodeResponse, NodeCallError>)> {
+        let calls = nodes.iter().map(|&node| {
+            let request = request(node);
+            async move { (node, self.call(node, &request, timeout).await) }
+        });
+        futures_util::future::join_all(calls).await
+    }
+}

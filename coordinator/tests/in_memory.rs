@@ -1,0 +1,293 @@
+//! The coordinator's logic against a whole cluster in this process (`vhsm_testkit::memory`): real nodes with their
+//! stores and sessions, no sockets. Key generation, signing (every algorithm), split-AES, reshare and the registry,
+//! each with a node that is down, slow or answering garbage. Every signature is checked with the curve crates, not
+//! with our own code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::time::Duration;
+
+use vhsm_coordinator::{keygen::create_key, reshare};
+use vhsm_core::{Algorithm, KeyInfo, KeyState};
+use vhsm_testkit::memory::{Fault, MemoryCluster};
+use vhsm_wire::{
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind,
+};
+
+async fn new_key(cluster: &MemoryCluster, algorithm: Algorithm) -> KeyInfo {
+    create_key(
+        &cluster.pool,
+        &cluster.registry,
+        algorithm,
+        "in-memory",
+        Vec::new(),
+        KeyState::Active,
+        &cluster.signer,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{algorithm} key generation failed: {e}"))
+}
+
+/// Verifies a signature with the curve crates (ECDSA: over the SHA-256 of `message`).
+fn verify(key: &KeyInfo, message: &[u8], signature: &[u8]) {
+    use sha2::{Digest, Sha256};
+    let valid = match key.algorithm {
+        Algorithm::Ed25519 => {
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(
+                &key.public_key.clone().try_into().unwrap(),
+            )
+            .unwrap();
+            let sig = ed25519_dalek::Signature::from_slice(signature).unwrap();
+            vk.verify_strict(message, &sig).is_ok()
+        }
+        Algorithm::EcdsaP256 => {
+            use p256::ecdsa::signature::hazmat::PrehashVerifier;
+            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key).unwrap();
+            let sig = p256::ecdsa::Signature::from_slice(signature).unwrap();
+            vk.verify_prehash(&Sha256::digest(message), &sig).is_ok()
+        }
+        Algorithm::EcdsaSecp256k1 => {
+            use k256::ecdsa::signature::hazmat::PrehashVerifier;
+            let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key).unwrap();
+            let sig = k256::ecdsa::Signature::from_slice(signature).unwrap();
+            vk.verify_prehash(&Sha256::digest(message), &sig).is_ok()
+        }
+        Algorithm::SplitAes256 => panic!("split-AES keys do not sign"),
+    };
+    assert!(valid, "{} signature does not verify", key.algorithm);
+}
+
+/// What node `id` holds: its answer to `ListKeys`.
+async fn listed(cluster: &MemoryCluster, id: u16) -> Vec<KeyInfo> {
+    match cluster.node(id).answer(NodeRequest::ListKeys).await {
+        NodeResponse::Keys(keys) => keys,
+        other => panic!("node {id} did not list its keys: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signs_with_every_algorithm_and_routes_around_a_node_that_is_down() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    for algorithm in [
+        Algorithm::Ed25519,
+        Algorithm::EcdsaSecp256k1,
+        Algorithm::EcdsaP256,
+    ] {
+        let key = new_key(&cluster, algorithm).await;
+        let message = format!("a message for {algorithm}");
+        let signed = cluster
+            .signer
+            .sign(&cluster.pool, &key, message.as_bytes(), None)
+            .await
+            .unwrap();
+        verify(&key, message.as_bytes(), &signed.signature);
+        assert_eq!(signed.signers.len(), 2);
+
+        for down in [1, 3] {
+            cluster.set_fault(down, Fault::Down);
+            let signed = cluster
+                .signer
+                .sign(&cluster.pool, &key, message.as_bytes(), None)
+                .await
+                .unwrap_or_else(|e| panic!("{algorithm} with node {down} down: {e}"));
+            assert!(
+                !signed.signers.contains(&down),
+                "node {down} is down yet signed: {:?}",
+                signed.signers
+            );
+            verify(&key, message.as_bytes(), &signed.signature);
+            cluster.clear_fault(down);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_fails_naming_the_nodes_when_too_few_answer() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    cluster.set_fault(2, Fault::Down);
+    cluster.set_fault(3, Fault::Down);
+    let error = cluster
+        .signer
+        .sign(&cluster.pool, &key, b"m", None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
+    assert!(
+        error.nodes.contains(&2) && error.nodes.contains(&3),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answering_garbage_is_left_out_and_a_slow_one_waited_for() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    cluster.set_fault(2, Fault::Garbage);
+    for _ in 0..4 {
+        let signed = cluster
+            .signer
+            .sign(&cluster.pool, &key, b"garbage around", None)
+            .await
+            .unwrap();
+        assert_eq!(signed.signers, vec![1, 3]);
+        verify(&key, b"garbage around", &signed.signature);
+    }
+    cluster.clear_fault(2);
+    // Slow, but within the round timeout: waited for, not passed over.
+    cluster.set_fault(1, Fault::Slow(Duration::from_millis(300)));
+    cluster.set_fault(3, Fault::Down);
+    let signed = cluster
+        .signer
+        .sign(&cluster.pool, &key, b"slowly", None)
+        .await
+        .unwrap();
+    assert_eq!(signed.signers, vec![1, 2]);
+    verify(&key, b"slowly", &signed.signature);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_generation_with_a_holder_down_or_answering_garbage_leaves_no_key() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    for (culprit, fault) in [(3, Fault::Down), (2, Fault::Garbage)] {
+        cluster.set_fault(culprit, fault.clone());
+        let error = create_key(
+            &cluster.pool,
+            &cluster.registry,
+            Algorithm::Ed25519,
+            "doomed",
+            Vec::new(),
+            KeyState::Active,
+            &cluster.signer,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.nodes.contains(&culprit),
+            "{fault:?}: the error does not name node {culprit}: {error:?}"
+        );
+        cluster.clear_fault(culprit);
+        for id in cluster.ids() {
+            let held = listed(&cluster, id).await;
+            assert!(
+                held.is_empty(),
+                "{fault:?}: node {id} kept {held:?} of an aborted generation"
+            );
+        }
+    }
+    // And with every holder well again, a key is made, committed on every holder.
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    for id in cluster.ids() {
+        let held = listed(&cluster, id).await;
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].id, key.id);
+        assert_eq!(held[0].state, KeyState::Active);
+        assert_eq!(held[0].public_key, key.public_key);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_aes_round_trips_and_routes_around_a_node_that_is_down() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = new_key(&cluster, Algorithm::SplitAes256).await;
+    let blob = vhsm_coordinator::encryption::encrypt(&cluster.pool, &key, b"secret", b"aad")
+        .await
+        .unwrap();
+    cluster.set_fault(2, Fault::Down);
+    let plain = vhsm_coordinator::encryption::decrypt(&cluster.pool, &key, &blob, b"aad")
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), b"secret");
+    let error = vhsm_coordinator::encryption::decrypt(&cluster.pool, &key, &blob, b"other aad")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::BadRequest, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reshare_refuses_while_a_new_holder_is_down_and_then_moves_every_holder_to_the_next_epoch()
+{
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    let target = reshare::Target {
+        committee: vec![1, 2, 3],
+        threshold: 2,
+        avoid_dealers: Vec::new(),
+        banned: Vec::new(),
+    };
+
+    cluster.set_fault(3, Fault::Down);
+    let error = reshare::reshare(&cluster.pool, &key, &target)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
+    assert!(error.nodes.contains(&3), "{error:?}");
+    // Nothing changed: the key still signs at its epoch.
+    let signed = cluster
+        .signer
+        .sign(&cluster.pool, &key, b"before", None)
+        .await
+        .unwrap();
+    verify(&key, b"before", &signed.signature);
+    cluster.clear_fault(3);
+
+    let done = reshare::reshare(&cluster.pool, &key, &target)
+        .await
+        .unwrap();
+    assert_eq!(done.key.epoch, key.epoch + 1);
+    assert_eq!(
+        done.key.public_key, key.public_key,
+        "a refresh keeps the key"
+    );
+    for id in cluster.ids() {
+        let held = listed(&cluster, id).await;
+        assert_eq!(held[0].epoch, key.epoch + 1, "node {id}");
+    }
+    // The new shares sign (every pair of holders), under the same public key.
+    for down in [1, 2, 3] {
+        cluster.set_fault(down, Fault::Down);
+        let signed = cluster
+            .signer
+            .sign(&cluster.pool, &done.key, b"after", None)
+            .await
+            .unwrap();
+        verify(&done.key, b"after", &signed.signature);
+        cluster.clear_fault(down);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_learns_the_keys_and_names_nodes_that_do_not_answer_or_answer_garbage() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let a = new_key(&cluster, Algorithm::Ed25519).await;
+    let b = new_key(&cluster, Algorithm::SplitAes256).await;
+    // A fresh coordinator's registry learns them from the nodes.
+    let registry = vhsm_coordinator::registry::Registry::default();
+    assert!(registry.refresh(&cluster.pool).await.is_empty());
+    let mut ids: Vec<_> = registry.list().iter().map(|k| k.id).collect();
+    ids.sort();
+    let mut expected = vec![a.id, b.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    cluster.set_fault(2, Fault::Down);
+    cluster.set_fault(3, Fault::Garbage);
+    let failures = registry.refresh(&cluster.pool).await;
+    let mut named: Vec<u16> = failures.iter().map(|f| f.node()).collect();
+    named.sort_unstable();
+    assert_eq!(named, vec![2, 3], "{failures:?}");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.to_string().contains("something other than a key list")),
+        "{failures:?}"
+    );
+    // What the answering node says is still the view.
+    assert_eq!(registry.list().len(), 2);
+    assert_eq!(registry.get(a.id).unwrap().public_key, a.public_key);
+}

@@ -1,0 +1,121 @@
+//! Signing: FROST's pre-made nonces and signature shares, threshold ECDSA sessions, bans.
+
+use vhsm_core::{KeyId, KeyUse};
+use vhsm_protocols::{
+    frost::{aggregate::FrostSigningPackage, round2},
+    SessionId,
+};
+use vhsm_wire::{
+    node_api::{NodeResponse, NonceId},
+    ErrorKind, NodeId, WireError,
+};
+
+use crate::{
+    node::{blocking, Node},
+    sessions::ecdsa_signing::{self, EcdsaSignRequest},
+    share::KeyShare,
+};
+
+impl Node {
+    /// `Precommit`: hands out `count` FROST nonce commitments from the pool made ahead of time.
+    pub(crate) async fn precommit(&self, count: u16) -> Result<NodeResponse, WireError> {
+        let hedge = self
+            .unsealed
+            .get()
+            .map(|u| u.nonce_hedge.clone())
+            .ok_or_else(|| self.sealed_error())?;
+        let (nonces, id) = (self.nonces.clone(), self.id);
+        let handed = tokio::task::spawn_blocking(move || nonces.issue(count, id, &hedge))
+            .await
+            .map_err(|e| WireError::new(ErrorKind::Internal, format!("nonce task failed: {e}")))?
+            .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
+        Ok(NodeResponse::Precommitments(handed))
+    }
+
+    /// `SignShare`: FROST round two with the pre-made nonces `nonce` (consumed first, whatever happens).
+    pub(crate) async fn sign_share(
+        &self,
+        nonce: NonceId,
+        key_id: KeyId,
+        epoch: u64,
+        package: FrostSigningPackage,
+    ) -> Result<NodeResponse, WireError> {
+        // Take the nonces first: whatever happens next, they are gone.
+        let nonces = self
+            .nonces
+            .take(nonce)
+            .map_err(|e| WireError::new(ErrorKind::Stale, e.to_string()))?;
+        // Decoded once (every commitment point checked): for the message check and for signing.
+        let package = package
+            .decode()
+            .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}")))?;
+        let key = self
+            .key_at(
+                key_id,
+                epoch,
+                KeyUse::Sign,
+                package.message() == vhsm_protocols::pairwise::message(&key_id).as_slice(),
+            )
+            .await?;
+        let KeyShare::Frost(share) = &key.share else {
+            return Err(WireError::new(
+                ErrorKind::BadRequest,
+                format!("key {key_id} is not a FROST key"),
+            ));
+        };
+        #[allow(unused_mut)]
+        let mut share = round2::sign_decoded(share, nonces, &package)
+            .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}")))?;
+        #[cfg(feature = "fault-injection")]
+        if self.faults.corrupt_signature_shares {
+            if let Some(b) = share.0.first_mut() {
+                *b ^= 1;
+            }
+            tracing::warn!("fault injection: sent a corrupted signature share");
+        }
+        Ok(NodeResponse::SignatureShare(share))
+    }
+
+    /// `EcdsaSign`: runs DKLs23 signing with the other `signers` over the mesh.
+    pub(crate) async fn ecdsa_sign(
+        &self,
+        session: SessionId,
+        key_id: KeyId,
+        epoch: u64,
+        signers: Vec<NodeId>,
+        digest: [u8; 32],
+    ) -> Result<NodeResponse, WireError> {
+        let key = self
+            .key_at(
+                key_id,
+                epoch,
+                KeyUse::Sign,
+                digest == vhsm_protocols::pairwise::ecdsa_digest(&key_id),
+            )
+            .await?;
+        let banned = self.banned().await?;
+        let request = EcdsaSignRequest {
+            me: self.id,
+            session,
+            signers: &signers,
+            digest,
+            banned: &banned,
+            tamper: self.tamper(),
+        };
+        let result = ecdsa_signing::sign(&self.mesh, &key.share, request).await;
+        if let Err(e) = &result {
+            self.record_bans(e).await;
+            tracing::warn!(key = %key_id, %session, error = %e, "ECDSA signing failed");
+        }
+        Ok(NodeResponse::EcdsaSignature(result?))
+    }
+
+    /// `ClearBan`: an operator cleared the ban on `node`: run OT-based protocols with it again.
+    pub(crate) async fn clear_ban(&self, node: NodeId) -> Result<NodeResponse, WireError> {
+        let store = self.store()?.clone();
+        if blocking(move || store.unban(node)).await? {
+            tracing::warn!(peer = node, "ban cleared by an operator");
+        }
+        Ok(NodeResponse::Ok)
+    }
+}

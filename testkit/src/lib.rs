@@ -1,0 +1,16 @@
+//! # vhsm-testkit: clusters for tests and benchmarks
+//!
+//! - [`process`]: a cluster of real `vhsm` processes on 127.0.0.1 (ports chosen by the OS), made by `vhsm init`
+//!   in a temporary directory: start, kill and restart single members, inject a node's test-only faults, connect
+//!   clients. The one launcher of the integration tests, the PKCS#11 module's tests and the benchmarks.
+//! - [`memory`]: the whole cluster in one process with no sockets (real nodes on temporary directories, in-process
+//!   mesh and coordinator transport) and one-line faults: where the coordinator's logic is tested.
+//!
+//! A test kit fails loudly: what a test cannot set up is a failed test, so most calls panic with the reason; what
+//! a benchmark program calls ([`process::ProcessCluster::launch`]) returns errors instead.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![allow(clippy::expect_used)]
+
+pub mod memory;
+pub mod process;
