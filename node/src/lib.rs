@@ -2,7 +2,8 @@
 //!
 //! A node keeps one share of every key in a sealed store ([`store`]), answers the coordinator's requests
 //! ([`node`], with one handler module per area), is served over QUIC ([`server`]), and runs multi-party protocols
-//! directly with the other nodes ([`mesh`], [`sessions`]). It never
+//! directly with the other nodes ([`mesh`], [`sessions`]). What it writes to disk is defined in [`records`],
+//! versioned on its own. It never
 //! holds a whole key, and it never sends a share anywhere.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -14,6 +15,7 @@ mod handlers;
 pub mod membership;
 pub mod mesh;
 pub mod node;
+pub mod records;
 pub mod seal;
 pub mod selftest;
 pub mod server;

@@ -16,6 +16,7 @@ use vhsm_wire::NodeId;
 use zeroize::Zeroizing;
 
 use crate::{
+    records,
     seal::{self, RecordKind, SealError, StorageKey, Subject},
     share::KeyShare,
 };
@@ -31,13 +32,6 @@ const STAGED_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_
 /// The cluster membership this node was last given: one record, [`MEMBERSHIP_RECORD`]. Created on first write.
 const MEMBERSHIP: TableDefinition<&str, &[u8]> = TableDefinition::new("membership");
 const MEMBERSHIP_RECORD: &str = "current";
-/// Format version of the membership encoding inside its sealed record.
-const MEMBERSHIP_FORMAT: u8 = 1;
-
-/// Format version of the metadata encoding inside a sealed record (2: with attributes and revision).
-const KEY_INFO_VERSION: u8 = 2;
-/// Format version of a stored object's encoding inside a sealed record.
-const OBJECT_VERSION: u8 = 1;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,11 +123,13 @@ impl ShareStore {
     }
 
     fn seal_info(&self, info: &KeyInfo) -> Result<Vec<u8>, StoreError> {
-        let mut plain = Zeroizing::new(vec![KEY_INFO_VERSION]);
-        plain.extend_from_slice(&postcard::to_stdvec(info).map_err(|e| StoreError::Corrupt {
-            key_id: info.id,
-            reason: e.to_string(),
-        })?);
+        let plain =
+            Zeroizing::new(
+                records::encode_key_info(info).map_err(|e| StoreError::Corrupt {
+                    key_id: info.id,
+                    reason: e.to_string(),
+                })?,
+            );
         Ok(seal::seal(
             &self.key,
             self.node,
@@ -153,11 +149,8 @@ impl ShareStore {
             record,
         )?;
         let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
-        let (version, body) = plain.split_first().ok_or_else(|| corrupt("empty".into()))?;
-        if *version != KEY_INFO_VERSION {
-            return Err(corrupt(format!("unknown metadata version {version}")));
-        }
-        let info: KeyInfo = postcard::from_bytes(body).map_err(|e| corrupt(e.to_string()))?;
+        let info =
+            records::decode_key_info(&plain).map_err(|e| corrupt(format!("metadata: {e}")))?;
         if info.id != key_id || info.epoch != epoch {
             return Err(corrupt("metadata does not match its record".into()));
         }
@@ -606,9 +599,8 @@ impl ShareStore {
             if current.is_some_and(|c| c.version >= object.version) {
                 false
             } else {
-                let mut plain = Zeroizing::new(vec![OBJECT_VERSION]);
-                plain.extend_from_slice(
-                    &postcard::to_stdvec(object)
+                let plain = Zeroizing::new(
+                    records::encode_object(object)
                         .map_err(|e| StoreError::Database(e.to_string()))?,
                 );
                 let record =
@@ -632,11 +624,7 @@ impl ShareStore {
             record,
         )?;
         let bad = |reason: String| StoreError::Database(format!("object {id}: {reason}"));
-        let (version, body) = plain.split_first().ok_or_else(|| bad("empty".into()))?;
-        if *version != OBJECT_VERSION {
-            return Err(bad(format!("unknown format version {version}")));
-        }
-        let object: StoredObject = postcard::from_bytes(body).map_err(|e| bad(e.to_string()))?;
+        let object = records::decode_object(&plain).map_err(|e| bad(e.to_string()))?;
         if object.id != id {
             return Err(bad("record does not match its id".into()));
         }
@@ -732,9 +720,9 @@ impl ShareStore {
     /// Keeps `membership` if it is newer than the stored one (or there is none), in one transaction. Returns
     /// whether it was stored.
     pub fn put_membership(&self, membership: &Membership) -> Result<bool, StoreError> {
-        let mut plain = Zeroizing::new(vec![MEMBERSHIP_FORMAT]);
-        plain.extend_from_slice(
-            &postcard::to_stdvec(membership).map_err(|e| StoreError::Database(e.to_string()))?,
+        let plain = Zeroizing::new(
+            records::encode_membership(membership)
+                .map_err(|e| StoreError::Database(e.to_string()))?,
         );
         let record = seal::seal(
             &self.key,
@@ -769,11 +757,7 @@ impl ShareStore {
             record,
         )?;
         let bad = |reason: String| StoreError::Database(format!("stored membership: {reason}"));
-        let (format, body) = plain.split_first().ok_or_else(|| bad("empty".into()))?;
-        if *format != MEMBERSHIP_FORMAT {
-            return Err(bad(format!("unknown format version {format}")));
-        }
-        let membership: Membership = postcard::from_bytes(body).map_err(|e| bad(e.to_string()))?;
+        let membership = records::decode_membership(&plain).map_err(|e| bad(e.to_string()))?;
         if membership.version != version {
             return Err(bad("record does not match its version".into()));
         }
