@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod cluster_dir;
+pub mod session;
 
 use std::{
     path::{Path, PathBuf},

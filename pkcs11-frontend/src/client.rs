@@ -1,75 +1,30 @@
-//! The bridge to the coordinator: a tokio runtime owned by the module, one shared QUIC connection, bounded
-//! waits, transparent reconnection, and re-login after a reconnect.
+//! The bridge to the coordinator: a tokio runtime owned by the module and a [`vhsm_client::session::Session`]
+//! (one shared connection, transparent reconnection, re-login after a reconnect, every step bounded), called
+//! synchronously from the PKCS#11 entry points, with each failure turned into its `CKR_` value.
 //!
-//! - Every request is bounded: connecting by [`vhsm_client::CONNECT_TIMEOUT`] (5 s), requests by
-//!   [`QUICK_TIMEOUT`], [`SIGN_TIMEOUT`] or [`KEYGEN_TIMEOUT`]. A coordinator that is down or does not answer is
-//!   `CKR_DEVICE_ERROR` — the token stays present (the slot list does not change under the application), the
-//!   operation failed, and the next call tries again. `CKR_DEVICE_REMOVED`/`CKR_TOKEN_NOT_PRESENT` would make
-//!   applications such as pkcs11-provider drop the token for good.
-//! - A request that fails at the transport level drops the connection; the next request reconnects. A request
-//!   that is safe to repeat (everything but key generation and object creation) and failed on a connection that
-//!   had been idle is retried once on a fresh connection, so that a coordinator restart is invisible.
-//! - While logged in the PIN is kept (zeroized on drop, never logged, `Debug` redacted) and presented again on
-//!   every new connection.
+//! A coordinator that is down or does not answer is `CKR_DEVICE_ERROR` — the token stays present (the slot list
+//! does not change under the application), the operation failed, and the next call tries again.
+//! `CKR_DEVICE_REMOVED`/`CKR_TOKEN_NOT_PRESENT` would make applications such as pkcs11-provider drop the token for
+//! good.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoki_sys::*;
+use vhsm_client::session::{Session, QUICK_TIMEOUT};
 use vhsm_client::ErrorKind;
-use vhsm_client::{Client, ClientConfig, ClientError, CONNECT_TIMEOUT};
+use vhsm_client::{Client, ClientConfig, ClientError};
 use vhsm_core::digest::HashAlg;
 use vhsm_core::{Algorithm, KeyId, KeyInfo, ObjectId, PinUser, StoredObject, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::CkResult;
 
-/// Bound on quick requests (token information, login, listings, updates).
-pub const QUICK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on a signature.
 pub const SIGN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bound on a key generation (threshold ECDSA key generation takes 3–15 s).
 pub const KEYGEN_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The PIN of the logged-in user, kept to log in again after a reconnect.
-struct Credentials {
-    user: PinUser,
-    pin: Zeroizing<Vec<u8>>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .field("pin", &"<redacted>")
-            .finish()
-    }
-}
-
-/// The live connection and its generation (so that a failure on an old connection does not drop a new one).
-type Connection = Option<(u64, Arc<Client>)>;
-
-/// How a request failed.
-#[derive(Debug)]
-enum Failure {
-    /// The transport failed (or timed out): the connection is suspect.
-    Transport(ClientError),
-    /// The coordinator answered with an error.
-    Service(ClientError),
-}
-
-fn classify(e: ClientError) -> Failure {
-    match e {
-        ClientError::Service(_) => Failure::Service(e),
-        _ => Failure::Transport(e),
-    }
-}
 
 /// The PKCS#11 return value for a failure of the cluster.
 pub fn map_error(e: &ClientError) -> CK_RV {
@@ -97,17 +52,13 @@ pub fn map_error(e: &ClientError) -> CK_RV {
 pub struct Bridge {
     runtime: Option<tokio::runtime::Runtime>,
     threaded: bool,
-    config: ClientConfig,
-    connection: Mutex<Connection>,
-    generation: AtomicU64,
-    connecting: Mutex<()>,
-    credentials: Mutex<Option<Credentials>>,
+    session: Arc<Session>,
 }
 
 impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bridge")
-            .field("coordinator", &self.config.coordinator)
+            .field("coordinator", &self.session.coordinator())
             .field("threaded", &self.threaded)
             .finish_non_exhaustive()
     }
@@ -120,7 +71,7 @@ impl Drop for Bridge {
         if let Some(runtime) = self.runtime.take() {
             {
                 let _context = runtime.enter();
-                lock(&self.connection).take();
+                self.session.reset();
             }
             runtime.shutdown_background();
         }
@@ -145,17 +96,13 @@ impl Bridge {
         Ok(Bridge {
             runtime: Some(runtime),
             threaded,
-            config,
-            connection: Mutex::new(None),
-            generation: AtomicU64::new(0),
-            connecting: Mutex::new(()),
-            credentials: Mutex::new(None),
+            session: Arc::new(Session::new(config)),
         })
     }
 
     /// The coordinator's address.
     pub fn coordinator(&self) -> &str {
-        &self.config.coordinator
+        self.session.coordinator()
     }
 
     /// Runs `future` on the module's runtime and waits at most `timeout` for it.
@@ -188,139 +135,58 @@ impl Bridge {
         }
     }
 
-    /// The current connection, connecting (and logging in again) if there is none. The flag says whether it is new.
-    fn connection(&self) -> CkResult<(u64, Arc<Client>, bool)> {
-        if let Some((generation, client)) = lock(&self.connection).clone() {
-            return Ok((generation, client, false));
-        }
-        let _one_at_a_time = lock(&self.connecting);
-        if let Some((generation, client)) = lock(&self.connection).clone() {
-            return Ok((generation, client, false));
-        }
-        let config = self.config.clone();
-        let client = self
-            .exec(CONNECT_TIMEOUT + Duration::from_secs(1), async move {
-                Client::connect(&config).await
-            })
-            .map_err(|e| {
-                tracing::warn!(error = %e, "cannot connect to the coordinator");
-                map_error(&e)
-            })?;
-        let client = Arc::new(client);
-        let again = lock(&self.credentials)
-            .as_ref()
-            .map(|c| (c.user, c.pin.clone()));
-        if let Some((user, pin)) = again {
-            let c = client.clone();
-            match self
-                .exec(QUICK_TIMEOUT, async move { c.login(user, &pin).await })
-                .map_err(classify)
-            {
-                Ok(()) => tracing::debug!("logged in again after reconnecting"),
-                Err(Failure::Service(e)) => {
-                    // The PIN no longer works (changed, or locked meanwhile): the application is logged out.
-                    tracing::warn!(error = %e, "logging in again after reconnecting failed");
-                    lock(&self.credentials).take();
-                }
-                Err(Failure::Transport(e)) => return Err(map_error(&e)),
-            }
-        }
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *lock(&self.connection) = Some((generation, client.clone()));
-        tracing::debug!(coordinator = %self.config.coordinator, generation, "connected");
-        Ok((generation, client, true))
-    }
-
-    /// Forgets connection `generation` (if it is still the current one).
-    fn invalidate(&self, generation: u64) {
-        let old = {
-            let mut current = lock(&self.connection);
-            match &*current {
-                Some((g, _)) if *g == generation => current.take(),
-                _ => None,
-            }
-        };
-        if let (Some(old), Some(runtime)) = (old, self.runtime.as_ref()) {
-            let _context = runtime.enter();
-            drop(old);
-        }
-    }
-
-    /// Runs one request. `repeatable`: whether it may be sent again after a transport failure.
+    /// Runs one request through the session (see [`Session::call`]).
     fn call<T, F, Fut>(&self, timeout: Duration, repeatable: bool, request: F) -> CkResult<T>
     where
         T: Send + 'static,
-        F: Fn(Arc<Client>) -> Fut,
+        F: Fn(Arc<Client>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, ClientError>> + Send + 'static,
     {
-        let (generation, client, fresh) = self.connection()?;
-        match self.exec(timeout, request(client)).map_err(classify) {
-            Ok(v) => Ok(v),
-            Err(Failure::Service(e)) => Err(map_error(&e)),
-            Err(Failure::Transport(e)) => {
-                tracing::warn!(error = %e, "request to the coordinator failed");
-                self.invalidate(generation);
-                if !repeatable || fresh {
-                    return Err(map_error(&e));
-                }
-                let (generation, client, _) = self.connection()?;
-                self.exec(timeout, request(client)).map_err(|e| {
-                    if !matches!(e, ClientError::Service(_)) {
-                        self.invalidate(generation);
-                    }
-                    map_error(&e)
-                })
-            }
-        }
+        let session = self.session.clone();
+        self.exec(Session::call_bound(timeout), async move {
+            session.call(timeout, repeatable, request).await
+        })
+        .map_err(|e| map_error(&e))
     }
 
     /// Which user is logged in, if any.
     pub fn logged_in(&self) -> Option<PinUser> {
-        lock(&self.credentials).as_ref().map(|c| c.user)
+        self.session.logged_in()
     }
 
     /// Logs in; on success the PIN is kept for reconnects.
     pub fn login(&self, user: PinUser, pin: &[u8]) -> CkResult<()> {
-        let pin = Zeroizing::new(pin.to_vec());
-        let sent = pin.clone();
-        self.call(QUICK_TIMEOUT, true, move |c| {
-            let pin = sent.clone();
-            async move { c.login(user, &pin).await }
-        })?;
-        *lock(&self.credentials) = Some(Credentials { user, pin });
-        Ok(())
+        let (session, pin) = (self.session.clone(), Zeroizing::new(pin.to_vec()));
+        self.exec(Session::call_bound(QUICK_TIMEOUT), async move {
+            session.login(user, &pin).await
+        })
+        .map_err(|e| map_error(&e))
     }
 
     /// Logs out: forgets the PIN, and tells the coordinator (if it cannot be told, the connection is dropped,
     /// which logs it out too).
     pub fn logout(&self) {
-        lock(&self.credentials).take();
-        let Some((generation, client)) = lock(&self.connection).clone() else {
-            return;
-        };
-        if self
-            .exec(QUICK_TIMEOUT, async move { client.logout().await })
-            .is_err()
-        {
-            self.invalidate(generation);
-        }
+        let session = self.session.clone();
+        let _ = self.exec(QUICK_TIMEOUT + Duration::from_secs(1), async move {
+            session.logout().await;
+            Ok(())
+        });
     }
 
     /// The last session closed: log out by dropping the connection (no waiting on the coordinator).
     pub fn reset(&self) {
-        lock(&self.credentials).take();
-        let generation = lock(&self.connection).as_ref().map(|(g, _)| *g);
-        if let Some(generation) = generation {
-            self.invalidate(generation);
+        match self.runtime.as_ref() {
+            Some(runtime) => {
+                let _context = runtime.enter();
+                self.session.reset();
+            }
+            None => self.session.reset(),
         }
     }
 
-    /// Zeroizes the kept PIN in a child process after `fork()`, without touching anything else (another thread
-    /// of the parent may have held the lock: then there is nothing safe to do).
+    /// Zeroizes the kept PIN in a child process after `fork()`, without touching anything else.
     pub fn zeroize_after_fork(&self) {
-        if let Ok(mut credentials) = self.credentials.try_lock() {
-            credentials.take();
-        }
+        self.session.forget_credentials_after_fork();
     }
 
     /// The token's description and PIN state.
@@ -485,19 +351,6 @@ mod tests {
     }
 
     #[test]
-    fn credentials_debug_is_redacted() {
-        let c = Credentials {
-            user: PinUser::User,
-            pin: Zeroizing::new(b"123456".to_vec()),
-        };
-        let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("123456") && !shown.contains("49, 50"),
-            "{shown}"
-        );
-    }
-
-    #[test]
     fn unreachable_coordinator_fails_fast() {
         // Nothing listens on this port (and the certificate files do not exist): the error comes at once,
         // well within the bounds.
@@ -512,7 +365,7 @@ mod tests {
             let bridge = Bridge::new(config.clone(), threaded).unwrap();
             let start = std::time::Instant::now();
             assert!(bridge.token_info().is_err());
-            assert!(start.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2));
+            assert!(start.elapsed() < vhsm_client::CONNECT_TIMEOUT + Duration::from_secs(2));
         }
     }
 }
