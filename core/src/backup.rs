@@ -70,9 +70,14 @@ pub fn read_header(file: &[u8]) -> Result<(BackupHeader, &[u8]), BackupFormatErr
     if len > MAX_HEADER || len > rest.len() {
         return Err(bad("header length out of range"));
     }
-    let (header, body) = rest.split_at(len);
+    let (header_bytes, body) = rest.split_at(len);
     let header: BackupHeader =
-        postcard::from_bytes(header).map_err(|e| bad(&format!("header: {e}")))?;
+        postcard::from_bytes(header_bytes).map_err(|e| bad(&format!("header: {e}")))?;
+    // One encoding per header: no bytes after it, no over-long numbers (the restore compares it with the sealed
+    // copy by value, so a second encoding would let bytes be changed unnoticed).
+    if postcard::to_stdvec(&header).ok().as_deref() != Some(header_bytes) {
+        return Err(bad("the header is not in its one canonical encoding"));
+    }
     if header.format != FORMAT_VERSION {
         return Err(bad("header format does not match"));
     }
@@ -120,8 +125,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("version 9"));
+        // A byte added inside the header (its length adjusted), found by fuzzing: refused.
+        let mut inner = header_bytes_of(&file).to_vec();
+        inner.push(0);
+        let mut padded = MAGIC.to_vec();
+        padded.push(FORMAT_VERSION);
+        padded.extend_from_slice(&u32::try_from(inner.len()).unwrap().to_be_bytes());
+        padded.extend_from_slice(&inner);
+        padded.extend_from_slice(b"sealed");
+        assert!(read_header(&padded)
+            .unwrap_err()
+            .to_string()
+            .contains("canonical"));
         let mut long = file;
         long[20] = 0xff;
         assert!(read_header(&long).is_err());
+    }
+
+    fn header_bytes_of(file: &[u8]) -> &[u8] {
+        let len = u32::from_be_bytes(file[17..21].try_into().unwrap()) as usize;
+        &file[21..21 + len]
     }
 }

@@ -59,5 +59,9 @@ pub fn encode_body(body: &BackupBody) -> Result<Zeroizing<Vec<u8>>, BackupFormat
 
 /// Decodes an opened body.
 pub fn decode_body(plain: &[u8]) -> Result<BackupBody, BackupFormatError> {
-    postcard::from_bytes(plain).map_err(|e| BackupFormatError(format!("body: {e}")))
+    match postcard::take_from_bytes(plain) {
+        Ok((body, [])) => Ok(body),
+        Ok(_) => Err(BackupFormatError("body: bytes after its end".into())),
+        Err(e) => Err(BackupFormatError(format!("body: {e}"))),
+    }
 }

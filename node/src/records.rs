@@ -233,7 +233,11 @@ fn split(plain: &[u8]) -> Result<(u8, &[u8]), RecordError> {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, RecordError> {
-    postcard::from_bytes(body).map_err(|e| RecordError::Malformed(e.to_string()))
+    match postcard::take_from_bytes(body) {
+        Ok((record, [])) => Ok(record),
+        Ok(_) => Err(RecordError::Malformed("bytes after its end".into())),
+        Err(e) => Err(RecordError::Malformed(e.to_string())),
+    }
 }
 
 /// The plaintext of a key's metadata record (the newest version). Holds no secret: the share is a record of its own.
@@ -338,6 +342,13 @@ mod tests {
             Err(RecordError::UnknownVersion(1))
         );
         assert_eq!(decode_object(&[]), Err(RecordError::Empty));
+        // Found by fuzzing: a record with bytes after its end is refused.
+        let mut longer = encode_key_info(&sample_key()).unwrap();
+        longer.push(0xaa);
+        assert!(matches!(
+            decode_key_info(&longer),
+            Err(RecordError::Malformed(_))
+        ));
         assert!(matches!(
             decode_membership(&[1, 0xff]),
             Err(RecordError::Malformed(_))
