@@ -93,7 +93,7 @@
 //!
 //! **Measured** on 2026-11-30 on our 2-core development machine, an AMD EPYC virtual machine that other
 //! builds kept busy the whole time (load average 4 to 6): hence CPU time of the measuring thread rather than
-//! wall time, and ranges over three sessions. With `cargo bench -p vhsm-benches --bench ecdsa_keygen`
+//! wall time, and ranges over three sessions. With `cargo bench -p vhsm-bench --bench ecdsa_keygen`
 //! (`benches/benches/ecdsa_keygen.rs`): a 2-of-3 DKG, the three [`EcdsaDkg`]s in one process, no network,
 //! every state-machine call attributed to the `dkls23` phase it ran; CPU time per participant, fastest of 3
 //! runs in each session:
