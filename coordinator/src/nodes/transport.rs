@@ -3,15 +3,15 @@
 //! marks, timeouts, batching, who asked), so the same coordinator logic runs over QUIC ([`super::quic`]) in
 //! production and over in-process channels in tests (`vhsm-testkit`'s in-memory cluster).
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::sync::Arc;
 
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
     NodeId,
 };
 
-/// A boxed future, as the transport traits return them.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The boxed future the transport traits return (futures-util's).
+pub use futures_util::future::BoxFuture;
 
 /// Why a channel could not be opened or a request not be carried: the node is unreachable (no blame).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,8 +13,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
@@ -28,8 +26,8 @@ use vhsm_wire::{
 
 pub mod quic;
 
-/// A boxed future, as [`MeshTransport`] returns them.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The boxed future [`MeshTransport`] returns (futures-util's).
+pub use futures_util::future::BoxFuture;
 
 /// How protocol messages reach the other nodes.
 pub trait MeshTransport: Send + Sync + 'static {
