@@ -14,7 +14,13 @@
 //! CryptoRng`) so that runs are reproducible under a seeded RNG in tests.
 //!
 //! Every message carries a version byte and the [`SessionId`] it belongs to; both are checked. A party that
-//! sends something invalid is **named**: [`ProtocolError::Misbehaviour`] carries the culprits.
+//! sends something invalid is **named**: [`ProtocolError::Misbehaviour`] carries the culprits. Messages decode
+//! only from their canonical encoding: a map in a message must list its keys in strictly increasing order (a
+//! repeated or out-of-order key is a decode error), so that one message has exactly one encoding.
+//!
+//! Every multi-round state machine runs on one crate-internal runner: after any error (other than a message
+//! of another session or from a stranger, which is refused without touching the run) the run is aborted for
+//! good, every later call is refused, and the run's secrets are wiped at once.
 //!
 //! Secrets are held in newtypes ([`SecretBytes`], [`frost::FrostKeyShare`], [`frost::FrostNonces`],
 //! [`ecdsa::EcdsaKeyShare`]) that zeroize
@@ -41,6 +47,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+pub(crate) mod canonical;
 pub mod ecdsa;
 pub mod echo;
 pub mod error;
@@ -48,6 +55,7 @@ pub mod frost;
 pub mod pairwise;
 pub mod party;
 pub mod reshare;
+pub(crate) mod runner;
 /// Secret bytes (defined in `vhsm-core`).
 pub use vhsm_core::secret;
 pub mod simulator;

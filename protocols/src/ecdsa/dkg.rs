@@ -46,8 +46,8 @@
 //! [what key generation costs](self#what-key-generation-costs-and-why-the-pairwise-setup-is-per-key) for the
 //! figures per phase, and why this set-up is made afresh for every key.
 //!
-//! **Abort policy.** As in [`crate::frost::dkg`]: after a failure the run is aborted for good (secrets
-//! wiped), except for messages that do not belong to it ([`ProtocolError::WrongSession`], or a sender
+//! **Abort policy.** As in [`crate::frost::dkg`] (the crate's generic runner): after a failure the run is
+//! aborted for good (secrets wiped: `dkls23`'s session state, the own fragment, every buffered message), except for messages that do not belong to it ([`ProtocolError::WrongSession`], or a sender
 //! outside the participant set, reported as misbehaviour of that sender), which are refused without touching
 //! its state.
 //!
@@ -220,7 +220,7 @@ use dkls23::DkgSession;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::curve::{on_curve, EcdsaCurve, EngineCurve, OnCurve};
 use super::inbox::{payload, Inbox, Kind};
@@ -228,10 +228,12 @@ use super::share::EcdsaKeyShare;
 use super::{
     decode, decode_all, encode, encode_secret, map_abort, DkgParams, EcdsaBody, EcdsaMessage, IdMap,
 };
+use crate::canonical::StrictMap;
 use crate::echo::EchoBroadcast;
 use crate::error::ProtocolError;
 use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
 use crate::reshare::{EvaluationPoints, ReshareGroup, ReshareOutput};
+use crate::runner::{self, Machine, Runner};
 use k256::elliptic_curve::group::Curve;
 
 /// Domain separation tag of the `dkls23` session id of a DKG.
@@ -292,10 +294,9 @@ pub(crate) struct Round3Private<C: EngineCurve> {
     pub(crate) mul: TransmitInitMulPhase3to4<C>,
 }
 
+/// The phases of a started run (before, after and on failure: see [`runner::Status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// `start` not called yet (messages are buffered).
-    NotStarted,
+pub(crate) enum Phase {
     /// Waiting for the round-1 fragments.
     Round1,
     /// Waiting for the round-2 messages.
@@ -304,11 +305,21 @@ enum Phase {
     Round3,
     /// Echo sent; waiting for the echoes of the others.
     Echo,
-    /// Output produced.
-    Done,
-    /// Failed; see `abort_reason`.
-    Aborted,
 }
+
+/// What a participant must forget when the run ends; held (and wiped on abort or finish) by its [`Runner`].
+pub(crate) struct Secrets<C: EngineCurve> {
+    /// `dkls23`'s per-run secret state; consumed by `phase4`.
+    dkls: Option<DkgSession<C>>,
+    /// This participant's own round-1 fragment (after a reshare: its new share); consumed by `phase2`.
+    own_fragment: Zeroizing<Vec<C::Scalar>>,
+    /// The messages received and not consumed yet (private ones carry fragments, seeds and OT setup).
+    inbox: Inbox,
+}
+
+// Every field zeroizes itself on drop: `DkgSession` zeroizes itself, the fragment is `Zeroizing`, the private
+// payloads in the inbox are `SecretBytes`.
+impl<C: EngineCurve> ZeroizeOnDrop for Secrets<C> {}
 
 /// One participant of a DKLs23 key generation. See the [module documentation](self).
 pub struct EcdsaDkg {
@@ -365,7 +376,7 @@ impl EcdsaDkg {
 
     /// True if the run failed; it cannot be resumed.
     pub fn is_aborted(&self) -> bool {
-        on_curve!(&self.inner, run => run.phase == Phase::Aborted)
+        on_curve!(&self.inner, run => run.runner.is_aborted())
     }
 }
 
@@ -379,9 +390,9 @@ impl Protocol for EcdsaDkg {
 
     fn start<R: RngCore + CryptoRng>(
         &mut self,
-        _rng: &mut R,
+        rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        on_curve!(&mut self.inner, run => run.start())
+        on_curve!(&mut self.inner, run => runner::start(&mut **run, rng))
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -390,30 +401,35 @@ impl Protocol for EcdsaDkg {
         message: EcdsaMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        on_curve!(&mut self.inner, run => run.handle(from, message))
+        on_curve!(&mut self.inner, run => runner::handle(&mut **run, from, message))
     }
 
     fn is_done(&self) -> bool {
-        on_curve!(&self.inner, run => run.phase == Phase::Done)
+        on_curve!(&self.inner, run => run.runner.is_done())
     }
 
     fn take_output(&mut self) -> Option<EcdsaKeyShare> {
-        on_curve!(&mut self.inner, run => run.output.take())
+        on_curve!(&mut self.inner, run => run.runner.take_output())
     }
 }
 
 impl fmt::Debug for EcdsaDkg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (me, ids, threshold, phase, reason) =
-            on_curve!(&self.inner, r => (r.me, &r.ids, r.threshold, r.phase, &r.abort_reason));
+        let (me, ids, threshold, phase, reason) = on_curve!(&self.inner, r => (
+            r.me,
+            &r.ids,
+            r.threshold,
+            r.runner.status(),
+            r.runner.abort_reason()
+        ));
         f.debug_struct("EcdsaDkg")
             .field("curve", &self.curve())
             .field("session", &self.session())
             .field("me", &me)
             .field("participants", &ids.ids())
             .field("threshold", &threshold)
-            .field("phase", &phase)
-            .field("abort_reason", reason)
+            .field("phase", phase)
+            .field("abort_reason", &reason)
             .finish_non_exhaustive()
     }
 }
@@ -425,21 +441,15 @@ struct DkgRun<C: EngineCurve> {
     my_index: PartyIndex,
     threshold: u16,
     ids: IdMap,
-    phase: Phase,
-    abort_reason: Option<String>,
-    inbox: Inbox,
+    /// Status, secrets and output.
+    runner: Runner<Phase, Secrets<C>, EcdsaKeyShare>,
     echo: EchoBroadcast,
-    /// `dkls23`'s per-run secret state (zeroized on drop).
-    dkls: Option<DkgSession<C>>,
-    /// This participant's own round-1 fragment (secret).
-    own_fragment: Zeroizing<Vec<C::Scalar>>,
     /// This participant's proof of knowledge, from `phase2`, sent in round 3.
     own_proof: Option<DLogProof<C>>,
     /// This participant's own broadcasts (rounds 2 and 3), as sent.
     own_broadcasts: BTreeMap<u8, Vec<u8>>,
     /// After a reshare: the key the run must end with (and round 1 is skipped).
     expected: Option<Expected<C>>,
-    output: Option<EcdsaKeyShare>,
 }
 
 /// What the set-up after a reshare must end with: the reshare's group key and public shares.
@@ -497,7 +507,7 @@ impl<C: EngineCurve> DkgRun<C> {
             group_key: key.group_key().to_affine(),
             shares,
         });
-        run.own_fragment.push(*share);
+        run.runner.secrets_mut()?.own_fragment.push(*share);
         Ok(run)
     }
 
@@ -536,17 +546,19 @@ impl<C: EngineCurve> DkgRun<C> {
             me,
             my_index,
             threshold,
-            dkls: Some(DkgSession::new(parameters, my_index, session_id)),
             ids,
-            phase: Phase::NotStarted,
-            abort_reason: None,
-            inbox: Inbox::new(rounds),
+            runner: Runner::new(
+                "DKG",
+                Secrets {
+                    dkls: Some(DkgSession::new(parameters, my_index, session_id)),
+                    own_fragment: Zeroizing::new(Vec::new()),
+                    inbox: Inbox::new(rounds),
+                },
+            ),
             echo,
-            own_fragment: Zeroizing::new(Vec::new()),
             own_proof: None,
             own_broadcasts: BTreeMap::new(),
             expected: None,
-            output: None,
         })
     }
 
@@ -562,152 +574,23 @@ impl<C: EngineCurve> DkgRun<C> {
     }
 
     fn dkls(&mut self) -> Result<&mut DkgSession<C>, ProtocolError> {
-        self.dkls
+        self.runner
+            .secrets_mut()?
+            .dkls
             .as_mut()
             .ok_or_else(|| ProtocolError::State("DKG session state missing".into()))
     }
 
-    fn check_usable(&self) -> Result<(), ProtocolError> {
-        match self.phase {
-            Phase::Aborted => Err(ProtocolError::State(format!(
-                "DKG aborted: {}",
-                self.abort_reason.as_deref().unwrap_or("unknown reason")
-            ))),
-            Phase::Done => Err(ProtocolError::State("DKG already finished".into())),
-            Phase::NotStarted | Phase::Round1 | Phase::Round2 | Phase::Round3 | Phase::Echo => {
-                Ok(())
-            }
-        }
-    }
-
-    /// Runs `step`; on failure, aborts the run (wiping secrets) and returns the error.
-    fn abort_on_error<T>(
-        &mut self,
-        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let result = step(self);
-        if let Err(e) = &result {
-            self.phase = Phase::Aborted;
-            self.abort_reason = Some(e.to_string());
-            self.dkls = None;
-            self.own_fragment = Zeroizing::new(Vec::new());
-            self.inbox.clear();
-        }
-        result
-    }
-
-    fn start(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        self.check_usable()?;
-        if self.phase != Phase::NotStarted {
-            return Err(ProtocolError::State("DKG already started".into()));
-        }
-        self.abort_on_error(|run| {
-            if run.expected.is_some() {
-                // After a reshare: the polynomial point is already known; go straight to round 2.
-                run.phase = Phase::Round1;
-                return run.advance();
-            }
-            let fragments = Zeroizing::new(run.dkls()?.phase1());
-            let mut out = Vec::with_capacity(fragments.len());
-            for (position, fragment) in fragments.iter().enumerate() {
-                let index = u8::try_from(position + 1)
-                    .ok()
-                    .and_then(|i| PartyIndex::new(i).ok())
-                    .ok_or_else(|| ProtocolError::State("too many fragments".into()))?;
-                if index == run.my_index {
-                    run.own_fragment.push(*fragment);
-                    continue;
-                }
-                let to = run.ids.require_participant(index)?;
-                let body = EcdsaBody::Private(encode_secret(fragment, "polynomial fragment")?);
-                out.push(run.message(Recipient::One(to), 1, body));
-            }
-            run.phase = Phase::Round1;
-            out.extend(run.advance()?);
-            Ok(out)
-        })
-    }
-
-    fn handle(
-        &mut self,
-        from: ParticipantId,
-        message: EcdsaMessage,
-    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        self.check_usable()?;
-        // Messages that are not part of this run are refused without aborting it.
-        crate::party::admit(
-            message.session,
-            self.session,
-            from,
-            self.me,
-            self.ids.index_of(from).is_some(),
-        )?;
-        self.abort_on_error(|run| {
-            run.receive(from, message)?;
-            if run.phase == Phase::NotStarted {
-                return Ok(Vec::new());
-            }
-            run.advance()
-        })
-    }
-
-    /// Records one message from a known participant other than me.
-    fn receive(&mut self, from: ParticipantId, message: EcdsaMessage) -> Result<(), ProtocolError> {
-        if message.version != super::ECDSA_MESSAGE_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(message.version));
-        }
-        if message.round == ECHO_ROUND {
-            let EcdsaBody::Broadcast(bytes) = &message.body else {
-                return Err(ProtocolError::misbehaviour(
-                    [from],
-                    "sent a private echo message",
-                ));
-            };
-            let echo = decode::<BTreeMap<ParticipantId, [u8; 32]>>(bytes)
-                .ok_or_else(|| ProtocolError::misbehaviour([from], "malformed echo"))?;
-            return self.echo.record_echo(from, echo);
-        }
-        self.inbox.insert(from, message.round, message.body)
-    }
-
     fn has_all(&self, round: u8, kind: Kind) -> bool {
-        self.inbox.count(round, kind) == self.others()
-    }
-
-    /// Moves through every phase whose inputs are complete; returns what to send.
-    fn advance(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        let mut out = Vec::new();
-        loop {
-            match self.phase {
-                Phase::Round1 if self.expected.is_some() || self.has_all(1, Kind::Private) => {
-                    out.extend(self.round2()?);
-                    self.phase = Phase::Round2;
-                }
-                Phase::Round2
-                    if self.has_all(2, Kind::Broadcast) && self.has_all(2, Kind::Private) =>
-                {
-                    out.extend(self.round3()?);
-                    self.phase = Phase::Round3;
-                }
-                Phase::Round3
-                    if self.has_all(3, Kind::Broadcast) && self.has_all(3, Kind::Private) =>
-                {
-                    out.push(self.echo_round()?);
-                    self.phase = Phase::Echo;
-                }
-                Phase::Echo if self.echo.has_all_echoes() => {
-                    self.echo.check_agreement()?;
-                    self.finish()?;
-                    self.phase = Phase::Done;
-                }
-                _ => return Ok(out),
-            }
-        }
+        self.runner
+            .secrets()
+            .is_ok_and(|s| s.inbox.count(round, kind) == self.others())
     }
 
     /// All fragments in: `phase2`; broadcast the commitments, send the zero-sharing seed commitments.
     fn round2(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        let received = self.inbox.take(1, Kind::Private);
+        let secrets = self.runner.secrets_mut()?;
+        let received = secrets.inbox.take(1, Kind::Private);
         let mut decoded = decode_all::<C::Scalar>(
             received
                 .iter()
@@ -717,12 +600,12 @@ impl<C: EngineCurve> DkgRun<C> {
         )?;
         let mut fragments: Zeroizing<Vec<C::Scalar>> =
             Zeroizing::new(Vec::with_capacity(decoded.len().saturating_add(1)));
-        fragments.extend(self.own_fragment.iter().copied());
+        fragments.extend(secrets.own_fragment.iter().copied());
         fragments.extend(decoded.values().copied());
         for fragment in decoded.values_mut() {
             zeroize::Zeroize::zeroize(fragment);
         }
-        self.own_fragment = Zeroizing::new(Vec::new());
+        secrets.own_fragment = Zeroizing::new(Vec::new());
         let ids = self.ids.clone();
         let (proof_commitment, zero_transmit, derivation) = self
             .dkls()?
@@ -788,16 +671,9 @@ impl<C: EngineCurve> DkgRun<C> {
 
     /// All of round 3 in: echo the digests of every participant's round-2 and round-3 broadcasts.
     fn echo_round(&mut self) -> Result<Outgoing<EcdsaMessage>, ProtocolError> {
-        let r2 = self
-            .inbox
-            .peek(2, Kind::Broadcast)
-            .cloned()
-            .unwrap_or_default();
-        let r3 = self
-            .inbox
-            .peek(3, Kind::Broadcast)
-            .cloned()
-            .unwrap_or_default();
+        let inbox = &self.runner.secrets()?.inbox;
+        let r2 = inbox.peek(2, Kind::Broadcast).cloned().unwrap_or_default();
+        let r3 = inbox.peek(3, Kind::Broadcast).cloned().unwrap_or_default();
         for participant in self.ids.ids().to_vec() {
             let (first, second) = if participant == self.me {
                 (
@@ -826,8 +702,8 @@ impl<C: EngineCurve> DkgRun<C> {
         Ok(self.message(Recipient::All, ECHO_ROUND, EcdsaBody::Broadcast(bytes)))
     }
 
-    /// After echo agreement: decode and check everything, `phase4`, output.
-    fn finish(&mut self) -> Result<(), ProtocolError> {
+    /// After echo agreement: decode and check everything, `phase4`, the output.
+    fn finish(&mut self) -> Result<EcdsaKeyShare, ProtocolError> {
         let ids = self.ids.clone();
         let me = self.my_index;
         let my_id = self.me;
@@ -843,16 +719,17 @@ impl<C: EngineCurve> DkgRun<C> {
             }
             payloads
         };
-        let r2 = all(2, &mut self.inbox, self.own_broadcasts.get(&2).cloned());
-        let r3 = all(3, &mut self.inbox, self.own_broadcasts.get(&3).cloned());
+        let secrets = self.runner.secrets_mut()?;
+        let r2 = all(2, &mut secrets.inbox, self.own_broadcasts.get(&2).cloned());
+        let r3 = all(3, &mut secrets.inbox, self.own_broadcasts.get(&3).cloned());
         let round2 = decode_all::<Round2Broadcast>(r2, "round-2 broadcast", |s, b| {
             index_of(s) == Some(b.derivation.sender_index)
         })?;
         let round3 = decode_all::<Round3Broadcast<C>>(r3, "round-3 broadcast", |s, b| {
             index_of(s) == Some(b.derivation.sender_index)
         })?;
-        let private2 = self.inbox.take(2, Kind::Private);
-        let private3 = self.inbox.take(3, Kind::Private);
+        let private2 = secrets.inbox.take(2, Kind::Private);
+        let private3 = secrets.inbox.take(3, Kind::Private);
         let zero2 = decode_all::<TransmitInitZeroSharePhase2to4>(
             private2.iter().map(|(s, b)| (*s, payload(b))),
             "round-2 private message",
@@ -892,7 +769,7 @@ impl<C: EngineCurve> DkgRun<C> {
             .map(|m| (m.zero, m.mul))
             .unzip();
         let zero2: Vec<_> = zero2.into_values().collect();
-        let session = self
+        let session = secrets
             .dkls
             .take()
             .ok_or_else(|| ProtocolError::State("DKG session state missing".into()))?;
@@ -941,8 +818,122 @@ impl<C: EngineCurve> DkgRun<C> {
                 "DKG produced a share of another threshold or participant".into(),
             ));
         }
-        self.output = Some(share);
-        Ok(())
+        Ok(share)
+    }
+}
+
+impl<C: EngineCurve> Machine for DkgRun<C> {
+    type Phase = Phase;
+    type Secrets = Secrets<C>;
+    type Output = EcdsaKeyShare;
+    type Message = EcdsaMessage;
+    const FIRST_PHASE: Phase = Phase::Round1;
+
+    fn runner(&self) -> &Runner<Phase, Secrets<C>, EcdsaKeyShare> {
+        &self.runner
+    }
+
+    fn runner_mut(&mut self) -> &mut Runner<Phase, Secrets<C>, EcdsaKeyShare> {
+        &mut self.runner
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn me(&self) -> ParticipantId {
+        self.me
+    }
+
+    fn takes_part(&self, participant: ParticipantId) -> bool {
+        self.ids.index_of(participant).is_some()
+    }
+
+    fn session_of(message: &EcdsaMessage) -> SessionId {
+        message.session
+    }
+
+    /// Round 1: `phase1`, one polynomial fragment to each other participant. After a reshare the polynomial
+    /// point is already known: nothing to send, straight to round 2.
+    fn begin<R: RngCore + CryptoRng>(
+        &mut self,
+        _rng: &mut R,
+    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        if self.expected.is_some() {
+            return Ok(Vec::new());
+        }
+        let fragments = Zeroizing::new(self.dkls()?.phase1());
+        let mut out = Vec::with_capacity(fragments.len());
+        for (position, fragment) in fragments.iter().enumerate() {
+            let index = u8::try_from(position + 1)
+                .ok()
+                .and_then(|i| PartyIndex::new(i).ok())
+                .ok_or_else(|| ProtocolError::State("too many fragments".into()))?;
+            if index == self.my_index {
+                self.runner.secrets_mut()?.own_fragment.push(*fragment);
+                continue;
+            }
+            let to = self.ids.require_participant(index)?;
+            let body = EcdsaBody::Private(encode_secret(fragment, "polynomial fragment")?);
+            out.push(self.message(Recipient::One(to), 1, body));
+        }
+        Ok(out)
+    }
+
+    /// Records one message from a known participant other than me.
+    fn receive(&mut self, from: ParticipantId, message: EcdsaMessage) -> Result<(), ProtocolError> {
+        if message.version != super::ECDSA_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        if message.round == ECHO_ROUND {
+            let EcdsaBody::Broadcast(bytes) = &message.body else {
+                return Err(ProtocolError::misbehaviour(
+                    [from],
+                    "sent a private echo message",
+                ));
+            };
+            // A map decoded canonically: keys strictly increasing, none repeated.
+            let StrictMap(echo) = decode::<StrictMap<ParticipantId, [u8; 32]>>(bytes)
+                .ok_or_else(|| ProtocolError::misbehaviour([from], "malformed echo"))?;
+            return self.echo.record_echo(from, echo);
+        }
+        self.runner
+            .secrets_mut()?
+            .inbox
+            .insert(from, message.round, message.body)
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.runner.phase() {
+                Some(Phase::Round1)
+                    if self.expected.is_some() || self.has_all(1, Kind::Private) =>
+                {
+                    out.extend(self.round2()?);
+                    self.runner.set_phase(Phase::Round2);
+                }
+                Some(Phase::Round2)
+                    if self.has_all(2, Kind::Broadcast) && self.has_all(2, Kind::Private) =>
+                {
+                    out.extend(self.round3()?);
+                    self.runner.set_phase(Phase::Round3);
+                }
+                Some(Phase::Round3)
+                    if self.has_all(3, Kind::Broadcast) && self.has_all(3, Kind::Private) =>
+                {
+                    out.push(self.echo_round()?);
+                    self.runner.set_phase(Phase::Echo);
+                }
+                Some(Phase::Echo) if self.echo.has_all_echoes() => {
+                    self.echo.check_agreement()?;
+                    let share = self.finish()?;
+                    self.runner.finish(share);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 }
 
@@ -978,13 +969,6 @@ fn echo_payload(round2: &[u8], round3: &[u8]) -> Result<Vec<u8>, ProtocolError> 
     Ok(out)
 }
 
-impl<C: EngineCurve> Drop for DkgRun<C> {
-    fn drop(&mut self) {
-        // `DkgSession` zeroizes itself; the fragment is `Zeroizing`; private payloads are `SecretBytes`.
-        self.inbox.clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1015,6 +999,36 @@ mod tests {
                 EcdsaDkg::new(curve, bad),
                 Err(ProtocolError::InvalidParameters(_))
             ));
+        }
+    }
+
+    #[test]
+    fn an_echo_decodes_only_with_its_keys_strictly_increasing() {
+        use crate::canonical::tests::map_bytes;
+        let echo = |entries: &[(ParticipantId, [u8; 32])]| {
+            let mut dkg =
+                EcdsaDkg::new(EcdsaCurve::Secp256k1, params(1, vec![1, 2, 3], 2)).unwrap();
+            let message = EcdsaMessage::new(
+                SessionId([1; 32]),
+                ECHO_ROUND,
+                EcdsaBody::Broadcast(map_bytes(entries)),
+            );
+            dkg.handle(2, message, &mut rand_core::OsRng)
+        };
+        // Before `start`, a well-formed echo is recorded and nothing is sent.
+        assert!(echo(&[(1, [1; 32]), (2, [2; 32]), (3, [3; 32])])
+            .unwrap()
+            .is_empty());
+        for bad in [
+            [(2, [2; 32]), (1, [1; 32]), (3, [3; 32])],
+            [(1, [1; 32]), (3, [3; 32]), (2, [2; 32])],
+            [(1, [1; 32]), (1, [1; 32]), (3, [3; 32])],
+        ] {
+            let error = echo(&bad).unwrap_err();
+            assert!(
+                matches!(&error, ProtocolError::Misbehaviour { reason, .. } if reason == "malformed echo")
+            );
+            assert_eq!(error.culprits(), &[2]);
         }
     }
 

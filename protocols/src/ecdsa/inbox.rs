@@ -104,11 +104,6 @@ impl Inbox {
     pub(crate) fn take(&mut self, round: u8, kind: Kind) -> BTreeMap<ParticipantId, EcdsaBody> {
         self.slots.remove(&(round, kind)).unwrap_or_default()
     }
-
-    /// Drops every payload held (on abort: private payloads are zeroized when dropped).
-    pub(crate) fn clear(&mut self) {
-        self.slots.clear();
-    }
 }
 
 /// The bytes of a payload, whatever its kind.

@@ -24,8 +24,9 @@
 //!
 //! **Kept state.** Between phases the signer keeps `dkls23`'s `UniqueKeep*` / `KeepPhase*` values (the
 //! instance key, the inversion mask, the Lagrange-weighted key share, the multiplication's receiver state):
-//! in memory only, inside this state machine, consumed by the next phase, zeroized on drop or abort, never
-//! `Clone` or `Serialize` (see [`super`] for why it is never persisted).
+//! in memory only, inside this state machine (held by the crate's generic runner, which wipes it on abort),
+//! consumed by the next phase, zeroized on drop or abort, never `Clone` or `Serialize` (see [`super`] for why
+//! it is never persisted).
 //!
 //! **Blame.** A payload that does not decode, or whose inner party indices do not match its authenticated
 //! sender, names that sender. `dkls23` names the sender of a message bound to another session, of a wrong
@@ -48,6 +49,7 @@ use dkls23::protocols::signing::{
 use dkls23::protocols::{Party, PartyIndex};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
+use zeroize::ZeroizeOnDrop;
 
 use super::curve::{on_curve, EcdsaCurve, EngineCurve, OnCurve, PartyOnCurve};
 use super::inbox::{payload, Inbox, Kind};
@@ -59,6 +61,7 @@ use super::{
 };
 use crate::error::ProtocolError;
 use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+use crate::runner::{self, Machine, Runner};
 
 /// Domain separation tag of the `dkls23` sign id.
 pub const SIGN_ID_DOMAIN: &[u8] = b"vhsm/dkls23-sign/id/v1";
@@ -66,20 +69,15 @@ pub const SIGN_ID_DOMAIN: &[u8] = b"vhsm/dkls23-sign/id/v1";
 /// The (round, kind) pairs of signing.
 const ROUNDS: &[(u8, Kind)] = &[(1, Kind::Private), (2, Kind::Private), (3, Kind::Broadcast)];
 
+/// The phases of a started run (before, after and on failure: see [`runner::Status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// `start` not called yet (messages are buffered).
-    NotStarted,
+pub(crate) enum Phase {
     /// Round-1 messages sent; waiting for those of the others.
     Round1,
     /// Round-2 messages sent; waiting for those of the others.
     Round2,
     /// Round-3 broadcast sent; waiting for those of the others.
     Round3,
-    /// Signature produced.
-    Done,
-    /// Failed; see `abort_reason`.
-    Aborted,
 }
 
 /// One signer of a DKLs23 signing run. See the [module documentation](self).
@@ -124,7 +122,7 @@ impl EcdsaSigning {
 
     /// True if the run failed; it cannot be resumed (start a new run with a new session id).
     pub fn is_aborted(&self) -> bool {
-        on_curve!(&self.inner, run => run.phase == Phase::Aborted)
+        on_curve!(&self.inner, run => run.runner.is_aborted())
     }
 }
 
@@ -138,9 +136,9 @@ impl Protocol for EcdsaSigning {
 
     fn start<R: RngCore + CryptoRng>(
         &mut self,
-        _rng: &mut R,
+        rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        on_curve!(&mut self.inner, run => run.start())
+        on_curve!(&mut self.inner, run => runner::start(&mut **run, rng))
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -149,28 +147,29 @@ impl Protocol for EcdsaSigning {
         message: EcdsaMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        on_curve!(&mut self.inner, run => run.handle(from, message))
+        on_curve!(&mut self.inner, run => runner::handle(&mut **run, from, message))
     }
 
     fn is_done(&self) -> bool {
-        on_curve!(&self.inner, run => run.phase == Phase::Done)
+        on_curve!(&self.inner, run => run.runner.is_done())
     }
 
     fn take_output(&mut self) -> Option<EcdsaSignature> {
-        on_curve!(&mut self.inner, run => run.output.take())
+        on_curve!(&mut self.inner, run => run.runner.take_output())
     }
 }
 
 impl fmt::Debug for EcdsaSigning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (me, phase, reason) = on_curve!(&self.inner, r => (r.me, r.phase, &r.abort_reason));
+        let (me, phase, reason) =
+            on_curve!(&self.inner, r => (r.me, r.runner.status(), r.runner.abort_reason()));
         f.debug_struct("EcdsaSigning")
             .field("curve", &self.curve())
             .field("session", &self.session())
             .field("me", &me)
             .field("signers", &self.signers())
-            .field("phase", &phase)
-            .field("abort_reason", reason)
+            .field("phase", phase)
+            .field("abort_reason", &reason)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +194,19 @@ struct Kept3<C: EngineCurve> {
     own: Broadcast3to4<C>,
 }
 
+/// What a signer must forget when the run ends; held (and wiped on abort or finish) by its [`Runner`].
+pub(crate) struct Secrets<C: EngineCurve> {
+    kept1: Option<Kept1<C>>,
+    kept2: Option<Kept2<C>>,
+    kept3: Option<Kept3<C>>,
+    /// The messages received and not consumed yet (the private ones carry the multiplication's messages).
+    inbox: Inbox,
+}
+
+// Every field zeroizes itself on drop: the kept `dkls23` values are `ZeroizeOnDrop`, the private payloads in the
+// inbox are `SecretBytes`.
+impl<C: EngineCurve> ZeroizeOnDrop for Secrets<C> {}
+
 /// The signing state machine for one curve.
 struct SigningRun<C: EngineCurve> {
     share: Arc<EcdsaKeyShare>,
@@ -205,13 +217,8 @@ struct SigningRun<C: EngineCurve> {
     ids: IdMap,
     digest: [u8; 32],
     data: SignData,
-    phase: Phase,
-    abort_reason: Option<String>,
-    inbox: Inbox,
-    kept1: Option<Kept1<C>>,
-    kept2: Option<Kept2<C>>,
-    kept3: Option<Kept3<C>>,
-    output: Option<EcdsaSignature>,
+    /// Status, secrets and output.
+    runner: Runner<Phase, Secrets<C>, EcdsaSignature>,
 }
 
 impl<C: EngineCurve> SigningRun<C> {
@@ -273,13 +280,15 @@ impl<C: EngineCurve> SigningRun<C> {
             ids,
             digest,
             data,
-            phase: Phase::NotStarted,
-            abort_reason: None,
-            inbox: Inbox::new(ROUNDS),
-            kept1: None,
-            kept2: None,
-            kept3: None,
-            output: None,
+            runner: Runner::new(
+                "signing",
+                Secrets {
+                    kept1: None,
+                    kept2: None,
+                    kept3: None,
+                    inbox: Inbox::new(ROUNDS),
+                },
+            ),
         })
     }
 
@@ -300,111 +309,10 @@ impl<C: EngineCurve> SigningRun<C> {
         }
     }
 
-    fn check_usable(&self) -> Result<(), ProtocolError> {
-        match self.phase {
-            Phase::Aborted => Err(ProtocolError::State(format!(
-                "signing aborted: {}",
-                self.abort_reason.as_deref().unwrap_or("unknown reason")
-            ))),
-            Phase::Done => Err(ProtocolError::State("signing already finished".into())),
-            Phase::NotStarted | Phase::Round1 | Phase::Round2 | Phase::Round3 => Ok(()),
-        }
-    }
-
-    /// Runs `step`; on failure, aborts the run (wiping the kept state) and returns the error.
-    fn abort_on_error<T>(
-        &mut self,
-        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let result = step(self);
-        if let Err(e) = &result {
-            self.phase = Phase::Aborted;
-            self.abort_reason = Some(e.to_string());
-            self.kept1 = None;
-            self.kept2 = None;
-            self.kept3 = None;
-            self.inbox.clear();
-        }
-        result
-    }
-
-    fn start(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        self.check_usable()?;
-        if self.phase != Phase::NotStarted {
-            return Err(ProtocolError::State("signing already started".into()));
-        }
-        self.abort_on_error(|run| {
-            let share = Arc::clone(&run.share);
-            let party = party_of::<C>(&share)?;
-            let (unique, per_counterparty, transmit) = party
-                .sign_phase1(&run.data)
-                .map_err(|a| map_abort(a, &run.ids, "signing phase 1"))?;
-            run.kept1 = Some(Kept1 {
-                unique,
-                per_counterparty,
-            });
-            let mut out = Vec::with_capacity(transmit.len());
-            for message in &transmit {
-                let to = run.ids.require_participant(message.parties.receiver)?;
-                let body = EcdsaBody::Private(encode_secret(message, "signing round-1 message")?);
-                out.push(run.message(Recipient::One(to), 1, body));
-            }
-            run.phase = Phase::Round1;
-            out.extend(run.advance()?);
-            Ok(out)
-        })
-    }
-
-    fn handle(
-        &mut self,
-        from: ParticipantId,
-        message: EcdsaMessage,
-    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        self.check_usable()?;
-        // Messages that are not part of this run are refused without aborting it.
-        crate::party::admit(
-            message.session,
-            self.session,
-            from,
-            self.me,
-            self.signers.contains(&from),
-        )?;
-        self.abort_on_error(|run| {
-            if message.version != super::ECDSA_MESSAGE_VERSION {
-                return Err(ProtocolError::UnsupportedVersion(message.version));
-            }
-            run.inbox.insert(from, message.round, message.body)?;
-            if run.phase == Phase::NotStarted {
-                return Ok(Vec::new());
-            }
-            run.advance()
-        })
-    }
-
     fn has_all(&self, round: u8, kind: Kind) -> bool {
-        self.inbox.count(round, kind) == self.others()
-    }
-
-    /// Moves through every phase whose inputs are complete; returns what to send.
-    fn advance(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
-        let mut out = Vec::new();
-        loop {
-            match self.phase {
-                Phase::Round1 if self.has_all(1, Kind::Private) => {
-                    out.extend(self.round2()?);
-                    self.phase = Phase::Round2;
-                }
-                Phase::Round2 if self.has_all(2, Kind::Private) => {
-                    out.push(self.round3()?);
-                    self.phase = Phase::Round3;
-                }
-                Phase::Round3 if self.has_all(3, Kind::Broadcast) => {
-                    self.finish()?;
-                    self.phase = Phase::Done;
-                }
-                _ => return Ok(out),
-            }
-        }
+        self.runner
+            .secrets()
+            .is_ok_and(|s| s.inbox.count(round, kind) == self.others())
     }
 
     /// Decodes the private messages of `round`, checking their inner sender and receiver indices.
@@ -415,7 +323,7 @@ impl<C: EngineCurve> SigningRun<C> {
         parties: impl Fn(&T) -> (PartyIndex, PartyIndex),
     ) -> Result<Vec<T>, ProtocolError> {
         let me = self.my_index()?;
-        let received = self.inbox.take(round, Kind::Private);
+        let received = self.runner.secrets_mut()?.inbox.take(round, Kind::Private);
         let ids = &self.ids;
         let decoded = decode_all::<T>(
             received.iter().map(|(s, b)| (*s, payload(b))),
@@ -438,6 +346,8 @@ impl<C: EngineCurve> SigningRun<C> {
             unique,
             per_counterparty,
         } = self
+            .runner
+            .secrets_mut()?
             .kept1
             .take()
             .ok_or_else(|| ProtocolError::State("phase-1 state missing".into()))?;
@@ -446,7 +356,7 @@ impl<C: EngineCurve> SigningRun<C> {
         let (unique, per_counterparty, transmit) = party
             .sign_phase2(&self.data, unique, per_counterparty, &received)
             .map_err(|a| map_abort(a, &self.ids, "signing phase 2"))?;
-        self.kept2 = Some(Kept2 {
+        self.runner.secrets_mut()?.kept2 = Some(Kept2 {
             unique,
             per_counterparty,
         });
@@ -469,6 +379,8 @@ impl<C: EngineCurve> SigningRun<C> {
             unique,
             per_counterparty,
         } = self
+            .runner
+            .secrets_mut()?
             .kept2
             .take()
             .ok_or_else(|| ProtocolError::State("phase-2 state missing".into()))?;
@@ -478,19 +390,20 @@ impl<C: EngineCurve> SigningRun<C> {
             .sign_phase3(&self.data, unique, per_counterparty, &received)
             .map_err(|a| map_abort(a, &self.ids, "signing phase 3"))?;
         let bytes = encode(&own, "signing round-3 broadcast")?;
-        self.kept3 = Some(Kept3 { x_coord, own });
+        self.runner.secrets_mut()?.kept3 = Some(Kept3 { x_coord, own });
         Ok(self.message(Recipient::All, 3, EcdsaBody::Broadcast(bytes)))
     }
 
-    /// All broadcasts in: `sign_phase4`, verify, output.
-    fn finish(&mut self) -> Result<(), ProtocolError> {
-        let received = self.inbox.take(3, Kind::Broadcast);
+    /// All broadcasts in: `sign_phase4`, verify, the output.
+    fn finish(&mut self) -> Result<EcdsaSignature, ProtocolError> {
+        let secrets = self.runner.secrets_mut()?;
+        let received = secrets.inbox.take(3, Kind::Broadcast);
         let decoded = decode_all::<Broadcast3to4<C>>(
             received.iter().map(|(s, b)| (*s, payload(b))),
             "signing round-3 broadcast",
             |_, _| true,
         )?;
-        let Kept3 { x_coord, own } = self
+        let Kept3 { x_coord, own } = secrets
             .kept3
             .take()
             .ok_or_else(|| ProtocolError::State("phase-3 state missing".into()))?;
@@ -525,18 +438,95 @@ impl<C: EngineCurve> SigningRun<C> {
                 C::CURVE
             )));
         }
-        self.output = Some(signature);
-        Ok(())
+        Ok(signature)
     }
 }
 
-impl<C: EngineCurve> Drop for SigningRun<C> {
-    fn drop(&mut self) {
-        // The kept `dkls23` values zeroize themselves on drop; private payloads are `SecretBytes`.
-        self.kept1 = None;
-        self.kept2 = None;
-        self.kept3 = None;
-        self.inbox.clear();
+impl<C: EngineCurve> Machine for SigningRun<C> {
+    type Phase = Phase;
+    type Secrets = Secrets<C>;
+    type Output = EcdsaSignature;
+    type Message = EcdsaMessage;
+    const FIRST_PHASE: Phase = Phase::Round1;
+
+    fn runner(&self) -> &Runner<Phase, Secrets<C>, EcdsaSignature> {
+        &self.runner
+    }
+
+    fn runner_mut(&mut self) -> &mut Runner<Phase, Secrets<C>, EcdsaSignature> {
+        &mut self.runner
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn me(&self) -> ParticipantId {
+        self.me
+    }
+
+    fn takes_part(&self, participant: ParticipantId) -> bool {
+        self.signers.contains(&participant)
+    }
+
+    fn session_of(message: &EcdsaMessage) -> SessionId {
+        message.session
+    }
+
+    /// Round 1: `sign_phase1`, one private message to each other signer.
+    fn begin<R: RngCore + CryptoRng>(
+        &mut self,
+        _rng: &mut R,
+    ) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        let share = Arc::clone(&self.share);
+        let party = party_of::<C>(&share)?;
+        let (unique, per_counterparty, transmit) = party
+            .sign_phase1(&self.data)
+            .map_err(|a| map_abort(a, &self.ids, "signing phase 1"))?;
+        self.runner.secrets_mut()?.kept1 = Some(Kept1 {
+            unique,
+            per_counterparty,
+        });
+        let mut out = Vec::with_capacity(transmit.len());
+        for message in &transmit {
+            let to = self.ids.require_participant(message.parties.receiver)?;
+            let body = EcdsaBody::Private(encode_secret(message, "signing round-1 message")?);
+            out.push(self.message(Recipient::One(to), 1, body));
+        }
+        Ok(out)
+    }
+
+    /// Records one message from a signer other than me.
+    fn receive(&mut self, from: ParticipantId, message: EcdsaMessage) -> Result<(), ProtocolError> {
+        if message.version != super::ECDSA_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        self.runner
+            .secrets_mut()?
+            .inbox
+            .insert(from, message.round, message.body)
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<EcdsaMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.runner.phase() {
+                Some(Phase::Round1) if self.has_all(1, Kind::Private) => {
+                    out.extend(self.round2()?);
+                    self.runner.set_phase(Phase::Round2);
+                }
+                Some(Phase::Round2) if self.has_all(2, Kind::Private) => {
+                    out.push(self.round3()?);
+                    self.runner.set_phase(Phase::Round3);
+                }
+                Some(Phase::Round3) if self.has_all(3, Kind::Broadcast) => {
+                    let signature = self.finish()?;
+                    self.runner.finish(signature);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 }
 

@@ -26,10 +26,24 @@ pub struct FrostSigningPackage(pub Vec<u8>);
 impl FrostSigningPackage {
     /// Decodes the package, checking every commitment point (decompression plus a prime-order check, tens of
     /// microseconds per point): decode once and use the [`DecodedSigningPackage`] for everything else.
+    ///
+    /// Only the canonical encoding decodes (the one [`signing_package`] makes): `frost-ed25519` would also
+    /// take the signers' commitments in any order, a signer listed twice (the last entry winning) and trailing
+    /// bytes, so the package is encoded again and must give back exactly these bytes.
     pub fn decode(&self) -> Result<DecodedSigningPackage, ProtocolError> {
-        SigningPackage::deserialize(&self.0)
-            .map(DecodedSigningPackage)
-            .map_err(|e| ProtocolError::Encoding(format!("signing package: {e}")))
+        let package = SigningPackage::deserialize(&self.0)
+            .map_err(|e| ProtocolError::Encoding(format!("signing package: {e}")))?;
+        let canonical = package
+            .serialize()
+            .map_err(|e| ProtocolError::Encoding(format!("signing package: {e}")))?;
+        if canonical != self.0 {
+            return Err(ProtocolError::Encoding(
+                "signing package is not in canonical encoding (signers out of order or repeated, or \
+                 trailing bytes)"
+                    .into(),
+            ));
+        }
+        Ok(DecodedSigningPackage(package))
     }
 
     /// The message to be signed (decodes the whole package; see [`FrostSigningPackage::decode`]).
@@ -199,4 +213,69 @@ pub fn aggregate_decoded(
         .map_err(|e| map_frost_error(e, "signature"))?
         .try_into()
         .map_err(|_| ProtocolError::Encoding("signature is not 64 bytes".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// The commitments of signers 1 and 2 of a 2-of-3 key made by frost's trusted dealer (test only).
+    fn commitments() -> BTreeMap<ParticipantId, DecodedCommitments> {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let (shares, _) = frost_ed25519::keys::generate_with_dealer(
+            3,
+            2,
+            frost_ed25519::keys::IdentifierList::Default,
+            &mut rng,
+        )
+        .unwrap();
+        [1u16, 2]
+            .into_iter()
+            .map(|p| {
+                let share = shares[&identifier(p).unwrap()].signing_share();
+                let (_nonces, c) = frost_ed25519::round1::commit(share, &mut rng);
+                (p, DecodedCommitments(c))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_canonical_signing_package_decodes() {
+        let all = commitments();
+        let one: BTreeMap<_, _> = all.iter().take(1).map(|(p, c)| (*p, c.clone())).collect();
+        let message = b"m";
+        let (two, _) = signing_package_decoded(&all, message).unwrap();
+        let (single, _) = signing_package_decoded(&one, message).unwrap();
+        assert_eq!(two.decode().unwrap().signers().unwrap(), vec![1, 2]);
+        // `header ‖ count ‖ entry 1 ‖ entry 2 ‖ message` against `header ‖ count ‖ entry 1 ‖ message`.
+        let entry = two.0.len() - single.0.len();
+        let tail = 1 + message.len();
+        let header = single.0.len() - tail - entry - 1;
+        assert_eq!(two.0[header], 2);
+        let (head, rest) = two.0.split_at(header + 1);
+        let (first, rest) = rest.split_at(entry);
+        let (second, tail) = rest.split_at(entry);
+        let reordered = [head, second, first, tail].concat();
+        let repeated = [head, first, first, tail].concat();
+        // frost-ed25519 alone takes both (and the reordered one re-encodes otherwise).
+        let lenient = SigningPackage::deserialize(&reordered).unwrap();
+        assert_eq!(lenient.serialize().unwrap(), two.0);
+        assert_eq!(
+            SigningPackage::deserialize(&repeated)
+                .unwrap()
+                .signing_commitments()
+                .len(),
+            1
+        );
+        for bad in [reordered, repeated, [two.0.as_slice(), &[0]].concat()] {
+            assert!(matches!(
+                FrostSigningPackage(bad).decode(),
+                Err(ProtocolError::Encoding(_))
+            ));
+        }
+        // The canonical package still decodes, and re-encodes to its bytes.
+        assert_eq!(two.decode().unwrap().0.serialize().unwrap(), two.0);
+    }
 }

@@ -24,10 +24,11 @@
 //! Errors from `frost-ed25519` that name a culprit (`InvalidProofOfKnowledge`, `InvalidSecretShare`) become
 //! [`ProtocolError::Misbehaviour`] with our participant ids.
 //!
-//! **Abort policy.** After [`FrostDkg::handle`](Protocol::handle) fails, the run is aborted and every later
-//! call fails with [`ProtocolError::State`] — except for messages that do not belong to this run, which are
-//! refused without touching its state: [`ProtocolError::WrongSession`], and a message from a sender outside
-//! the participant set (reported as [`ProtocolError::Misbehaviour`] naming that sender).
+//! **Abort policy** (the crate's generic runner, `runner.rs`). After [`FrostDkg::handle`](Protocol::handle) fails,
+//! the run is aborted, its secrets (the round-1 and round-2 secret packages, the shares received) are wiped,
+//! and every later call fails with [`ProtocolError::State`] — except for messages that do not belong to this
+//! run, which are refused without touching its state: [`ProtocolError::WrongSession`], and a message from a
+//! sender outside the participant set (reported as [`ProtocolError::Misbehaviour`] naming that sender).
 //!
 //! Note: `frost-ed25519`'s proof of knowledge binds the participant identifier but not our session id; the
 //! session is bound by every message's session field and by the echo digests.
@@ -39,12 +40,14 @@ use frost_ed25519::keys::dkg;
 use frost_ed25519::Identifier;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use zeroize::ZeroizeOnDrop;
 
 use super::share::FrostKeyShare;
 use super::{identifier, map_frost_error};
 use crate::echo::EchoBroadcast;
 use crate::error::ProtocolError;
 use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+use crate::runner::{self, Machine, Runner};
 use crate::secret::SecretBytes;
 
 /// Version byte of [`DkgMessage`].
@@ -117,27 +120,37 @@ impl DkgMessage {
 pub enum DkgBody {
     /// `frost` round-1 package, serialized; broadcast ([`Recipient::All`]).
     Round1(Vec<u8>),
-    /// Echo broadcast: digest of every round-1 package as the sender received it ([`Recipient::All`]).
-    Echo(BTreeMap<ParticipantId, [u8; 32]>),
+    /// Echo broadcast: digest of every round-1 package as the sender received it ([`Recipient::All`]). Decodes
+    /// only with its keys strictly increasing: a repeated or out-of-order key is a decode error.
+    Echo(#[serde(deserialize_with = "crate::canonical::map")] BTreeMap<ParticipantId, [u8; 32]>),
     /// `frost` round-2 package for one recipient ([`Recipient::One`]): a secret share.
     Round2(SecretBytes),
 }
 
+/// The phases of a started run (before, after and on failure: see [`runner::Status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// `start` not called yet (messages are buffered).
-    NotStarted,
+pub(crate) enum Phase {
     /// Waiting for the round-1 packages of the others.
     Round1,
     /// Echo sent; waiting for the echoes of the others.
     Echo,
     /// Round-2 shares sent; waiting for those of the others.
     Round2,
-    /// Output produced.
-    Done,
-    /// Failed; see `FrostDkg::abort_reason`.
-    Aborted,
 }
+
+/// What a participant must forget when the run ends; held (and wiped on abort or finish) by its [`Runner`].
+pub(crate) struct Secrets {
+    /// From `part1`, consumed by `part2`.
+    round1: Option<dkg::round1::SecretPackage>,
+    /// From `part2`, consumed by `part3`.
+    round2: Option<dkg::round2::SecretPackage>,
+    /// Round-2 shares received, by sender (may arrive before this party sent its own).
+    received: BTreeMap<ParticipantId, SecretBytes>,
+}
+
+// Every field zeroizes itself on drop: `frost-ed25519`'s secret packages are `ZeroizeOnDrop`, the shares are
+// `SecretBytes`.
+impl ZeroizeOnDrop for Secrets {}
 
 /// One participant of a FROST DKG run. See the [module documentation](self).
 pub struct FrostDkg {
@@ -146,17 +159,12 @@ pub struct FrostDkg {
     threshold: u16,
     /// All participants (me included), with their FROST identifiers.
     ids: BTreeMap<ParticipantId, Identifier>,
-    phase: Phase,
-    abort_reason: Option<String>,
+    /// Status, secrets and output.
+    runner: Runner<Phase, Secrets, FrostKeyShare>,
     /// Round-1 payloads and echoes received so far (early ones included).
     echo: EchoBroadcast,
-    round1_secret: Option<dkg::round1::SecretPackage>,
     /// The others' round-1 packages, decoded after echo agreement.
     round1_packages: BTreeMap<Identifier, dkg::round1::Package>,
-    round2_secret: Option<dkg::round2::SecretPackage>,
-    /// Round-2 shares received, by sender (may arrive before this party sent its own).
-    round2_received: BTreeMap<ParticipantId, SecretBytes>,
-    output: Option<FrostKeyShare>,
 }
 
 impl FrostDkg {
@@ -196,14 +204,16 @@ impl FrostDkg {
             me,
             threshold,
             ids,
-            phase: Phase::NotStarted,
-            abort_reason: None,
+            runner: Runner::new(
+                "DKG",
+                Secrets {
+                    round1: None,
+                    round2: None,
+                    received: BTreeMap::new(),
+                },
+            ),
             echo,
-            round1_secret: None,
             round1_packages: BTreeMap::new(),
-            round2_secret: None,
-            round2_received: BTreeMap::new(),
-            output: None,
         })
     }
 
@@ -214,7 +224,7 @@ impl FrostDkg {
 
     /// True if the run failed; it cannot be resumed.
     pub fn is_aborted(&self) -> bool {
-        self.phase == Phase::Aborted
+        self.runner.is_aborted()
     }
 
     fn max_signers(&self) -> Result<u16, ProtocolError> {
@@ -226,80 +236,6 @@ impl FrostDkg {
         Outgoing {
             to,
             message: DkgMessage::new(self.session, body),
-        }
-    }
-
-    /// Runs `step`; on failure, aborts the run (wiping secrets) and returns the error.
-    fn abort_on_error<T>(
-        &mut self,
-        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let result = step(self);
-        if let Err(e) = &result {
-            self.phase = Phase::Aborted;
-            self.abort_reason = Some(e.to_string());
-            self.round1_secret = None;
-            self.round2_secret = None;
-            self.round2_received.clear();
-        }
-        result
-    }
-
-    fn check_usable(&self) -> Result<(), ProtocolError> {
-        match self.phase {
-            Phase::Aborted => Err(ProtocolError::State(format!(
-                "DKG aborted: {}",
-                self.abort_reason.as_deref().unwrap_or("unknown reason")
-            ))),
-            Phase::Done => Err(ProtocolError::State("DKG already finished".into())),
-            Phase::NotStarted | Phase::Round1 | Phase::Echo | Phase::Round2 => Ok(()),
-        }
-    }
-
-    /// Records one message from a known participant other than me.
-    fn receive(&mut self, from: ParticipantId, message: DkgMessage) -> Result<(), ProtocolError> {
-        if message.version != DKG_MESSAGE_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(message.version));
-        }
-        match message.body {
-            DkgBody::Round1(package) => self.echo.record_payload(from, package),
-            DkgBody::Echo(echo) => self.echo.record_echo(from, echo),
-            DkgBody::Round2(share) => {
-                if self.round2_received.contains_key(&from) {
-                    return Err(ProtocolError::misbehaviour(
-                        [from],
-                        "sent a second round-2 share",
-                    ));
-                }
-                self.round2_received.insert(from, share);
-                Ok(())
-            }
-        }
-    }
-
-    /// Moves through every phase whose inputs are complete; returns what to send.
-    fn advance(&mut self) -> Result<Vec<Outgoing<DkgMessage>>, ProtocolError> {
-        let mut out = Vec::new();
-        loop {
-            match self.phase {
-                Phase::Round1 if self.echo.has_all_payloads() => {
-                    let echo = self.echo.echo().ok_or_else(|| {
-                        ProtocolError::State("echo unavailable with all payloads".into())
-                    })?;
-                    out.push(self.message(Recipient::All, DkgBody::Echo(echo)));
-                    self.phase = Phase::Echo;
-                }
-                Phase::Echo if self.echo.has_all_echoes() => {
-                    self.echo.check_agreement()?;
-                    out.extend(self.round2()?);
-                    self.phase = Phase::Round2;
-                }
-                Phase::Round2 if self.round2_received.len() + 1 == self.ids.len() => {
-                    self.finish()?;
-                    self.phase = Phase::Done;
-                }
-                _ => return Ok(out),
-            }
         }
     }
 
@@ -325,14 +261,15 @@ impl FrostDkg {
                 "malformed round-1 package",
             ));
         }
-        let secret = self
-            .round1_secret
+        let secrets = self.runner.secrets_mut()?;
+        let secret = secrets
+            .round1
             .take()
             .ok_or_else(|| ProtocolError::State("round-1 secret missing".into()))?;
         let (round2_secret, shares) =
             dkg::part2(secret, &packages).map_err(|e| map_frost_error(e, "DKG round 2"))?;
+        secrets.round2 = Some(round2_secret);
         self.round1_packages = packages;
-        self.round2_secret = Some(round2_secret);
         let mut out = Vec::with_capacity(shares.len());
         for (participant, id) in &self.ids {
             if *participant == self.me {
@@ -352,11 +289,18 @@ impl FrostDkg {
         Ok(out)
     }
 
-    /// All shares in: `part3`, output.
-    fn finish(&mut self) -> Result<(), ProtocolError> {
+    /// True once the round-2 shares of all others are in.
+    fn has_all_shares(&self) -> bool {
+        self.runner
+            .secrets()
+            .is_ok_and(|s| s.received.len() + 1 == self.ids.len())
+    }
+
+    /// All shares in: `part3`, the output.
+    fn finish(&mut self) -> Result<FrostKeyShare, ProtocolError> {
         let mut shares = BTreeMap::new();
         let mut malformed = Vec::new();
-        for (sender, bytes) in &self.round2_received {
+        for (sender, bytes) in &self.runner.secrets()?.received {
             match dkg::round2::Package::deserialize(bytes.expose()) {
                 Ok(p) => {
                     shares.insert(self.id_of(*sender)?, p);
@@ -371,20 +315,20 @@ impl FrostDkg {
             ));
         }
         let secret = self
-            .round2_secret
+            .runner
+            .secrets_mut()?
+            .round2
             .take()
             .ok_or_else(|| ProtocolError::State("round-2 secret missing".into()))?;
         let (key_package, public_package) = dkg::part3(&secret, &self.round1_packages, &shares)
             .map_err(|e| map_frost_error(e, "DKG round 3"))?;
-        self.round2_received.clear();
         let share = FrostKeyShare::from_frost(key_package, public_package)?;
         if share.threshold() != self.threshold {
             return Err(ProtocolError::State(
                 "DKG produced a share of another threshold".into(),
             ));
         }
-        self.output = Some(share);
-        Ok(())
+        Ok(share)
     }
 
     fn id_of(&self, participant: ParticipantId) -> Result<Identifier, ProtocolError> {
@@ -392,6 +336,102 @@ impl FrostDkg {
             .get(&participant)
             .copied()
             .ok_or_else(|| ProtocolError::misbehaviour([participant], "not a participant"))
+    }
+}
+
+impl Machine for FrostDkg {
+    type Phase = Phase;
+    type Secrets = Secrets;
+    type Output = FrostKeyShare;
+    type Message = DkgMessage;
+    const FIRST_PHASE: Phase = Phase::Round1;
+
+    fn runner(&self) -> &Runner<Phase, Secrets, FrostKeyShare> {
+        &self.runner
+    }
+
+    fn runner_mut(&mut self) -> &mut Runner<Phase, Secrets, FrostKeyShare> {
+        &mut self.runner
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn me(&self) -> ParticipantId {
+        self.me
+    }
+
+    fn takes_part(&self, participant: ParticipantId) -> bool {
+        self.ids.contains_key(&participant)
+    }
+
+    fn session_of(message: &DkgMessage) -> SessionId {
+        message.session
+    }
+
+    /// Round 1: `part1`, the round-1 package to all.
+    fn begin<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<Outgoing<DkgMessage>>, ProtocolError> {
+        let me = self.id_of(self.me)?;
+        let (secret, package) = dkg::part1(me, self.max_signers()?, self.threshold, &mut *rng)
+            .map_err(|e| map_frost_error(e, "DKG round 1"))?;
+        let bytes = package
+            .serialize()
+            .map_err(|e| map_frost_error(e, "round-1 package"))?;
+        self.runner.secrets_mut()?.round1 = Some(secret);
+        self.echo.record_payload(self.me, bytes.clone())?;
+        Ok(vec![self.message(Recipient::All, DkgBody::Round1(bytes))])
+    }
+
+    /// Records one message from a known participant other than me.
+    fn receive(&mut self, from: ParticipantId, message: DkgMessage) -> Result<(), ProtocolError> {
+        if message.version != DKG_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        match message.body {
+            DkgBody::Round1(package) => self.echo.record_payload(from, package),
+            DkgBody::Echo(echo) => self.echo.record_echo(from, echo),
+            DkgBody::Round2(share) => {
+                let received = &mut self.runner.secrets_mut()?.received;
+                if received.contains_key(&from) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a second round-2 share",
+                    ));
+                }
+                received.insert(from, share);
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<DkgMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.runner.phase() {
+                Some(Phase::Round1) if self.echo.has_all_payloads() => {
+                    let echo = self.echo.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all payloads".into())
+                    })?;
+                    out.push(self.message(Recipient::All, DkgBody::Echo(echo)));
+                    self.runner.set_phase(Phase::Echo);
+                }
+                Some(Phase::Echo) if self.echo.has_all_echoes() => {
+                    self.echo.check_agreement()?;
+                    out.extend(self.round2()?);
+                    self.runner.set_phase(Phase::Round2);
+                }
+                Some(Phase::Round2) if self.has_all_shares() => {
+                    let share = self.finish()?;
+                    self.runner.finish(share);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 }
 
@@ -407,24 +447,7 @@ impl Protocol for FrostDkg {
         &mut self,
         rng: &mut R,
     ) -> Result<Vec<Outgoing<DkgMessage>>, ProtocolError> {
-        self.check_usable()?;
-        if self.phase != Phase::NotStarted {
-            return Err(ProtocolError::State("DKG already started".into()));
-        }
-        self.abort_on_error(|dkg| {
-            let me = dkg.id_of(dkg.me)?;
-            let (secret, package) = dkg::part1(me, dkg.max_signers()?, dkg.threshold, &mut *rng)
-                .map_err(|e| map_frost_error(e, "DKG round 1"))?;
-            let bytes = package
-                .serialize()
-                .map_err(|e| map_frost_error(e, "round-1 package"))?;
-            dkg.round1_secret = Some(secret);
-            dkg.echo.record_payload(dkg.me, bytes.clone())?;
-            dkg.phase = Phase::Round1;
-            let mut out = vec![dkg.message(Recipient::All, DkgBody::Round1(bytes))];
-            out.extend(dkg.advance()?);
-            Ok(out)
-        })
+        runner::start(self, rng)
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -433,30 +456,15 @@ impl Protocol for FrostDkg {
         message: DkgMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<DkgMessage>>, ProtocolError> {
-        self.check_usable()?;
-        // Messages that are not part of this run are refused without aborting it.
-        crate::party::admit(
-            message.session,
-            self.session,
-            from,
-            self.me,
-            self.ids.contains_key(&from),
-        )?;
-        self.abort_on_error(|dkg| {
-            dkg.receive(from, message)?;
-            if dkg.phase == Phase::NotStarted {
-                return Ok(Vec::new());
-            }
-            dkg.advance()
-        })
+        runner::handle(self, from, message)
     }
 
     fn is_done(&self) -> bool {
-        self.phase == Phase::Done
+        self.runner.is_done()
     }
 
     fn take_output(&mut self) -> Option<FrostKeyShare> {
-        self.output.take()
+        self.runner.take_output()
     }
 }
 
@@ -467,8 +475,52 @@ impl fmt::Debug for FrostDkg {
             .field("me", &self.me)
             .field("participants", &self.ids.keys().collect::<Vec<_>>())
             .field("threshold", &self.threshold)
-            .field("phase", &self.phase)
-            .field("abort_reason", &self.abort_reason)
+            .field("phase", self.runner.status())
+            .field("abort_reason", &self.runner.abort_reason())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::canonical::tests::{check_message_map, map_bytes};
+
+    #[test]
+    fn an_abort_wipes_the_round_secrets_and_refuses_every_later_call() {
+        let session = SessionId([5; 32]);
+        let mut dkg = FrostDkg::new(DkgParams {
+            session,
+            me: 1,
+            participants: vec![1, 2, 3],
+            threshold: 2,
+        })
+        .unwrap();
+        let mut rng = rand_core::OsRng;
+        dkg.start(&mut rng).unwrap();
+        assert!(dkg.runner.secrets().unwrap().round1.is_some());
+        let round1 = |bytes: Vec<u8>| DkgMessage::new(session, DkgBody::Round1(bytes));
+        dkg.handle(2, round1(vec![1]), &mut rng).unwrap();
+        let error = dkg.handle(2, round1(vec![2]), &mut rng).unwrap_err();
+        assert_eq!(error.culprits(), &[2]);
+        assert!(dkg.is_aborted() && dkg.runner.secrets().is_err());
+        assert!(format!("{dkg:?}").contains("phase: Aborted"));
+        assert!(matches!(
+            dkg.handle(3, round1(vec![3]), &mut rng),
+            Err(ProtocolError::State(s)) if s == format!("DKG aborted: {error}")
+        ));
+    }
+
+    #[test]
+    fn an_echo_decodes_only_with_its_keys_strictly_increasing() {
+        let empty = DkgMessage::new(SessionId([5; 32]), DkgBody::Echo(BTreeMap::new()))
+            .to_bytes()
+            .unwrap();
+        // The empty map is the last byte.
+        let prefix = &empty[..empty.len() - 1];
+        check_message_map(DkgMessage::from_bytes, DkgMessage::to_bytes, |entries| {
+            [prefix, &map_bytes(entries)].concat()
+        });
     }
 }

@@ -14,6 +14,10 @@
 //! | [`p256::ProjectivePoint`] | 33-byte compressed SEC1 | 32 bytes big-endian | canonical, on the curve (prime order), not the identity |
 //!
 //! Scalars decode only from their canonical encoding (`< ℓ`).
+//!
+//! The two `curve25519-dalek` groups have one implementation, generic over [`Curve25519Group`] (which says
+//! only what differs between them: name, tag and the check of a decoded point); the two SEC1 curves share
+//! one written by a macro.
 
 use std::fmt;
 use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub};
@@ -27,8 +31,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// A prime-order group in which a key can be Shamir-shared and reshared with Feldman commitments.
 ///
-/// Implemented for [`EdwardsPoint`] (Ed25519), [`RistrettoPoint`] (ristretto255), [`k256::ProjectivePoint`]
-/// (secp256k1) and [`p256::ProjectivePoint`] (P-256). See the [module documentation](self) for the
+/// Implemented for [`EdwardsPoint`] (Ed25519) and [`RistrettoPoint`] (ristretto255), both through
+/// [`Curve25519Group`], and for [`k256::ProjectivePoint`] (secp256k1) and [`p256::ProjectivePoint`] (P-256). See the [module documentation](self) for the
 /// encodings and the checks made when decoding.
 pub trait ReshareGroup:
     Copy + Eq + fmt::Debug + Send + Sync + Sized + 'static + Add<Output = Self>
@@ -86,51 +90,82 @@ pub trait ReshareGroup:
     }
 }
 
-impl ReshareGroup for EdwardsPoint {
-    type Scalar = curve25519_dalek::Scalar;
+/// The two groups of `curve25519-dalek` that keys are shared in, [`EdwardsPoint`] (Ed25519) and
+/// [`RistrettoPoint`] (ristretto255): one [`ReshareGroup`] implementation serves both, since they share the
+/// scalar field, the 32-byte encodings and the arithmetic, and differ only in their name, their tag and how
+/// an encoding is checked. Sealed: implemented for these two types only.
+pub trait Curve25519Group:
+    sealed::Sealed
+    + Copy
+    + Eq
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Identity
+    + IsIdentity
+    + VartimeMultiscalarMul<Point = Self>
+{
+    /// [`ReshareGroup::NAME`].
+    const NAME: &'static str;
+    /// [`ReshareGroup::TAG`].
+    const TAG: u8;
+
+    /// `s·B` for the group's basepoint, in constant time.
+    fn mul_base(s: &curve25519_dalek::Scalar) -> Self;
+    /// The 32-byte compressed encoding.
+    fn compress_to_bytes(&self) -> [u8; 32];
+    /// Decodes the canonical encoding of an element of the prime-order group (the identity included);
+    /// `None` for anything else.
+    fn decompress_canonical(bytes: [u8; 32]) -> Option<Self>;
+}
+
+mod sealed {
+    /// Keeps [`super::Curve25519Group`] to the two `curve25519-dalek` groups.
+    pub trait Sealed {}
+    impl Sealed for curve25519_dalek::EdwardsPoint {}
+    impl Sealed for curve25519_dalek::RistrettoPoint {}
+}
+
+impl Curve25519Group for EdwardsPoint {
     const NAME: &'static str = "Ed25519";
     const TAG: u8 = 1;
 
-    fn scalar_from_u64(v: u64) -> Self::Scalar {
-        curve25519_dalek::Scalar::from(v)
-    }
-    fn invert(s: &Self::Scalar) -> Option<Self::Scalar> {
-        (*s != curve25519_dalek::Scalar::ZERO).then(|| s.invert())
-    }
-    fn random_scalar<R: RngCore + CryptoRng>(rng: &mut R) -> Self::Scalar {
-        curve25519_dalek::Scalar::random(rng)
-    }
-    fn scalar_to_bytes(s: &Self::Scalar) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(s.to_bytes())
-    }
-    fn scalar_from_bytes(bytes: &[u8; 32]) -> Option<Self::Scalar> {
-        curve25519_dalek::Scalar::from_canonical_bytes(*bytes).into()
-    }
-    fn identity() -> Self {
-        <EdwardsPoint as Identity>::identity()
-    }
-    fn mul_base(s: &Self::Scalar) -> Self {
+    fn mul_base(s: &curve25519_dalek::Scalar) -> Self {
         EdwardsPoint::mul_base(s)
     }
-    fn vartime_multiscalar_mul(scalars: &[Self::Scalar], points: &[Self]) -> Self {
-        <EdwardsPoint as VartimeMultiscalarMul>::vartime_multiscalar_mul(scalars, points)
+    fn compress_to_bytes(&self) -> [u8; 32] {
+        self.compress().to_bytes()
     }
-    fn to_bytes(&self) -> Vec<u8> {
-        self.compress().to_bytes().to_vec()
-    }
-    fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let bytes: [u8; 32] = bytes.try_into().ok()?;
+    fn decompress_canonical(bytes: [u8; 32]) -> Option<Self> {
         let point = CompressedEdwardsY(bytes).decompress()?;
         // Re-encoding refuses the non-canonical encodings (y ≥ p, or a sign bit on x = 0) that decompress.
         let canonical = point.compress().to_bytes() == bytes;
-        (canonical && point.is_torsion_free() && !point.is_identity()).then_some(point)
+        (canonical && point.is_torsion_free()).then_some(point)
     }
 }
 
-impl ReshareGroup for RistrettoPoint {
-    type Scalar = curve25519_dalek::Scalar;
+impl Curve25519Group for RistrettoPoint {
     const NAME: &'static str = "ristretto255";
     const TAG: u8 = 2;
+
+    fn mul_base(s: &curve25519_dalek::Scalar) -> Self {
+        RistrettoPoint::mul_base(s)
+    }
+    fn compress_to_bytes(&self) -> [u8; 32] {
+        self.compress().to_bytes()
+    }
+    fn decompress_canonical(bytes: [u8; 32]) -> Option<Self> {
+        // Ristretto decompression refuses every non-canonical encoding; the group has prime order.
+        CompressedRistretto(bytes).decompress()
+    }
+}
+
+impl<P: Curve25519Group> ReshareGroup for P {
+    type Scalar = curve25519_dalek::Scalar;
+    const NAME: &'static str = <P as Curve25519Group>::NAME;
+    const TAG: u8 = <P as Curve25519Group>::TAG;
 
     fn scalar_from_u64(v: u64) -> Self::Scalar {
         curve25519_dalek::Scalar::from(v)
@@ -148,21 +183,20 @@ impl ReshareGroup for RistrettoPoint {
         curve25519_dalek::Scalar::from_canonical_bytes(*bytes).into()
     }
     fn identity() -> Self {
-        <RistrettoPoint as Identity>::identity()
+        <P as Identity>::identity()
     }
     fn mul_base(s: &Self::Scalar) -> Self {
-        RistrettoPoint::mul_base(s)
+        <P as Curve25519Group>::mul_base(s)
     }
     fn vartime_multiscalar_mul(scalars: &[Self::Scalar], points: &[Self]) -> Self {
-        <RistrettoPoint as VartimeMultiscalarMul>::vartime_multiscalar_mul(scalars, points)
+        <P as VartimeMultiscalarMul>::vartime_multiscalar_mul(scalars, points)
     }
     fn to_bytes(&self) -> Vec<u8> {
-        self.compress().to_bytes().to_vec()
+        self.compress_to_bytes().to_vec()
     }
     fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let bytes: [u8; 32] = bytes.try_into().ok()?;
-        // Ristretto decompression refuses every non-canonical encoding; the group has prime order.
-        let point = CompressedRistretto(bytes).decompress()?;
+        let point = P::decompress_canonical(bytes)?;
         (!point.is_identity()).then_some(point)
     }
 }
@@ -286,6 +320,62 @@ mod tests {
         exercise::<RistrettoPoint>(32);
         exercise::<k256::ProjectivePoint>(33);
         exercise::<p256::ProjectivePoint>(33);
+    }
+
+    #[test]
+    fn curve25519_names_tags_and_encodings_are_unchanged() {
+        use curve25519_dalek::constants::{
+            ED25519_BASEPOINT_COMPRESSED, ED25519_BASEPOINT_POINT, RISTRETTO_BASEPOINT_COMPRESSED,
+            RISTRETTO_BASEPOINT_POINT,
+        };
+        assert_eq!(
+            (
+                <EdwardsPoint as ReshareGroup>::NAME,
+                <EdwardsPoint as ReshareGroup>::TAG
+            ),
+            ("Ed25519", 1)
+        );
+        assert_eq!(
+            (
+                <RistrettoPoint as ReshareGroup>::NAME,
+                <RistrettoPoint as ReshareGroup>::TAG
+            ),
+            ("ristretto255", 2)
+        );
+        let one = curve25519_dalek::Scalar::ONE;
+        assert_eq!(
+            <EdwardsPoint as ReshareGroup>::mul_base(&one),
+            ED25519_BASEPOINT_POINT
+        );
+        assert_eq!(
+            ReshareGroup::to_bytes(&ED25519_BASEPOINT_POINT),
+            ED25519_BASEPOINT_COMPRESSED.to_bytes()
+        );
+        assert_eq!(
+            <RistrettoPoint as ReshareGroup>::mul_base(&one),
+            RISTRETTO_BASEPOINT_POINT
+        );
+        assert_eq!(
+            ReshareGroup::to_bytes(&RISTRETTO_BASEPOINT_POINT),
+            RISTRETTO_BASEPOINT_COMPRESSED.to_bytes()
+        );
+        // Scalars: 32 bytes little-endian.
+        let mut two = [0u8; 32];
+        two[0] = 2;
+        assert_eq!(
+            *EdwardsPoint::scalar_to_bytes(&EdwardsPoint::scalar_from_u64(2)),
+            two
+        );
+        assert_eq!(
+            *RistrettoPoint::scalar_to_bytes(&RistrettoPoint::scalar_from_u64(2)),
+            two
+        );
+        // Ristretto refuses a non-canonical field element (the high bit set) and the identity.
+        let mut high = RISTRETTO_BASEPOINT_COMPRESSED.to_bytes();
+        high[31] |= 0x80;
+        assert!(RistrettoPoint::from_bytes(&high).is_none());
+        assert!(RistrettoPoint::from_bytes(&[0; 32]).is_none());
+        assert!(RistrettoPoint::from_bytes(&[0; 31]).is_none());
     }
 
     #[test]

@@ -69,14 +69,16 @@ pub enum ReshareBody {
     /// (an echo, see [`crate::echo`]), and the dealers whose sub-share to the sender did not match their
     /// commitments (ascending; empty for a participant that receives no share).
     Verdict {
-        /// Digest of every participant's [`ReshareBody::Deal`] payload, by participant.
+        /// Digest of every participant's [`ReshareBody::Deal`] payload, by participant. Decodes only with its
+        /// keys strictly increasing: a repeated or out-of-order key is a decode error.
+        #[serde(deserialize_with = "crate::canonical::map")]
         echo: BTreeMap<ParticipantId, [u8; 32]>,
         /// The dealers the sender accuses, ascending.
         complaints: Vec<ParticipantId>,
     },
     /// Round 3, from every participant to all: the digest of every participant's complaint list as the
-    /// sender received it (the echo of round 2).
-    Echo(BTreeMap<ParticipantId, [u8; 32]>),
+    /// sender received it (the echo of round 2). Decodes only with its keys strictly increasing.
+    Echo(#[serde(deserialize_with = "crate::canonical::map")] BTreeMap<ParticipantId, [u8; 32]>),
 }
 
 /// What a participant broadcasts in round 1.
@@ -125,6 +127,7 @@ pub(crate) fn parse_complaints(payload: &[u8]) -> Vec<ParticipantId> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::canonical::tests::{check_message_map, map_bytes};
 
     #[test]
     fn round_trips_refuses_other_versions_and_redacts() {
@@ -154,6 +157,38 @@ mod tests {
         assert_eq!(
             parse_complaints(&complaints_payload(&[1, 300])),
             vec![1, 300]
+        );
+    }
+
+    #[test]
+    fn verdicts_and_echoes_decode_only_with_their_keys_strictly_increasing() {
+        let session = SessionId([5; 32]);
+        let echo = ReshareMessage::new(session, ReshareBody::Echo(BTreeMap::new()))
+            .to_bytes()
+            .unwrap();
+        // The empty map is the last byte.
+        let prefix = &echo[..echo.len() - 1];
+        check_message_map(
+            ReshareMessage::from_bytes,
+            ReshareMessage::to_bytes,
+            |entries| [prefix, &map_bytes(entries)].concat(),
+        );
+        let verdict = ReshareMessage::new(
+            session,
+            ReshareBody::Verdict {
+                echo: BTreeMap::new(),
+                complaints: vec![4],
+            },
+        )
+        .to_bytes()
+        .unwrap();
+        // `… ‖ empty map (0) ‖ complaints (1, 4)`.
+        let (prefix, complaints) = verdict.split_at(verdict.len() - 3);
+        assert_eq!(complaints, [0, 1, 4]);
+        check_message_map(
+            ReshareMessage::from_bytes,
+            ReshareMessage::to_bytes,
+            |entries| [prefix, &map_bytes(entries), &complaints[1..]].concat(),
         );
     }
 }

@@ -1,12 +1,17 @@
 //! The reshare state machine ([`Reshare`]), generic over the group. See [`super`] for the protocol, the
 //! agreement rule and the security argument.
+//!
+//! **Abort policy**, as in [`crate::frost::dkg`] (the crate's generic runner): after a failure the secrets (the
+//! dealer's share, its own sub-share, the sub-shares received) are wiped and every later call fails with
+//! [`ProtocolError::State`], except messages that do not belong to the run ([`ProtocolError::WrongSession`],
+//! a sender outside the run), which are refused without touching it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::group::ReshareGroup;
 use super::message::{
@@ -19,6 +24,7 @@ use super::shared_key::{DealerSecret, SharedKey};
 use crate::echo::EchoBroadcast;
 use crate::error::ProtocolError;
 use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+use crate::runner::{self, Machine, Runner};
 use crate::secret::SecretBytes;
 
 /// Domain separation tag of the echo digests of round-1 payloads.
@@ -45,21 +51,30 @@ pub struct ReshareParams {
     pub new_threshold: u16,
 }
 
+/// The phases of a started run (before, after and on failure: see [`runner::Status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// `start` not called yet (messages are buffered).
-    NotStarted,
+pub(crate) enum Phase {
     /// Round-1 messages sent; waiting for every round-1 payload and every sub-share for me.
     Dealt,
     /// Verdict sent; waiting for the verdicts of the others.
     Verdict,
     /// Echo of the verdicts sent; waiting for the echoes of the others.
     Echo,
-    /// Output produced.
-    Done,
-    /// Failed; see `abort_reason`.
-    Aborted,
 }
+
+/// What a participant must forget when the run ends; held (and wiped on abort or finish) by its [`Runner`].
+pub(crate) struct Secrets<G: ReshareGroup> {
+    /// This participant's share of the old key, if it deals; taken when it deals.
+    dealer: Option<DealerSecret<G>>,
+    /// My own polynomial at my own new x-coordinate, if I deal and stay.
+    own_sub_share: Option<Zeroizing<G::Scalar>>,
+    /// Sub-shares received, by dealer (may arrive before I started).
+    sub_shares: BTreeMap<ParticipantId, SecretBytes>,
+}
+
+// Every field zeroizes itself on drop (`DealerSecret` and `Zeroizing` hold zeroizing scalars, the sub-shares
+// are `SecretBytes`).
+impl<G: ReshareGroup> ZeroizeOnDrop for Secrets<G> {}
 
 /// One participant of a reshare run in the group `G`. See the [module documentation](super).
 pub struct Reshare<G: ReshareGroup> {
@@ -72,19 +87,12 @@ pub struct Reshare<G: ReshareGroup> {
     new_threshold: u16,
     participants: BTreeSet<ParticipantId>,
     context: [u8; 32],
-    /// This participant's share of the old key, if it deals. Secret; dropped once dealt.
-    secret: Option<DealerSecret<G>>,
-    phase: Phase,
-    abort_reason: Option<String>,
+    /// Status, secrets and output.
+    runner: Runner<Phase, Secrets<G>, ReshareOutput<G>>,
     /// Round-1 payloads and their echoes.
     deals: EchoBroadcast,
     /// Round-2 complaint lists and their echoes.
     verdicts: EchoBroadcast,
-    /// My own polynomial at my own new x-coordinate, if I deal and stay. Secret.
-    own_sub_share: Option<Zeroizing<G::Scalar>>,
-    /// Sub-shares received, by dealer (may arrive before I started). Secret.
-    sub_shares: BTreeMap<ParticipantId, SecretBytes>,
-    output: Option<ReshareOutput<G>>,
 }
 
 impl<G: ReshareGroup> Reshare<G> {
@@ -180,14 +188,16 @@ impl<G: ReshareGroup> Reshare<G> {
             new_threshold,
             participants,
             context,
-            secret,
-            phase: Phase::NotStarted,
-            abort_reason: None,
+            runner: Runner::new(
+                "reshare",
+                Secrets {
+                    dealer: secret,
+                    own_sub_share: None,
+                    sub_shares: BTreeMap::new(),
+                },
+            ),
             deals,
             verdicts,
-            own_sub_share: None,
-            sub_shares: BTreeMap::new(),
-            output: None,
         })
     }
 
@@ -198,7 +208,7 @@ impl<G: ReshareGroup> Reshare<G> {
 
     /// True if the run failed; it cannot be resumed.
     pub fn is_aborted(&self) -> bool {
-        self.phase == Phase::Aborted
+        self.runner.is_aborted()
     }
 
     /// Every participant of the run (dealers and new holders), ascending: where [`Recipient::All`] goes.
@@ -230,44 +240,13 @@ impl<G: ReshareGroup> Reshare<G> {
         }
     }
 
-    fn check_usable(&self) -> Result<(), ProtocolError> {
-        match self.phase {
-            Phase::Aborted => Err(ProtocolError::State(format!(
-                "reshare aborted: {}",
-                self.abort_reason.as_deref().unwrap_or("unknown reason")
-            ))),
-            Phase::Done => Err(ProtocolError::State("reshare already finished".into())),
-            Phase::NotStarted | Phase::Dealt | Phase::Verdict | Phase::Echo => Ok(()),
-        }
-    }
-
-    /// Runs `step`; on failure, aborts the run (wiping secrets) and returns the error.
-    fn abort_on_error<T>(
-        &mut self,
-        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let result = step(self);
-        if let Err(e) = &result {
-            self.phase = Phase::Aborted;
-            self.abort_reason = Some(e.to_string());
-            self.wipe();
-        }
-        result
-    }
-
-    fn wipe(&mut self) {
-        self.secret = None;
-        self.own_sub_share = None;
-        self.sub_shares.clear();
-    }
-
     /// Round 1: deal (if a dealer) and broadcast the deal payload.
     fn deal<R: RngCore + CryptoRng>(
         &mut self,
         rng: &mut R,
     ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
         let mut out = Vec::new();
-        let commitments = match self.secret.take() {
+        let commitments = match self.runner.secrets_mut()?.dealer.take() {
             None => None,
             Some(secret) => {
                 let t = usize::from(self.new_threshold);
@@ -284,7 +263,7 @@ impl<G: ReshareGroup> Reshare<G> {
                 for m in self.new_committee.clone() {
                     let value = Zeroizing::new(evaluate::<G>(&coefficients, self.new_x(m)?));
                     if m == self.me {
-                        self.own_sub_share = Some(value);
+                        self.runner.secrets_mut()?.own_sub_share = Some(value);
                     } else {
                         let bytes = G::scalar_to_bytes(&value);
                         out.push(self.message(
@@ -306,117 +285,28 @@ impl<G: ReshareGroup> Reshare<G> {
         Ok(out)
     }
 
-    /// Records one message from a participant other than me.
-    fn receive(
-        &mut self,
-        from: ParticipantId,
-        message: ReshareMessage,
-    ) -> Result<(), ProtocolError> {
-        if message.version != RESHARE_MESSAGE_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(message.version));
-        }
-        match message.body {
-            ReshareBody::Deal(payload) => self.deals.record_payload(from, payload),
-            ReshareBody::SubShare(share) => {
-                if !self.is_dealer(from) {
-                    return Err(ProtocolError::misbehaviour(
-                        [from],
-                        "sent a sub-share but is not a dealer",
-                    ));
-                }
-                if !self.is_receiver(self.me) {
-                    return Err(ProtocolError::misbehaviour(
-                        [from],
-                        "sent a sub-share to a participant outside the new committee",
-                    ));
-                }
-                if self.sub_shares.contains_key(&from) {
-                    return Err(ProtocolError::misbehaviour(
-                        [from],
-                        "sent a second sub-share",
-                    ));
-                }
-                self.sub_shares.insert(from, share);
-                Ok(())
-            }
-            ReshareBody::Verdict { echo, complaints } => {
-                let ascending = complaints
-                    .iter()
-                    .zip(complaints.iter().skip(1))
-                    .all(|(a, b)| a < b);
-                if !ascending {
-                    return Err(ProtocolError::misbehaviour(
-                        [from],
-                        "complaint list not strictly ascending",
-                    ));
-                }
-                self.deals.record_echo(from, echo)?;
-                self.verdicts
-                    .record_payload(from, complaints_payload(&complaints))
-            }
-            ReshareBody::Echo(echo) => self.verdicts.record_echo(from, echo),
-        }
-    }
-
     /// True once every sub-share meant for me (from every dealer but me) is in.
     fn has_all_sub_shares(&self) -> bool {
         if !self.is_receiver(self.me) {
             return true;
         }
         let expected = self.dealers.len() - usize::from(self.is_dealer(self.me));
-        self.sub_shares.len() == expected
-    }
-
-    /// Moves through every phase whose inputs are complete; returns what to send.
-    fn advance(&mut self) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
-        let mut out = Vec::new();
-        loop {
-            match self.phase {
-                Phase::Dealt if self.deals.has_all_payloads() && self.has_all_sub_shares() => {
-                    let echo = self.deals.echo().ok_or_else(|| {
-                        ProtocolError::State("echo unavailable with all payloads".into())
-                    })?;
-                    let complaints = self.complaints();
-                    self.verdicts
-                        .record_payload(self.me, complaints_payload(&complaints))?;
-                    out.push(
-                        self.message(Recipient::All, ReshareBody::Verdict { echo, complaints }),
-                    );
-                    self.phase = Phase::Verdict;
-                }
-                Phase::Verdict
-                    if self.deals.has_all_echoes() && self.verdicts.has_all_payloads() =>
-                {
-                    // Both echoes are checked at the end, so that a mismatch seen here does not keep this
-                    // echo from the others: every participant reaches the check and names the culprit.
-                    let echo = self.verdicts.echo().ok_or_else(|| {
-                        ProtocolError::State("echo unavailable with all verdicts".into())
-                    })?;
-                    out.push(self.message(Recipient::All, ReshareBody::Echo(echo)));
-                    self.phase = Phase::Echo;
-                }
-                Phase::Echo if self.verdicts.has_all_echoes() => {
-                    self.deals.check_agreement()?;
-                    self.verdicts.check_agreement()?;
-                    self.finish()?;
-                    self.phase = Phase::Done;
-                }
-                _ => return Ok(out),
-            }
-        }
+        self.runner
+            .secrets()
+            .is_ok_and(|s| s.sub_shares.len() == expected)
     }
 
     /// The dealers whose sub-share to me does not match the commitments they sent me. A dealer whose
     /// commitments are themselves unusable is not accused here: every participant rejects it after the echo.
-    fn complaints(&self) -> Vec<ParticipantId> {
+    fn complaints(&self) -> Result<Vec<ParticipantId>, ProtocolError> {
         if !self.is_receiver(self.me) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let Ok(x_me) = self.new_x(self.me) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut complaints = Vec::new();
-        for (dealer, share) in &self.sub_shares {
+        for (dealer, share) in &self.runner.secrets()?.sub_shares {
             let Some(commitments) = self
                 .deals
                 .payloads()
@@ -432,11 +322,11 @@ impl<G: ReshareGroup> Reshare<G> {
                 complaints.push(*dealer);
             }
         }
-        complaints
+        Ok(complaints)
     }
 
-    /// After both echoes agreed: apply the agreement rule, combine, output.
-    fn finish(&mut self) -> Result<(), ProtocolError> {
+    /// After both echoes agreed: apply the agreement rule, combine, the output.
+    fn finish(&mut self) -> Result<ReshareOutput<G>, ProtocolError> {
         // 1. Everyone was given the same parameters, and only dealers deal.
         let mut payloads = BTreeMap::new();
         let mut faults = Vec::new();
@@ -572,16 +462,19 @@ impl<G: ReshareGroup> Reshare<G> {
         }
         let key = SharedKey::new(self.new_threshold, points, group_key, new_shares)?;
         let secret = if self.is_receiver(self.me) {
+            let secrets = self.runner.secrets()?;
             let mut sum = Zeroizing::new(G::scalar_zero());
             for (dealer, lambda) in used.iter().zip(&lambdas) {
                 let value = if *dealer == self.me {
-                    self.own_sub_share
+                    secrets
+                        .own_sub_share
                         .as_deref()
                         .copied()
                         .map(Zeroizing::new)
                         .ok_or_else(|| ProtocolError::State("own sub-share missing".into()))?
                 } else {
-                    self.sub_shares
+                    secrets
+                        .sub_shares
                         .get(dealer)
                         .and_then(decode_scalar::<G>)
                         .map(Zeroizing::new)
@@ -595,10 +488,7 @@ impl<G: ReshareGroup> Reshare<G> {
         } else {
             None
         };
-        let output = ReshareOutput::new(self.session, self.me, key, secret, used, excluded)?;
-        self.wipe();
-        self.output = Some(output);
-        Ok(())
+        ReshareOutput::new(self.session, self.me, key, secret, used, excluded)
     }
 }
 
@@ -659,6 +549,139 @@ fn context_digest<G: ReshareGroup>(
     h.finalize().into()
 }
 
+impl<G: ReshareGroup> Machine for Reshare<G> {
+    type Phase = Phase;
+    type Secrets = Secrets<G>;
+    type Output = ReshareOutput<G>;
+    type Message = ReshareMessage;
+    const FIRST_PHASE: Phase = Phase::Dealt;
+
+    fn runner(&self) -> &Runner<Phase, Secrets<G>, ReshareOutput<G>> {
+        &self.runner
+    }
+
+    fn runner_mut(&mut self) -> &mut Runner<Phase, Secrets<G>, ReshareOutput<G>> {
+        &mut self.runner
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn me(&self) -> ParticipantId {
+        self.me
+    }
+
+    fn takes_part(&self, participant: ParticipantId) -> bool {
+        self.participants.contains(&participant)
+    }
+
+    fn session_of(message: &ReshareMessage) -> SessionId {
+        message.session
+    }
+
+    fn begin<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
+        self.deal(rng)
+    }
+
+    /// Records one message from a participant other than me.
+    fn receive(
+        &mut self,
+        from: ParticipantId,
+        message: ReshareMessage,
+    ) -> Result<(), ProtocolError> {
+        if message.version != RESHARE_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        match message.body {
+            ReshareBody::Deal(payload) => self.deals.record_payload(from, payload),
+            ReshareBody::SubShare(share) => {
+                if !self.is_dealer(from) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a sub-share but is not a dealer",
+                    ));
+                }
+                if !self.is_receiver(self.me) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a sub-share to a participant outside the new committee",
+                    ));
+                }
+                let sub_shares = &mut self.runner.secrets_mut()?.sub_shares;
+                if sub_shares.contains_key(&from) {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "sent a second sub-share",
+                    ));
+                }
+                sub_shares.insert(from, share);
+                Ok(())
+            }
+            ReshareBody::Verdict { echo, complaints } => {
+                let ascending = complaints
+                    .iter()
+                    .zip(complaints.iter().skip(1))
+                    .all(|(a, b)| a < b);
+                if !ascending {
+                    return Err(ProtocolError::misbehaviour(
+                        [from],
+                        "complaint list not strictly ascending",
+                    ));
+                }
+                self.deals.record_echo(from, echo)?;
+                self.verdicts
+                    .record_payload(from, complaints_payload(&complaints))
+            }
+            ReshareBody::Echo(echo) => self.verdicts.record_echo(from, echo),
+        }
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.runner.phase() {
+                Some(Phase::Dealt)
+                    if self.deals.has_all_payloads() && self.has_all_sub_shares() =>
+                {
+                    let echo = self.deals.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all payloads".into())
+                    })?;
+                    let complaints = self.complaints()?;
+                    self.verdicts
+                        .record_payload(self.me, complaints_payload(&complaints))?;
+                    out.push(
+                        self.message(Recipient::All, ReshareBody::Verdict { echo, complaints }),
+                    );
+                    self.runner.set_phase(Phase::Verdict);
+                }
+                Some(Phase::Verdict)
+                    if self.deals.has_all_echoes() && self.verdicts.has_all_payloads() =>
+                {
+                    // Both echoes are checked at the end, so that a mismatch seen here does not keep this
+                    // echo from the others: every participant reaches the check and names the culprit.
+                    let echo = self.verdicts.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all verdicts".into())
+                    })?;
+                    out.push(self.message(Recipient::All, ReshareBody::Echo(echo)));
+                    self.runner.set_phase(Phase::Echo);
+                }
+                Some(Phase::Echo) if self.verdicts.has_all_echoes() => {
+                    self.deals.check_agreement()?;
+                    self.verdicts.check_agreement()?;
+                    let output = self.finish()?;
+                    self.runner.finish(output);
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
 impl<G: ReshareGroup> Protocol for Reshare<G> {
     type Message = ReshareMessage;
     type Output = ReshareOutput<G>;
@@ -671,16 +694,7 @@ impl<G: ReshareGroup> Protocol for Reshare<G> {
         &mut self,
         rng: &mut R,
     ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
-        self.check_usable()?;
-        if self.phase != Phase::NotStarted {
-            return Err(ProtocolError::State("reshare already started".into()));
-        }
-        self.abort_on_error(|run| {
-            let mut out = run.deal(rng)?;
-            run.phase = Phase::Dealt;
-            out.extend(run.advance()?);
-            Ok(out)
-        })
+        runner::start(self, rng)
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -689,30 +703,15 @@ impl<G: ReshareGroup> Protocol for Reshare<G> {
         message: ReshareMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<ReshareMessage>>, ProtocolError> {
-        self.check_usable()?;
-        // Messages that are not part of this run are refused without aborting it.
-        crate::party::admit(
-            message.session,
-            self.session,
-            from,
-            self.me,
-            self.participants.contains(&from),
-        )?;
-        self.abort_on_error(|run| {
-            run.receive(from, message)?;
-            if run.phase == Phase::NotStarted {
-                return Ok(Vec::new());
-            }
-            run.advance()
-        })
+        runner::handle(self, from, message)
     }
 
     fn is_done(&self) -> bool {
-        self.phase == Phase::Done
+        self.runner.is_done()
     }
 
     fn take_output(&mut self) -> Option<ReshareOutput<G>> {
-        self.output.take()
+        self.runner.take_output()
     }
 }
 
@@ -725,8 +724,8 @@ impl<G: ReshareGroup> fmt::Debug for Reshare<G> {
             .field("dealers", &self.dealers)
             .field("new_committee", &self.new_committee)
             .field("new_threshold", &self.new_threshold)
-            .field("phase", &self.phase)
-            .field("abort_reason", &self.abort_reason)
+            .field("phase", self.runner.status())
+            .field("abort_reason", &self.runner.abort_reason())
             .finish_non_exhaustive()
     }
 }
@@ -782,7 +781,8 @@ mod tests {
             .collect();
         // 3 deals a secret that is not its share, consistently: its sub-shares match its commitments, so
         // nobody complains, but its constant term is not its public share.
-        parties[2].secret = Some(DealerSecret::new(Zeroizing::new(Scalar::from(99u64))));
+        parties[2].runner.secrets_mut().unwrap().dealer =
+            Some(DealerSecret::new(Zeroizing::new(Scalar::from(99u64))));
         let outcome = Simulation::new(parties).shuffled(3).run(&mut OsRng);
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(outcome.outputs.len(), 4);

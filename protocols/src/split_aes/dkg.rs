@@ -23,9 +23,10 @@
 //!
 //! The DPRF key `k = Σ_i a_i0` is never computed.
 //!
-//! Messages of a later round that arrive early are buffered. **Abort policy**, as in [`crate::frost::dkg`]:
-//! after a failure every later call fails with [`ProtocolError::State`], except messages that do not belong
-//! to the run ([`ProtocolError::WrongSession`], unknown sender), which are refused without touching it.
+//! Messages of a later round that arrive early are buffered. **Abort policy**, as in [`crate::frost::dkg`]
+//! (the crate's generic runner): after a failure the secrets (`f_j(j)`, the shares received) are wiped and
+//! every later call fails with [`ProtocolError::State`], except messages that do not belong to the run
+//! ([`ProtocolError::WrongSession`], unknown sender), which are refused without touching it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -35,7 +36,7 @@ use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::polynomial::{evaluate, evaluate_in_exponent, x_of};
 use super::share::{decode_point, take, SplitAesKeyShare, SplitAesPublicKeys};
@@ -43,6 +44,7 @@ use crate::echo::EchoBroadcast;
 use crate::error::ProtocolError;
 use crate::frost::dkg::DkgParams;
 use crate::party::{Outgoing, ParticipantId, Protocol, Recipient, SessionId};
+use crate::runner::{self, Machine, Runner};
 use crate::secret::SecretBytes;
 
 /// Version byte of [`SplitAesDkgMessage`].
@@ -106,8 +108,9 @@ impl SplitAesDkgMessage {
 pub enum SplitAesDkgBody {
     /// A [`DkgRound1Payload`], encoded; broadcast ([`Recipient::All`]).
     Round1(Vec<u8>),
-    /// Echo broadcast: digest of every round-1 payload as the sender received it ([`Recipient::All`]).
-    Echo(BTreeMap<ParticipantId, [u8; 32]>),
+    /// Echo broadcast: digest of every round-1 payload as the sender received it ([`Recipient::All`]). Decodes
+    /// only with its keys strictly increasing: a repeated or out-of-order key is a decode error.
+    Echo(#[serde(deserialize_with = "crate::canonical::map")] BTreeMap<ParticipantId, [u8; 32]>),
     /// The sender's polynomial at the recipient, a 32-byte scalar ([`Recipient::One`]): a secret share.
     Share(SecretBytes),
 }
@@ -222,21 +225,27 @@ fn check_round1(
     Ok(commitments)
 }
 
+/// The phases of a started run (before, after and on failure: see [`runner::Status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// `start` not called yet (messages are buffered).
-    NotStarted,
+pub(crate) enum Phase {
     /// Waiting for the round-1 payloads of the others.
     Round1,
     /// Echo sent; waiting for the echoes of the others.
     Echo,
     /// Payloads agreed and checked; waiting for the shares of the others.
     Shares,
-    /// Output produced.
-    Done,
-    /// Failed; see `abort_reason`.
-    Aborted,
 }
+
+/// What a participant must forget when the run ends; held (and wiped on abort or finish) by its [`Runner`].
+pub(crate) struct Secrets {
+    /// `f_me(me)`: this party's share of its own polynomial.
+    own_share: Option<Zeroizing<Scalar>>,
+    /// Shares received, by sender (may arrive before agreement, or before `start`).
+    received: BTreeMap<ParticipantId, SecretBytes>,
+}
+
+// Every field zeroizes itself on drop (`Zeroizing`, `SecretBytes`).
+impl ZeroizeOnDrop for Secrets {}
 
 /// One participant of a split-AES DKG run. See the [module documentation](self).
 pub struct SplitAesDkg {
@@ -244,17 +253,12 @@ pub struct SplitAesDkg {
     me: ParticipantId,
     threshold: u16,
     participants: BTreeSet<ParticipantId>,
-    phase: Phase,
-    abort_reason: Option<String>,
+    /// Status, secrets and output.
+    runner: Runner<Phase, Secrets, SplitAesKeyShare>,
     /// Round-1 payloads and echoes received so far.
     echo: EchoBroadcast,
-    /// `f_me(me)`: this party's share of its own polynomial. Secret.
-    own_share: Option<Zeroizing<Scalar>>,
     /// Everyone's commitments (own included), decoded and checked after echo agreement.
     commitments: BTreeMap<ParticipantId, Vec<RistrettoPoint>>,
-    /// Shares received, by sender (may arrive before agreement). Secret.
-    shares_received: BTreeMap<ParticipantId, SecretBytes>,
-    output: Option<SplitAesKeyShare>,
 }
 
 impl SplitAesDkg {
@@ -295,13 +299,15 @@ impl SplitAesDkg {
             me,
             threshold,
             participants: set,
-            phase: Phase::NotStarted,
-            abort_reason: None,
+            runner: Runner::new(
+                "split-AES DKG",
+                Secrets {
+                    own_share: None,
+                    received: BTreeMap::new(),
+                },
+            ),
             echo,
-            own_share: None,
             commitments: BTreeMap::new(),
-            shares_received: BTreeMap::new(),
-            output: None,
         })
     }
 
@@ -312,89 +318,13 @@ impl SplitAesDkg {
 
     /// True if the run failed; it cannot be resumed.
     pub fn is_aborted(&self) -> bool {
-        self.phase == Phase::Aborted
+        self.runner.is_aborted()
     }
 
     fn message(&self, to: Recipient, body: SplitAesDkgBody) -> Outgoing<SplitAesDkgMessage> {
         Outgoing {
             to,
             message: SplitAesDkgMessage::new(self.session, body),
-        }
-    }
-
-    /// Runs `step`; on failure, aborts the run (wiping secrets) and returns the error.
-    fn abort_on_error<T>(
-        &mut self,
-        step: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let result = step(self);
-        if let Err(e) = &result {
-            self.phase = Phase::Aborted;
-            self.abort_reason = Some(e.to_string());
-            self.own_share = None;
-            self.shares_received.clear();
-        }
-        result
-    }
-
-    fn check_usable(&self) -> Result<(), ProtocolError> {
-        match self.phase {
-            Phase::Aborted => Err(ProtocolError::State(format!(
-                "split-AES DKG aborted: {}",
-                self.abort_reason.as_deref().unwrap_or("unknown reason")
-            ))),
-            Phase::Done => Err(ProtocolError::State(
-                "split-AES DKG already finished".into(),
-            )),
-            Phase::NotStarted | Phase::Round1 | Phase::Echo | Phase::Shares => Ok(()),
-        }
-    }
-
-    /// Records one message from a known participant other than me.
-    fn receive(
-        &mut self,
-        from: ParticipantId,
-        message: SplitAesDkgMessage,
-    ) -> Result<(), ProtocolError> {
-        if message.version != DKG_MESSAGE_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(message.version));
-        }
-        match message.body {
-            SplitAesDkgBody::Round1(payload) => self.echo.record_payload(from, payload),
-            SplitAesDkgBody::Echo(echo) => self.echo.record_echo(from, echo),
-            SplitAesDkgBody::Share(share) => {
-                if self.shares_received.contains_key(&from) {
-                    return Err(ProtocolError::misbehaviour([from], "sent a second share"));
-                }
-                self.shares_received.insert(from, share);
-                Ok(())
-            }
-        }
-    }
-
-    /// Moves through every phase whose inputs are complete; returns what to send.
-    fn advance(&mut self) -> Result<Vec<Outgoing<SplitAesDkgMessage>>, ProtocolError> {
-        let mut out = Vec::new();
-        loop {
-            match self.phase {
-                Phase::Round1 if self.echo.has_all_payloads() => {
-                    let echo = self.echo.echo().ok_or_else(|| {
-                        ProtocolError::State("echo unavailable with all payloads".into())
-                    })?;
-                    out.push(self.message(Recipient::All, SplitAesDkgBody::Echo(echo)));
-                    self.phase = Phase::Echo;
-                }
-                Phase::Echo if self.echo.has_all_echoes() => {
-                    self.echo.check_agreement()?;
-                    self.check_payloads()?;
-                    self.phase = Phase::Shares;
-                }
-                Phase::Shares if self.shares_received.len() + 1 == self.participants.len() => {
-                    self.finish()?;
-                    self.phase = Phase::Done;
-                }
-                _ => return Ok(out),
-            }
         }
     }
 
@@ -425,17 +355,25 @@ impl SplitAesDkg {
         Ok(())
     }
 
-    /// All shares in: check each against its sender's commitments, sum, output.
-    fn finish(&mut self) -> Result<(), ProtocolError> {
+    /// True once the shares of all others are in.
+    fn has_all_shares(&self) -> bool {
+        self.runner
+            .secrets()
+            .is_ok_and(|s| s.received.len() + 1 == self.participants.len())
+    }
+
+    /// All shares in: check each against its sender's commitments, sum, the output.
+    fn finish(&mut self) -> Result<SplitAesKeyShare, ProtocolError> {
         let x_me = x_of(self.me);
+        let secrets = self.runner.secrets()?;
         let mut secret = Zeroizing::new(
-            **self
+            **secrets
                 .own_share
                 .as_ref()
                 .ok_or_else(|| ProtocolError::State("own share missing".into()))?,
         );
         let mut culprits = Vec::new();
-        for (sender, bytes) in &self.shares_received {
+        for (sender, bytes) in &secrets.received {
             let commitments = self
                 .commitments
                 .get(sender)
@@ -478,11 +416,136 @@ impl SplitAesDkg {
             .map(|m| (*m, evaluate_in_exponent(&group_commitments, x_of(*m))))
             .collect();
         let public = SplitAesPublicKeys::new(self.threshold, group_key, shares)?;
-        let share = SplitAesKeyShare::new(self.me, secret, public)?;
-        self.own_share = None;
-        self.shares_received.clear();
-        self.output = Some(share);
-        Ok(())
+        SplitAesKeyShare::new(self.me, secret, public)
+    }
+}
+
+impl Machine for SplitAesDkg {
+    type Phase = Phase;
+    type Secrets = Secrets;
+    type Output = SplitAesKeyShare;
+    type Message = SplitAesDkgMessage;
+    const FIRST_PHASE: Phase = Phase::Round1;
+
+    fn runner(&self) -> &Runner<Phase, Secrets, SplitAesKeyShare> {
+        &self.runner
+    }
+
+    fn runner_mut(&mut self) -> &mut Runner<Phase, Secrets, SplitAesKeyShare> {
+        &mut self.runner
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn me(&self) -> ParticipantId {
+        self.me
+    }
+
+    fn takes_part(&self, participant: ParticipantId) -> bool {
+        self.participants.contains(&participant)
+    }
+
+    fn session_of(message: &SplitAesDkgMessage) -> SessionId {
+        message.session
+    }
+
+    /// Round 1: a random polynomial, its commitments and proof of knowledge to all, its value at every other
+    /// participant to that participant.
+    fn begin<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<Outgoing<SplitAesDkgMessage>>, ProtocolError> {
+        let coefficients: Zeroizing<Vec<Scalar>> = Zeroizing::new(
+            (0..self.threshold)
+                .map(|_| Scalar::random(&mut *rng))
+                .collect(),
+        );
+        let commitments: Vec<RistrettoPoint> =
+            coefficients.iter().map(RistrettoPoint::mul_base).collect();
+        let a0 = coefficients
+            .first()
+            .ok_or_else(|| ProtocolError::State("empty polynomial".into()))?;
+        let r = Zeroizing::new(Scalar::random(&mut *rng));
+        let big_r = RistrettoPoint::mul_base(&r);
+        let c = pok_challenge(&self.session, self.me, &commitments, &big_r);
+        let z = Zeroizing::new(*r + c * a0);
+        let payload = DkgRound1Payload {
+            commitments: commitments
+                .iter()
+                .map(|c| c.compress().to_bytes())
+                .collect(),
+            proof: KnowledgeProof {
+                commitment: big_r.compress().to_bytes(),
+                response: z.to_bytes(),
+            },
+        }
+        .to_bytes();
+        self.echo.record_payload(self.me, payload.clone())?;
+        let mut out = vec![self.message(Recipient::All, SplitAesDkgBody::Round1(payload))];
+        for m in self.participants.iter().copied() {
+            let value = Zeroizing::new(evaluate(&coefficients, x_of(m)));
+            if m == self.me {
+                self.runner.secrets_mut()?.own_share = Some(value);
+            } else {
+                let bytes = Zeroizing::new(value.to_bytes());
+                out.push(self.message(
+                    Recipient::One(m),
+                    SplitAesDkgBody::Share(SecretBytes::new(bytes.to_vec())),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records one message from a known participant other than me.
+    fn receive(
+        &mut self,
+        from: ParticipantId,
+        message: SplitAesDkgMessage,
+    ) -> Result<(), ProtocolError> {
+        if message.version != DKG_MESSAGE_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(message.version));
+        }
+        match message.body {
+            SplitAesDkgBody::Round1(payload) => self.echo.record_payload(from, payload),
+            SplitAesDkgBody::Echo(echo) => self.echo.record_echo(from, echo),
+            SplitAesDkgBody::Share(share) => {
+                let received = &mut self.runner.secrets_mut()?.received;
+                if received.contains_key(&from) {
+                    return Err(ProtocolError::misbehaviour([from], "sent a second share"));
+                }
+                received.insert(from, share);
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves through every phase whose inputs are complete; returns what to send.
+    fn advance(&mut self) -> Result<Vec<Outgoing<SplitAesDkgMessage>>, ProtocolError> {
+        let mut out = Vec::new();
+        loop {
+            match self.runner.phase() {
+                Some(Phase::Round1) if self.echo.has_all_payloads() => {
+                    let echo = self.echo.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all payloads".into())
+                    })?;
+                    out.push(self.message(Recipient::All, SplitAesDkgBody::Echo(echo)));
+                    self.runner.set_phase(Phase::Echo);
+                }
+                Some(Phase::Echo) if self.echo.has_all_echoes() => {
+                    self.echo.check_agreement()?;
+                    self.check_payloads()?;
+                    self.runner.set_phase(Phase::Shares);
+                }
+                Some(Phase::Shares) if self.has_all_shares() => {
+                    let share = self.finish()?;
+                    self.runner.finish(share);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 }
 
@@ -498,54 +561,7 @@ impl Protocol for SplitAesDkg {
         &mut self,
         rng: &mut R,
     ) -> Result<Vec<Outgoing<SplitAesDkgMessage>>, ProtocolError> {
-        self.check_usable()?;
-        if self.phase != Phase::NotStarted {
-            return Err(ProtocolError::State("split-AES DKG already started".into()));
-        }
-        self.abort_on_error(|dkg| {
-            let coefficients: Zeroizing<Vec<Scalar>> = Zeroizing::new(
-                (0..dkg.threshold)
-                    .map(|_| Scalar::random(&mut *rng))
-                    .collect(),
-            );
-            let commitments: Vec<RistrettoPoint> =
-                coefficients.iter().map(RistrettoPoint::mul_base).collect();
-            let a0 = coefficients
-                .first()
-                .ok_or_else(|| ProtocolError::State("empty polynomial".into()))?;
-            let r = Zeroizing::new(Scalar::random(&mut *rng));
-            let big_r = RistrettoPoint::mul_base(&r);
-            let c = pok_challenge(&dkg.session, dkg.me, &commitments, &big_r);
-            let z = Zeroizing::new(*r + c * a0);
-            let payload = DkgRound1Payload {
-                commitments: commitments
-                    .iter()
-                    .map(|c| c.compress().to_bytes())
-                    .collect(),
-                proof: KnowledgeProof {
-                    commitment: big_r.compress().to_bytes(),
-                    response: z.to_bytes(),
-                },
-            }
-            .to_bytes();
-            dkg.echo.record_payload(dkg.me, payload.clone())?;
-            let mut out = vec![dkg.message(Recipient::All, SplitAesDkgBody::Round1(payload))];
-            for m in dkg.participants.iter().copied() {
-                let value = Zeroizing::new(evaluate(&coefficients, x_of(m)));
-                if m == dkg.me {
-                    dkg.own_share = Some(value);
-                } else {
-                    let bytes = Zeroizing::new(value.to_bytes());
-                    out.push(dkg.message(
-                        Recipient::One(m),
-                        SplitAesDkgBody::Share(SecretBytes::new(bytes.to_vec())),
-                    ));
-                }
-            }
-            dkg.phase = Phase::Round1;
-            out.extend(dkg.advance()?);
-            Ok(out)
-        })
+        runner::start(self, rng)
     }
 
     fn handle<R: RngCore + CryptoRng>(
@@ -554,30 +570,15 @@ impl Protocol for SplitAesDkg {
         message: SplitAesDkgMessage,
         _rng: &mut R,
     ) -> Result<Vec<Outgoing<SplitAesDkgMessage>>, ProtocolError> {
-        self.check_usable()?;
-        // Messages that are not part of this run are refused without aborting it.
-        crate::party::admit(
-            message.session,
-            self.session,
-            from,
-            self.me,
-            self.participants.contains(&from),
-        )?;
-        self.abort_on_error(|dkg| {
-            dkg.receive(from, message)?;
-            if dkg.phase == Phase::NotStarted {
-                return Ok(Vec::new());
-            }
-            dkg.advance()
-        })
+        runner::handle(self, from, message)
     }
 
     fn is_done(&self) -> bool {
-        self.phase == Phase::Done
+        self.runner.is_done()
     }
 
     fn take_output(&mut self) -> Option<SplitAesKeyShare> {
-        self.output.take()
+        self.runner.take_output()
     }
 }
 
@@ -588,8 +589,30 @@ impl fmt::Debug for SplitAesDkg {
             .field("me", &self.me)
             .field("participants", &self.participants)
             .field("threshold", &self.threshold)
-            .field("phase", &self.phase)
-            .field("abort_reason", &self.abort_reason)
+            .field("phase", self.runner.status())
+            .field("abort_reason", &self.runner.abort_reason())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::canonical::tests::{check_message_map, map_bytes};
+
+    #[test]
+    fn an_echo_decodes_only_with_its_keys_strictly_increasing() {
+        let empty =
+            SplitAesDkgMessage::new(SessionId([5; 32]), SplitAesDkgBody::Echo(BTreeMap::new()))
+                .to_bytes()
+                .unwrap();
+        // The empty map is the last byte.
+        let prefix = &empty[..empty.len() - 1];
+        check_message_map(
+            SplitAesDkgMessage::from_bytes,
+            SplitAesDkgMessage::to_bytes,
+            |entries| [prefix, &map_bytes(entries)].concat(),
+        );
     }
 }
