@@ -75,7 +75,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vhsm_core::KeyId;
 use vhsm_protocols::SessionId;
-use vhsm_wire::{client_api::AuditPage, node_api::NodeRequest, NodeId, WireError};
+use vhsm_wire::{client_api::AuditPage, node_api::NodeRequest, NodeId};
 
 /// The audit log's file name inside the node's data directory.
 pub const AUDIT_FILE: &str = "audit.log";
@@ -302,13 +302,13 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
 }
 
 /// The `result` text of an outcome.
-pub fn result_text(result: Result<(), &WireError>) -> String {
+pub fn result_text(result: Result<(), &crate::error::ServiceError>) -> String {
     match result {
         Ok(()) => "ok".into(),
         Err(e) => {
-            let mut message: String = e.message.chars().take(200).collect();
+            let mut message: String = e.to_string().chars().take(200).collect();
             message.retain(|c| c != '\n');
-            format!("error {:?}: {message}", e.kind)
+            format!("error {:?}: {message}", e.kind())
         }
     }
 }

@@ -5,12 +5,17 @@
 //! directly with the other nodes ([`mesh`], [`sessions`]). What it writes to disk is defined in [`records`],
 //! versioned on its own. It never
 //! holds a whole key, and it never sends a share anywhere.
+//!
+//! Errors are typed ([`error`]): a request fails with a [`ServiceError`] (a session with a
+//! [`sessions::SessionError`]) naming its domain values and culprits; it becomes the wire's error only where the
+//! answer is made. A node that cannot start says why with a [`StartError`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod audit;
 pub mod backup;
 pub mod config;
+pub mod error;
 mod handlers;
 pub mod membership;
 pub mod mesh;
@@ -24,5 +29,6 @@ pub mod share;
 pub mod store;
 
 pub use config::NodeConfig;
+pub use error::{ServiceError, StartError};
 pub use node::Node;
 pub use server::run;

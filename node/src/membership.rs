@@ -12,10 +12,11 @@
 use std::sync::Arc;
 
 use vhsm_core::Membership;
-use vhsm_wire::{ErrorKind, NodeId, WireError};
+use vhsm_wire::NodeId;
 
 use crate::{
     config::PeerConfig,
+    error::ServiceError,
     mesh::{Mesh, PeerChange},
     store::{ShareStore, StoreError},
 };
@@ -104,17 +105,14 @@ impl MembershipKeeper {
         store: Arc<ShareStore>,
         mesh: &Mesh,
         membership: Membership,
-    ) -> Result<Applied, WireError> {
+    ) -> Result<Applied, ServiceError> {
         let me = self.me;
-        membership.check().map_err(|e| {
-            WireError::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "membership version {} is not a possible cluster: {e}",
-                    membership.version
-                ),
-            )
-        })?;
+        membership
+            .check()
+            .map_err(|reason| ServiceError::InvalidMembership {
+                version: membership.version,
+                reason,
+            })?;
         if !membership.nodes.iter().any(|n| n.id == me) {
             tracing::error!(
                 node = me,
@@ -123,14 +121,11 @@ impl MembershipKeeper {
                 "THIS NODE IS NOT A MEMBER of the cluster membership it was given: not adopted. It keeps its peers \
                  and keeps serving the coordinator; if it was removed on purpose, stop it once its keys are gone"
             );
-            return Err(WireError::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "node {me} is not in membership version {} (members {:?}); not adopted",
-                    membership.version,
-                    membership.ids()
-                ),
-            ));
+            return Err(ServiceError::NotInMembership {
+                node: me,
+                version: membership.version,
+                members: membership.ids(),
+            });
         }
         // One change at a time: the store and the mesh move together.
         let mut current = self.current.lock().await;
@@ -160,14 +155,13 @@ impl MembershipKeeper {
             let record = membership.clone();
             let stored = tokio::task::spawn_blocking(move || store.put_membership(&record))
                 .await
-                .map_err(|e| {
-                    WireError::new(ErrorKind::Internal, format!("store task failed: {e}"))
+                .map_err(|source| ServiceError::TaskFailed {
+                    task: "store",
+                    source,
                 })?
-                .map_err(|e| {
-                    WireError::new(
-                        ErrorKind::Internal,
-                        format!("cannot store the membership: {e}"),
-                    )
+                .map_err(|source| ServiceError::StoreFailed {
+                    doing: "store the membership",
+                    source,
                 })?;
             if !stored {
                 // The store has a newer one than memory: only if another process wrote it. Keep what is in force.
@@ -308,10 +302,23 @@ mod tests {
                 .apply(store.clone(), &mesh, membership(3, &[2, 4]))
                 .await
                 .unwrap_err();
-            assert!(err.message.contains("not in membership"), "{err}");
+            let ServiceError::NotInMembership {
+                node,
+                version,
+                members,
+            } = &err
+            else {
+                panic!("not the refusal of a membership without this node: {err}")
+            };
+            assert_eq!((*node, *version, members.as_slice()), (1, 3, &[2, 4][..]));
+            assert!(err.to_string().contains("not in membership"), "{err}");
             let mut bad = membership(3, &[1, 2]);
             bad.threshold = 3;
-            assert!(keeper.apply(store.clone(), &mesh, bad).await.is_err());
+            let err = keeper.apply(store.clone(), &mesh, bad).await.unwrap_err();
+            assert!(
+                matches!(err, ServiceError::InvalidMembership { version: 3, .. }),
+                "{err}"
+            );
             assert_eq!(keeper.current().await.unwrap().version, 2);
             assert_eq!(
                 mesh.peers().iter().map(|p| p.0).collect::<Vec<_>>(),

@@ -1,6 +1,11 @@
 //! A node's state and how it answers the coordinator: [`Node`] opens the store and the audit log, unseals, audits
-//! every request before it runs (fail closed) and hands it to the handler of its area ([`crate::handlers`]). No
+//! every request before it runs (fail closed) and hands it to the handler of its area (`crate::handlers`). No
 //! network here: [`crate::server`] serves a node over QUIC, and tests drive it in-process ([`Node::answer`]).
+//!
+//! Handlers fail with a typed [`ServiceError`] (a session with a [`SessionError`](crate::sessions::SessionError),
+//! which keeps its culprits); [`Node::answer`] is the edge where a failure becomes the wire's
+//! [`NodeResponse::Error`], through the one conversion in [`crate::error`]. [`Node::open`] fails with a
+//! [`StartError`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,23 +14,19 @@ use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     client_api::NodeStatus,
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 
 use crate::{
     audit::AuditLog,
     config::NodeConfig,
+    error::{ServiceError, StartError},
     membership::MembershipKeeper,
     mesh::{Mesh, MeshTransport},
     seal::{SealError, SealedKeyFile, StorageKey},
     sessions::signing::NonceStore,
     store::{LoadedKey, ShareStore, StoreError},
 };
-
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("node: {0}")]
-pub struct NodeError(pub(crate) String);
 
 /// A running node's state.
 pub struct Node {
@@ -58,46 +59,44 @@ impl std::fmt::Debug for Node {
     }
 }
 
-pub(crate) fn poisoned() -> WireError {
-    WireError::new(
-        ErrorKind::Internal,
-        "a lock was poisoned by a panic; restart the node",
-    )
-}
-
-pub(crate) fn store_error(e: StoreError) -> WireError {
-    match e {
-        StoreError::NotFound(_) => WireError::new(ErrorKind::NotFound, e.to_string()),
-        StoreError::Exists(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
-        StoreError::Refused(_) => WireError::new(ErrorKind::BadRequest, e.to_string()),
-        StoreError::Transition { .. } => WireError::new(ErrorKind::Forbidden, e.to_string()),
-        other => WireError::new(ErrorKind::Internal, other.to_string()),
-    }
-}
-
+/// Runs a store operation off the async threads; its failure keeps what the store said
+/// ([`ServiceError::Store`]).
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, WireError> {
+) -> Result<T, ServiceError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| WireError::new(ErrorKind::Internal, format!("store task failed: {e}")))?
-        .map_err(store_error)
+        .map_err(|source| ServiceError::TaskFailed {
+            task: "store",
+            source,
+        })?
+        .map_err(ServiceError::Store)
+}
+
+/// The answer for a request's outcome: the edge where a node's failure becomes the wire's error.
+fn respond(result: Result<NodeResponse, ServiceError>) -> NodeResponse {
+    result.unwrap_or_else(|e| NodeResponse::Error(e.into()))
 }
 
 impl Node {
     /// Opens the node's state from its configuration (audit log, then the store if a storage key is at hand),
-    /// with its messages to the other nodes going through `mesh`. No network: [`NodeServer::bind`] serves it over
-    /// QUIC; tests drive it in-process ([`Node::answer`]).
-    pub fn open(config: &NodeConfig, mesh: Arc<dyn MeshTransport>) -> Result<Arc<Node>, NodeError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| NodeError(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    /// with its messages to the other nodes going through `mesh`. No network:
+    /// [`NodeServer::bind`](crate::server::NodeServer::bind) serves it over QUIC; tests drive it in-process
+    /// ([`Node::answer`]). Why it could not open: a [`StartError`].
+    pub fn open(
+        config: &NodeConfig,
+        mesh: Arc<dyn MeshTransport>,
+    ) -> Result<Arc<Node>, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| StartError::CreateDir {
+            path: config.data_dir.clone(),
+            error,
+        })?;
         // A log whose chain does not verify: refuse to serve (see `audit`).
-        let audit = AuditLog::open(&config.data_dir.join(crate::audit::AUDIT_FILE), config.node_id)
-            .map_err(|e| {
-                NodeError(format!(
-                    "{e}; the node refuses to serve with an audit log it cannot vouch for: keep the file as evidence, move it aside and start again (a new chain begins)"
-                ))
-            })?;
+        let audit = AuditLog::open(
+            &config.data_dir.join(crate::audit::AUDIT_FILE),
+            config.node_id,
+        )
+        .map_err(StartError::AuditLog)?;
         let seal = SealSetup {
             sealed_key_file: config.sealed_key_file.clone(),
             data_dir: config.data_dir.clone(),
@@ -112,23 +111,22 @@ impl Node {
                      anyone who can read this directory can read every share. For development only (vhsm up); \
                      initialise production nodes with `vhsm init --seal`"
                 );
-                Some(StorageKey::load(dev).map_err(|e| NodeError(e.to_string()))?)
+                Some(StorageKey::load(dev).map_err(StartError::StorageKey)?)
             }
             (None, Some(sealed)) => match start_passphrase(config)? {
                 Some(passphrase) => Some(
-                    SealedKeyFile::load(sealed, passphrase.expose())
-                        .map_err(|e| NodeError(format!("cannot unseal at start: {e}")))?,
+                    SealedKeyFile::load(sealed, passphrase.expose()).map_err(StartError::Unseal)?,
                 ),
                 None => None,
             },
-            (None, None) => return Err(NodeError("node.toml names no storage key file".into())),
+            (None, None) => return Err(StartError::NoStorageKey),
         };
         let unsealed = std::sync::OnceLock::new();
         // A sealed node has no peers (it takes part in no session) until it is unsealed.
         let mut peers = Vec::new();
         match key {
             Some(key) => {
-                let opened = open_unsealed(config.node_id, &seal, key).map_err(|e| NodeError(e.message))?;
+                let opened = open_unsealed(config.node_id, &seal, key).map_err(StartError::Open)?;
                 peers = opened.1;
                 let _ = unsealed.set(opened.0);
             }
@@ -172,74 +170,58 @@ impl Node {
     }
 
     /// Answers one request of the coordinator, as it arrived (a batch, or one request, possibly on behalf of a
-    /// client): every request audited before it runs, every failure an error answer.
+    /// client): every request audited before it runs, every failure an error answer (a [`ServiceError`] made the
+    /// wire's error here, with its kind, its words and the nodes it names).
     pub async fn answer(self: &Arc<Self>, request: NodeRequest) -> NodeResponse {
         match request {
             NodeRequest::Batch(requests) => self.clone().batch(requests).await,
-            request => match self.audited(request).await {
-                Ok(r) => r,
-                Err(e) => NodeResponse::Error(e),
-            },
+            request => respond(self.audited(request).await),
         }
     }
 
-    /// The share store, or [`ErrorKind::Sealed`] while the node is sealed.
-    pub(crate) fn store(&self) -> Result<&Arc<ShareStore>, WireError> {
+    /// The share store, or [`ServiceError::Sealed`] while the node is sealed.
+    pub(crate) fn store(&self) -> Result<&Arc<ShareStore>, ServiceError> {
         self.unsealed
             .get()
             .map(|u| &u.store)
             .ok_or_else(|| self.sealed_error())
     }
 
-    /// The membership keeper, or [`ErrorKind::Sealed`] while the node is sealed.
-    pub(crate) fn membership(&self) -> Result<&MembershipKeeper, WireError> {
+    /// The membership keeper, or [`ServiceError::Sealed`] while the node is sealed.
+    pub(crate) fn membership(&self) -> Result<&MembershipKeeper, ServiceError> {
         self.unsealed
             .get()
             .map(|u| &u.membership)
             .ok_or_else(|| self.sealed_error())
     }
 
-    pub(crate) fn sealed_error(&self) -> WireError {
-        WireError::new(
-            ErrorKind::Sealed,
-            format!(
-                "node {} is sealed: run vhsm node unseal {}",
-                self.id, self.id
-            ),
-        )
+    pub(crate) fn sealed_error(&self) -> ServiceError {
+        ServiceError::Sealed { node: self.id }
     }
 
     /// Unseals the node with `passphrase` (a no-op if it is unsealed). A wrong passphrase changes nothing.
-    pub(crate) async fn unseal(&self, passphrase: SecretBytes) -> Result<(), WireError> {
+    pub(crate) async fn unseal(&self, passphrase: SecretBytes) -> Result<(), ServiceError> {
         let _one_at_a_time = self.unsealing.lock().await;
         if self.unsealed.get().is_some() {
             return Ok(());
         }
         let Some(path) = self.seal.sealed_key_file.clone() else {
-            return Err(WireError::new(
-                ErrorKind::BadRequest,
-                "this node has a development key file and is never sealed",
-            ));
+            return Err(ServiceError::NeverSealed);
         };
         let key =
             tokio::task::spawn_blocking(move || SealedKeyFile::load(&path, passphrase.expose()))
                 .await
-                .map_err(|e| {
-                    WireError::new(ErrorKind::Internal, format!("unseal task failed: {e}"))
+                .map_err(|source| ServiceError::TaskFailed {
+                    task: "unseal",
+                    source,
                 })?;
         let key = match key {
             Ok(key) => key,
             Err(SealError::WrongPassphrase) => {
                 tracing::warn!(node = self.id, "unseal refused: wrong passphrase");
-                return Err(WireError::new(
-                    ErrorKind::PinIncorrect,
-                    format!(
-                        "node {}: wrong passphrase (it does not unwrap the sealed key file); the node stays sealed",
-                        self.id
-                    ),
-                ));
+                return Err(ServiceError::WrongPassphrase { node: self.id });
             }
-            Err(e) => return Err(WireError::new(ErrorKind::Internal, e.to_string())),
+            Err(e) => return Err(ServiceError::Unseal(e)),
         };
         let (unsealed, peers) = open_unsealed(self.id, &self.seal, key)?;
         if self.unsealed.set(unsealed).is_err() {
@@ -272,14 +254,10 @@ impl Node {
     /// per request in order. Each is audited like a request of its own.
     pub(crate) async fn batch(self: Arc<Self>, requests: Vec<NodeRequest>) -> NodeResponse {
         if requests.len() > vhsm_wire::node_api::MAX_BATCH {
-            return NodeResponse::Error(WireError::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "a batch of {} requests; at most {}",
-                    requests.len(),
-                    vhsm_wire::node_api::MAX_BATCH
-                ),
-            ));
+            return respond(Err(ServiceError::BatchTooLarge {
+                len: requests.len(),
+                max: vhsm_wire::node_api::MAX_BATCH,
+            }));
         }
         let tasks: Vec<_> = requests
             .into_iter()
@@ -293,47 +271,46 @@ impl Node {
                         other => matches!(other, NodeRequest::Batch(_)),
                     };
                     if nested {
-                        return NodeResponse::Error(WireError::new(
-                            ErrorKind::BadRequest,
-                            "batches are not nested",
-                        ));
+                        return respond(Err(ServiceError::BadRequest(
+                            "batches are not nested".into(),
+                        )));
                     }
-                    node.audited(request)
-                        .await
-                        .unwrap_or_else(NodeResponse::Error)
+                    respond(node.audited(request).await)
                 })
             })
             .collect();
         let mut answers = Vec::with_capacity(tasks.len());
         for task in tasks {
-            answers.push(task.await.unwrap_or_else(|e| {
-                NodeResponse::Error(WireError::new(
-                    ErrorKind::Internal,
-                    format!("request task failed: {e}"),
-                ))
+            answers.push(task.await.unwrap_or_else(|source| {
+                respond(Err(ServiceError::TaskFailed {
+                    task: "request",
+                    source,
+                }))
             }));
         }
         NodeResponse::Batch(answers)
     }
 
-    pub(crate) async fn banned(&self) -> Result<Vec<NodeId>, WireError> {
+    pub(crate) async fn banned(&self) -> Result<Vec<NodeId>, ServiceError> {
         let store = self.store()?.clone();
         blocking(move || store.banned()).await
     }
 
-    /// Records the bans a failed OT-based protocol asked for (the error names the peers).
-    pub(crate) async fn record_bans(&self, error: &WireError) {
-        if error.kind != ErrorKind::Banned {
+    /// Records the bans a failed OT-based protocol asked for (the error names the peers:
+    /// [`ServiceError::banned`]).
+    pub(crate) async fn record_bans(&self, error: &ServiceError) {
+        let peers = error.banned();
+        if peers.is_empty() {
             return;
         }
         let Ok(store) = self.store() else { return };
-        for &peer in &error.nodes {
-            let store = store.clone();
-            let reason = error.message.clone();
-            match blocking(move || store.ban(peer, &reason)).await {
+        let reason = error.to_string();
+        for &peer in peers {
+            let (store, why) = (store.clone(), reason.clone());
+            match blocking(move || store.ban(peer, &why)).await {
                 Ok(()) => tracing::error!(
                     peer,
-                    reason = %error.message,
+                    reason = %reason,
                     "peer BANNED from OT-based protocols until an operator clears it (vhsm node unban {peer})"
                 ),
                 Err(e) => tracing::error!(peer, error = %e, "could not record a ban"),
@@ -402,25 +379,26 @@ impl Node {
 
     /// The key at share epoch `epoch`, as an operation asks for it. A node that staged that epoch but has not heard
     /// the commit yet commits now: the coordinator uses a new epoch only after it decided to commit it. A node
-    /// at another epoch refuses (`Unavailable`, so that the coordinator asks another holder without blame).
+    /// at another epoch refuses ([`ServiceError::EpochPassed`], [`ServiceError::EpochNotHeld`]: `Unavailable`, so
+    /// that the coordinator asks another holder without blame); a key whose lifecycle state forbids the use refuses
+    /// ([`ServiceError::KeyStateForbids`]).
     pub(crate) async fn key_at(
         &self,
         key_id: vhsm_core::KeyId,
         epoch: u64,
         use_: KeyUse,
         pairwise_test: bool,
-    ) -> Result<Arc<LoadedKey>, WireError> {
+    ) -> Result<Arc<LoadedKey>, ServiceError> {
         let key = self.key_at_epoch(key_id, epoch).await?;
         // A pending key serves only its pairwise consistency test (see `vhsm_protocols::pairwise`).
         let test_of_pending = key.info.state == KeyState::Pending && pairwise_test;
         if !key.info.state.allows(use_) && !test_of_pending {
-            return Err(WireError::new(
-                ErrorKind::Forbidden,
-                format!(
-                    "key {key_id} is {}: node {} refuses to {use_} with it",
-                    key.info.state, self.id
-                ),
-            ));
+            return Err(ServiceError::KeyStateForbids {
+                key_id,
+                state: key.info.state,
+                key_use: use_,
+                node: self.id,
+            });
         }
         Ok(key)
     }
@@ -429,36 +407,33 @@ impl Node {
         &self,
         key_id: vhsm_core::KeyId,
         epoch: u64,
-    ) -> Result<Arc<LoadedKey>, WireError> {
+    ) -> Result<Arc<LoadedKey>, ServiceError> {
         match self.store()?.active_key(key_id) {
             Ok(key) if key.info.epoch == epoch => return Ok(key),
             Ok(key) if key.info.epoch > epoch => {
-                return Err(WireError::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "node {} holds epoch {} of key {key_id}, not {epoch}",
-                        self.id, key.info.epoch
-                    ),
-                ))
+                return Err(ServiceError::EpochPassed {
+                    node: self.id,
+                    key_id,
+                    held: key.info.epoch,
+                    asked: epoch,
+                })
             }
             Ok(_) | Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(store_error(e)),
+            Err(e) => return Err(ServiceError::Store(e)),
         }
         let store = self.store()?.clone();
         let staged = blocking(move || store.staged()).await?;
         if !staged.iter().any(|k| k.id == key_id && k.epoch == epoch) {
-            return Err(WireError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "node {} does not hold epoch {epoch} of key {key_id}",
-                    self.id
-                ),
-            ));
+            return Err(ServiceError::EpochNotHeld {
+                node: self.id,
+                key_id,
+                epoch,
+            });
         }
         let store = self.store()?.clone();
         blocking(move || store.commit_staged(key_id, epoch)).await?;
         tracing::info!(key = %key_id, epoch, "staged share committed on first use of its epoch");
-        self.store()?.active_key(key_id).map_err(store_error)
+        Ok(self.store()?.active_key(key_id)?)
     }
 
     /// Appends one audit entry (off the async threads); an error names the log and refuses the request.
@@ -468,7 +443,7 @@ impl Node {
         requester: &str,
         purpose: &str,
         result: String,
-    ) -> Result<(), WireError> {
+    ) -> Result<(), ServiceError> {
         let (log, operation, requester, purpose) = (
             self.audit.clone(),
             operation.clone(),
@@ -477,20 +452,23 @@ impl Node {
         );
         tokio::task::spawn_blocking(move || log.append(&operation, &requester, &purpose, result))
             .await
-            .map_err(|e| WireError::new(ErrorKind::Internal, format!("audit task failed: {e}")))?
+            .map_err(|source| ServiceError::TaskFailed {
+                task: "audit",
+                source,
+            })?
             .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(error = %e, "AUDIT LOG NOT WRITABLE: request refused (fail closed)");
-                WireError::new(
-                    ErrorKind::Internal,
-                    format!("node {}: refused, the audit log cannot be written (fail closed): {e}", self.id),
-                )
+            .map_err(|source| {
+                tracing::error!(error = %source, "AUDIT LOG NOT WRITABLE: request refused (fail closed)");
+                ServiceError::AuditUnwritable {
+                    node: self.id,
+                    source,
+                }
             })
     }
 
     /// Answers one coordinator request, recording it in the audit log: the attempt before the work, the result
     /// before the answer leaves (see [`crate::audit`]).
-    pub async fn audited(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
+    pub async fn audited(&self, request: NodeRequest) -> Result<NodeResponse, ServiceError> {
         let (requester, purpose, request) = match request {
             NodeRequest::OnBehalf {
                 requester,
@@ -513,7 +491,7 @@ impl Node {
     }
 
     /// Answers one coordinator request: the handler of its area (`crate::handlers`).
-    pub async fn handle(&self, request: NodeRequest) -> Result<NodeResponse, WireError> {
+    pub async fn handle(&self, request: NodeRequest) -> Result<NodeResponse, ServiceError> {
         if self.unsealed.get().is_none() {
             // Sealed: nothing but the status and the unseal request.
             let inner = match &request {
@@ -595,13 +573,11 @@ impl Node {
             } => self.audit_log(from_line, max_lines).await,
             // Recorded by `audited`: nothing else to do.
             NodeRequest::LoginFailed { .. } => Ok(NodeResponse::Ok),
-            NodeRequest::OnBehalf { .. } => Err(WireError::new(
-                ErrorKind::BadRequest,
-                "a request on behalf of a client must not be nested",
+            NodeRequest::OnBehalf { .. } => Err(ServiceError::BadRequest(
+                "a request on behalf of a client must not be nested".into(),
             )),
-            NodeRequest::Batch(_) => Err(WireError::new(
-                ErrorKind::BadRequest,
-                "a batch is a message of its own: not nested, not on behalf of a client",
+            NodeRequest::Batch(_) => Err(ServiceError::BadRequest(
+                "a batch is a message of its own: not nested, not on behalf of a client".into(),
             )),
         }
     }
@@ -620,14 +596,18 @@ fn open_unsealed(
     id: NodeId,
     seal: &SealSetup,
     key: StorageKey,
-) -> Result<(Unsealed, Vec<(NodeId, String)>), WireError> {
-    let internal = |e: String| WireError::new(ErrorKind::Internal, e);
+) -> Result<(Unsealed, Vec<(NodeId, String)>), ServiceError> {
     let nonce_hedge = key.derive(b"vhsm/frost-nonce-hedge/v1");
     let store = ShareStore::open(&seal.data_dir.join("shares.redb"), key, id)
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(ServiceError::StoreOpen)?;
     // The peers: the newest membership this node was given, else node.toml's.
-    let (membership, peers) = MembershipKeeper::start(id, &store, &seal.peers)
-        .map_err(|e| internal(format!("cannot read the stored cluster membership: {e}")))?;
+    let (membership, peers) =
+        MembershipKeeper::start(id, &store, &seal.peers).map_err(|source| {
+            ServiceError::StoreFailed {
+                doing: "read the stored cluster membership",
+                source,
+            }
+        })?;
     Ok((
         Unsealed {
             store: Arc::new(store),
@@ -651,12 +631,13 @@ pub(crate) struct SealSetup {
 pub const PASSPHRASE_ENV: &str = "VHSM_NODE_PASSPHRASE";
 
 /// The passphrase to unseal with at start, if one is configured: `passphrase_file`, else `VHSM_NODE_PASSPHRASE`.
-fn start_passphrase(config: &NodeConfig) -> Result<Option<SecretBytes>, NodeError> {
+fn start_passphrase(config: &NodeConfig) -> Result<Option<SecretBytes>, StartError> {
     if let Some(path) = &config.passphrase_file {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| NodeError(format!("cannot read {}: {e}", path.display())))?,
-        );
+        let text =
+            zeroize::Zeroizing::new(std::fs::read(path).map_err(|error| StartError::ReadFile {
+                path: path.clone(),
+                error,
+            })?);
         return Ok(Some(SecretBytes::new(trim_passphrase(&text).to_vec())));
     }
     Ok(std::env::var_os(PASSPHRASE_ENV)

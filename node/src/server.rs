@@ -15,13 +15,14 @@ use vhsm_wire::{
     mesh::MeshMessage,
     node_api::{NodeRequest, NodeResponse},
     tls::{self, TlsIdentity},
-    ErrorKind, Role, WireError,
+    Role,
 };
 
 use crate::{
     config::NodeConfig,
+    error::{ServiceError, StartError},
     mesh::quic::{QuicMesh, MESSAGE_ACK},
-    node::{Node, NodeError},
+    node::Node,
 };
 
 /// A node served over QUIC: the coordinator's requests on bidirectional streams, the other nodes' protocol
@@ -42,28 +43,28 @@ impl std::fmt::Debug for NodeServer {
 
 impl NodeServer {
     /// Runs the self-tests, checks the certificate, binds the QUIC endpoint and opens the node.
-    pub fn bind(config: &NodeConfig) -> Result<NodeServer, NodeError> {
+    pub fn bind(config: &NodeConfig) -> Result<NodeServer, StartError> {
         #[cfg(feature = "fault-injection")]
         let corrupt_self_test = config.fault_injection.fail_self_test;
         #[cfg(not(feature = "fault-injection"))]
         let corrupt_self_test = false;
-        crate::selftest::run(corrupt_self_test).map_err(|e| NodeError(e.to_string()))?;
+        crate::selftest::run(corrupt_self_test).map_err(StartError::SelfTest)?;
         let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
-            .map_err(|e| NodeError(e.to_string()))?;
-        let own_cert = std::fs::read(&config.cert)
-            .map_err(|e| NodeError(format!("cannot read {}: {e}", config.cert.display())))?;
+            .map_err(StartError::Tls)?;
+        let own_cert = std::fs::read(&config.cert).map_err(|error| StartError::ReadFile {
+            path: config.cert.clone(),
+            error,
+        })?;
         let own_role =
             rustls_pemfile_first_cert(&own_cert).and_then(|der| Role::from_certificate(&der));
         if own_role != Some(Role::Node(config.node_id)) {
-            return Err(NodeError(format!(
-                "certificate {} is not for node {} (it says {})",
-                config.cert.display(),
-                config.node_id,
-                own_role.map_or("nothing we know".to_string(), |r| r.to_string())
-            )));
+            return Err(StartError::WrongCertificate {
+                path: config.cert.clone(),
+                node: config.node_id,
+                found: own_role,
+            });
         }
-        let endpoint =
-            tls::server_endpoint(&identity, config.listen).map_err(|e| NodeError(e.to_string()))?;
+        let endpoint = tls::server_endpoint(&identity, config.listen).map_err(StartError::Tls)?;
         let mesh = QuicMesh::new(endpoint.clone());
         let node = Node::open(config, mesh.clone())?;
         Ok(NodeServer {
@@ -79,10 +80,8 @@ impl NodeServer {
     }
 
     /// The address the node listens on.
-    pub fn local_addr(&self) -> Result<SocketAddr, NodeError> {
-        self.endpoint
-            .local_addr()
-            .map_err(|e| NodeError(e.to_string()))
+    pub fn local_addr(&self) -> Result<SocketAddr, StartError> {
+        self.endpoint.local_addr().map_err(StartError::Endpoint)
     }
 
     /// Serves until `shutdown` completes, then closes every connection.
@@ -147,7 +146,7 @@ impl NodeServer {
 async fn request(node: Arc<Node>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let response = match frame::receive::<NodeRequest>(&mut recv, DEFAULT_FRAME_LIMIT).await {
         Ok(request) => node.answer(request).await,
-        Err(e) => NodeResponse::Error(WireError::new(ErrorKind::BadRequest, e.to_string())),
+        Err(e) => NodeResponse::Error(ServiceError::Malformed(e).into()),
     };
     if let Err(e) = frame::send(&mut send, &response).await {
         tracing::debug!(error = %e, "could not answer the coordinator");
@@ -159,7 +158,7 @@ fn rustls_pemfile_first_cert(pem: &[u8]) -> Option<rustls::pki_types::Certificat
 }
 
 /// Runs a node from its configuration until `shutdown` completes.
-pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let server = NodeServer::bind(&config)?;
     tracing::info!(node = config.node_id, listen = %server.local_addr()?, peers = ?server.node().mesh().peers().iter().map(|p| p.0).collect::<Vec<_>>(), "node serving");
     server.serve(shutdown).await;

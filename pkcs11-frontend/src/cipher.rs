@@ -240,8 +240,6 @@ fn decrypt(bridge: &Bridge, op: CipherOp) -> CkResult<Zeroizing<Vec<u8>>> {
     bridge
         .decrypt(op.input.to_vec(), op.aad)
         .map_err(|rv| match rv {
-            // The coordinator's "bad request" for a decryption is a blob that does not open.
-            CKR_FUNCTION_FAILED => CKR_ENCRYPTED_DATA_INVALID,
             CKR_OBJECT_HANDLE_INVALID => CKR_KEY_HANDLE_INVALID,
             other => other,
         })

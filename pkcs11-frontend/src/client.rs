@@ -35,6 +35,10 @@ pub fn map_error(e: &ClientError) -> CK_RV {
             ErrorKind::PinLocked => CKR_PIN_LOCKED,
             ErrorKind::NotFound => CKR_OBJECT_HANDLE_INVALID,
             ErrorKind::Forbidden => CKR_ACTION_PROHIBITED,
+            ErrorKind::InvalidData => CKR_DATA_INVALID,
+            ErrorKind::InvalidCiphertext => CKR_ENCRYPTED_DATA_INVALID,
+            // The module sent what the coordinator cannot take: not the application's data, but a request the
+            // module should not have made.
             ErrorKind::BadRequest => CKR_FUNCTION_FAILED,
             ErrorKind::Unavailable
             | ErrorKind::Misbehaviour
@@ -347,6 +351,19 @@ mod tests {
         assert_eq!(
             map_error(&ClientError::Timeout(QUICK_TIMEOUT)),
             CKR_DEVICE_ERROR
+        );
+        // The application's data, refused by kind (never by the words).
+        assert_eq!(
+            map_error(&service(ErrorKind::InvalidData)),
+            CKR_DATA_INVALID
+        );
+        assert_eq!(
+            map_error(&service(ErrorKind::InvalidCiphertext)),
+            CKR_ENCRYPTED_DATA_INVALID
+        );
+        assert_eq!(
+            map_error(&service(ErrorKind::BadRequest)),
+            CKR_FUNCTION_FAILED
         );
     }
 

@@ -200,7 +200,6 @@ pub fn sign(
         Step::Sign(bridge, key_id, input, hash) => {
             let signature = bridge.sign(key_id, input, hash).map_err(|rv| match rv {
                 CKR_OBJECT_HANDLE_INVALID => CKR_KEY_HANDLE_INVALID,
-                CKR_FUNCTION_FAILED => CKR_DATA_INVALID,
                 other => other,
             })?;
             if signature.len() != SIGNATURE_LEN {

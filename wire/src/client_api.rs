@@ -116,23 +116,34 @@ pub enum ClientRequest {
     },
     /// The cluster's membership (any logged-in user may read it).
     GetMembership,
-    /// Security officer: add a node to the membership (it must be reachable). Keys are not moved: reshare them.
+    /// Security officer: add a node to the membership (it must be reachable now), then reshare every key to all
+    /// the members. Answered at once with the change just started ([`ClientResponse::Change`]); the coordinator
+    /// runs it to the end whether or not the client stays (follow it with `ChangeStatus`).
     AddNode {
         /// Its id (unused so far).
         id: NodeId,
         /// Its address.
         address: String,
     },
-    /// Security officer: remove a node from the membership. Reshare every key it holds first (the coordinator
-    /// refuses while it still holds a share of a key).
+    /// Security officer: remove a node: set the threshold first if `threshold` says so, reshare every key to the
+    /// other members, then remove the node (not if any key could not be moved away from it). Answered at once
+    /// with the change just started ([`ClientResponse::Change`]).
     RemoveNode {
         /// The node.
         id: NodeId,
+        /// The threshold afterwards, if it changes.
+        threshold: Option<u16>,
     },
-    /// Security officer: the threshold of new keys and reshares. Existing keys keep theirs until reshared.
+    /// Security officer: set the threshold of new keys, then reshare every key to it. Answered at once with the
+    /// change just started ([`ClientResponse::Change`]).
     SetThreshold {
         /// The threshold.
         threshold: u16,
+    },
+    /// Security officer: how far a membership change has got ([`ClientResponse::Change`]).
+    ChangeStatus {
+        /// The change's number.
+        job: u64,
     },
     /// Security officer: reshare a key to the current membership (less `leave_out`) and threshold (this is also a
     /// refresh: every holder gets a new share, the public key stays). `avoid_dealers`: nodes not to use as dealers
@@ -200,6 +211,7 @@ impl ClientRequest {
             ClientRequest::AddNode { .. } => "add-node",
             ClientRequest::RemoveNode { .. } => "remove-node",
             ClientRequest::SetThreshold { .. } => "set-threshold",
+            ClientRequest::ChangeStatus { .. } => "change-status",
             ClientRequest::ReshareKey { .. } => "reshare-key",
             ClientRequest::AuditLog { .. } => "audit-log",
             ClientRequest::SetKeyState { .. } => "set-key-state",
@@ -231,8 +243,11 @@ pub enum ClientResponse {
     Ciphertext(Vec<u8>),
     /// Answer to `Decrypt`.
     Plaintext(SecretBytes),
-    /// Answer to `GetMembership`, `AddNode`, `RemoveNode`, `SetThreshold`.
+    /// Answer to `GetMembership`.
     Membership(Membership),
+    /// Answer to `AddNode`, `RemoveNode`, `SetThreshold` and `ChangeStatus`: a membership change, as far as it has
+    /// got.
+    Change(ChangeStatus),
     /// Answer to `BackupNode`: the backup file.
     Backup(Vec<u8>),
     /// Answer to `RestoreNode`: what was restored and what was left out, for the operator.
@@ -305,4 +320,47 @@ pub struct ClusterStatus {
     pub threshold: u16,
     /// Every configured node.
     pub nodes: Vec<NodeHealth>,
+}
+
+/// A membership change the coordinator runs (`vhsm node add|remove`, `vhsm cluster set-threshold`), as far as it has
+/// got: the keys reshared so far, the one being reshared, and, once finished, the outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeStatus {
+    /// The change's number (ask for it again with `ChangeStatus`).
+    pub job: u64,
+    /// What is being done, in words (`remove node 4`, …).
+    pub change: String,
+    /// Who asked.
+    pub requester: String,
+    /// How many keys are to be reshared (known once the membership has changed, or before a removal).
+    pub keys_total: u32,
+    /// The keys reshared so far, each with its result.
+    pub keys: Vec<KeyMoved>,
+    /// The key being reshared now.
+    pub current: Option<KeyId>,
+    /// Once finished: the membership afterwards, or why the change stopped (keys already reshared stay so).
+    pub outcome: Option<Result<Membership, WireError>>,
+}
+
+/// One key's reshare within a membership change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMoved {
+    /// The key.
+    pub key_id: KeyId,
+    /// Its label.
+    pub label: String,
+    /// Its algorithm.
+    pub algorithm: Algorithm,
+    /// Its epoch before.
+    pub from_epoch: u64,
+    /// Its epoch after (`None`: not reshared, still at `from_epoch` and usable).
+    pub to_epoch: Option<u64>,
+    /// Its holders afterwards.
+    pub holders: Vec<NodeId>,
+    /// Its threshold afterwards.
+    pub threshold: u16,
+    /// How long the reshare took.
+    pub millis: u64,
+    /// Why it was not reshared.
+    pub error: Option<String>,
 }

@@ -35,6 +35,12 @@ pub enum ErrorKind {
     /// The request used single-use state the node no longer has (pre-made nonces lost in a restart, or expired):
     /// ask again with fresh state. Nobody is blamed.
     Stale,
+    /// The data given to an operation is refused: a message or plaintext larger than the limit, a digest of the
+    /// wrong length for its hash. The request itself was well formed (PKCS#11: `CKR_DATA_INVALID`).
+    InvalidData,
+    /// A ciphertext does not open: not a vHSM ciphertext, altered, or given with other associated data
+    /// (PKCS#11: `CKR_ENCRYPTED_DATA_INVALID`).
+    InvalidCiphertext,
 }
 
 /// A failure reported across the wire. Never contains secret material.

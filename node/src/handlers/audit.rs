@@ -1,8 +1,8 @@
 //! Reading this node's audit log (writing it is `Node::audited`'s).
 
-use vhsm_wire::{node_api::NodeResponse, ErrorKind, WireError};
+use vhsm_wire::node_api::NodeResponse;
 
-use crate::node::Node;
+use crate::{error::ServiceError, node::Node};
 
 impl Node {
     /// `AuditLog`: raw lines of this node's audit log.
@@ -10,12 +10,15 @@ impl Node {
         &self,
         from_line: u64,
         max_lines: u32,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let log = self.audit.clone();
         tokio::task::spawn_blocking(move || log.page(from_line, max_lines))
             .await
-            .map_err(|e| WireError::new(ErrorKind::Internal, format!("audit task failed: {e}")))?
+            .map_err(|source| ServiceError::TaskFailed {
+                task: "audit",
+                source,
+            })?
             .map(NodeResponse::Audit)
-            .map_err(|e| WireError::new(ErrorKind::Internal, e.to_string()))
+            .map_err(ServiceError::AuditUnreadable)
     }
 }

@@ -1,13 +1,16 @@
 //! This node's sealed backup, and restoring from it.
 
 use vhsm_core::KeyId;
-use vhsm_wire::{node_api::NodeResponse, WireError};
+use vhsm_wire::node_api::NodeResponse;
 
-use crate::node::{blocking, Node};
+use crate::{
+    error::ServiceError,
+    node::{blocking, Node},
+};
 
 impl Node {
     /// `Backup`: this node's backup file (keys, shares, objects, membership), sealed under its storage key.
-    pub(crate) async fn backup(&self) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn backup(&self) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -22,7 +25,7 @@ impl Node {
         &self,
         backup: Vec<u8>,
         keys: Vec<KeyId>,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         let restored = blocking(move || store.restore(&backup, &keys)).await?;
         for info in &restored {

@@ -2,13 +2,16 @@
 
 use vhsm_core::Membership;
 use vhsm_protocols::SecretBytes;
-use vhsm_wire::{client_api::NodeStatus, node_api::NodeResponse, WireError};
+use vhsm_wire::{client_api::NodeStatus, node_api::NodeResponse};
 
-use crate::node::{blocking, Node};
+use crate::{
+    error::ServiceError,
+    node::{blocking, Node},
+};
 
 impl Node {
     /// `Status`: this node's id, version, how many keys it holds shares of, whom it bans.
-    pub(crate) async fn status(&self) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn status(&self) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         let keys = blocking(move || store.keys()).await?;
         let active = keys.iter().filter(|k| k.state.has_shares()).count();
@@ -25,7 +28,7 @@ impl Node {
     pub(crate) async fn unseal_request(
         &self,
         passphrase: SecretBytes,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         self.unseal(passphrase).await?;
         Ok(NodeResponse::Ok)
     }
@@ -34,7 +37,7 @@ impl Node {
     pub(crate) async fn set_membership(
         &self,
         membership: Membership,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         self.membership()?
             .apply(self.store()?.clone(), &self.mesh, membership)
             .await?;

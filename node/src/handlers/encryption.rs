@@ -3,9 +3,9 @@
 use rand_core::OsRng;
 use vhsm_core::{KeyId, KeyUse};
 use vhsm_protocols::split_aes;
-use vhsm_wire::{node_api::NodeResponse, ErrorKind, WireError};
+use vhsm_wire::node_api::NodeResponse;
 
-use crate::{node::Node, share::KeyShare};
+use crate::{error::ServiceError, node::Node, share::KeyShare};
 
 impl Node {
     /// `Evaluate`: this node's split-AES partial evaluation at `alpha`, with its DLEQ proof.
@@ -15,11 +15,10 @@ impl Node {
         epoch: u64,
         purpose: KeyUse,
         alpha: [u8; 32],
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         if !matches!(purpose, KeyUse::Encrypt | KeyUse::Decrypt) {
-            return Err(WireError::new(
-                ErrorKind::BadRequest,
-                "an evaluation encrypts or decrypts",
+            return Err(ServiceError::BadRequest(
+                "an evaluation encrypts or decrypts".into(),
             ));
         }
         let key = self
@@ -31,10 +30,10 @@ impl Node {
             )
             .await?;
         let KeyShare::SplitAes(share) = &key.share else {
-            return Err(WireError::new(
-                ErrorKind::BadRequest,
-                format!("key {key_id} is not a split-AES key"),
-            ));
+            return Err(ServiceError::WrongScheme {
+                key_id,
+                scheme: "split-AES",
+            });
         };
         #[allow(unused_mut)]
         let mut partial = split_aes::partial::evaluate(share, &key_id.0, &alpha, &mut OsRng);

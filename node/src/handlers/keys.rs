@@ -2,10 +2,11 @@
 
 use vhsm_core::{KeyId, KeyInfo, KeyState};
 use vhsm_protocols::SessionId;
-use vhsm_wire::{node_api::NodeResponse, ErrorKind, WireError};
+use vhsm_wire::node_api::NodeResponse;
 
 use crate::{
-    node::{blocking, poisoned, Node},
+    error::ServiceError,
+    node::{blocking, Node},
     sessions::keygen,
 };
 
@@ -15,35 +16,30 @@ impl Node {
         &self,
         session: SessionId,
         key: KeyInfo,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let key_id = key.id;
         {
-            let mut running = self.keygens.lock().map_err(|_| poisoned())?;
+            let mut running = self.keygens.lock().map_err(|_| ServiceError::Poisoned)?;
             if running.contains_key(&key_id) {
-                return Err(WireError::new(
-                    ErrorKind::BadRequest,
-                    format!("key {key_id} is already being generated"),
-                ));
+                return Err(ServiceError::KeygenRunning(key_id));
             }
             running.insert(key_id, session);
         }
         let banned = self.banned().await?;
-        let result =
-            keygen::generate(self.id, &self.mesh, self.store()?, &banned, session, key).await;
+        let result = keygen::generate(self.id, &self.mesh, self.store()?, &banned, session, key)
+            .await
+            .map_err(ServiceError::Session);
         // If the coordinator aborted this generation meanwhile, whatever was stored goes too.
         let aborted = self
             .keygens
             .lock()
-            .map_err(|_| poisoned())?
+            .map_err(|_| ServiceError::Poisoned)?
             .remove(&key_id)
             .is_none();
         if aborted && result.is_ok() {
             let store = self.store()?.clone();
             blocking(move || store.abort_pending(key_id)).await?;
-            return Err(WireError::new(
-                ErrorKind::Unavailable,
-                "key generation aborted by the coordinator",
-            ));
+            return Err(ServiceError::KeygenAborted);
         }
         if let Err(e) = &result {
             self.record_bans(e).await;
@@ -58,7 +54,7 @@ impl Node {
         &self,
         key_id: KeyId,
         state: KeyState,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         #[cfg(feature = "fault-injection")]
         if self.faults.lose_first_commit
             && !self
@@ -79,7 +75,7 @@ impl Node {
         &self,
         key_id: KeyId,
         state: KeyState,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         let info = if state == KeyState::Destroyed {
             blocking(move || {
@@ -89,7 +85,7 @@ impl Node {
                     .map(|keys| keys.into_iter().find(|k| k.id == key_id))
             })
             .await?
-            .ok_or_else(|| WireError::new(ErrorKind::NotFound, format!("no key {key_id}")))?
+            .ok_or(ServiceError::KeyNotFound(key_id))?
         } else {
             blocking(move || store.set_state(key_id, state)).await?
         };
@@ -98,9 +94,13 @@ impl Node {
     }
 
     /// `AbortKey`: stops a generation still running and deletes the pending key.
-    pub(crate) async fn abort_key(&self, key_id: KeyId) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn abort_key(&self, key_id: KeyId) -> Result<NodeResponse, ServiceError> {
         // Stop a generation still running (its session ends), then delete what it stored.
-        let running = self.keygens.lock().map_err(|_| poisoned())?.remove(&key_id);
+        let running = self
+            .keygens
+            .lock()
+            .map_err(|_| ServiceError::Poisoned)?
+            .remove(&key_id);
         if let Some(session) = running {
             self.mesh.cancel(session);
             tracing::info!(key = %key_id, %session, "key generation aborted by the coordinator");
@@ -113,13 +113,13 @@ impl Node {
     }
 
     /// `ListKeys`: the keys this node holds a share of (tombstones and pending ones included).
-    pub(crate) async fn list_keys(&self) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn list_keys(&self) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         Ok(NodeResponse::Keys(blocking(move || store.keys()).await?))
     }
 
     /// `UpdateKey`: replaces an active key's label and attributes.
-    pub(crate) async fn update_key(&self, key: KeyInfo) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn update_key(&self, key: KeyInfo) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         let info = blocking(move || store.update_key(&key)).await?;
         tracing::info!(key = %info.id, label = %info.label, revision = info.revision, "key metadata updated");
@@ -127,7 +127,7 @@ impl Node {
     }
 
     /// `DestroyKey`: deletes this node's share of the key, keeping a tombstone.
-    pub(crate) async fn destroy_key(&self, key_id: KeyId) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn destroy_key(&self, key_id: KeyId) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         if blocking(move || store.destroy_key(key_id)).await? {
             tracing::warn!(key = %key_id, "key DESTROYED: this node's share and metadata are deleted");

@@ -2,9 +2,10 @@
 
 use vhsm_core::{KeyId, KeyInfo};
 use vhsm_protocols::SessionId;
-use vhsm_wire::{node_api::NodeResponse, NodeId, WireError};
+use vhsm_wire::{node_api::NodeResponse, NodeId};
 
 use crate::{
+    error::ServiceError,
     node::{blocking, Node},
     sessions::reshare::{self, ReshareRequest},
 };
@@ -18,7 +19,7 @@ impl Node {
         dealers: Vec<NodeId>,
         committee: Vec<NodeId>,
         threshold: u16,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let banned = self.banned().await?;
         let result = reshare::reshare(
             &self.mesh,
@@ -34,7 +35,8 @@ impl Node {
                 tamper: self.tamper_reshare(),
             },
         )
-        .await;
+        .await
+        .map_err(ServiceError::Session);
         #[cfg(feature = "fault-injection")]
         if self.faults.exit_after_staging && result.is_ok() {
             tracing::error!("fault injection: exiting right after staging a reshared share");
@@ -58,7 +60,7 @@ impl Node {
         &self,
         key_id: KeyId,
         epoch: u64,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         #[cfg(feature = "fault-injection")]
         if self.faults.exit_before_commit {
             tracing::error!("fault injection: exiting before committing a reshare");
@@ -75,7 +77,7 @@ impl Node {
         &self,
         key_id: KeyId,
         epoch: u64,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         if blocking(move || store.abort_staged(key_id, epoch)).await? {
             tracing::warn!(key = %key_id, epoch, "reshare aborted: staged share dropped, the current one stays");
@@ -84,7 +86,7 @@ impl Node {
     }
 
     /// `ListStaged`: the staged (not yet committed) shares' metadata.
-    pub(crate) async fn list_staged(&self) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn list_staged(&self) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         Ok(NodeResponse::Keys(blocking(move || store.staged()).await?))
     }

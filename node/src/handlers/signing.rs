@@ -7,10 +7,11 @@ use vhsm_protocols::{
 };
 use vhsm_wire::{
     node_api::{NodeResponse, NonceId},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 
 use crate::{
+    error::ServiceError,
     node::{blocking, Node},
     sessions::ecdsa_signing::{self, EcdsaSignRequest},
     share::KeyShare,
@@ -18,7 +19,7 @@ use crate::{
 
 impl Node {
     /// `Precommit`: hands out `count` FROST nonce commitments from the pool made ahead of time.
-    pub(crate) async fn precommit(&self, count: u16) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn precommit(&self, count: u16) -> Result<NodeResponse, ServiceError> {
         let hedge = self
             .unsealed
             .get()
@@ -27,8 +28,10 @@ impl Node {
         let (nonces, id) = (self.nonces.clone(), self.id);
         let handed = tokio::task::spawn_blocking(move || nonces.issue(count, id, &hedge))
             .await
-            .map_err(|e| WireError::new(ErrorKind::Internal, format!("nonce task failed: {e}")))?
-            .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
+            .map_err(|source| ServiceError::TaskFailed {
+                task: "nonce",
+                source,
+            })??;
         Ok(NodeResponse::Precommitments(handed))
     }
 
@@ -39,16 +42,11 @@ impl Node {
         key_id: KeyId,
         epoch: u64,
         package: FrostSigningPackage,
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         // Take the nonces first: whatever happens next, they are gone.
-        let nonces = self
-            .nonces
-            .take(nonce)
-            .map_err(|e| WireError::new(ErrorKind::Stale, e.to_string()))?;
+        let nonces = self.nonces.take(nonce)?;
         // Decoded once (every commitment point checked): for the message check and for signing.
-        let package = package
-            .decode()
-            .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}")))?;
+        let package = package.decode().map_err(ServiceError::CannotSign)?;
         let key = self
             .key_at(
                 key_id,
@@ -58,14 +56,14 @@ impl Node {
             )
             .await?;
         let KeyShare::Frost(share) = &key.share else {
-            return Err(WireError::new(
-                ErrorKind::BadRequest,
-                format!("key {key_id} is not a FROST key"),
-            ));
+            return Err(ServiceError::WrongScheme {
+                key_id,
+                scheme: "FROST",
+            });
         };
         #[allow(unused_mut)]
-        let mut share = round2::sign_decoded(share, nonces, &package)
-            .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot sign: {e}")))?;
+        let mut share =
+            round2::sign_decoded(share, nonces, &package).map_err(ServiceError::CannotSign)?;
         #[cfg(feature = "fault-injection")]
         if self.faults.corrupt_signature_shares {
             if let Some(b) = share.0.first_mut() {
@@ -84,7 +82,7 @@ impl Node {
         epoch: u64,
         signers: Vec<NodeId>,
         digest: [u8; 32],
-    ) -> Result<NodeResponse, WireError> {
+    ) -> Result<NodeResponse, ServiceError> {
         let key = self
             .key_at(
                 key_id,
@@ -102,7 +100,9 @@ impl Node {
             banned: &banned,
             tamper: self.tamper(),
         };
-        let result = ecdsa_signing::sign(&self.mesh, &key.share, request).await;
+        let result = ecdsa_signing::sign(&self.mesh, &key.share, request)
+            .await
+            .map_err(ServiceError::Session);
         if let Err(e) = &result {
             self.record_bans(e).await;
             tracing::warn!(key = %key_id, %session, error = %e, "ECDSA signing failed");
@@ -111,7 +111,7 @@ impl Node {
     }
 
     /// `ClearBan`: an operator cleared the ban on `node`: run OT-based protocols with it again.
-    pub(crate) async fn clear_ban(&self, node: NodeId) -> Result<NodeResponse, WireError> {
+    pub(crate) async fn clear_ban(&self, node: NodeId) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         if blocking(move || store.unban(node)).await? {
             tracing::warn!(peer = node, "ban cleared by an operator");

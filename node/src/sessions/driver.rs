@@ -1,5 +1,7 @@
 //! Runs one sans-IO protocol state machine over the mesh: sends what it emits to the other members, feeds it what
-//! they send, until it has an output, fails, or runs out of time.
+//! they send, until it has an output, fails, or runs out of time. A failure is a [`SessionError`] naming whom it
+//! concerns: the culprits a protocol blamed ([`SessionError::Protocol`]), the peers that could not be reached, a
+//! peer that sent another protocol's message.
 //!
 //! Steps run with `block_in_place`: a step of threshold-ECDSA key generation takes seconds of CPU, and must not
 //! stall the runtime's other tasks (signing with other keys goes on meanwhile). Signing steps ([`Pace::PerCore`])
@@ -11,13 +13,13 @@
 use std::{sync::OnceLock, time::Duration};
 
 use rand_core::OsRng;
-use vhsm_protocols::{Outgoing, Protocol, ProtocolError, Recipient, SessionId};
+use vhsm_protocols::{Outgoing, Protocol, Recipient, SessionId};
 use vhsm_wire::{
     mesh::{MeshMessage, MeshPayload},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 
-use crate::mesh::Mesh;
+use crate::{mesh::Mesh, sessions::SessionError};
 
 /// How a protocol's messages travel in a [`MeshPayload`].
 pub trait MeshCodec<M> {
@@ -64,23 +66,6 @@ async fn cpu_step<T>(pace: Pace, step: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(step)
 }
 
-/// Turns a protocol failure into the answer for the coordinator: culprits become `Misbehaviour` (or `Banned`).
-pub fn protocol_error(what: &str, e: ProtocolError) -> WireError {
-    match &e {
-        ProtocolError::MustBan { culprits, .. } => WireError {
-            kind: ErrorKind::Banned,
-            message: format!("{what} aborted: {e}"),
-            nodes: culprits.clone(),
-        },
-        _ if !e.culprits().is_empty() => WireError {
-            kind: ErrorKind::Misbehaviour,
-            message: format!("{what} aborted: {e}"),
-            nodes: e.culprits().to_vec(),
-        },
-        _ => WireError::new(ErrorKind::BadRequest, format!("{what}: {e}")),
-    }
-}
-
 /// One protocol session among `members` (this node included).
 pub struct Session<'a, C> {
     /// The mesh.
@@ -102,7 +87,7 @@ pub struct Session<'a, C> {
 }
 
 impl<C> Session<'_, C> {
-    async fn send_all<M>(&self, outgoing: Vec<Outgoing<M>>) -> Result<(), WireError>
+    async fn send_all<M>(&self, outgoing: Vec<Outgoing<M>>) -> Result<(), SessionError>
     where
         C: MeshCodec<M>,
     {
@@ -132,9 +117,8 @@ impl<C> Session<'_, C> {
                 .filter_map(|r| r.err().map(|e| e.peer))
                 .collect();
             if !failed.is_empty() {
-                return Err(WireError {
-                    kind: ErrorKind::Unavailable,
-                    message: format!("{}: cannot reach node(s) {failed:?}", self.what),
+                return Err(SessionError::Unreachable {
+                    what: self.what,
                     nodes: failed,
                 });
             }
@@ -143,56 +127,48 @@ impl<C> Session<'_, C> {
     }
 
     /// Runs `protocol` to its output, within `timeout`.
-    pub async fn run<P>(&self, mut protocol: P, timeout: Duration) -> Result<P::Output, WireError>
+    pub async fn run<P>(
+        &self,
+        mut protocol: P,
+        timeout: Duration,
+    ) -> Result<P::Output, SessionError>
     where
         P: Protocol,
         C: MeshCodec<P::Message>,
     {
         let what = self.what;
-        let mut inbox = self.mesh.claim(self.session).ok_or_else(|| {
-            WireError::new(
-                ErrorKind::BadRequest,
-                format!("session {} is already running", self.session),
-            )
-        })?;
+        let mut inbox = self
+            .mesh
+            .claim(self.session)
+            .ok_or(SessionError::AlreadyRunning(self.session))?;
+        let failed = |source| SessionError::Protocol { what, source };
         let run = async {
             let first = cpu_step(self.pace, || protocol.start(&mut OsRng))
                 .await
-                .map_err(|e| protocol_error(what, e))?;
+                .map_err(failed)?;
             self.send_all(first).await?;
             while !protocol.is_done() {
                 let Some((from, payload)) = inbox.recv().await else {
-                    return Err(WireError::new(
-                        ErrorKind::Unavailable,
-                        format!("{what} cancelled: the coordinator aborted the session"),
-                    ));
+                    return Err(SessionError::Cancelled { what });
                 };
                 tracing::debug!(session = %self.session, from, what, "session message received");
                 let Some(message) = self.codec.unwrap(payload) else {
-                    return Err(WireError {
-                        kind: ErrorKind::Misbehaviour,
-                        message: format!("{what}: node {from} sent a message of another protocol"),
-                        nodes: vec![from],
-                    });
+                    return Err(SessionError::ForeignMessage { what, from });
                 };
                 let out = cpu_step(self.pace, || protocol.handle(from, message, &mut OsRng))
                     .await
-                    .map_err(|e| protocol_error(what, e))?;
+                    .map_err(failed)?;
                 self.send_all(out).await?;
             }
-            protocol.take_output().ok_or_else(|| {
-                WireError::new(
-                    ErrorKind::Internal,
-                    format!("{what} finished without output"),
-                )
-            })
+            protocol
+                .take_output()
+                .ok_or(SessionError::NoOutput { what })
         };
         tokio::time::timeout(timeout, run)
             .await
-            .map_err(|_| WireError {
-                kind: ErrorKind::Unavailable,
-                message: format!("{what} did not finish within {timeout:?}"),
-                nodes: Vec::new(),
+            .map_err(|_| SessionError::TimedOut {
+                what,
+                after: timeout,
             })?
     }
 }

@@ -10,11 +10,14 @@ use vhsm_protocols::{
     ecdsa::{Dkls23, SignParams, ThresholdEcdsa},
     SessionId,
 };
-use vhsm_wire::{mesh::MeshPayload, ErrorKind, NodeId, WireError};
+use vhsm_wire::{mesh::MeshPayload, NodeId};
 
 use crate::{
     mesh::Mesh,
-    sessions::driver::{protocol_error, Pace, Session},
+    sessions::{
+        driver::{Pace, Session},
+        SessionError,
+    },
     share::KeyShare,
 };
 
@@ -42,13 +45,12 @@ pub async fn sign(
     mesh: &Mesh,
     share: &KeyShare,
     request: EcdsaSignRequest<'_>,
-) -> Result<Vec<u8>, WireError> {
+) -> Result<Vec<u8>, SessionError> {
     let KeyShare::Ecdsa(share) = share else {
-        return Err(WireError::new(ErrorKind::BadRequest, "not an ECDSA key"));
+        return Err(SessionError::BadRequest("not an ECDSA key"));
     };
     if !request.signers.contains(&request.me) {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
+        return Err(SessionError::BadRequest(
             "this node is not among the signers",
         ));
     }
@@ -57,10 +59,7 @@ pub async fn sign(
         .iter()
         .find(|s| **s != request.me && !mesh.is_peer(**s))
     {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!("node {stranger} is not a peer of this node"),
-        ));
+        return Err(SessionError::NotAPeer(*stranger));
     }
     let refused: Vec<NodeId> = request
         .signers
@@ -69,9 +68,8 @@ pub async fn sign(
         .filter(|s| request.banned.contains(s))
         .collect();
     if !refused.is_empty() {
-        return Err(WireError {
-            kind: ErrorKind::Banned,
-            message: format!("this node refuses to sign with banned node(s) {refused:?}"),
+        return Err(SessionError::RefusesBanned {
+            what: "to sign",
             nodes: refused,
         });
     }
@@ -84,7 +82,10 @@ pub async fn sign(
             digest: request.digest,
         },
     )
-    .map_err(|e| protocol_error("signing", e))?;
+    .map_err(|source| SessionError::Protocol {
+        what: "signing",
+        source,
+    })?;
     let codec = (MeshPayload::EcdsaSign, |p| match p {
         MeshPayload::EcdsaSign(m) => Some(m),
         _ => None,

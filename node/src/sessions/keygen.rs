@@ -15,11 +15,14 @@ use vhsm_protocols::{
     split_aes::dkg::SplitAesDkg,
     SessionId,
 };
-use vhsm_wire::{mesh::MeshPayload, ErrorKind, NodeId, WireError};
+use vhsm_wire::{mesh::MeshPayload, NodeId};
 
 use crate::{
     mesh::Mesh,
-    sessions::driver::{protocol_error, Pace, Session},
+    sessions::{
+        driver::{Pace, Session},
+        SessionError,
+    },
     share::KeyShare,
     store::ShareStore,
 };
@@ -52,18 +55,14 @@ pub async fn generate(
     banned: &[NodeId],
     session: SessionId,
     mut key: KeyInfo,
-) -> Result<Vec<u8>, WireError> {
+) -> Result<Vec<u8>, SessionError> {
     if !key.holders.contains(&me) {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
+        return Err(SessionError::BadRequest(
             "this node is not among the key's holders",
         ));
     }
     if let Some(stranger) = key.holders.iter().find(|h| **h != me && !mesh.is_peer(**h)) {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!("node {stranger} is not a peer of this node"),
-        ));
+        return Err(SessionError::NotAPeer(*stranger));
     }
     let params = DkgParams {
         session,
@@ -72,7 +71,10 @@ pub async fn generate(
         threshold: key.threshold,
     };
     let timeout = vhsm_core::limits::keygen_timeout(key.algorithm);
-    let failed = |e| protocol_error("key generation", e);
+    let failed = |source| SessionError::Protocol {
+        what: "key generation",
+        source,
+    };
     let share = match key.algorithm.ecdsa_curve() {
         None if key.algorithm == Algorithm::SplitAes256 => {
             let dkg = SplitAesDkg::new(params).map_err(failed)?;
@@ -106,11 +108,8 @@ pub async fn generate(
                 .filter(|h| banned.contains(h))
                 .collect();
             if !refused.is_empty() {
-                return Err(WireError {
-                    kind: ErrorKind::Banned,
-                    message: format!(
-                        "this node refuses ECDSA key generation with banned node(s) {refused:?}"
-                    ),
+                return Err(SessionError::RefusesBanned {
+                    what: "ECDSA key generation",
                     nodes: refused,
                 });
             }
@@ -135,12 +134,13 @@ pub async fn generate(
     let info = key.clone();
     tokio::task::spawn_blocking(move || store.insert_pending(&info, &share))
         .await
-        .map_err(|e| WireError::new(ErrorKind::Internal, format!("store task failed: {e}")))?
-        .map_err(|e| {
-            WireError::new(
-                ErrorKind::Internal,
-                format!("cannot store the new share: {e}"),
-            )
+        .map_err(|source| SessionError::TaskFailed {
+            task: "store",
+            source,
+        })?
+        .map_err(|source| SessionError::Store {
+            doing: "store the new share",
+            source,
         })?;
     tracing::info!(key = %key.id, label = %key.label, algorithm = %key.algorithm, "key share generated and stored (pending)");
     Ok(public_package)

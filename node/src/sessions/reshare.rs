@@ -17,13 +17,16 @@ use vhsm_protocols::{
     frost::{FrostKeyShare, FrostPublicKeys},
     reshare::{EcdsaReshare, ExcludedDealer, Reshare, ReshareParams},
     split_aes::{SplitAesKeyShare, SplitAesPublicKeys},
-    ProtocolError, SessionId,
+    SessionId,
 };
-use vhsm_wire::{mesh::MeshPayload, ErrorKind, NodeId, WireError};
+use vhsm_wire::{mesh::MeshPayload, NodeId};
 
 use crate::{
     mesh::Mesh,
-    sessions::driver::{protocol_error, Pace, Session},
+    sessions::{
+        driver::{Pace, Session},
+        SessionError,
+    },
     share::KeyShare,
     store::ShareStore,
 };
@@ -89,23 +92,12 @@ fn refresh_session(session: SessionId) -> SessionId {
     SessionId(digest.into())
 }
 
-fn bad(message: impl Into<String>) -> WireError {
-    WireError::new(ErrorKind::BadRequest, message)
-}
-
-fn encoding(e: ProtocolError) -> WireError {
-    WireError::new(
-        ErrorKind::Internal,
-        format!("the key's public package does not decode: {e}"),
-    )
-}
-
 /// Takes part in a reshare: deals if asked to, receives and stages if in the new committee.
 pub async fn reshare(
     mesh: &Mesh,
     store: &Arc<ShareStore>,
     request: ReshareRequest<'_>,
-) -> Result<ReshareResult, WireError> {
+) -> Result<ReshareResult, SessionError> {
     let ReshareRequest {
         me,
         session,
@@ -119,21 +111,21 @@ pub async fn reshare(
     let deals = dealers.contains(&me);
     let receives = committee.contains(&me);
     if !deals && !receives {
-        return Err(bad(
+        return Err(SessionError::BadRequest(
             "this node is neither a dealer nor in the new committee",
         ));
     }
     if !key.state.allows(KeyUse::Reshare) {
-        return Err(bad(format!(
-            "key {} is {}: it cannot be reshared",
-            key.id, key.state
-        )));
+        return Err(SessionError::CannotReshare {
+            key_id: key.id,
+            state: key.state,
+        });
     }
     if let Some(stranger) = dealers.iter().find(|d| !key.holders.contains(d)) {
-        return Err(bad(format!(
-            "dealer {stranger} does not hold key {}",
-            key.id
-        )));
+        return Err(SessionError::DealerNotHolder {
+            dealer: *stranger,
+            key_id: key.id,
+        });
     }
     let mut participants: Vec<NodeId> = dealers.iter().chain(committee).copied().collect();
     participants.sort_unstable();
@@ -142,24 +134,24 @@ pub async fn reshare(
         .iter()
         .find(|p| **p != me && !mesh.is_peer(**p))
     {
-        return Err(bad(format!("node {stranger} is not a peer of this node")));
+        return Err(SessionError::NotAPeer(*stranger));
     }
     // A dealer deals the share of the key as the coordinator knows it: same epoch, same public keys.
     let own = if deals {
-        let loaded = store.active_key(key.id).map_err(|e| {
-            WireError::new(
-                ErrorKind::Unavailable,
-                format!("node {me} cannot deal key {}: {e}", key.id),
-            )
-        })?;
+        let loaded = store
+            .active_key(key.id)
+            .map_err(|source| SessionError::CannotDeal {
+                node: me,
+                key_id: key.id,
+                source,
+            })?;
         if loaded.info.epoch != key.epoch || loaded.info.public_package != key.public_package {
-            return Err(WireError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "node {me} holds epoch {} of key {}, the reshare starts from epoch {}",
-                    loaded.info.epoch, key.id, key.epoch
-                ),
-            ));
+            return Err(SessionError::DealerEpoch {
+                node: me,
+                key_id: key.id,
+                held: loaded.info.epoch,
+                asked: key.epoch,
+            });
         }
         Some(loaded)
     } else {
@@ -174,7 +166,10 @@ pub async fn reshare(
         new_threshold: threshold,
     };
     let timeout = reshare_timeout(key.algorithm);
-    let failed = |e| protocol_error("reshare", e);
+    let failed = |source| SessionError::Protocol {
+        what: "reshare",
+        source,
+    };
     let run = Session {
         mesh,
         me,
@@ -190,10 +185,15 @@ pub async fn reshare(
     };
     let (share, excluded) = match key.algorithm {
         Algorithm::Ed25519 => {
-            let old = FrostPublicKeys::from_bytes(&key.public_package).map_err(encoding)?;
+            let old = FrostPublicKeys::from_bytes(&key.public_package)
+                .map_err(SessionError::PublicPackage)?;
             let own = match own_share {
                 Some(KeyShare::Frost(s)) => Some(&**s),
-                Some(_) => return Err(bad("the key's share is not a FROST share")),
+                Some(_) => {
+                    return Err(SessionError::BadRequest(
+                        "the key's share is not a FROST share",
+                    ))
+                }
                 None => None,
             };
             let protocol = Reshare::frost(params, &old, own).map_err(failed)?;
@@ -208,10 +208,15 @@ pub async fn reshare(
             (share, output.excluded().to_vec())
         }
         Algorithm::SplitAes256 => {
-            let old = SplitAesPublicKeys::from_bytes(&key.public_package).map_err(encoding)?;
+            let old = SplitAesPublicKeys::from_bytes(&key.public_package)
+                .map_err(SessionError::PublicPackage)?;
             let own = match own_share {
                 Some(KeyShare::SplitAes(s)) => Some(&**s),
-                Some(_) => return Err(bad("the key's share is not a split-AES share")),
+                Some(_) => {
+                    return Err(SessionError::BadRequest(
+                        "the key's share is not a split-AES share",
+                    ))
+                }
                 None => None,
             };
             let protocol = Reshare::split_aes(params, &old, own).map_err(failed)?;
@@ -232,18 +237,20 @@ pub async fn reshare(
                 .filter(|p| banned.contains(p))
                 .collect();
             if !refused.is_empty() {
-                return Err(WireError {
-                    kind: ErrorKind::Banned,
-                    message: format!(
-                        "this node refuses ECDSA resharing with banned node(s) {refused:?}"
-                    ),
+                return Err(SessionError::RefusesBanned {
+                    what: "ECDSA resharing",
                     nodes: refused,
                 });
             }
-            let old = EcdsaPublicKeys::from_bytes(&key.public_package).map_err(encoding)?;
+            let old = EcdsaPublicKeys::from_bytes(&key.public_package)
+                .map_err(SessionError::PublicPackage)?;
             let own = match own_share {
                 Some(KeyShare::Ecdsa(s)) => Some(&**s),
-                Some(_) => return Err(bad("the key's share is not an ECDSA share")),
+                Some(_) => {
+                    return Err(SessionError::BadRequest(
+                        "the key's share is not an ECDSA share",
+                    ))
+                }
                 None => None,
             };
             let protocol = EcdsaReshare::new(params, &old, own).map_err(failed)?;
@@ -286,10 +293,7 @@ pub async fn reshare(
         });
     };
     if share.public_key() != key.public_key || !share.is_for(key.algorithm) {
-        return Err(WireError::new(
-            ErrorKind::Misbehaviour,
-            "the reshare produced shares of another key",
-        ));
+        return Err(SessionError::OtherKey);
     }
     let mut staged = key.clone();
     staged.epoch = key.epoch + 1;
@@ -301,12 +305,13 @@ pub async fn reshare(
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.stage(&info, &share))
         .await
-        .map_err(|e| WireError::new(ErrorKind::Internal, format!("store task failed: {e}")))?
-        .map_err(|e| {
-            WireError::new(
-                ErrorKind::Internal,
-                format!("cannot stage the new share: {e}"),
-            )
+        .map_err(|source| SessionError::TaskFailed {
+            task: "store",
+            source,
+        })?
+        .map_err(|source| SessionError::Store {
+            doing: "stage the new share",
+            source,
         })?;
     tracing::info!(key = %key.id, %session, epoch = staged.epoch, holders = ?staged.holders, threshold, "new share staged (the current one stays in force until the commit)");
     Ok(ReshareResult {
