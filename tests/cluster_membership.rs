@@ -63,7 +63,7 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     assert_eq!((m.version, m.ids(), m.threshold), (0, vec![1, 2, 3], 2));
     for e in [
         service_error(user.add_node(4, "127.0.0.1:9").await),
-        service_error(user.remove_node(3).await),
+        service_error(user.remove_node(3, None).await),
         service_error(user.set_threshold(3).await),
     ] {
         assert_eq!(e.kind, ErrorKind::Forbidden, "{e}");
@@ -144,8 +144,8 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     let (sig, _) = user.sign(key.id, b"3-of-4", None).await.unwrap();
     assert!(verify_ed25519(&key.public_key, b"3-of-4", &sig));
 
-    // Node 4 holds a share of a key: the coordinator refuses to remove it (`vhsm node remove` reshares the keys
-    // away from it first; the coordinator itself never drops a holder).
+    // A removal the cluster cannot afford is refused at once, before any key moves: threshold 4 with the three
+    // nodes that would remain.
     let so = cluster.anonymous_client().await;
     let so_pin = std::fs::read_to_string(dir.join("client").join("so.pin")).unwrap();
     so.login(
@@ -154,8 +154,10 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     )
     .await
     .unwrap();
-    let refused = service_error(so.remove_node(4).await);
-    assert!(refused.message.contains(&key.id.to_string()), "{refused}");
+    let refused = service_error(so.remove_node(4, Some(4)).await);
+    assert_eq!(refused.kind, ErrorKind::BadRequest, "{refused}");
+    assert!(refused.message.contains("threshold 4"), "{refused}");
+    assert_eq!(so.get_key(key.id).await.unwrap().epoch, 1, "no key moved");
 
     // A node that holds nothing: added with --start, then removed.
     let address5 = format!("127.0.0.1:{}", free_port());

@@ -60,14 +60,14 @@ async fn round_trips_tampering_other_key_and_a_node_down() {
         assert!(
             matches!(
                 kind(&err),
-                Some(ErrorKind::BadRequest | ErrorKind::NotFound)
+                Some(ErrorKind::InvalidCiphertext | ErrorKind::NotFound)
             ),
             "byte {i}: {err}"
         );
     }
     assert_eq!(
         kind(&client.decrypt(&blob, b"other aad").await.unwrap_err()),
-        Some(ErrorKind::BadRequest)
+        Some(ErrorKind::InvalidCiphertext)
     );
     let mut moved = blob.clone();
     moved[1..17].copy_from_slice(&other.id.0);

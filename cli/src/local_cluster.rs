@@ -17,6 +17,15 @@ use vhsm_client::{Client, ClientConfig};
 
 use super::layout::{ClusterFile, Layout};
 
+/// The membership the cluster's coordinator saved, if it saved one (after its first membership change).
+fn saved_membership(layout: &Layout) -> anyhow::Result<Option<vhsm_core::Membership>> {
+    let config = vhsm_coordinator::CoordinatorConfig::load(&layout.coordinator_config())
+        .map_err(anyhow::Error::msg)?;
+    let path = vhsm_coordinator::membership::default_path(&config);
+    vhsm_coordinator::membership::load(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 /// How long the cluster may take to come up.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a child may take to stop after SIGTERM.
@@ -39,7 +48,20 @@ impl LocalCluster {
     /// Starts every node and the coordinator of the (initialised) cluster at `layout`, and waits until the
     /// coordinator reaches every node.
     pub async fn start(layout: &Layout) -> anyhow::Result<Self> {
-        let cluster = layout.load()?;
+        let mut cluster = layout.load()?;
+        // The membership is the coordinator's: start the nodes it saved (a change whose command was interrupted
+        // did not update cluster.toml's copy).
+        if let Some(saved) = saved_membership(layout)? {
+            cluster.threshold = saved.threshold;
+            cluster.nodes = saved
+                .nodes
+                .iter()
+                .map(|n| vhsm_coordinator::config::NodeEntry {
+                    id: n.id,
+                    address: n.address.clone(),
+                })
+                .collect();
+        }
         let logs = layout.logs_dir();
         std::fs::create_dir_all(&logs)
             .with_context(|| format!("cannot create {}", logs.display()))?;

@@ -2,11 +2,13 @@
 //! coordinator.
 //!
 //! Changes are the security officer's: the SO PIN comes from `VHSM_SO_PIN` or the cluster's `client/so.pin`.
-//! Each command keeps `cluster.toml` in step with the coordinator's membership.
 //!
-//! Each change reshares the keys (see `reshare`): after a node is added or the threshold set, every key is
-//! reshared to all members with the new threshold; before a node is removed, every key is reshared to the others
-//! (the coordinator refuses to remove a node that still holds a share). Keys stay usable throughout.
+//! The coordinator runs each change as a whole (its `membership::change`): after a node is added or the threshold
+//! set, every key is reshared to all members with the new threshold; before a node is removed, every key is
+//! reshared to the others. Keys stay usable throughout. This command starts the change and follows it with a
+//! progress bar; if it is interrupted, the coordinator finishes the change all the same. The membership is the
+//! coordinator's (its `membership.json`); `cluster.toml` gets a copy of it for reading, written after each change
+//! and by `vhsm cluster members`.
 
 use std::{
     net::SocketAddr,
@@ -17,8 +19,8 @@ use std::{
 
 use anyhow::{bail, Context};
 
-use super::reshare::KeyResult;
-use vhsm_client::{Client, ClientError};
+use super::reshare::{print_table, KeyResult};
+use vhsm_client::{Client, ClientError, MembershipChange};
 use vhsm_coordinator::config::NodeEntry;
 use vhsm_core::{Membership, PinUser};
 use vhsm_wire::{pki::ClusterCa, ErrorKind, NodeId};
@@ -116,23 +118,53 @@ fn update_cluster_file(layout: &Layout, membership: &Membership) -> anyhow::Resu
     layout.save(&cluster)
 }
 
-/// Reshares every key to the new membership and threshold, after a node was added or the threshold set.
-async fn reshare_after_change(
-    client: &Client,
-    _membership: &Membership,
-    json: bool,
-) -> anyhow::Result<Vec<KeyResult>> {
-    super::reshare::reshare_to_membership(client, &[], json).await
-}
+/// How often a change in progress is asked for.
+const FOLLOW_EVERY: Duration = Duration::from_millis(300);
 
-/// Reshares every key `node` holds to the other nodes, before it is removed (its shares are deleted as each key
-/// is reshared, if it can be reached).
-async fn reshare_away_from(
+/// Follows the membership change `started` to its end with a progress bar (keys reshared of those to move),
+/// prints each key's result (not with `json`) and keeps `cluster.toml` in step. Returns the keys' results and the
+/// membership afterwards; fails with the change's error if it stopped.
+async fn follow(
+    layout: &Layout,
     client: &Client,
-    node: NodeId,
+    started: MembershipChange,
     json: bool,
-) -> anyhow::Result<Vec<KeyResult>> {
-    super::reshare::reshare_to_membership(client, &[node], json).await
+) -> anyhow::Result<(Vec<KeyResult>, Membership)> {
+    let bar = (!json).then(|| progress::bar(0, &started.change));
+    let followed = client
+        .follow_change(started.job, FOLLOW_EVERY, |s| {
+            if let Some(b) = &bar {
+                b.set_length(u64::from(s.keys_total));
+                b.set_position(s.keys.len() as u64);
+                b.set_message(match s.current {
+                    Some(key) => format!("{}: resharing key {key}", s.change),
+                    None => s.change.clone(),
+                });
+            }
+        })
+        .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let status = followed.with_context(|| {
+        format!(
+            "lost track of the change ({}); the coordinator goes on with it: see `vhsm cluster members`",
+            started.change
+        )
+    })?;
+    let results: Vec<KeyResult> = status.keys.iter().map(KeyResult::from).collect();
+    if !json && !results.is_empty() {
+        print_table(&results);
+    }
+    // Whatever the outcome, the coordinator's membership is the one to copy.
+    let membership = client.membership().await?;
+    update_cluster_file(layout, &membership)?;
+    match status.outcome {
+        Some(Ok(after)) => Ok((results, after)),
+        Some(Err(e)) => Err(anyhow::Error::new(ClientError::Service(e))
+            .context(format!("{} did not finish", status.change))),
+        None => bail!("the change ({}) has no outcome yet", status.change),
+    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -239,7 +271,7 @@ async fn add_when_up(
     wait: Duration,
     started: &mut Option<Started>,
     json: bool,
-) -> anyhow::Result<Membership> {
+) -> anyhow::Result<MembershipChange> {
     let spinner = (!json).then(|| {
         progress::spinner(&format!(
             "waiting for node {id} to answer at {address} (up to {} s)",
@@ -258,7 +290,7 @@ async fn add_when_up(
             }
         }
         match client.add_node(id, address).await {
-            Ok(membership) => break Ok(membership),
+            Ok(started) => break Ok(started),
             Err(ClientError::Service(e))
                 if e.kind == ErrorKind::Unavailable && Instant::now() < deadline =>
             {
@@ -352,9 +384,8 @@ pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::R
     } else {
         OPERATOR_WAIT
     });
-    let membership = add_when_up(&client, id, &address, wait, &mut started, json).await?;
-    update_cluster_file(layout, &membership)?;
-    let reshared = reshare_after_change(&client, &membership, json).await?;
+    let change = add_when_up(&client, id, &address, wait, &mut started, json).await?;
+    let (reshared, membership) = follow(layout, &client, change, json).await?;
     if json {
         return print_json(&serde_json::json!({
             "reshared": reshared,
@@ -373,7 +404,7 @@ pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::R
     Ok(())
 }
 
-/// `vhsm node remove ID`.
+/// `vhsm node remove ID [--threshold T]`.
 pub async fn remove(
     layout: &Layout,
     id: NodeId,
@@ -382,31 +413,11 @@ pub async fn remove(
 ) -> anyhow::Result<()> {
     layout.load()?;
     let client = connect_security_officer(layout).await?;
-    let current = client.membership().await?;
-    if !current.nodes.iter().any(|n| n.id == id) {
-        bail!("node {id} is not a member (members {:?})", current.ids());
-    }
-    let remaining = current.nodes.len() - 1;
-    let after = threshold.unwrap_or(current.threshold);
-    if after < 2 || usize::from(after) > remaining {
-        bail!(
-            "threshold {after} is not possible with the {remaining} node(s) that would remain; choose one with \
-             --threshold (2..={remaining})"
-        );
-    }
-    if let Some(t) = threshold.filter(|t| *t != current.threshold) {
-        let membership = client
-            .set_threshold(t)
-            .await
-            .with_context(|| format!("threshold not set to {t}"))?;
-        update_cluster_file(layout, &membership)?;
-    }
-    let reshared = reshare_away_from(&client, id, json).await?;
-    let membership = client
-        .remove_node(id)
+    let change = client
+        .remove_node(id, threshold)
         .await
         .with_context(|| format!("node {id} not removed"))?;
-    update_cluster_file(layout, &membership)?;
+    let (reshared, membership) = follow(layout, &client, change, json).await?;
     if json {
         return print_json(
             &serde_json::json!({ "removed": id, "membership": membership, "reshared": reshared }),
@@ -424,12 +435,11 @@ pub async fn remove(
 pub async fn set_threshold(layout: &Layout, threshold: u16, json: bool) -> anyhow::Result<()> {
     layout.load()?;
     let client = connect_security_officer(layout).await?;
-    let membership = client
+    let change = client
         .set_threshold(threshold)
         .await
         .with_context(|| format!("threshold not set to {threshold}"))?;
-    update_cluster_file(layout, &membership)?;
-    let reshared = reshare_after_change(&client, &membership, json).await?;
+    let (reshared, membership) = follow(layout, &client, change, json).await?;
     if json {
         return print_json(&serde_json::json!({ "membership": membership, "reshared": reshared }));
     }
@@ -442,6 +452,16 @@ pub async fn set_threshold(layout: &Layout, threshold: u16, json: bool) -> anyho
 pub async fn members(layout: &Layout, json: bool) -> anyhow::Result<()> {
     let client = connect_user(layout).await?;
     let membership = client.membership().await?;
+    // Keep the copy in cluster.toml in step (a change whose command was interrupted finished without it).
+    if layout.load().is_ok_and(|c| {
+        c.threshold != membership.threshold
+            || c.nodes
+                .iter()
+                .map(|n| (n.id, n.address.as_str()))
+                .ne(membership.nodes.iter().map(|n| (n.id, n.address.as_str())))
+    }) {
+        update_cluster_file(layout, &membership)?;
+    }
     if json {
         return print_json(&membership);
     }

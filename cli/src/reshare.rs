@@ -1,5 +1,5 @@
-//! `vhsm key refresh` and `vhsm node repair`, and the "reshare every key" step of the membership commands: keys
-//! are reshared one by one through the coordinator, with a progress bar, and each key's result is reported.
+//! `vhsm key refresh` and `vhsm node repair`: keys are reshared one by one through the coordinator, with a progress
+//! bar, and each key's result is reported (also the table of the keys a membership change reshared).
 //!
 //! These are the security officer's: the SO PIN comes from `VHSM_SO_PIN` or the cluster's `client/so.pin`.
 
@@ -27,6 +27,22 @@ pub struct KeyResult {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl From<&vhsm_client::KeyMoved> for KeyResult {
+    fn from(k: &vhsm_client::KeyMoved) -> Self {
+        KeyResult {
+            id: k.key_id.to_string(),
+            label: k.label.clone(),
+            algorithm: k.algorithm.to_string(),
+            from_epoch: k.from_epoch,
+            to_epoch: k.to_epoch,
+            holders: k.holders.clone(),
+            threshold: k.threshold,
+            seconds: k.millis as f64 / 1000.0,
+            error: k.error.clone(),
+        }
+    }
 }
 
 /// Reshares `keys` one by one to the cluster's current membership (less `leave_out`) and threshold, avoiding
@@ -179,53 +195,4 @@ pub async fn repair(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result
     )
     .await;
     report(&results, json)
-}
-
-/// Reshares every key whose holders or threshold are not what the membership says (its nodes less `leave_out`,
-/// its threshold): after a node was added or the threshold changed, or before a node is removed. Keys already
-/// there are left alone, so running it again after a partial failure only does what is left.
-pub async fn reshare_to_membership(
-    client: &Client,
-    leave_out: &[NodeId],
-    json: bool,
-) -> anyhow::Result<Vec<KeyResult>> {
-    let membership = client.membership().await?;
-    let target: Vec<NodeId> = membership
-        .ids()
-        .into_iter()
-        .filter(|n| !leave_out.contains(n))
-        .collect();
-    let keys: Vec<KeyInfo> = client
-        .list_keys()
-        .await?
-        .into_iter()
-        .filter(|k| {
-            let mut holders = k.holders.clone();
-            holders.sort_unstable();
-            holders != target || k.threshold != membership.threshold
-        })
-        .collect();
-    if keys.is_empty() {
-        if !json {
-            println!(
-                "every key is held by {target:?} with threshold {} already",
-                membership.threshold
-            );
-        }
-        return Ok(Vec::new());
-    }
-    if !json {
-        println!(
-            "resharing {} key(s) to {}-of-{target:?}; they stay usable throughout",
-            keys.len(),
-            membership.threshold
-        );
-    }
-    let what = format!("resharing to {}-of-{:?}", membership.threshold, target);
-    let results = reshare_keys(client, &keys, &[], leave_out, &what, json).await;
-    if !json {
-        print_table(&results);
-    }
-    all_reshared(&results)?;
-    Ok(results)
 }

@@ -23,13 +23,15 @@ use vhsm_core::{
 };
 
 use vhsm_wire::{
-    client_api::{AuditPage, ClientRequest, ClientResponse, ClusterStatus},
+    client_api::{AuditPage, ChangeStatus, ClientRequest, ClientResponse, ClusterStatus},
     frame::{self, FrameError, DEFAULT_FRAME_LIMIT},
     identity::Role,
     tls::{self, TlsIdentity},
 };
 
 pub use cluster_dir::ClusterDir;
+/// A membership change as far as it has got ([`Client::follow_change`]).
+pub use vhsm_wire::client_api::{ChangeStatus as MembershipChange, KeyMoved};
 /// The failure a coordinator answers with ([`ClientError::Service`]).
 pub use vhsm_wire::{ErrorKind, WireError};
 
@@ -409,33 +411,61 @@ impl Client {
         }
     }
 
-    /// Security officer: adds a node (by id and address) to the membership.
-    pub async fn add_node(&self, id: NodeId, address: &str) -> Result<Membership, ClientError> {
-        let request = ClientRequest::AddNode {
+    /// Security officer: adds a node (by id and address; it must answer there now) and starts resharing every
+    /// key to all the members. Returns the change as started; follow it with [`Client::follow_change`].
+    pub async fn add_node(&self, id: NodeId, address: &str) -> Result<ChangeStatus, ClientError> {
+        self.change(&ClientRequest::AddNode {
             id,
             address: address.to_string(),
-        };
-        match self.call(&request).await? {
-            ClientResponse::Membership(m) => Ok(m),
-            other => Err(unexpected(&other)),
+        })
+        .await
+    }
+
+    /// Security officer: starts removing a node: the threshold set first if `threshold` says so, every key
+    /// reshared to the other members, then the node removed. Returns the change as started.
+    pub async fn remove_node(
+        &self,
+        id: NodeId,
+        threshold: Option<u16>,
+    ) -> Result<ChangeStatus, ClientError> {
+        self.change(&ClientRequest::RemoveNode { id, threshold })
+            .await
+    }
+
+    /// Security officer: sets the threshold of new keys and starts resharing every key to it. Returns the change
+    /// as started.
+    pub async fn set_threshold(&self, threshold: u16) -> Result<ChangeStatus, ClientError> {
+        self.change(&ClientRequest::SetThreshold { threshold })
+            .await
+    }
+
+    /// Security officer: how far membership change `job` has got.
+    pub async fn change_status(&self, job: u64) -> Result<ChangeStatus, ClientError> {
+        self.change(&ClientRequest::ChangeStatus { job }).await
+    }
+
+    /// Security officer: follows membership change `job` until it finishes, calling `progress` with every status
+    /// read (every `every`). Returns the finished change: its `outcome` is the membership afterwards, or why the
+    /// change stopped; its `keys`, each key's result.
+    pub async fn follow_change(
+        &self,
+        job: u64,
+        every: Duration,
+        mut progress: impl FnMut(&ChangeStatus),
+    ) -> Result<ChangeStatus, ClientError> {
+        loop {
+            let status = self.change_status(job).await?;
+            progress(&status);
+            if status.outcome.is_some() {
+                return Ok(status);
+            }
+            tokio::time::sleep(every).await;
         }
     }
 
-    /// Security officer: removes a node from the membership (it must hold no key any more).
-    pub async fn remove_node(&self, id: NodeId) -> Result<Membership, ClientError> {
-        match self.call(&ClientRequest::RemoveNode { id }).await? {
-            ClientResponse::Membership(m) => Ok(m),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Security officer: the threshold of new keys and reshares.
-    pub async fn set_threshold(&self, threshold: u16) -> Result<Membership, ClientError> {
-        match self
-            .call(&ClientRequest::SetThreshold { threshold })
-            .await?
-        {
-            ClientResponse::Membership(m) => Ok(m),
+    async fn change(&self, request: &ClientRequest) -> Result<ChangeStatus, ClientError> {
+        match self.call(request).await? {
+            ClientResponse::Change(status) => Ok(status),
             other => Err(unexpected(&other)),
         }
     }
@@ -507,6 +537,7 @@ fn unexpected(response: &ClientResponse) -> ClientError {
         ClientResponse::Keys(_) => "a key list",
         ClientResponse::Signature { .. } => "a signature",
         ClientResponse::Membership(_) => "the membership",
+        ClientResponse::Change(_) => "a membership change",
         ClientResponse::Backup(_) => "a backup",
         ClientResponse::Restored { .. } => "a restore report",
         ClientResponse::Audit(_) => "an audit log page",

@@ -21,31 +21,25 @@ use vhsm_protocols::split_aes::{
 };
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 use zeroize::Zeroizing;
 
+use crate::error::Error;
 use crate::nodes::{NodeCallError, NodePool};
 
 /// How long a node may take to answer an evaluation.
 const EVALUATE_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn public_keys(key: &KeyInfo) -> Result<SplitAesPublicKeys, WireError> {
+fn public_keys(key: &KeyInfo) -> Result<SplitAesPublicKeys, Error> {
     if key.algorithm != Algorithm::SplitAes256 {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!(
-                "{} keys do not encrypt; use a split-aes-256 key",
-                key.algorithm
-            ),
-        ));
+        return Err(Error::BadRequest(format!(
+            "{} keys do not encrypt; use a split-aes-256 key",
+            key.algorithm
+        )));
     }
-    SplitAesPublicKeys::from_bytes(&key.public_package).map_err(|e| {
-        WireError::new(
-            ErrorKind::Internal,
-            format!("key {} has no usable public keys: {e}", key.id),
-        )
-    })
+    SplitAesPublicKeys::from_bytes(&key.public_package)
+        .map_err(|e| Error::Internal(format!("key {} has no usable public keys: {e}", key.id)))
 }
 
 /// Derives the message key for `alpha`: t valid partials from the holders, combined.
@@ -55,7 +49,7 @@ async fn derive(
     public: &SplitAesPublicKeys,
     alpha: [u8; 32],
     purpose: KeyUse,
-) -> Result<DerivedKey, WireError> {
+) -> Result<DerivedKey, Error> {
     let t = usize::from(key.threshold);
     let mut valid: BTreeMap<NodeId, PartialEvaluation> = BTreeMap::new();
     let mut excluded: BTreeSet<NodeId> = BTreeSet::new();
@@ -83,16 +77,14 @@ async fn derive(
             if !culprits.is_empty() {
                 message.push_str(&format!("; sent invalid partials: {culprits:?}"));
             }
-            let kind = if unreachable.is_empty() {
-                ErrorKind::Misbehaviour
-            } else {
-                ErrorKind::Unavailable
-            };
             let nodes = unreachable.iter().chain(culprits.iter()).copied().collect();
-            return Err(WireError {
-                kind,
-                message,
-                nodes,
+            return Err(if unreachable.is_empty() {
+                Error::Misbehaviour {
+                    message,
+                    culprits: nodes,
+                }
+            } else {
+                Error::Unavailable { message, nodes }
             });
         }
         let asked: Vec<NodeId> = candidates.into_iter().take(missing).collect();
@@ -136,10 +128,9 @@ async fn derive(
         }
         if valid.len() >= t {
             // Every partial was verified as it arrived; combine checks them again (2t proof checks per message).
-            return combine(public, &key.id.0, &alpha, &valid).map_err(|e| WireError {
-                kind: ErrorKind::Misbehaviour,
+            return combine(public, &key.id.0, &alpha, &valid).map_err(|e| Error::Misbehaviour {
                 message: format!("cannot combine the partial evaluations: {e}"),
-                nodes: e.culprits().to_vec(),
+                culprits: e.culprits().to_vec(),
             });
         }
     }
@@ -147,7 +138,7 @@ async fn derive(
 
 /// The pairwise consistency test of a new (pending) split-AES key: encrypt the test message at its fixed input, then
 /// decrypt it with a second, independent derivation (see `vhsm_protocols::pairwise`).
-pub async fn pairwise_test(pool: &NodePool, key: &KeyInfo) -> Result<(), WireError> {
+pub async fn pairwise_test(pool: &NodePool, key: &KeyInfo) -> Result<(), Error> {
     let public = public_keys(key)?;
     let message = vhsm_protocols::pairwise::message(&key.id);
     let alpha = vhsm_protocols::pairwise::split_aes_alpha(&key.id);
@@ -155,16 +146,17 @@ pub async fn pairwise_test(pool: &NodePool, key: &KeyInfo) -> Result<(), WireErr
     let bytes = blob::seal(
         &sealing, key.id.0, alpha, b"", &message, &[0u8; 32], &mut OsRng,
     )
-    .map_err(|e| WireError::new(ErrorKind::Internal, format!("cannot encrypt: {e}")))?;
-    let parsed = CiphertextBlob::parse(&bytes)
-        .map_err(|e| WireError::new(ErrorKind::Internal, format!("blob: {e}")))?;
+    .map_err(|e| Error::Internal(format!("cannot encrypt: {e}")))?;
+    let parsed =
+        CiphertextBlob::parse(&bytes).map_err(|e| Error::Internal(format!("blob: {e}")))?;
     let opening = derive(pool, key, &public, alpha, KeyUse::Decrypt).await?;
     match blob::open(&opening, &parsed, b"") {
         Ok(plain) if plain.as_slice() == message.as_slice() => Ok(()),
-        _ => Err(WireError::new(
-            ErrorKind::Misbehaviour,
-            "the test message does not decrypt to itself",
-        )),
+        _ => Err(Error::Misbehaviour {
+            message: "the test message does not decrypt to itself".into(),
+            // One of the holders, but which cannot be told from the result.
+            culprits: Vec::new(),
+        }),
     }
 }
 
@@ -174,21 +166,20 @@ pub async fn encrypt(
     key: &KeyInfo,
     plaintext: &[u8],
     aad: &[u8],
-) -> Result<Vec<u8>, WireError> {
+) -> Result<Vec<u8>, Error> {
     let public = public_keys(key)?;
     let mut rho = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(&mut *rho);
     let alpha = message_input(&key.id.0, aad, plaintext, &rho);
     let derived = derive(pool, key, &public, alpha, KeyUse::Encrypt).await?;
     blob::seal(&derived, key.id.0, alpha, aad, plaintext, &rho, &mut OsRng)
-        .map_err(|e| WireError::new(ErrorKind::BadRequest, format!("cannot encrypt: {e}")))
+        .map_err(|e| Error::InvalidData(format!("cannot encrypt: {e}")))
 }
 
 /// The key id a blob names (to find the key before decrypting).
-pub fn blob_key_id(bytes: &[u8]) -> Result<vhsm_core::KeyId, WireError> {
-    let parsed = CiphertextBlob::parse(bytes).map_err(|e| {
-        WireError::new(ErrorKind::BadRequest, format!("not a vHSM ciphertext: {e}"))
-    })?;
+pub fn blob_key_id(bytes: &[u8]) -> Result<vhsm_core::KeyId, Error> {
+    let parsed = CiphertextBlob::parse(bytes)
+        .map_err(|e| Error::InvalidCiphertext(format!("not a vHSM ciphertext: {e}")))?;
     Ok(vhsm_core::KeyId(parsed.key_id))
 }
 
@@ -198,16 +189,12 @@ pub async fn decrypt(
     key: &KeyInfo,
     bytes: &[u8],
     aad: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, WireError> {
+) -> Result<Zeroizing<Vec<u8>>, Error> {
     let public = public_keys(key)?;
-    let parsed = CiphertextBlob::parse(bytes).map_err(|e| {
-        WireError::new(ErrorKind::BadRequest, format!("not a vHSM ciphertext: {e}"))
-    })?;
+    let parsed = CiphertextBlob::parse(bytes)
+        .map_err(|e| Error::InvalidCiphertext(format!("not a vHSM ciphertext: {e}")))?;
     let derived = derive(pool, key, &public, parsed.alpha, KeyUse::Decrypt).await?;
     blob::open(&derived, &parsed, aad).map_err(|_| {
-        WireError::new(
-            ErrorKind::BadRequest,
-            "the ciphertext does not decrypt: it was altered, or the associated data differs from encryption",
-        )
+        Error::InvalidCiphertext("the ciphertext does not decrypt: it was altered, or the associated data differs from encryption".into())
     })
 }

@@ -15,9 +15,10 @@ use vhsm_protocols::{
 };
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    ErrorKind, NodeId,
 };
 
+use crate::error::Error;
 use crate::{
     nodes::{NodeCallError, NodePool},
     registry::Registry,
@@ -32,17 +33,16 @@ fn generate_timeout(algorithm: Algorithm) -> Duration {
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Checks a key label: at most 128 printable characters (empty is allowed: PKCS#11's default label is empty).
-pub fn check_label(label: &str) -> Result<(), WireError> {
+pub fn check_label(label: &str) -> Result<(), Error> {
     if label.chars().count() > 128 || label.chars().any(char::is_control) {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            "a key label must be at most 128 printable characters",
+        return Err(Error::BadRequest(
+            "a key label must be at most 128 printable characters".into(),
         ));
     }
     Ok(())
 }
 
-fn failure_error(failures: &[NodeCallError]) -> WireError {
+fn failure_error(failures: &[NodeCallError]) -> Error {
     let culprits: Vec<NodeId> = failures
         .iter()
         .filter_map(|f| match f {
@@ -73,17 +73,15 @@ fn failure_error(failures: &[NodeCallError]) -> WireError {
         let mut culprits = culprits;
         culprits.sort_unstable();
         culprits.dedup();
-        WireError {
-            kind: ErrorKind::Misbehaviour,
+        Error::Misbehaviour {
             message: format!(
                 "key generation aborted, node(s) {culprits:?} misbehaved: {}",
                 details.join("; ")
             ),
-            nodes: culprits,
+            culprits,
         }
     } else if !unreachable.is_empty() {
-        WireError {
-            kind: ErrorKind::Unavailable,
+        Error::Unavailable {
             message: format!(
                 "key generation needs every node of the cluster; unreachable: {unreachable:?} ({})",
                 details.join("; ")
@@ -91,10 +89,7 @@ fn failure_error(failures: &[NodeCallError]) -> WireError {
             nodes: unreachable,
         }
     } else {
-        WireError::new(
-            ErrorKind::Internal,
-            format!("key generation failed: {}", details.join("; ")),
-        )
+        Error::Internal(format!("key generation failed: {}", details.join("; ")))
     }
 }
 
@@ -107,13 +102,12 @@ pub async fn create_key(
     attributes: Vec<(u64, Vec<u8>)>,
     state: KeyState,
     signer: &Signer,
-) -> Result<KeyInfo, WireError> {
+) -> Result<KeyInfo, Error> {
     check_label(label)?;
     if !matches!(state, KeyState::Active | KeyState::PreActive) {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!("a new key starts active or pre-active, not {state}"),
-        ));
+        return Err(Error::BadRequest(format!(
+            "a new key starts active or pre-active, not {state}"
+        )));
     }
     // Holders and threshold from one look at the membership.
     let membership = pool.membership();
@@ -192,14 +186,9 @@ pub async fn create_key(
     if let Err(e) = pairwise_test(pool, signer, &key).await {
         tracing::error!(key = %key.id, error = %e, "the new key FAILED its pairwise consistency test; deleting it");
         abort_everywhere(pool, &holders, key.id).await;
-        return Err(WireError {
-            kind: e.kind,
-            message: format!(
-                "key generation failed its pairwise consistency test ({}); nothing was kept",
-                e.message
-            ),
-            nodes: e.nodes,
-        });
+        return Err(e.context(|m| {
+            format!("key generation failed its pairwise consistency test ({m}); nothing was kept")
+        }));
     }
     let commits = pool
         .call_each(
@@ -219,8 +208,7 @@ pub async fn create_key(
     if failed.len() > holders.len() - usize::from(threshold) {
         // Too few holders have it active to ever sign: retire it everywhere rather than leave a key that half works.
         abort_everywhere(pool, &holders, key.id).await;
-        return Err(WireError {
-            kind: ErrorKind::Unavailable,
+        return Err(Error::Unavailable {
             message: format!(
                 "key generation could not be committed: node(s) {failed:?} did not confirm"
             ),
@@ -247,7 +235,7 @@ async fn abort_everywhere(pool: &NodePool, holders: &[NodeId], key_id: KeyId) {
 }
 
 /// Signs the test message with the new key (or encrypts and decrypts it) and checks the result with the public key.
-async fn pairwise_test(pool: &NodePool, signer: &Signer, key: &KeyInfo) -> Result<(), WireError> {
+async fn pairwise_test(pool: &NodePool, signer: &Signer, key: &KeyInfo) -> Result<(), Error> {
     let started = std::time::Instant::now();
     if key.algorithm == Algorithm::SplitAes256 {
         crate::encryption::pairwise_test(pool, key).await?;
@@ -270,10 +258,11 @@ async fn pairwise_test(pool: &NodePool, signer: &Signer, key: &KeyInfo) -> Resul
             },
         };
         if !valid {
-            return Err(WireError::new(
-                ErrorKind::Misbehaviour,
-                "the test signature does not verify with the new public key",
-            ));
+            return Err(Error::Misbehaviour {
+                message: "the test signature does not verify with the new public key".into(),
+                // One of the holders, but which cannot be told from the result.
+                culprits: Vec::new(),
+            });
         }
     }
     tracing::info!(key = %key.id, ms = started.elapsed().as_millis(), "pairwise consistency test passed");
@@ -287,9 +276,9 @@ struct AgreedPublic {
 }
 
 /// Checks that every holder reported the same public key package, and that it is well formed.
-fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedPublic, WireError> {
+fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedPublic, Error> {
     let Some((first_node, first)) = packages.first() else {
-        return Err(WireError::new(ErrorKind::Internal, "no holder answered"));
+        return Err(Error::Internal("no holder answered".into()));
     };
     let disagreeing: Vec<NodeId> = packages
         .iter()
@@ -297,12 +286,11 @@ fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedP
         .map(|(n, _)| *n)
         .collect();
     if !disagreeing.is_empty() {
-        return Err(WireError {
-            kind: ErrorKind::Misbehaviour,
+        return Err(Error::Misbehaviour {
             message: format!(
                 "holders disagree on the new key's public keys: {disagreeing:?} differ from node {first_node}"
             ),
-            nodes: disagreeing,
+            culprits: disagreeing,
         });
     }
     let public_key = match algorithm.ecdsa_curve() {
@@ -321,10 +309,9 @@ fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedP
             }
         }),
     }
-    .map_err(|e| WireError {
-        kind: ErrorKind::Misbehaviour,
+    .map_err(|e| Error::Misbehaviour {
         message: format!("node {first_node} sent malformed public keys: {e}"),
-        nodes: vec![*first_node],
+        culprits: vec![*first_node],
     })?;
     Ok(AgreedPublic {
         public_key,

@@ -16,9 +16,10 @@ use std::time::Duration;
 use vhsm_core::{KeyInfo, KeyState};
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 
+use crate::error::Error;
 use crate::{keygen::check_label, nodes::NodePool, registry::Registry};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,7 +31,7 @@ pub async fn update_key(
     key: &KeyInfo,
     label: &str,
     attributes: Vec<(u64, Vec<u8>)>,
-) -> Result<KeyInfo, WireError> {
+) -> Result<KeyInfo, Error> {
     check_label(label)?;
     let mut updated = key.clone();
     updated.label = label.to_string();
@@ -55,8 +56,7 @@ pub async fn update_key(
         .map(|(n, _)| *n)
         .collect();
     if confirmed < usize::from(key.threshold) {
-        return Err(WireError {
-            kind: ErrorKind::Unavailable,
+        return Err(Error::Unavailable {
             message: format!(
                 "key {} not updated: only {confirmed} of its holders confirmed, {} needed; failed: {failed:?}",
                 key.id, key.threshold
@@ -77,22 +77,18 @@ pub async fn set_state(
     registry: &Registry,
     key: &KeyInfo,
     state: KeyState,
-) -> Result<KeyInfo, WireError> {
+) -> Result<KeyInfo, Error> {
     if state == KeyState::Destroyed {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            "destroying a key is its own request (vhsm key destroy)",
+        return Err(Error::BadRequest(
+            "destroying a key is its own request (vhsm key destroy)".into(),
         ));
     }
     if key.state != state && !key.state.can_become(state) {
-        return Err(WireError::new(
-            ErrorKind::Forbidden,
-            format!(
+        return Err(Error::Forbidden(format!(
                 "key {} is {}: it cannot become {state} (NIST SP 800-57: activation and deactivation happen once, \
                  compromise from any live state)",
                 key.id, key.state
-            ),
-        ));
+            )));
     }
     let answers = pool
         .call_each(
@@ -119,8 +115,7 @@ pub async fn set_state(
         key.holders.len() - usize::from(key.threshold) + 1
     };
     let Some(now) = now.filter(|_| confirmed >= needed) else {
-        return Err(WireError {
-            kind: ErrorKind::Unavailable,
+        return Err(Error::Unavailable {
             message: format!(
                 "key {} is not {state} yet: {confirmed} of its holders confirmed, {needed} needed; node(s) {failed:?} \
                  did not — run the command again when they are reachable",
@@ -138,11 +133,7 @@ pub async fn set_state(
 }
 
 /// Destroys `key`: every holder deletes its share and metadata.
-pub async fn destroy_key(
-    pool: &NodePool,
-    registry: &Registry,
-    key: &KeyInfo,
-) -> Result<(), WireError> {
+pub async fn destroy_key(pool: &NodePool, registry: &Registry, key: &KeyInfo) -> Result<(), Error> {
     tracing::warn!(key = %key.id, label = %key.label, "destroying key on every holder");
     let answers = pool
         .call_each(
@@ -162,8 +153,7 @@ pub async fn destroy_key(
         registry.remove(key.id);
     }
     if !failed.is_empty() {
-        return Err(WireError {
-            kind: ErrorKind::Unavailable,
+        return Err(Error::Unavailable {
             message: format!(
                 "key {} destroyed on {destroyed} of its {} holders; node(s) {failed:?} still hold a share: destroy it \
                  again when they are reachable",

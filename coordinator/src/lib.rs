@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod config;
 pub mod encryption;
+pub mod error;
 pub mod faults;
 mod handlers;
 pub mod keygen;
@@ -38,3 +39,4 @@ pub mod signing;
 pub mod token;
 
 pub use config::CoordinatorConfig;
+pub use error::Error;

@@ -20,9 +20,10 @@ use vhsm_core::{KeyId, KeyInfo, KeyState};
 use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 
+use crate::error::Error;
 use crate::nodes::{NodeCallError, NodePool};
 
 /// How long to wait for a node to unseal (Argon2id with strong parameters takes a moment).
@@ -32,15 +33,8 @@ const BACKUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for the other members' key lists.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn call_error(e: NodeCallError) -> WireError {
-    match e {
-        NodeCallError::Refused { error, .. } => error,
-        NodeCallError::Unreachable { node, reason } => WireError {
-            kind: ErrorKind::Unavailable,
-            message: format!("node {node} unreachable: {reason}"),
-            nodes: vec![node],
-        },
-    }
+fn call_error(e: NodeCallError) -> Error {
+    Error::from(e)
 }
 
 /// Whether `state` is a destroyed key's tombstone.
@@ -48,23 +42,16 @@ fn destroyed(state: KeyState) -> bool {
     state == KeyState::Destroyed
 }
 
-fn member(pool: &NodePool, node: NodeId) -> Result<(), WireError> {
+fn member(pool: &NodePool, node: NodeId) -> Result<(), Error> {
     if pool.ids().contains(&node) {
         Ok(())
     } else {
-        Err(WireError::new(
-            ErrorKind::NotFound,
-            format!("no node {node} in this cluster"),
-        ))
+        Err(Error::NotFound(format!("no node {node} in this cluster")))
     }
 }
 
 /// Gives `node` the passphrase to unseal with (never logged, dropped — zeroized — once sent).
-pub async fn unseal(
-    pool: &NodePool,
-    node: NodeId,
-    passphrase: SecretBytes,
-) -> Result<(), WireError> {
+pub async fn unseal(pool: &NodePool, node: NodeId, passphrase: SecretBytes) -> Result<(), Error> {
     member(pool, node)?;
     match pool
         .call(node, &NodeRequest::Unseal { passphrase }, UNSEAL_TIMEOUT)
@@ -72,15 +59,14 @@ pub async fn unseal(
         .map_err(call_error)?
     {
         NodeResponse::Ok => Ok(()),
-        other => Err(WireError::new(
-            ErrorKind::Internal,
-            format!("node {node} answered the unseal with {other:?}"),
-        )),
+        other => Err(Error::Internal(format!(
+            "node {node} answered the unseal with {other:?}"
+        ))),
     }
 }
 
 /// A backup file of `node`.
-pub async fn backup(pool: &NodePool, node: NodeId) -> Result<Vec<u8>, WireError> {
+pub async fn backup(pool: &NodePool, node: NodeId) -> Result<Vec<u8>, Error> {
     member(pool, node)?;
     match pool
         .call(node, &NodeRequest::Backup, BACKUP_TIMEOUT)
@@ -88,10 +74,9 @@ pub async fn backup(pool: &NodePool, node: NodeId) -> Result<Vec<u8>, WireError>
         .map_err(call_error)?
     {
         NodeResponse::Backup(file) => Ok(file),
-        _ => Err(WireError::new(
-            ErrorKind::Internal,
-            format!("node {node} answered the backup with something else"),
-        )),
+        _ => Err(Error::Internal(format!(
+            "node {node} answered the backup with something else"
+        ))),
     }
 }
 
@@ -99,18 +84,14 @@ pub async fn backup(pool: &NodePool, node: NodeId) -> Result<Vec<u8>, WireError>
 pub type Restored = (Vec<KeyId>, Vec<(KeyId, String)>);
 
 /// Checks `file` against the cluster (see the module documentation) and has `node` restore what may be restored.
-pub async fn restore(pool: &NodePool, node: NodeId, file: Vec<u8>) -> Result<Restored, WireError> {
+pub async fn restore(pool: &NodePool, node: NodeId, file: Vec<u8>) -> Result<Restored, Error> {
     member(pool, node)?;
-    let (header, _) = backup::read_header(&file)
-        .map_err(|e| WireError::new(ErrorKind::BadRequest, e.to_string()))?;
+    let (header, _) = backup::read_header(&file).map_err(|e| Error::BadRequest(e.to_string()))?;
     if header.node != node {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!(
-                "this is a backup of node {}, not of node {node}",
-                header.node
-            ),
-        ));
+        return Err(Error::BadRequest(format!(
+            "this is a backup of node {}, not of node {node}",
+            header.node
+        )));
     }
     // The cluster's view of every key: the other members' metadata, the newest epoch of each.
     let others: Vec<NodeId> = pool.ids().into_iter().filter(|n| *n != node).collect();
@@ -138,8 +119,7 @@ pub async fn restore(pool: &NodePool, node: NodeId, file: Vec<u8>) -> Result<Res
         }
     }
     if heard == 0 {
-        return Err(WireError {
-            kind: ErrorKind::Unavailable,
+        return Err(Error::Unavailable {
             message: format!(
                 "no other node answered: cannot check the backup's epochs against the cluster (nodes {others:?})"
             ),
@@ -176,14 +156,11 @@ pub async fn restore(pool: &NodePool, node: NodeId, file: Vec<u8>) -> Result<Res
         }
     }
     if !stale.is_empty() {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!(
+        return Err(Error::BadRequest(format!(
                 "backup of node {node} refused: it is older than the last refresh or reshare. {}. Its shares no \
                  longer combine with the others'; repair the node instead (vhsm node repair {node})",
                 stale.join("; ")
-            ),
-        ));
+            )));
     }
     if !restore.is_empty() {
         let request = NodeRequest::Restore {
@@ -197,10 +174,9 @@ pub async fn restore(pool: &NodePool, node: NodeId, file: Vec<u8>) -> Result<Res
         {
             NodeResponse::Ok => {}
             _ => {
-                return Err(WireError::new(
-                    ErrorKind::Internal,
-                    format!("node {node} answered the restore with something else"),
-                ))
+                return Err(Error::Internal(format!(
+                    "node {node} answered the restore with something else"
+                )))
             }
         }
     }

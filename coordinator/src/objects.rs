@@ -7,9 +7,10 @@ use rand_core::{OsRng, RngCore};
 use vhsm_core::{ObjectId, StoredObject};
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    NodeId,
 };
 
+use crate::error::Error;
 use crate::nodes::NodePool;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +28,7 @@ pub fn is_private(object: &StoredObject) -> bool {
 }
 
 /// The objects as the nodes hold them: for each id, the newest version any reachable node has.
-async fn merged(pool: &NodePool) -> Result<BTreeMap<ObjectId, StoredObject>, WireError> {
+async fn merged(pool: &NodePool) -> Result<BTreeMap<ObjectId, StoredObject>, Error> {
     let answers = pool
         .call_each(&pool.ids(), |_| NodeRequest::ListObjects, TIMEOUT)
         .await;
@@ -47,16 +48,16 @@ async fn merged(pool: &NodePool) -> Result<BTreeMap<ObjectId, StoredObject>, Wir
         }
     }
     if answered == 0 {
-        return Err(WireError::new(
-            ErrorKind::Unavailable,
-            "no node answered: cannot list objects",
-        ));
+        return Err(Error::Unavailable {
+            message: "no node answered: cannot list objects".into(),
+            nodes: pool.ids(),
+        });
     }
     Ok(newest)
 }
 
 /// Every live object.
-pub async fn list(pool: &NodePool) -> Result<Vec<StoredObject>, WireError> {
+pub async fn list(pool: &NodePool) -> Result<Vec<StoredObject>, Error> {
     Ok(merged(pool)
         .await?
         .into_values()
@@ -64,7 +65,7 @@ pub async fn list(pool: &NodePool) -> Result<Vec<StoredObject>, WireError> {
         .collect())
 }
 
-async fn put(pool: &NodePool, threshold: u16, object: &StoredObject) -> Result<(), WireError> {
+async fn put(pool: &NodePool, threshold: u16, object: &StoredObject) -> Result<(), Error> {
     let answers = pool
         .call_each(
             &pool.ids(),
@@ -81,8 +82,7 @@ async fn put(pool: &NodePool, threshold: u16, object: &StoredObject) -> Result<(
         .collect();
     let confirmed = answers.len() - failed.len();
     if confirmed < usize::from(threshold) {
-        return Err(WireError {
-            kind: ErrorKind::Unavailable,
+        return Err(Error::Unavailable {
             message: format!("object not stored: {confirmed} node(s) confirmed, {threshold} needed; failed: {failed:?}"),
             nodes: failed,
         });
@@ -93,13 +93,12 @@ async fn put(pool: &NodePool, threshold: u16, object: &StoredObject) -> Result<(
     Ok(())
 }
 
-fn check_size(attributes: &[(u64, Vec<u8>)]) -> Result<(), WireError> {
+fn check_size(attributes: &[(u64, Vec<u8>)]) -> Result<(), Error> {
     let size: usize = attributes.iter().map(|(_, v)| v.len() + 8).sum();
     if size > MAX_OBJECT_BYTES {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!("object of {size} bytes is larger than the {MAX_OBJECT_BYTES}-byte limit"),
-        ));
+        return Err(Error::BadRequest(format!(
+            "object of {size} bytes is larger than the {MAX_OBJECT_BYTES}-byte limit"
+        )));
     }
     Ok(())
 }
@@ -109,7 +108,7 @@ pub async fn create(
     pool: &NodePool,
     threshold: u16,
     attributes: Vec<(u64, Vec<u8>)>,
-) -> Result<StoredObject, WireError> {
+) -> Result<StoredObject, Error> {
     check_size(&attributes)?;
     let mut id = [0u8; 16];
     OsRng.fill_bytes(&mut id);
@@ -123,12 +122,12 @@ pub async fn create(
     Ok(object)
 }
 
-async fn current(pool: &NodePool, id: ObjectId) -> Result<StoredObject, WireError> {
+async fn current(pool: &NodePool, id: ObjectId) -> Result<StoredObject, Error> {
     merged(pool)
         .await?
         .remove(&id)
         .filter(|o| !o.destroyed)
-        .ok_or_else(|| WireError::new(ErrorKind::NotFound, format!("no object {id}")))
+        .ok_or_else(|| Error::NotFound(format!("no object {id}")))
 }
 
 /// Replaces an object's attributes.
@@ -137,7 +136,7 @@ pub async fn update(
     threshold: u16,
     id: ObjectId,
     attributes: Vec<(u64, Vec<u8>)>,
-) -> Result<StoredObject, WireError> {
+) -> Result<StoredObject, Error> {
     check_size(&attributes)?;
     let mut object = current(pool, id).await?;
     object.version += 1;
@@ -147,7 +146,7 @@ pub async fn update(
 }
 
 /// Destroys an object (a tombstone that outvotes older copies).
-pub async fn destroy(pool: &NodePool, threshold: u16, id: ObjectId) -> Result<(), WireError> {
+pub async fn destroy(pool: &NodePool, threshold: u16, id: ObjectId) -> Result<(), Error> {
     let mut object = current(pool, id).await?;
     object.version += 1;
     object.destroyed = true;

@@ -16,7 +16,10 @@ use vhsm_wire::{
     NodeId,
 };
 
-use crate::nodes::{NodeCallError, NodePool};
+use crate::{
+    error::Error,
+    nodes::{NodeCallError, NodePool},
+};
 
 /// How long to wait for a node's key list.
 const LIST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -137,6 +140,22 @@ impl Registry {
     /// One key, if known.
     pub fn get(&self, id: KeyId) -> Option<KeyInfo> {
         self.keys.read().ok()?.get(&id).cloned()
+    }
+
+    /// Key `id`, asking the nodes (through `pool`) if it is not known here: perhaps it was made through another
+    /// coordinator. Refused if no node has it, or if it was destroyed.
+    pub async fn find(&self, pool: &NodePool, id: KeyId) -> Result<KeyInfo, Error> {
+        let key = match self.get(id) {
+            Some(key) => key,
+            None => {
+                self.refresh(pool).await;
+                self.get(id).ok_or(Error::KeyNotFound(id))?
+            }
+        };
+        if key.state == KeyState::Destroyed {
+            return Err(Error::KeyDestroyed(id));
+        }
+        Ok(key)
     }
 
     /// Every known key that was not destroyed, oldest first.

@@ -18,14 +18,18 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use rand_core::OsRng;
-use vhsm_core::KeyInfo;
+use vhsm_core::{KeyId, KeyInfo};
 use vhsm_protocols::SessionId;
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, NodeId, WireError,
+    ErrorKind, NodeId,
 };
 
-use crate::nodes::{NodeCallError, NodePool};
+use crate::error::Error;
+use crate::{
+    nodes::{NodeCallError, NodePool},
+    registry::Registry,
+};
 
 /// How long a node may take to answer whether it is alive before a reshare.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,43 +71,69 @@ pub struct Reshared {
     pub not_yet_deleted: Vec<NodeId>,
 }
 
-fn unavailable(message: String, nodes: Vec<NodeId>) -> WireError {
-    WireError {
-        kind: ErrorKind::Unavailable,
-        message,
-        nodes,
-    }
+fn unavailable(message: String, nodes: Vec<NodeId>) -> Error {
+    Error::Unavailable { message, nodes }
+}
+
+/// Reshares key `key_id` to the cluster's membership less `leave_out`, at the membership's threshold, without
+/// `avoid_dealers` as dealers and without `banned` nodes in ECDSA sessions: what `vhsm key refresh`, `vhsm node
+/// repair` and every membership change do to each key. Starts from the nodes' own view of the key (a reshare
+/// must deal the epoch the holders have); one reshare of a key at a time on this coordinator; the registry
+/// learns the key's new epoch.
+pub async fn reshare_key(
+    pool: &NodePool,
+    registry: &Registry,
+    key_id: KeyId,
+    avoid_dealers: Vec<NodeId>,
+    leave_out: &[NodeId],
+    banned: Vec<NodeId>,
+) -> Result<KeyInfo, Error> {
+    registry.refresh(pool).await;
+    let key = registry.find(pool, key_id).await?;
+    let Some(_guard) = registry.begin_reshare(key_id) else {
+        return Err(Error::Unavailable {
+            message: format!("key {key_id} is being reshared already"),
+            nodes: Vec::new(),
+        });
+    };
+    let membership = pool.membership();
+    let target = Target {
+        committee: membership
+            .ids()
+            .into_iter()
+            .filter(|n| !leave_out.contains(n))
+            .collect(),
+        threshold: membership.threshold,
+        avoid_dealers,
+        banned,
+    };
+    tracing::info!(key = %key_id, epoch = key.epoch, holders = ?key.holders, committee = ?target.committee, threshold = target.threshold, "resharing a key");
+    let done = reshare(pool, &key, &target).await?;
+    registry.insert(done.key.clone());
+    Ok(done.key)
 }
 
 /// Reshares `key` (as the registry knows it, at its current epoch) to `target`.
-pub async fn reshare(
-    pool: &NodePool,
-    key: &KeyInfo,
-    target: &Target,
-) -> Result<Reshared, WireError> {
+pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<Reshared, Error> {
     let committee: Vec<NodeId> = {
         let set: BTreeSet<NodeId> = target.committee.iter().copied().collect();
         set.into_iter().collect()
     };
     if target.threshold < 2 || usize::from(target.threshold) > committee.len() {
-        return Err(WireError::new(
-            ErrorKind::BadRequest,
-            format!(
-                "threshold {} is not possible with {} holder(s)",
-                target.threshold,
-                committee.len()
-            ),
-        ));
+        return Err(Error::BadRequest(format!(
+            "threshold {} is not possible with {} holder(s)",
+            target.threshold,
+            committee.len()
+        )));
     }
     let ecdsa = key.algorithm.ecdsa_curve().is_some();
     if ecdsa {
         if let Some(b) = committee.iter().find(|c| target.banned.contains(c)) {
-            return Err(WireError {
-                kind: ErrorKind::Banned,
+            return Err(Error::Banned {
                 message: format!(
                     "node {b} is banned from ECDSA protocols; clear the ban (vhsm node unban) or leave it out"
                 ),
-                nodes: vec![*b],
+                culprits: vec![*b],
             });
         }
     }
@@ -211,11 +241,7 @@ pub async fn reshare(
     });
     if !failures.is_empty() || staged.len() != committee.len() || !consistent {
         abort(pool, key, &committee, next_epoch).await;
-        let kind = if culprits.is_empty() {
-            ErrorKind::Unavailable
-        } else {
-            ErrorKind::Misbehaviour
-        };
+        let misbehaved = !culprits.is_empty();
         let mut named: Vec<NodeId> = culprits.into_iter().collect();
         if named.is_empty() {
             named = failures.iter().map(|(n, _)| *n).collect();
@@ -230,17 +256,24 @@ pub async fn reshare(
             detail.join("; ")
         };
         tracing::warn!(key = %key.id, %session, nodes = ?named, %message, "reshare failed; the key stays as it was");
-        return Err(WireError {
-            kind,
-            message: format!(
-                "reshare of key {} failed, the key is unchanged (epoch {}): {message}",
-                key.id, key.epoch
-            ),
-            nodes: named,
+        let message = format!(
+            "reshare of key {} failed, the key is unchanged (epoch {}): {message}",
+            key.id, key.epoch
+        );
+        return Err(if misbehaved {
+            Error::Misbehaviour {
+                message,
+                culprits: named,
+            }
+        } else {
+            Error::Unavailable {
+                message,
+                nodes: named,
+            }
         });
     }
     let Some(new_key) = expected else {
-        return Err(WireError::new(ErrorKind::Internal, "no staged key"));
+        return Err(Error::Internal("no staged key".into()));
     };
 
     // Commit: first on one holder — its acknowledgement makes the new epoch the key's —, then on the others.

@@ -2,7 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use vhsm_core::{KeyInfo, KeyState, KeyUse, PinUser};
+use vhsm_core::PinUser;
 use vhsm_wire::{
     accept,
     client_api::{ClientRequest, ClientResponse, ClusterStatus, NodeHealth},
@@ -12,35 +12,19 @@ use vhsm_wire::{
     ErrorKind, Role, WireError,
 };
 
+use crate::error::Error;
 use crate::{
     config::CoordinatorConfig,
-    membership::{self, MembershipAdmin},
-    nodes::{NodeCallError, NodePool},
+    membership::{
+        self,
+        change::{Change, Changes},
+        MembershipAdmin,
+    },
+    nodes::{NodeCallError, NodePool, Requester},
     registry::Registry,
     signing::Signer,
     token::Token,
 };
-
-/// Refuses early, with the reason, what the key's lifecycle state does not allow (the nodes refuse it too).
-pub(crate) fn permitted(key: &KeyInfo, use_: KeyUse) -> Result<(), WireError> {
-    if key.state.allows(use_) {
-        return Ok(());
-    }
-    Err(WireError::new(
-        ErrorKind::Forbidden,
-        format!(
-            "key {} is {}: it may not {use_}{}",
-            key.id,
-            key.state,
-            match key.state {
-                KeyState::PreActive => " until it is activated (vhsm key activate)",
-                KeyState::Deactivated | KeyState::Compromised =>
-                    " (only decrypt, or verify with its public key)",
-                _ => "",
-            }
-        ),
-    ))
-}
 
 /// The largest message a client may ask to sign.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
@@ -60,6 +44,8 @@ pub struct Coordinator {
     pub(crate) pool: NodePool,
     /// Changes to the cluster's membership (the membership itself is the pool's).
     pub(crate) membership: MembershipAdmin,
+    /// Membership changes: the running one and the last finished ones.
+    pub(crate) changes: Changes,
     pub(crate) registry: Registry,
     pub(crate) signer: Signer,
     pub(crate) token: Token,
@@ -86,29 +72,23 @@ impl ClientSession {
         self.login.lock().ok().and_then(|l| *l)
     }
 
-    pub(crate) fn require_user(&self) -> Result<(), WireError> {
+    pub(crate) fn require_user(&self) -> Result<(), Error> {
         match self.logged_in() {
             Some(PinUser::User) => Ok(()),
-            Some(PinUser::SecurityOfficer) => Err(WireError::new(
-                ErrorKind::NotLoggedIn,
+            Some(PinUser::SecurityOfficer) => Err(Error::NotLoggedIn(
                 "the security officer may not use or change keys; log in as the user",
             )),
-            None => Err(WireError::new(
-                ErrorKind::NotLoggedIn,
-                "log in first (the token's user PIN)",
-            )),
+            None => Err(Error::NotLoggedIn("log in first (the token's user PIN)")),
         }
     }
 
-    pub(crate) fn require_security_officer(&self) -> Result<(), WireError> {
+    pub(crate) fn require_security_officer(&self) -> Result<(), Error> {
         match self.logged_in() {
             Some(PinUser::SecurityOfficer) => Ok(()),
-            Some(PinUser::User) => Err(WireError::new(
-                ErrorKind::Forbidden,
-                "only the security officer may change the cluster: log in with the SO PIN",
+            Some(PinUser::User) => Err(Error::Forbidden(
+                "only the security officer may change the cluster: log in with the SO PIN".into(),
             )),
-            None => Err(WireError::new(
-                ErrorKind::NotLoggedIn,
+            None => Err(Error::NotLoggedIn(
                 "log in first (the security officer's PIN)",
             )),
         }
@@ -139,6 +119,7 @@ impl Coordinator {
             endpoint,
             pool,
             membership: MembershipAdmin::new(membership_path),
+            changes: Changes::default(),
             registry: Registry::default(),
             signer: Signer::default(),
             token,
@@ -205,13 +186,10 @@ impl Coordinator {
                 )
                 .await
                 {
-                    Ok(request) => {
-                        let requester = crate::audit::requester(&client, session.logged_in());
-                        let purpose = request.name();
-                        crate::audit::on_behalf(requester, purpose, me.handle(&session, request))
-                            .await
-                            .unwrap_or_else(ClientResponse::Error)
-                    }
+                    Ok(request) => me
+                        .handle(&session, request)
+                        .await
+                        .unwrap_or_else(|e| ClientResponse::Error(e.into())),
                     Err(e) => {
                         ClientResponse::Error(WireError::new(ErrorKind::BadRequest, e.to_string()))
                     }
@@ -223,39 +201,30 @@ impl Coordinator {
         }
     }
 
+    /// The key `key_id` as the registry knows it, asking the nodes (for `nodes`' requester) if it does not.
     pub(crate) async fn key(
         &self,
+        nodes: &NodePool,
         key_id: vhsm_core::KeyId,
-    ) -> Result<vhsm_core::KeyInfo, WireError> {
-        let key = match self.registry.get(key_id) {
-            Some(key) => key,
-            None => {
-                // Perhaps made through another coordinator: ask the nodes.
-                self.registry.refresh(&self.pool).await;
-                self.registry.get(key_id).ok_or_else(|| {
-                    WireError::new(ErrorKind::NotFound, format!("no key {key_id}"))
-                })?
-            }
-        };
-        if key.state == KeyState::Destroyed {
-            return Err(WireError::new(
-                ErrorKind::NotFound,
-                format!("key {key_id} was destroyed"),
-            ));
-        }
-        Ok(key)
+    ) -> Result<vhsm_core::KeyInfo, Error> {
+        self.registry.find(nodes, key_id).await
     }
 
     /// Answers one client request of `session`.
     pub async fn handle(
-        &self,
+        self: &Arc<Self>,
         session: &ClientSession,
         request: ClientRequest,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
+        // Every node request made for this one is recorded by the nodes as asked by this client.
+        let nodes = &self.pool.on_behalf(Requester {
+            who: crate::audit::requester(&session.client, session.logged_in()),
+            purpose: request.name(),
+        });
         match request {
-            ClientRequest::Status => self.status(session).await,
+            ClientRequest::Status => self.status(session, nodes).await,
             ClientRequest::TokenInfo => self.token_info(session).await,
-            ClientRequest::Login { user, pin } => self.login(session, user, pin).await,
+            ClientRequest::Login { user, pin } => self.login(session, nodes, user, pin).await,
             ClientRequest::Logout => self.logout(session).await,
             ClientRequest::CreateKey {
                 algorithm,
@@ -263,76 +232,86 @@ impl Coordinator {
                 pre_active,
                 attributes,
             } => {
-                self.create_key(session, algorithm, label, pre_active, attributes)
+                self.create_key(session, nodes, algorithm, label, pre_active, attributes)
                     .await
             }
-            ClientRequest::ListKeys => self.list_keys(session).await,
-            ClientRequest::GetKey { key_id } => self.get_key(session, key_id).await,
+            ClientRequest::ListKeys => self.list_keys(session, nodes).await,
+            ClientRequest::GetKey { key_id } => self.get_key(session, nodes, key_id).await,
             ClientRequest::UpdateKey {
                 key_id,
                 label,
                 attributes,
-            } => self.update_key(session, key_id, label, attributes).await,
-            ClientRequest::SetKeyState { key_id, state } => {
-                self.set_key_state(session, key_id, state).await
+            } => {
+                self.update_key(session, nodes, key_id, label, attributes)
+                    .await
             }
-            ClientRequest::DestroyKey { key_id } => self.destroy_key(session, key_id).await,
+            ClientRequest::SetKeyState { key_id, state } => {
+                self.set_key_state(session, nodes, key_id, state).await
+            }
+            ClientRequest::DestroyKey { key_id } => self.destroy_key(session, nodes, key_id).await,
             ClientRequest::ReshareKey {
                 key_id,
                 avoid_dealers,
                 leave_out,
             } => {
-                self.reshare_key(session, key_id, avoid_dealers, leave_out)
+                self.reshare_key(session, nodes, key_id, avoid_dealers, leave_out)
                     .await
             }
             ClientRequest::Sign {
                 key_id,
                 message,
                 hash,
-            } => self.sign(session, key_id, message, hash).await,
-            ClientRequest::Unban { node } => self.unban(session, node).await,
+            } => self.sign(session, nodes, key_id, message, hash).await,
+            ClientRequest::Unban { node } => self.unban(session, nodes, node).await,
             ClientRequest::Encrypt {
                 key_id,
                 plaintext,
                 aad,
-            } => self.encrypt(session, key_id, plaintext, aad).await,
-            ClientRequest::Decrypt { blob, aad } => self.decrypt(session, blob, aad).await,
+            } => self.encrypt(session, nodes, key_id, plaintext, aad).await,
+            ClientRequest::Decrypt { blob, aad } => self.decrypt(session, nodes, blob, aad).await,
             ClientRequest::CreateObject { attributes } => {
-                self.create_object(session, attributes).await
+                self.create_object(session, nodes, attributes).await
             }
-            ClientRequest::ListObjects => self.list_objects(session).await,
+            ClientRequest::ListObjects => self.list_objects(session, nodes).await,
             ClientRequest::UpdateObject { id, attributes } => {
-                self.update_object(session, id, attributes).await
+                self.update_object(session, nodes, id, attributes).await
             }
-            ClientRequest::DestroyObject { id } => self.destroy_object(session, id).await,
-            ClientRequest::GetMembership => self.get_membership(session).await,
-            ClientRequest::AddNode { id, address } => self.add_node(session, id, address).await,
-            ClientRequest::RemoveNode { id } => self.remove_node(session, id).await,
+            ClientRequest::DestroyObject { id } => self.destroy_object(session, nodes, id).await,
+            ClientRequest::GetMembership => self.get_membership(session, nodes).await,
+            ClientRequest::AddNode { id, address } => {
+                self.change_membership(session, nodes, Change::AddNode { id, address })
+                    .await
+            }
+            ClientRequest::RemoveNode { id, threshold } => {
+                self.change_membership(session, nodes, Change::RemoveNode { id, threshold })
+                    .await
+            }
             ClientRequest::SetThreshold { threshold } => {
-                self.set_threshold(session, threshold).await
+                self.change_membership(session, nodes, Change::SetThreshold { threshold })
+                    .await
             }
+            ClientRequest::ChangeStatus { job } => self.change_status(session, job).await,
             ClientRequest::UnsealNode { node, passphrase } => {
-                self.unseal_node(session, node, passphrase).await
+                self.unseal_node(session, nodes, node, passphrase).await
             }
-            ClientRequest::BackupNode { node } => self.backup_node(session, node).await,
+            ClientRequest::BackupNode { node } => self.backup_node(session, nodes, node).await,
             ClientRequest::RestoreNode { node, backup } => {
-                self.restore_node(session, node, backup).await
+                self.restore_node(session, nodes, node, backup).await
             }
             ClientRequest::AuditLog { node, from_line } => {
-                self.audit_log(session, node, from_line).await
+                self.audit_log(session, nodes, node, from_line).await
             }
         }
     }
 
-    pub(crate) async fn cluster_status(&self) -> ClusterStatus {
-        let answers = self
-            .pool
-            .call_each(&self.pool.ids(), |_| NodeRequest::Status, STATUS_TIMEOUT)
+    pub(crate) async fn cluster_status(&self, nodes: &NodePool) -> ClusterStatus {
+        let answers = nodes
+            .call_each(&nodes.ids(), |_| NodeRequest::Status, STATUS_TIMEOUT)
             .await;
-        let nodes = answers
+        let health = answers
             .into_iter()
             .map(|(id, answer)| {
-                let address = self.pool.address(id).unwrap_or_default().to_string();
+                let address = nodes.address(id).unwrap_or_default().to_string();
                 match answer {
                     Ok(NodeResponse::Status(status)) => NodeHealth {
                         id,
@@ -367,14 +346,14 @@ impl Coordinator {
             .collect::<Vec<NodeHealth>>();
         // Learn the bans the nodes hold, so that ECDSA signing leaves the banned nodes out.
         self.signer.set_banned(
-            nodes
+            health
                 .iter()
                 .filter_map(|n| n.status.as_ref())
                 .flat_map(|s| s.banned.iter().copied()),
         );
         ClusterStatus {
-            threshold: self.pool.membership().threshold,
-            nodes,
+            threshold: nodes.membership().threshold,
+            nodes: health,
         }
     }
 }

@@ -40,6 +40,7 @@ use vhsm_wire::{
     ErrorKind, NodeId, WireError,
 };
 
+use crate::error::Error;
 use crate::nodes::{NodeCallError, NodePool};
 
 /// How long a node may take for one FROST signing round.
@@ -120,10 +121,9 @@ impl Precommitments {
             return Ok(p);
         }
         let gate = {
-            let mut fetching = self
-                .fetching
-                .lock()
-                .map_err(|_| Attempt::Refused(node, WireError::new(ErrorKind::Internal, "lock")))?;
+            let mut fetching = self.fetching.lock().map_err(|_| {
+                Attempt::Refused(node, WireError::new(ErrorKind::Internal, "lock poisoned"))
+            })?;
             fetching.entry(node).or_default().clone()
         };
         let _fetch = gate.lock().await;
@@ -207,7 +207,7 @@ impl Signer {
 
     /// The public key package of FROST key `key`, decoded once per key and epoch (its bytes are compared, so a
     /// key whose package changed is decoded anew).
-    fn public_keys(&self, key: &KeyInfo) -> Result<CachedPublicKeys, WireError> {
+    fn public_keys(&self, key: &KeyInfo) -> Result<CachedPublicKeys, Error> {
         if let Some(cached) = self
             .public_keys
             .lock()
@@ -266,8 +266,8 @@ impl Signer {
         key: &KeyInfo,
         message: &[u8],
         hash: Option<HashAlg>,
-    ) -> Result<Signed, WireError> {
-        let bad = |m: String| WireError::new(ErrorKind::BadRequest, m);
+    ) -> Result<Signed, Error> {
+        let bad = |m: String| Error::BadRequest(m);
         if !key.algorithm.signs() {
             return Err(bad(format!(
                 "{} keys encrypt; they do not sign",
@@ -291,7 +291,7 @@ impl Signer {
             Some(curve) => Prepared::Ecdsa {
                 curve,
                 digest: signing_digest(hash.unwrap_or(HashAlg::Sha256), message)
-                    .map_err(|e| bad(format!("cannot sign this input: {e}")))?,
+                    .map_err(|e| Error::InvalidData(format!("cannot sign this input: {e}")))?,
             },
         };
         let mut excluded: BTreeSet<NodeId> = match prepared {
@@ -388,15 +388,14 @@ impl Signer {
             message.push_str("; ");
             message.push_str(r);
         }
-        let kind = if unreachable.is_empty() && !culprits.is_empty() {
-            ErrorKind::Misbehaviour
+        let nodes = unreachable.union(&culprits).copied().collect();
+        Err(if unreachable.is_empty() && !culprits.is_empty() {
+            Error::Misbehaviour {
+                message,
+                culprits: nodes,
+            }
         } else {
-            ErrorKind::Unavailable
-        };
-        Err(WireError {
-            kind,
-            message,
-            nodes: unreachable.union(&culprits).copied().collect(),
+            Error::Unavailable { message, nodes }
         })
     }
 
@@ -577,13 +576,9 @@ fn first_valid(
 }
 
 /// The key's public key package, as every holder reported it at generation.
-fn public_keys(key: &KeyInfo) -> Result<FrostPublicKeys, WireError> {
-    FrostPublicKeys::from_bytes(&key.public_package).map_err(|e| {
-        WireError::new(
-            ErrorKind::Internal,
-            format!("key {} has no usable public keys: {e}", key.id),
-        )
-    })
+fn public_keys(key: &KeyInfo) -> Result<FrostPublicKeys, Error> {
+    FrostPublicKeys::from_bytes(&key.public_package)
+        .map_err(|e| Error::Internal(format!("key {} has no usable public keys: {e}", key.id)))
 }
 
 #[cfg(test)]

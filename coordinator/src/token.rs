@@ -16,7 +16,8 @@ use argon2::{
 };
 use serde::{Deserialize, Serialize};
 use vhsm_core::{PinUser, TokenInfo};
-use vhsm_wire::{ErrorKind, WireError};
+
+use crate::error::Error;
 
 /// The `[token]` section of the coordinator's configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -108,7 +109,7 @@ impl Token {
     }
 
     /// Checks a PIN, counting failures; a locked PIN is refused without being checked.
-    pub fn login(&self, user: PinUser, pin: &[u8]) -> Result<(), WireError> {
+    pub fn login(&self, user: PinUser, pin: &[u8]) -> Result<(), Error> {
         let max = self.config.max_pin_failures;
         let hash = match user {
             PinUser::User => &self.config.user_pin_hash,
@@ -123,9 +124,8 @@ impl Token {
         {
             let mut f = self.failures.lock().map_err(|_| internal())?;
             if count(&mut f) >= max {
-                return Err(WireError::new(
-                    ErrorKind::PinLocked,
-                    "the PIN is locked after too many wrong PINs",
+                return Err(Error::PinLocked(
+                    "the PIN is locked after too many wrong PINs".into(),
                 ));
             }
         }
@@ -143,9 +143,8 @@ impl Token {
             return Ok(());
         }
         if *slot >= max {
-            return Err(WireError::new(
-                ErrorKind::PinLocked,
-                "the PIN is locked after too many wrong PINs",
+            return Err(Error::PinLocked(
+                "the PIN is locked after too many wrong PINs".into(),
             ));
         }
         *slot += 1;
@@ -153,26 +152,23 @@ impl Token {
         tracing::warn!(user = ?user, failures = *slot, left, "wrong PIN");
         if left == 0 {
             tracing::error!(user = ?user, "PIN LOCKED after {max} wrong PINs in a row");
-            return Err(WireError::new(
-                ErrorKind::PinLocked,
-                "wrong PIN; the PIN is now locked",
-            ));
+            return Err(Error::PinLocked("wrong PIN; the PIN is now locked".into()));
         }
-        Err(WireError::new(
-            ErrorKind::PinIncorrect,
-            format!("wrong PIN ({left} tries left before it locks)"),
-        ))
+        Err(Error::PinIncorrect(format!(
+            "wrong PIN ({left} tries left before it locks)"
+        )))
     }
 }
 
-fn internal() -> WireError {
-    WireError::new(ErrorKind::Internal, "PIN state unavailable")
+fn internal() -> Error {
+    Error::Internal("PIN state unavailable".into())
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use vhsm_wire::ErrorKind;
 
     fn token() -> Token {
         Token::new(TokenConfig {
@@ -190,27 +186,27 @@ mod tests {
         let t = token();
         t.login(PinUser::User, b"123456").unwrap();
         assert_eq!(
-            t.login(PinUser::User, b"000000").unwrap_err().kind,
+            t.login(PinUser::User, b"000000").unwrap_err().kind(),
             ErrorKind::PinIncorrect
         );
         // A success resets the count.
         t.login(PinUser::User, b"123456").unwrap();
         assert_eq!(
-            t.login(PinUser::User, b"1").unwrap_err().kind,
+            t.login(PinUser::User, b"1").unwrap_err().kind(),
             ErrorKind::PinIncorrect
         );
         assert_eq!(
-            t.login(PinUser::User, b"2").unwrap_err().kind,
+            t.login(PinUser::User, b"2").unwrap_err().kind(),
             ErrorKind::PinIncorrect
         );
         assert_eq!(
-            t.login(PinUser::User, b"3").unwrap_err().kind,
+            t.login(PinUser::User, b"3").unwrap_err().kind(),
             ErrorKind::PinLocked
         );
         assert!(t.info().user_pin_locked);
         // Locked: even the right PIN is refused. The SO PIN is separate.
         assert_eq!(
-            t.login(PinUser::User, b"123456").unwrap_err().kind,
+            t.login(PinUser::User, b"123456").unwrap_err().kind(),
             ErrorKind::PinLocked
         );
         t.login(PinUser::SecurityOfficer, b"so-secret").unwrap();

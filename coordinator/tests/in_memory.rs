@@ -11,9 +11,18 @@
 
 use std::time::Duration;
 
-use vhsm_coordinator::{keygen::create_key, reshare};
-use vhsm_core::{Algorithm, KeyInfo, KeyState};
+use vhsm_coordinator::{
+    keygen::create_key,
+    membership::{
+        change::{run, Change, Changes, Services},
+        MembershipAdmin,
+    },
+    nodes::Requester,
+    reshare,
+};
+use vhsm_core::{Algorithm, KeyInfo, KeyState, Membership};
 use vhsm_testkit::memory::{Fault, MemoryCluster};
+use vhsm_wire::client_api::ChangeStatus as MembershipChange;
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
     ErrorKind,
@@ -117,9 +126,9 @@ async fn signing_fails_naming_the_nodes_when_too_few_answer() {
         .sign(&cluster.pool, &key, b"m", None)
         .await
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
     assert!(
-        error.nodes.contains(&2) && error.nodes.contains(&3),
+        error.nodes().contains(&2) && error.nodes().contains(&3),
         "{error:?}"
     );
 }
@@ -168,7 +177,7 @@ async fn key_generation_with_a_holder_down_or_answering_garbage_leaves_no_key() 
         .await
         .unwrap_err();
         assert!(
-            error.nodes.contains(&culprit),
+            error.nodes().contains(&culprit),
             "{fault:?}: the error does not name node {culprit}: {error:?}"
         );
         cluster.clear_fault(culprit);
@@ -206,7 +215,7 @@ async fn split_aes_round_trips_and_routes_around_a_node_that_is_down() {
     let error = vhsm_coordinator::encryption::decrypt(&cluster.pool, &key, &blob, b"other aad")
         .await
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::BadRequest, "{error}");
+    assert_eq!(error.kind(), ErrorKind::InvalidCiphertext, "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,8 +234,8 @@ async fn reshare_refuses_while_a_new_holder_is_down_and_then_moves_every_holder_
     let error = reshare::reshare(&cluster.pool, &key, &target)
         .await
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
-    assert!(error.nodes.contains(&3), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.nodes().contains(&3), "{error:?}");
     // Nothing changed: the key still signs at its epoch.
     let signed = cluster
         .signer
@@ -290,4 +299,133 @@ async fn the_registry_learns_the_keys_and_names_nodes_that_do_not_answer_or_answ
     // What the answering node says is still the view.
     assert_eq!(registry.list().len(), 2);
     assert_eq!(registry.get(a.id).unwrap().public_key, a.public_key);
+}
+
+/// A membership change as the coordinator runs it for `requester`, with its membership saved in `dir`.
+async fn change_membership(
+    cluster: &MemoryCluster,
+    dir: &std::path::Path,
+    change: Change,
+) -> (
+    Result<Membership, vhsm_coordinator::Error>,
+    MembershipChange,
+) {
+    let admin = MembershipAdmin::new(dir.join("membership.json"));
+    let changes = Changes::default();
+    let progress = changes.begin(&change, "ops (so)".into()).unwrap();
+    let nodes = cluster.pool.on_behalf(Requester {
+        who: "ops (so)".into(),
+        purpose: "remove-node",
+    });
+    let services = Services {
+        admin: &admin,
+        registry: &cluster.registry,
+        signer: &cluster.signer,
+    };
+    let outcome = run(services, &nodes, &change, &progress).await;
+    (outcome, progress.status())
+}
+
+async fn audit_lines(cluster: &MemoryCluster, node: u16) -> Vec<String> {
+    match cluster
+        .node(node)
+        .answer(NodeRequest::AuditLog {
+            from_line: 0,
+            max_lines: vhsm_wire::node_api::MAX_PAGE_LINES,
+        })
+        .await
+    {
+        NodeResponse::Audit(page) => page.lines,
+        other => panic!("node {node}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_node_moves_every_key_off_it_first_and_the_nodes_record_who_asked() {
+    let cluster = MemoryCluster::start(4, 2).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ed = new_key(&cluster, Algorithm::Ed25519).await;
+    let aes = new_key(&cluster, Algorithm::SplitAes256).await;
+    let blob = vhsm_coordinator::encryption::encrypt(&cluster.pool, &aes, b"kept", b"aad")
+        .await
+        .unwrap();
+
+    let (outcome, status) = change_membership(
+        &cluster,
+        dir.path(),
+        Change::RemoveNode {
+            id: 4,
+            threshold: Some(3),
+        },
+    )
+    .await;
+    let after = outcome.unwrap();
+    assert_eq!((after.ids(), after.threshold), (vec![1, 2, 3], 3));
+    assert_eq!(cluster.pool.membership(), after);
+    // Both keys were reshared to 3-of-{1,2,3}, each reported, and still work under the same public key.
+    assert_eq!(status.keys_total, 2);
+    assert!(status.keys.iter().all(|k| k.error.is_none()
+        && k.holders == vec![1, 2, 3]
+        && k.threshold == 3
+        && k.to_epoch == Some(k.from_epoch + 1)));
+    let ed_now = cluster.registry.get(ed.id).unwrap();
+    assert_eq!(ed_now.public_key, ed.public_key);
+    let signed = cluster
+        .signer
+        .sign(&cluster.pool, &ed_now, b"after", None)
+        .await
+        .unwrap();
+    verify(&ed_now, b"after", &signed.signature);
+    let aes_now = cluster.registry.get(aes.id).unwrap();
+    let plain = vhsm_coordinator::encryption::decrypt(&cluster.pool, &aes_now, &blob, b"aad")
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), b"kept");
+    // Node 4 holds nothing any more.
+    assert!(listed(&cluster, 4)
+        .await
+        .iter()
+        .all(|k| k.holders != vec![1, 2, 3, 4]));
+    // The reshares were made for the security officer who asked, not for "coordinator".
+    let log = audit_lines(&cluster, 1).await.join("\n");
+    assert!(
+        log.contains("ops (so)") && log.contains("remove-node"),
+        "node 1's audit log does not name the requester:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_stops_before_removing_the_node_when_a_key_cannot_be_moved() {
+    let cluster = MemoryCluster::start(4, 2).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    // Node 2 is down: no reshare can reach every new holder.
+    cluster.set_fault(2, Fault::Down);
+    let (outcome, status) = change_membership(
+        &cluster,
+        dir.path(),
+        Change::RemoveNode {
+            id: 4,
+            threshold: None,
+        },
+    )
+    .await;
+    let error = outcome.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("node 4 was not removed") && text.contains(&key.id.to_string()),
+        "{text}"
+    );
+    assert_eq!(status.outcome, Some(Err(error.into())));
+    assert_eq!(status.keys.len(), 1);
+    assert!(status.keys[0].error.is_some());
+    // Nothing was lost: node 4 is still a member and the key still signs where it was.
+    assert_eq!(cluster.pool.membership().ids(), vec![1, 2, 3, 4]);
+    let signed = cluster
+        .signer
+        .sign(&cluster.pool, &key, b"still", None)
+        .await
+        .unwrap();
+    verify(&key, b"still", &signed.signature);
 }

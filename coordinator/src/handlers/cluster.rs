@@ -4,159 +4,150 @@ use vhsm_core::{NodeId, SecretBytes};
 use vhsm_wire::{
     client_api::ClientResponse,
     node_api::{NodeRequest, NodeResponse},
-    ErrorKind, WireError,
 };
 
-use crate::{
-    nodes::NodeCallError,
-    server::{ClientSession, Coordinator, AUDIT_TIMEOUT},
-};
+use std::sync::Arc;
+
+use crate::membership::change::{self, Change};
+use crate::server::{ClientSession, Coordinator, AUDIT_TIMEOUT};
+use crate::{error::Error, nodes::NodePool};
 
 impl Coordinator {
-    /// `GetMembership`.
+    /// `GetMembership`: the cluster's membership (nodes, threshold of new keys, version). Any logged-in user.
     pub(crate) async fn get_membership(
         &self,
         session: &ClientSession,
-    ) -> Result<ClientResponse, WireError> {
+        nodes: &NodePool,
+    ) -> Result<ClientResponse, Error> {
         if session.logged_in().is_none() {
-            return Err(WireError::new(
-                ErrorKind::NotLoggedIn,
+            return Err(Error::NotLoggedIn(
                 "log in first (user or security officer)",
             ));
         }
-        Ok(ClientResponse::Membership(self.pool.membership()))
+        Ok(ClientResponse::Membership(nodes.membership()))
     }
 
-    /// `AddNode`.
-    pub(crate) async fn add_node(
-        &self,
+    /// `AddNode`, `RemoveNode`, `SetThreshold`: checks and starts the change (see [`change`]), answers with its
+    /// number, and runs the rest (the reshares, a removal) in the background — the client may follow it or go.
+    pub(crate) async fn change_membership(
+        self: &Arc<Self>,
         session: &ClientSession,
-        id: NodeId,
-        address: String,
-    ) -> Result<ClientResponse, WireError> {
-        let client = session.client.as_str();
-        let _threshold = self.pool.membership().threshold;
-        session.require_security_officer()?;
-        tracing::warn!(%client, node = id, %address, "security officer asks to add a node to the cluster");
-        let m = self
-            .membership
-            .add_node(&self.pool, id, &address)
-            .await
-            .inspect_err(|e| tracing::warn!(%client, node = id, error = %e, "node not added"))?;
-        tracing::warn!(%client, node = id, %address, version = m.version, members = ?m.ids(), threshold = m.threshold, "node ADDED to the cluster membership (existing keys keep their holders until reshared)");
-        Ok(ClientResponse::Membership(m))
-    }
-
-    /// `RemoveNode`.
-    pub(crate) async fn remove_node(
-        &self,
-        session: &ClientSession,
-        id: NodeId,
-    ) -> Result<ClientResponse, WireError> {
-        let client = session.client.as_str();
-        let _threshold = self.pool.membership().threshold;
-        session.require_security_officer()?;
-        tracing::warn!(%client, node = id, "security officer asks to remove a node from the cluster");
-        let m = self
-            .membership
-            .remove_node(&self.pool, &self.registry, id)
-            .await
-            .inspect_err(|e| tracing::warn!(%client, node = id, error = %e, "node not removed"))?;
-        tracing::warn!(%client, node = id, version = m.version, members = ?m.ids(), threshold = m.threshold, "node REMOVED from the cluster membership");
-        Ok(ClientResponse::Membership(m))
-    }
-
-    /// `SetThreshold`.
-    pub(crate) async fn set_threshold(
-        &self,
-        session: &ClientSession,
-        threshold: u16,
-    ) -> Result<ClientResponse, WireError> {
+        nodes: &NodePool,
+        change: Change,
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
-        tracing::warn!(%client, threshold, "security officer asks to set the threshold of new keys");
-        let m = self
-            .membership
-            .set_threshold(&self.pool, threshold)
-            .await
-            .inspect_err(|e| tracing::warn!(%client, threshold, error = %e, "threshold not set"))?;
-        tracing::warn!(%client, threshold, version = m.version, members = ?m.ids(), "THRESHOLD of new keys and reshares set (existing keys keep theirs until reshared)");
-        Ok(ClientResponse::Membership(m))
+        tracing::warn!(%client, %change, "security officer asks for a membership change");
+        let requester = nodes
+            .requester()
+            .map_or_else(|| client.to_string(), |r| r.who.clone());
+        let progress = self.changes.begin(&change, requester)?;
+        let services = self.change_services();
+        if let Err(e) = change::first_step(services, nodes, &change).await {
+            tracing::warn!(%client, %change, error = %e, "membership change refused");
+            progress.finish(Err(e.clone()));
+            return Err(e);
+        }
+        let status = progress.status();
+        let (me, nodes) = (self.clone(), nodes.clone());
+        tokio::spawn(async move {
+            // The outcome is in `progress` (and logged).
+            let _ = change::rest(me.change_services(), &nodes, &change, &progress).await;
+        });
+        Ok(ClientResponse::Change(status))
     }
 
-    /// `UnsealNode`.
+    /// `ChangeStatus`: how far a membership change has got, and its outcome once finished. Security officer.
+    pub(crate) async fn change_status(
+        &self,
+        session: &ClientSession,
+        job: u64,
+    ) -> Result<ClientResponse, Error> {
+        session.require_security_officer()?;
+        Ok(ClientResponse::Change(self.changes.status(job)?))
+    }
+
+    fn change_services(&self) -> change::Services<'_> {
+        change::Services {
+            admin: &self.membership,
+            registry: &self.registry,
+            signer: &self.signer,
+        }
+    }
+
+    /// `UnsealNode`: passes the operator's passphrase to a sealed node (never kept here). Security officer.
     pub(crate) async fn unseal_node(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         node: NodeId,
         passphrase: SecretBytes,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
         tracing::warn!(%client, node, "security officer unseals a node");
-        crate::node_backup::unseal(&self.pool, node, passphrase)
+        crate::node_backup::unseal(nodes, node, passphrase)
             .await
             .inspect_err(|e| tracing::warn!(%client, node, error = %e, "node not unsealed"))?;
         // Learn the keys the node holds now that it can say.
-        self.registry.refresh(&self.pool).await;
+        self.registry.refresh(nodes).await;
         Ok(ClientResponse::Ok)
     }
 
-    /// `BackupNode`.
+    /// `BackupNode`: one node's sealed backup file (its shares stay sealed to its storage key). Security officer.
     pub(crate) async fn backup_node(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         node: NodeId,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
         tracing::warn!(%client, node, "security officer takes a backup of a node");
-        let file = crate::node_backup::backup(&self.pool, node).await?;
+        let file = crate::node_backup::backup(nodes, node).await?;
         Ok(ClientResponse::Backup(file))
     }
 
-    /// `RestoreNode`.
+    /// `RestoreNode`: restores a node from its backup, refused if any key in it is older than the cluster's.
+    /// Security officer.
     pub(crate) async fn restore_node(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         node: NodeId,
         backup: Vec<u8>,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
         tracing::warn!(%client, node, "security officer restores a node from a backup");
-        let (restored, skipped) = crate::node_backup::restore(&self.pool, node, backup)
+        let (restored, skipped) = crate::node_backup::restore(nodes, node, backup)
             .await
             .inspect_err(|e| tracing::warn!(%client, node, error = %e, "restore refused"))?;
         tracing::warn!(%client, node, restored = ?restored, skipped = skipped.len(), "node RESTORED from a backup");
-        self.registry.refresh(&self.pool).await;
+        self.registry.refresh(nodes).await;
         Ok(ClientResponse::Restored { restored, skipped })
     }
 
-    /// `AuditLog`.
+    /// `AuditLog`: a page of one node's audit log, as the node wrote it (the client verifies the chain).
+    /// Security officer.
     pub(crate) async fn audit_log(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         node: NodeId,
         from_line: u64,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         session.require_security_officer()?;
         let request = NodeRequest::AuditLog {
             from_line,
             max_lines: vhsm_wire::node_api::MAX_PAGE_LINES,
         };
-        match self.pool.call(node, &request, AUDIT_TIMEOUT).await {
+        match nodes.call(node, &request, AUDIT_TIMEOUT).await {
             Ok(NodeResponse::Audit(page)) => Ok(ClientResponse::Audit(page)),
-            Ok(_) => Err(WireError::new(
-                ErrorKind::Internal,
-                format!("node {node} answered the audit log request with something else"),
-            )),
-            Err(NodeCallError::Refused { error, .. }) => Err(error),
-            Err(e) => Err(WireError {
-                kind: ErrorKind::Unavailable,
-                message: e.to_string(),
-                nodes: vec![node],
-            }),
+            Ok(_) => Err(Error::Internal(format!(
+                "node {node} answered the audit log request with something else"
+            ))),
+            Err(e) => Err(e.into()),
         }
     }
 }

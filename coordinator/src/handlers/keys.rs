@@ -1,23 +1,26 @@
 //! Keys: creation by DKG, listing, metadata, the lifecycle, destruction, reshare.
 
 use vhsm_core::{Algorithm, KeyId, KeyState, NodeId};
-use vhsm_wire::{client_api::ClientResponse, ErrorKind, WireError};
+use vhsm_wire::client_api::ClientResponse;
 
+use crate::{error::Error, nodes::NodePool};
 use crate::{
     keygen, keys, reshare,
     server::{ClientSession, Coordinator},
 };
 
 impl Coordinator {
-    /// `CreateKey`.
+    /// `CreateKey`: a new key by distributed generation on the membership's nodes, checked by a pairwise test
+    /// before it is reported. User.
     pub(crate) async fn create_key(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         algorithm: Algorithm,
         label: String,
         pre_active: bool,
         attributes: Vec<(u64, Vec<u8>)>,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_user()?;
         tracing::info!(%client, %algorithm, %label, pre_active, "key creation requested");
@@ -27,7 +30,7 @@ impl Coordinator {
             KeyState::Active
         };
         let key = keygen::create_key(
-            &self.pool,
+            nodes,
             &self.registry,
             algorithm,
             &label,
@@ -39,103 +42,97 @@ impl Coordinator {
         Ok(ClientResponse::Key(key))
     }
 
-    /// `ListKeys`.
+    /// `ListKeys`: every key the nodes hold (learned afresh from them). Any session.
     pub(crate) async fn list_keys(
         &self,
         _session: &ClientSession,
-    ) -> Result<ClientResponse, WireError> {
-        self.registry.refresh(&self.pool).await;
+        nodes: &NodePool,
+    ) -> Result<ClientResponse, Error> {
+        self.registry.refresh(nodes).await;
         Ok(ClientResponse::Keys(self.registry.list()))
     }
 
-    /// `GetKey`.
+    /// `GetKey`: one key's public description. Any session.
     pub(crate) async fn get_key(
         &self,
         _session: &ClientSession,
+        nodes: &NodePool,
         key_id: KeyId,
-    ) -> Result<ClientResponse, WireError> {
-        Ok(ClientResponse::Key(self.key(key_id).await?))
+    ) -> Result<ClientResponse, Error> {
+        Ok(ClientResponse::Key(self.key(nodes, key_id).await?))
     }
 
-    /// `UpdateKey`.
+    /// `UpdateKey`: a key's label and public attributes, on every holder (new revision). User.
     pub(crate) async fn update_key(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         key_id: KeyId,
         label: String,
         attributes: Vec<(u64, Vec<u8>)>,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         session.require_user()?;
-        let key = self.key(key_id).await?;
+        let key = self.key(nodes, key_id).await?;
         Ok(ClientResponse::Key(
-            keys::update_key(&self.pool, &self.registry, &key, &label, attributes).await?,
+            keys::update_key(nodes, &self.registry, &key, &label, attributes).await?,
         ))
     }
 
-    /// `SetKeyState`.
+    /// `SetKeyState`: a lifecycle transition (SP 800-57), applied by every holder that checks it against its own
+    /// record. User.
     pub(crate) async fn set_key_state(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         key_id: KeyId,
         state: KeyState,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_user()?;
-        let key = self.key(key_id).await?;
+        let key = self.key(nodes, key_id).await?;
         tracing::warn!(%client, key = %key_id, from = %key.state, to = %state, "key lifecycle change requested");
         Ok(ClientResponse::Key(
-            keys::set_state(&self.pool, &self.registry, &key, state).await?,
+            keys::set_state(nodes, &self.registry, &key, state).await?,
         ))
     }
 
-    /// `DestroyKey`.
+    /// `DestroyKey`: erases the key's shares on every holder (tombstones remain). User.
     pub(crate) async fn destroy_key(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         key_id: KeyId,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_user()?;
-        let key = self.key(key_id).await?;
+        let key = self.key(nodes, key_id).await?;
         tracing::warn!(%client, key = %key_id, "key destruction requested");
-        keys::destroy_key(&self.pool, &self.registry, &key).await?;
+        keys::destroy_key(nodes, &self.registry, &key).await?;
         Ok(ClientResponse::Ok)
     }
 
-    /// `ReshareKey`.
+    /// `ReshareKey`: a refresh, repair or move of one key to the membership (see [`reshare::reshare_key`]).
+    /// Security officer.
     pub(crate) async fn reshare_key(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         key_id: KeyId,
         avoid_dealers: Vec<NodeId>,
         leave_out: Vec<NodeId>,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
-        let threshold = self.pool.membership().threshold;
         session.require_security_officer()?;
-        // Start from the nodes' own view: a reshare must deal the epoch the holders have.
-        self.registry.refresh(&self.pool).await;
-        let key = self.key(key_id).await?;
-        let Some(_guard) = self.registry.begin_reshare(key_id) else {
-            return Err(WireError::new(
-                ErrorKind::Unavailable,
-                format!("key {key_id} is being reshared already"),
-            ));
-        };
-        let target = reshare::Target {
-            committee: self
-                .pool
-                .ids()
-                .into_iter()
-                .filter(|n| !leave_out.contains(n))
-                .collect(),
-            threshold,
+        tracing::warn!(%client, key = %key_id, ?avoid_dealers, ?leave_out, "key reshare requested");
+        let key = reshare::reshare_key(
+            nodes,
+            &self.registry,
+            key_id,
             avoid_dealers,
-            banned: self.signer.banned(),
-        };
-        tracing::warn!(%client, key = %key_id, epoch = key.epoch, holders = ?key.holders, committee = ?target.committee, threshold, "key reshare requested");
-        let done = reshare::reshare(&self.pool, &key, &target).await?;
-        self.registry.insert(done.key.clone());
-        Ok(ClientResponse::Key(done.key))
+            &leave_out,
+            self.signer.banned(),
+        )
+        .await?;
+        Ok(ClientResponse::Key(key))
     }
 }

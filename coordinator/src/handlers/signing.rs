@@ -1,35 +1,35 @@
 //! Signing, and clearing a node's ban from OT-based protocols.
 
 use vhsm_core::{HashAlg, KeyId, KeyUse, NodeId};
-use vhsm_wire::{client_api::ClientResponse, node_api::NodeRequest, ErrorKind, WireError};
+use vhsm_wire::{client_api::ClientResponse, node_api::NodeRequest};
 
-use crate::server::{permitted, ClientSession, Coordinator, MAX_MESSAGE, STATUS_TIMEOUT};
+use crate::server::{ClientSession, Coordinator, MAX_MESSAGE, STATUS_TIMEOUT};
+use crate::{error::Error, nodes::NodePool};
 
 impl Coordinator {
-    /// `Sign`.
+    /// `Sign`: a threshold signature with a key whose state allows signing (EdDSA: the message; ECDSA: its hash
+    /// with `hash`, or a prehashed digest), routed around unreachable and misbehaving holders. User.
     pub(crate) async fn sign(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         key_id: KeyId,
         message: Vec<u8>,
         hash: Option<HashAlg>,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_user()?;
         if message.len() > MAX_MESSAGE {
-            return Err(WireError::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "message of {} bytes is larger than the {MAX_MESSAGE}-byte limit",
-                    message.len()
-                ),
-            ));
+            return Err(Error::InvalidData(format!(
+                "message of {} bytes is larger than the {MAX_MESSAGE}-byte limit",
+                message.len()
+            )));
         }
-        let key = self.key(key_id).await?;
-        permitted(&key, KeyUse::Sign)?;
+        let key = self.key(nodes, key_id).await?;
+        Error::unless_permitted(&key, KeyUse::Sign)?;
         let signed = self
             .signer
-            .sign(&self.pool, &key, &message, hash)
+            .sign(nodes, &key, &message, hash)
             .await
             .inspect_err(|e| {
                 tracing::warn!(%client, key = %key_id, error = %e, "signing failed");
@@ -41,30 +41,27 @@ impl Coordinator {
         })
     }
 
-    /// `Unban`.
+    /// `Unban`: clears every node's ban of `node` from OT-based protocols (after an operator has looked into it).
+    /// Any logged-in session.
     pub(crate) async fn unban(
         &self,
         session: &ClientSession,
+        nodes: &NodePool,
         node: NodeId,
-    ) -> Result<ClientResponse, WireError> {
+    ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         if session.logged_in().is_none() {
-            return Err(WireError::new(
-                ErrorKind::NotLoggedIn,
+            return Err(Error::NotLoggedIn(
                 "log in first (user or security officer)",
             ));
         }
-        if !self.pool.ids().contains(&node) {
-            return Err(WireError::new(
-                ErrorKind::NotFound,
-                format!("no node {node} in this cluster"),
-            ));
+        if !nodes.ids().contains(&node) {
+            return Err(Error::NotFound(format!("no node {node} in this cluster")));
         }
         tracing::warn!(%client, node, "operator clears the ban on a node");
-        let answers = self
-            .pool
+        let answers = nodes
             .call_each(
-                &self.pool.ids(),
+                &nodes.ids(),
                 |_| NodeRequest::ClearBan { node },
                 STATUS_TIMEOUT,
             )
@@ -75,8 +72,7 @@ impl Coordinator {
             .map(|(n, _)| *n)
             .collect();
         if !failed.is_empty() {
-            return Err(WireError {
-                kind: ErrorKind::Unavailable,
+            return Err(Error::Unavailable {
                 message: format!(
                     "could not clear the ban on node(s) {failed:?}; run the command again when they are up"
                 ),

@@ -7,9 +7,11 @@
 //! After each change, and on start, the coordinator gives the membership to every node (see
 //! [`crate::nodes::NodePool`]; a node that was down gets it when the coordinator next reaches it).
 //!
-//! Changes are the security officer's (checked by the server). Adding a node does not give it shares of the
-//! existing keys, and removing one is refused while a key still lists it among its holders: keys move by
-//! resharing.
+//! Changes are the security officer's (checked by the server). Here a change is one step: adding a node does not
+//! give it shares of the existing keys, and removing one is refused while a key still lists it among its holders.
+//! The whole workflows — the step with the reshares of every key it needs — are in [`change`].
+
+pub mod change;
 
 use std::{
     io::Write,
@@ -19,8 +21,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use vhsm_core::{KeyId, KeyInfo, MemberEntry, Membership};
-use vhsm_wire::{ErrorKind, NodeId, WireError};
+use vhsm_wire::NodeId;
 
+use crate::error::Error;
 use crate::{
     config::CoordinatorConfig,
     nodes::{NodeCallError, NodePool},
@@ -133,8 +136,8 @@ pub fn initial(config: &CoordinatorConfig, path: &Path) -> Result<Membership, St
     }
 }
 
-fn bad(message: String) -> WireError {
-    WireError::new(ErrorKind::BadRequest, message)
+fn bad(message: String) -> Error {
+    Error::BadRequest(message)
 }
 
 /// `current` with node `id` at `address` added (next version).
@@ -142,7 +145,7 @@ pub fn with_node_added(
     current: &Membership,
     id: NodeId,
     address: &str,
-) -> Result<Membership, WireError> {
+) -> Result<Membership, Error> {
     if id == 0 {
         return Err(bad("node ids start at 1".into()));
     }
@@ -171,12 +174,12 @@ pub fn with_node_added(
 }
 
 /// `current` without node `id` (next version). Refused if fewer nodes than the threshold would remain.
-pub fn with_node_removed(current: &Membership, id: NodeId) -> Result<Membership, WireError> {
+pub fn with_node_removed(current: &Membership, id: NodeId) -> Result<Membership, Error> {
     if !current.nodes.iter().any(|n| n.id == id) {
-        return Err(WireError::new(
-            ErrorKind::NotFound,
-            format!("node {id} is not a member (members {:?})", current.ids()),
-        ));
+        return Err(Error::NotFound(format!(
+            "node {id} is not a member (members {:?})",
+            current.ids()
+        )));
     }
     let remaining = current.nodes.len() - 1;
     if remaining < usize::from(current.threshold) {
@@ -194,7 +197,7 @@ pub fn with_node_removed(current: &Membership, id: NodeId) -> Result<Membership,
 }
 
 /// `current` with threshold `threshold` (next version): 2 ≤ threshold ≤ nodes.
-pub fn with_threshold(current: &Membership, threshold: u16) -> Result<Membership, WireError> {
+pub fn with_threshold(current: &Membership, threshold: u16) -> Result<Membership, Error> {
     let n = current.nodes.len();
     if threshold < 2 || usize::from(threshold) > n {
         return Err(bad(format!(
@@ -245,7 +248,7 @@ impl MembershipAdmin {
         pool: &NodePool,
         id: NodeId,
         address: &str,
-    ) -> Result<Membership, WireError> {
+    ) -> Result<Membership, Error> {
         let _one = self.changing.lock().await;
         let address = address.trim();
         // Refuse what is wrong before reaching out.
@@ -266,8 +269,7 @@ impl MembershipAdmin {
                 )))
             }
             Err(NodeCallError::Unreachable { reason, .. }) => {
-                return Err(WireError {
-                    kind: ErrorKind::Unavailable,
+                return Err(Error::Unavailable {
                     message: format!(
                         "node {id} does not answer at {address} ({reason}): start it first (vhsm node --config \
                          node.toml); its certificate must be node {id}'s, from this cluster's CA"
@@ -292,7 +294,7 @@ impl MembershipAdmin {
         pool: &NodePool,
         registry: &Registry,
         id: NodeId,
-    ) -> Result<Membership, WireError> {
+    ) -> Result<Membership, Error> {
         let _one = self.changing.lock().await;
         with_node_removed(&pool.membership(), id)?;
         let silent: Vec<NodeId> = registry
@@ -303,8 +305,7 @@ impl MembershipAdmin {
             .filter(|n| *n != id)
             .collect();
         if !silent.is_empty() {
-            return Err(WireError {
-                kind: ErrorKind::Unavailable,
+            return Err(Error::Unavailable {
                 message: format!(
                     "cannot check that no key lists node {id} among its holders: node(s) {silent:?} did not answer"
                 ),
@@ -329,28 +330,25 @@ impl MembershipAdmin {
         &self,
         pool: &NodePool,
         threshold: u16,
-    ) -> Result<Membership, WireError> {
+    ) -> Result<Membership, Error> {
         let _one = self.changing.lock().await;
         let next = with_threshold(&pool.membership(), threshold)?;
         self.commit(pool, next).await
     }
 
     /// Saves `next`, makes it the pool's, and gives it to every node (best effort).
-    async fn commit(&self, pool: &NodePool, next: Membership) -> Result<Membership, WireError> {
+    async fn commit(&self, pool: &NodePool, next: Membership) -> Result<Membership, Error> {
         next.check().map_err(bad)?;
         let path = self.path.clone();
         let record = next.clone();
         tokio::task::spawn_blocking(move || save(&path, &record))
             .await
-            .map_err(|e| WireError::new(ErrorKind::Internal, format!("save task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("save task failed: {e}")))?
             .map_err(|e| {
-                WireError::new(
-                    ErrorKind::Internal,
-                    format!(
-                        "cannot save the membership to {}: {e}; nothing changed",
-                        self.path.display()
-                    ),
-                )
+                Error::Internal(format!(
+                    "cannot save the membership to {}: {e}; nothing changed",
+                    self.path.display()
+                ))
             })?;
         let left = pool.set_membership(next.clone());
         if !left.is_empty() {
@@ -382,6 +380,7 @@ pub async fn push(pool: &NodePool) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
+    use vhsm_wire::ErrorKind;
 
     fn three() -> Membership {
         Membership {
@@ -408,7 +407,7 @@ mod tests {
             (4, ""),
         ] {
             assert_eq!(
-                with_node_added(&three(), id, address).unwrap_err().kind,
+                with_node_added(&three(), id, address).unwrap_err().kind(),
                 ErrorKind::BadRequest,
                 "{id} {address}"
             );
@@ -417,13 +416,16 @@ mod tests {
         let removed = with_node_removed(&added, 4).unwrap();
         assert_eq!((removed.version, removed.ids()), (2, vec![1, 2, 3]));
         assert_eq!(
-            with_node_removed(&three(), 9).unwrap_err().kind,
+            with_node_removed(&three(), 9).unwrap_err().kind(),
             ErrorKind::NotFound
         );
         let mut tight = three();
         tight.threshold = 3;
         let err = with_node_removed(&tight, 1).unwrap_err();
-        assert!(err.message.contains("fewer than the threshold"), "{err}");
+        assert!(
+            err.to_string().contains("fewer than the threshold"),
+            "{err}"
+        );
 
         assert_eq!(with_threshold(&three(), 3).unwrap().threshold, 3);
         assert_eq!(with_threshold(&three(), 3).unwrap().version, 1);

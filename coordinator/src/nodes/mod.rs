@@ -208,10 +208,31 @@ impl Batcher {
     }
 }
 
-/// The nodes of the cluster.
+/// The nodes of the cluster, as one requester reaches them.
+///
+/// A pool made by [`NodePool::new`] or [`NodePool::with_membership`] makes the coordinator's own requests (learning
+/// the keys, giving the membership), recorded by the nodes as asked by `coordinator`. [`NodePool::on_behalf`] gives
+/// a handle to the same links that makes a client's requests: each is wrapped in [`NodeRequest::OnBehalf`] with
+/// the client and its request's name, for the nodes' audit logs (see [`crate::audit`]). Clones share the links.
+#[derive(Clone)]
 pub struct NodePool {
+    shared: Arc<Shared>,
+    /// Whom the requests are made for (`None`: the coordinator itself).
+    on_behalf: Option<Arc<Requester>>,
+}
+
+struct Shared {
     transport: Arc<dyn NodeTransport>,
     members: RwLock<Members>,
+}
+
+/// Who a request to the nodes is made for, as the nodes record it in their audit logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requester {
+    /// `NAME (user)`, `NAME (so)` or `NAME (not logged in)` (see [`crate::audit::requester`]).
+    pub who: String,
+    /// The client request's name (`sign`, `decrypt`, …).
+    pub purpose: &'static str,
 }
 
 impl std::fmt::Debug for NodePool {
@@ -249,16 +270,35 @@ impl NodePool {
             .map(|n| (n.id, Link::new(n.address.clone())))
             .collect();
         NodePool {
-            transport,
-            members: RwLock::new(Members {
-                membership: Arc::new(membership),
-                links,
+            shared: Arc::new(Shared {
+                transport,
+                members: RwLock::new(Members {
+                    membership: Arc::new(membership),
+                    links,
+                }),
             }),
+            on_behalf: None,
         }
     }
 
+    /// The same nodes, reached for `requester`: every request is recorded by the nodes as asked by it.
+    pub fn on_behalf(&self, requester: Requester) -> NodePool {
+        NodePool {
+            shared: self.shared.clone(),
+            on_behalf: Some(Arc::new(requester)),
+        }
+    }
+
+    /// Whom this handle's requests are made for (`None`: the coordinator itself).
+    pub fn requester(&self) -> Option<&Requester> {
+        self.on_behalf.as_deref()
+    }
+
     fn members(&self) -> std::sync::RwLockReadGuard<'_, Members> {
-        self.members.read().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn link(&self, node: NodeId) -> Option<Arc<Link>> {
@@ -287,7 +327,11 @@ impl NodePool {
     pub fn set_membership(&self, membership: Membership) -> Vec<NodeId> {
         let membership = Arc::new(membership);
         let leavers: Vec<(NodeId, Arc<Link>)> = {
-            let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
+            let mut members = self
+                .shared
+                .members
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             let mut links = BTreeMap::new();
             for n in &membership.nodes {
                 let link = match members.links.get(&n.id) {
@@ -358,6 +402,7 @@ impl NodePool {
     ) -> Result<NodeStatus, NodeCallError> {
         let attempt = async {
             let conn = self
+                .shared
                 .transport
                 .connect(node, address)
                 .await
@@ -406,7 +451,7 @@ impl NodePool {
                 return Ok(conn.clone());
             }
         }
-        let connecting = self.transport.connect(node, &link.address);
+        let connecting = self.shared.transport.connect(node, &link.address);
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| format!("no answer from {} within {CONNECT_TIMEOUT:?}", link.address))?
@@ -479,7 +524,10 @@ impl NodePool {
                 self.deliver_membership(node, &link, &conn).await?;
             }
             // For the nodes' audit logs: who asked (see `crate::audit`).
-            let wrapped = crate::audit::wrap(request);
+            let wrapped = self
+                .on_behalf
+                .as_deref()
+                .and_then(|requester| crate::audit::wrap(requester, request));
             if Batcher::batches(request) {
                 return link
                     .batcher
