@@ -35,8 +35,20 @@ pub(crate) const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the coordinator could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("coordinator: {0}")]
-pub struct CoordinatorError(String);
+pub enum CoordinatorError {
+    /// Its certificate, key or the cluster CA could not be loaded, or the endpoint not made with them.
+    #[error("coordinator: {0}")]
+    Tls(#[from] vhsm_wire::tls::TlsError),
+    /// The saved membership (`membership.json`) could not be read (the words name the file).
+    #[error("coordinator: {0}")]
+    Membership(String),
+    /// The token's configuration (the PIN hashes) is not usable.
+    #[error("coordinator: token: {0}")]
+    Token(String),
+    /// The endpoint's address could not be read.
+    #[error("coordinator: {0}")]
+    Endpoint(#[from] std::io::Error),
+}
 
 /// A running coordinator.
 pub struct Coordinator {
@@ -104,17 +116,16 @@ impl std::fmt::Debug for Coordinator {
 impl Coordinator {
     /// Binds the client API endpoint (which also connects to the nodes).
     pub fn bind(config: CoordinatorConfig) -> Result<Arc<Self>, CoordinatorError> {
-        let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
-            .map_err(|e| CoordinatorError(e.to_string()))?;
-        let endpoint = tls::server_endpoint(&identity, config.listen)
-            .map_err(|e| CoordinatorError(e.to_string()))?;
+        let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)?;
+        let endpoint = tls::server_endpoint(&identity, config.listen)?;
         // The membership: the saved one if there is one (it overrides coordinator.toml's nodes and threshold).
         let membership_path = membership::default_path(&config);
-        let initial = membership::initial(&config, &membership_path).map_err(CoordinatorError)?;
+        let initial =
+            membership::initial(&config, &membership_path).map_err(CoordinatorError::Membership)?;
         tracing::info!(version = initial.version, members = ?initial.ids(), threshold = initial.threshold, "cluster membership");
         let transport = Arc::new(crate::nodes::QuicTransport::new(endpoint.clone()));
         let pool = NodePool::with_membership(transport, initial);
-        let token = Token::new(config.token.clone()).map_err(CoordinatorError)?;
+        let token = Token::new(config.token.clone()).map_err(CoordinatorError::Token)?;
         Ok(Arc::new(Coordinator {
             endpoint,
             pool,
@@ -134,9 +145,7 @@ impl Coordinator {
 
     /// The client API's address.
     pub fn local_addr(&self) -> Result<SocketAddr, CoordinatorError> {
-        self.endpoint
-            .local_addr()
-            .map_err(|e| CoordinatorError(e.to_string()))
+        Ok(self.endpoint.local_addr()?)
     }
 
     /// Learns the keys from the nodes and serves clients until `shutdown` completes.
