@@ -53,8 +53,9 @@ pub struct Target {
     pub threshold: u16,
     /// Nodes that must not deal (one being repaired).
     pub avoid_dealers: Vec<NodeId>,
-    /// Nodes excluded from OT-based protocols (ECDSA keys are dealt without them).
-    pub banned: Vec<NodeId>,
+    /// Bans from OT-based protocols, (banning node, banned node): the two of a pair never hold an ECDSA key
+    /// together, nor deal one to the other.
+    pub banned: Vec<(NodeId, NodeId)>,
 }
 
 /// What a reshare did.
@@ -76,7 +77,7 @@ fn unavailable(message: String, nodes: Vec<NodeId>) -> Error {
 }
 
 /// Reshares key `key_id` to the cluster's membership less `leave_out`, at the membership's threshold, without
-/// `avoid_dealers` as dealers and without `banned` nodes in ECDSA sessions: what `vhsm key refresh`, `vhsm node
+/// `avoid_dealers` as dealers and keeping the pairs of `banned` apart in ECDSA sessions: what `vhsm key refresh`, `vhsm node
 /// repair` and every membership change do to each key. Starts from the nodes' own view of the key (a reshare
 /// must deal the epoch the holders have); one reshare of a key at a time on this coordinator; the registry
 /// learns the key's new epoch.
@@ -86,7 +87,7 @@ pub async fn reshare_key(
     key_id: KeyId,
     avoid_dealers: Vec<NodeId>,
     leave_out: &[NodeId],
-    banned: Vec<NodeId>,
+    banned: Vec<(NodeId, NodeId)>,
 ) -> Result<KeyInfo, Error> {
     registry.refresh(pool).await;
     let key = registry.find(pool, key_id).await?;
@@ -128,12 +129,18 @@ pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<
     }
     let ecdsa = key.algorithm.ecdsa_curve().is_some();
     if ecdsa {
-        if let Some(b) = committee.iter().find(|c| target.banned.contains(c)) {
+        // A node's ban is its word against another: the two are kept apart, neither is left out alone.
+        if let Some((by, b)) = target
+            .banned
+            .iter()
+            .find(|(by, b)| committee.contains(by) && committee.contains(b))
+        {
             return Err(Error::Banned {
                 message: format!(
-                    "node {b} is banned from ECDSA protocols; clear the ban (vhsm node unban) or leave it out"
+                    "node {by} has banned node {b} from OT-based protocols, so they cannot hold an ECDSA key \
+                     together: clear the ban (vhsm node unban {b}) or leave one of them out"
                 ),
-                culprits: vec![*b],
+                culprits: vec![*by, *b],
             });
         }
     }
@@ -167,7 +174,12 @@ pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<
         .copied()
         .filter(|h| alive.contains(h))
         .filter(|h| !target.avoid_dealers.contains(h))
-        .filter(|h| !(ecdsa && target.banned.contains(h)))
+        .filter(|h| {
+            !(ecdsa
+                && target.banned.iter().any(|(by, b)| {
+                    (by == h && committee.contains(b)) || (b == h && committee.contains(by))
+                }))
+        })
         .collect();
     if dealers.len() < usize::from(key.threshold) {
         let absent: Vec<NodeId> = key

@@ -358,7 +358,7 @@ impl Coordinator {
             health
                 .iter()
                 .filter_map(|n| n.status.as_ref())
-                .flat_map(|s| s.banned.iter().copied()),
+                .flat_map(|s| s.banned.iter().map(|b| (s.node_id, *b))),
         );
         ClusterStatus {
             threshold: nodes.membership().threshold,

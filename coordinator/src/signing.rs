@@ -10,10 +10,14 @@
 //! - **ECDSA (DKLs23)**: the signers run the protocol among themselves over the mesh; each answers the signature,
 //!   which the coordinator verifies against the public key before returning it.
 //!
-//! A node whose messages are invalid is named in the log and left out, and the signature is retried with another
-//! set of holders; so is a node that does not answer in time. A node banned by an OT-based protocol is left out of
-//! ECDSA signing until an operator clears the ban. When fewer than `t` holders remain, the error names the
-//! unreachable and misbehaving nodes.
+//! A node whose messages the coordinator finds invalid (a signature share or a signature that does not verify) is
+//! named in the log and left out, and the signature is retried with another set of holders; so is a node that does
+//! not answer in time. A node's word against others — it says a peer sent invalid messages, failed an OT check
+//! (a ban) or cannot be reached — is no evidence the coordinator can check, so it never leaves the accused out
+//! alone: accuser and accused are kept **apart** (never in one signing set), which leaves out a liar's accusations
+//! with the liar. A ban a node holds lasts until an operator clears it (`vhsm node unban`), and keeps that pair
+//! apart in ECDSA signing. When no set of `t` holders remains, the error names the unreachable and misbehaving
+//! nodes and the pairs kept apart.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
@@ -68,8 +72,9 @@ const STALE_RETRIES: usize = 2;
 #[derive(Debug, Default)]
 pub struct Signer {
     rotation: AtomicUsize,
-    /// Nodes banned by some node from OT-based protocols, as last reported; left out of ECDSA signing.
-    banned: Mutex<BTreeSet<NodeId>>,
+    /// Bans from OT-based protocols, (the node that holds the ban, the node it banned), as last reported: each
+    /// pair is kept apart in ECDSA signing.
+    banned: Mutex<BTreeSet<(NodeId, NodeId)>>,
     /// FROST nonce commitments fetched ahead of time.
     precommitments: Precommitments,
     /// FROST keys' public key packages, decoded once (each point check costs tens of microseconds).
@@ -184,21 +189,21 @@ enum Prepared<'a> {
 }
 
 impl Signer {
-    /// Replaces the set of banned nodes (from the nodes' status reports).
-    pub fn set_banned(&self, banned: impl IntoIterator<Item = NodeId>) {
+    /// Replaces the bans, (banning node, banned node), from the nodes' status reports.
+    pub fn set_banned(&self, banned: impl IntoIterator<Item = (NodeId, NodeId)>) {
         if let Ok(mut b) = self.banned.lock() {
             *b = banned.into_iter().collect();
         }
     }
 
-    fn add_banned(&self, nodes: &[NodeId]) {
+    fn add_banned(&self, by: NodeId, nodes: &[NodeId]) {
         if let Ok(mut b) = self.banned.lock() {
-            b.extend(nodes.iter().copied());
+            b.extend(nodes.iter().map(|n| (by, *n)));
         }
     }
 
-    /// The nodes currently left out of ECDSA signing.
-    pub fn banned(&self) -> Vec<NodeId> {
+    /// The bans, (banning node, banned node): each pair is kept apart in ECDSA sessions.
+    pub fn banned(&self) -> Vec<(NodeId, NodeId)> {
         self.banned
             .lock()
             .map(|b| b.iter().copied().collect())
@@ -228,12 +233,14 @@ impl Signer {
         Ok(decoded)
     }
 
-    /// Picks `t` holders not excluded: first those that did not fail lately, starting at a rotating offset.
+    /// Picks `t` holders not excluded and no two of them a pair kept `apart`: first those that did not fail
+    /// lately, starting at a rotating offset.
     fn pick(
         &self,
         pool: &NodePool,
         key: &KeyInfo,
         excluded: &BTreeSet<NodeId>,
+        apart: &BTreeSet<(NodeId, NodeId)>,
     ) -> Option<Vec<NodeId>> {
         let candidates: Vec<NodeId> = key
             .holders
@@ -242,7 +249,7 @@ impl Signer {
             .filter(|h| !excluded.contains(h))
             .collect();
         let t = usize::from(key.threshold);
-        if candidates.len() < t {
+        if candidates.len() < t || t == 0 {
             return None;
         }
         let offset = self.rotation.fetch_add(1, Ordering::Relaxed) % candidates.len();
@@ -254,7 +261,8 @@ impl Signer {
             .copied();
         let (healthy, failed): (Vec<NodeId>, Vec<NodeId>) =
             rotated.partition(|n| !pool.recently_failed(*n));
-        let mut chosen: Vec<NodeId> = healthy.into_iter().chain(failed).take(t).collect();
+        let preferred: Vec<NodeId> = healthy.into_iter().chain(failed).collect();
+        let mut chosen = choose_apart(&preferred, t, apart)?;
         chosen.sort_unstable();
         Some(chosen)
     }
@@ -294,16 +302,20 @@ impl Signer {
                     .map_err(|e| Error::InvalidData(format!("cannot sign this input: {e}")))?,
             },
         };
-        let mut excluded: BTreeSet<NodeId> = match prepared {
-            Prepared::Ecdsa { .. } => self.banned().into_iter().collect(),
+        // Left out on the coordinator's own evidence (or because it could not reach them).
+        let mut excluded: BTreeSet<NodeId> = BTreeSet::new();
+        // Kept apart on a node's word: never in one signing set.
+        let mut apart: BTreeSet<(NodeId, NodeId)> = match prepared {
+            Prepared::Ecdsa { .. } => self.banned().into_iter().map(pair).collect(),
             Prepared::Frost { .. } => BTreeSet::new(),
         };
-        let banned_at_start = excluded.clone();
+        let banned_at_start = self.banned();
         let mut unreachable = BTreeSet::new();
         let mut culprits = BTreeSet::new();
+        let mut accusations: Vec<String> = Vec::new();
         let mut refusals = Vec::new();
         let mut stale_retries = 0;
-        while let Some(set) = self.pick(pool, key, &excluded) {
+        while let Some(set) = self.pick(pool, key, &excluded, &apart) {
             let attempt = match &prepared {
                 Prepared::Frost { public, message } => {
                     self.attempt_frost(pool, key, &public.1, &set, message)
@@ -325,14 +337,34 @@ impl Signer {
                     unreachable.extend(nodes.iter().copied());
                     excluded.extend(nodes);
                 }
-                Err(Attempt::Banned(nodes, reason)) => {
-                    tracing::error!(
-                        key = %key.id, ?nodes, %reason,
-                        "signing: node(s) BANNED from ECDSA signing until an operator clears them (vhsm node unban ID)"
-                    );
-                    self.add_banned(&nodes);
-                    culprits.extend(nodes.iter().copied());
-                    excluded.extend(nodes);
+                Err(Attempt::Accused {
+                    accuser,
+                    accused,
+                    blame,
+                    reason,
+                }) => {
+                    match blame {
+                        Blame::Banned => {
+                            tracing::error!(
+                                key = %key.id, by = accuser, nodes = ?accused, %reason,
+                                "signing: node(s) BANNED from OT-based protocols by a node; each is kept apart from it in ECDSA signing until an operator clears the ban (vhsm node unban ID)"
+                            );
+                            self.add_banned(accuser, &accused);
+                        }
+                        Blame::Misbehaved => tracing::warn!(
+                            key = %key.id, by = accuser, nodes = ?accused, %reason,
+                            "signing: a node says these node(s) sent invalid protocol messages; accuser and accused are kept apart, retrying with other holders"
+                        ),
+                        Blame::Unreachable => tracing::warn!(
+                            key = %key.id, by = accuser, nodes = ?accused, %reason,
+                            "signing: a node could not reach these node(s); it and they are kept apart, retrying with other holders"
+                        ),
+                    }
+                    accusations.push(format!("node {accuser} {blame} {accused:?}"));
+                    apart.extend(accused.iter().map(|a| pair((accuser, *a))));
+                    if accused.is_empty() {
+                        excluded.insert(accuser);
+                    }
                 }
                 Err(Attempt::Misbehaved(nodes, reason)) => {
                     tracing::warn!(
@@ -378,25 +410,44 @@ impl Signer {
                 culprits.iter().collect::<Vec<_>>()
             ));
         }
-        if !banned_at_start.is_empty() {
+        if !accusations.is_empty() {
             message.push_str(&format!(
-                "; banned from ECDSA signing until an operator clears them: {:?}",
-                banned_at_start.iter().collect::<Vec<_>>()
+                "; kept apart on a node's word: {}",
+                accusations.join(", ")
+            ));
+        }
+        if !banned_at_start.is_empty() && matches!(prepared, Prepared::Ecdsa { .. }) {
+            let bans: Vec<String> = banned_at_start
+                .iter()
+                .map(|(by, b)| format!("node {by} banned node {b}"))
+                .collect();
+            message.push_str(&format!(
+                "; kept apart in ECDSA signing until an operator clears the bans: {}",
+                bans.join(", ")
             ));
         }
         for r in &refusals {
             message.push_str("; ");
             message.push_str(r);
         }
-        let nodes = unreachable.union(&culprits).copied().collect();
-        Err(if unreachable.is_empty() && !culprits.is_empty() {
-            Error::Misbehaviour {
-                message,
-                culprits: nodes,
-            }
-        } else {
-            Error::Unavailable { message, nodes }
-        })
+        let accused: BTreeSet<NodeId> = apart.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        let nodes = unreachable
+            .union(&culprits)
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .union(&accused)
+            .copied()
+            .collect();
+        Err(
+            if unreachable.is_empty() && !(culprits.is_empty() && accused.is_empty()) {
+                Error::Misbehaviour {
+                    message,
+                    culprits: nodes,
+                }
+            } else {
+                Error::Unavailable { message, nodes }
+            },
+        )
     }
 
     async fn attempt_frost(
@@ -458,11 +509,84 @@ impl Signer {
     }
 }
 
+/// What a node says of others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Blame {
+    /// They failed an OT-based protocol's check; it banned them.
+    Banned,
+    /// They sent it invalid protocol messages.
+    Misbehaved,
+    /// It could not reach them.
+    Unreachable,
+}
+
+impl std::fmt::Display for Blame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Blame::Banned => "banned",
+            Blame::Misbehaved => "blames",
+            Blame::Unreachable => "cannot reach",
+        })
+    }
+}
+
+/// A pair of nodes in order, to keep apart.
+fn pair((a, b): (NodeId, NodeId)) -> (NodeId, NodeId) {
+    (a.min(b), a.max(b))
+}
+
+/// The first `t` of `preferred` (in that order of preference) of which no two are a pair in `apart`; `None` if
+/// there is no such set. A depth-first search: clusters have a handful of holders.
+fn choose_apart(
+    preferred: &[NodeId],
+    t: usize,
+    apart: &BTreeSet<(NodeId, NodeId)>,
+) -> Option<Vec<NodeId>> {
+    fn extend(
+        preferred: &[NodeId],
+        from: usize,
+        t: usize,
+        apart: &BTreeSet<(NodeId, NodeId)>,
+        chosen: &mut Vec<NodeId>,
+    ) -> bool {
+        if chosen.len() == t {
+            return true;
+        }
+        for (i, &candidate) in preferred.iter().enumerate().skip(from) {
+            if preferred.len() - i < t - chosen.len() {
+                return false;
+            }
+            if chosen
+                .iter()
+                .any(|c| apart.contains(&pair((*c, candidate))))
+            {
+                continue;
+            }
+            chosen.push(candidate);
+            if extend(preferred, i + 1, t, apart, chosen) {
+                return true;
+            }
+            chosen.pop();
+        }
+        false
+    }
+    let mut chosen = Vec::with_capacity(t);
+    extend(preferred, 0, t, apart, &mut chosen).then_some(chosen)
+}
+
 /// Why one attempt with one set of holders failed.
 enum Attempt {
+    /// The coordinator could not reach these nodes.
     Unreachable(Vec<NodeId>),
+    /// The coordinator's own checks show these nodes sent something invalid.
     Misbehaved(Vec<NodeId>, String),
-    Banned(Vec<NodeId>, String),
+    /// A node's word against others, which the coordinator cannot check.
+    Accused {
+        accuser: NodeId,
+        accused: Vec<NodeId>,
+        blame: Blame,
+        reason: String,
+    },
     /// The node no longer has the pre-made nonces it was asked to use: fetch fresh ones and try again.
     Stale(NodeId, WireError),
     Refused(NodeId, WireError),
@@ -474,14 +598,21 @@ impl Attempt {
             Err(NodeCallError::Unreachable { node, .. }) => Attempt::Unreachable(vec![node]),
             // A node that names others (culprits, or peers it could not reach) points at them, not at itself.
             Err(NodeCallError::Refused { node, error }) => match error.kind {
-                ErrorKind::Banned if !error.nodes.is_empty() => {
-                    Attempt::Banned(error.nodes, error.message)
-                }
-                ErrorKind::Misbehaviour if !error.nodes.is_empty() => {
-                    Attempt::Misbehaved(error.nodes, error.message)
-                }
-                ErrorKind::Unavailable if !error.nodes.is_empty() => {
-                    Attempt::Unreachable(error.nodes)
+                ErrorKind::Banned | ErrorKind::Misbehaviour | ErrorKind::Unavailable
+                    if !error.nodes.is_empty() =>
+                {
+                    let blame = match error.kind {
+                        ErrorKind::Banned => Blame::Banned,
+                        ErrorKind::Misbehaviour => Blame::Misbehaved,
+                        _ => Blame::Unreachable,
+                    };
+                    Attempt::Accused {
+                        accuser: node,
+                        // A node naming itself is not an accusation.
+                        accused: error.nodes.into_iter().filter(|n| *n != node).collect(),
+                        blame,
+                        reason: error.message,
+                    }
                 }
                 ErrorKind::Stale => Attempt::Stale(node, error),
                 _ => Attempt::Refused(node, error),
@@ -496,8 +627,11 @@ impl Attempt {
     /// The most telling failure among several signers' answers: culprits first, then unreachable nodes.
     fn worst(failures: Vec<Attempt>) -> Option<Attempt> {
         let rank = |a: &Attempt| match a {
-            Attempt::Banned(..) => 0,
-            Attempt::Misbehaved(..) => 1,
+            Attempt::Accused {
+                blame: Blame::Banned,
+                ..
+            } => 0,
+            Attempt::Misbehaved(..) | Attempt::Accused { .. } => 1,
             Attempt::Unreachable(..) => 2,
             Attempt::Stale(..) | Attempt::Refused(..) => 3,
         };

@@ -296,9 +296,13 @@ async fn the_registry_learns_the_keys_and_names_nodes_that_do_not_answer_or_answ
             .any(|f| f.to_string().contains("something other than a key list")),
         "{failures:?}"
     );
-    // What the answering node says is still the view.
+    // One holder alone does not vouch for a key: the view keeps what it knew.
     assert_eq!(registry.list().len(), 2);
     assert_eq!(registry.get(a.id).unwrap().public_key, a.public_key);
+    // A fresh coordinator that hears from one holder only does not take its word.
+    let fresh = vhsm_coordinator::registry::Registry::default();
+    fresh.refresh(&cluster.pool).await;
+    assert!(fresh.list().is_empty(), "{:?}", fresh.list());
 }
 
 /// A membership change as the coordinator runs it for `requester`, with its membership saved in `dir`.
@@ -428,4 +432,151 @@ async fn a_removal_stops_before_removing_the_node_when_a_key_cannot_be_moved() {
         .await
         .unwrap();
     verify(&key, b"still", &signed.signature);
+}
+
+/// A node that rewrites every key in its key list with `lie`.
+fn lying_about_keys(lie: fn(&mut KeyInfo)) -> Fault {
+    Fault::Lie(std::sync::Arc::new(move |request, answer| {
+        match (request, answer) {
+            (NodeRequest::ListKeys, NodeResponse::Keys(mut keys)) => {
+                keys.iter_mut().for_each(lie);
+                NodeResponse::Keys(keys)
+            }
+            (_, answer) => answer,
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_lying_about_a_key_neither_destroys_it_nor_takes_it_over() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let ed = new_key(&cluster, Algorithm::Ed25519).await;
+    let aes = new_key(&cluster, Algorithm::SplitAes256).await;
+
+    // Node 3 says every key was destroyed, at the highest revision there is.
+    cluster.set_fault(
+        3,
+        lying_about_keys(|k| {
+            k.state = KeyState::Destroyed;
+            k.revision = u64::MAX;
+        }),
+    );
+    let registry = vhsm_coordinator::registry::Registry::default();
+    for _ in 0..2 {
+        // A second listing would act on what the first believed.
+        registry.refresh(&cluster.pool).await;
+    }
+    for key in [&ed, &aes] {
+        let seen = registry.get(key.id).unwrap();
+        assert_eq!(
+            (seen.state, seen.revision),
+            (KeyState::Active, 0),
+            "{}",
+            key.id
+        );
+        for node in [1, 2] {
+            let held = listed(&cluster, node).await;
+            let mine = held.iter().find(|k| k.id == key.id).unwrap();
+            assert_eq!(
+                mine.state,
+                KeyState::Active,
+                "node {node} was made to drop {}",
+                key.id
+            );
+        }
+    }
+
+    // Node 3 says it alone holds a new epoch of every key, with threshold 1 and a public key of its own.
+    cluster.set_fault(
+        3,
+        lying_about_keys(|k| {
+            k.epoch += 1;
+            k.holders = vec![3];
+            k.threshold = 1;
+            k.public_key = vec![0x33; k.public_key.len()];
+        }),
+    );
+    registry.refresh(&cluster.pool).await;
+    let seen = registry.get(ed.id).unwrap();
+    assert_eq!(
+        (seen.epoch, seen.holders.clone(), seen.threshold),
+        (ed.epoch, ed.holders.clone(), ed.threshold)
+    );
+    assert_eq!(
+        seen.public_key, ed.public_key,
+        "the liar's public key was taken"
+    );
+    // The liar is named, for both keys.
+    let mut named: Vec<u16> = registry.dissent().iter().map(|(_, n)| *n).collect();
+    named.dedup();
+    assert_eq!(named, vec![3], "{:?}", registry.dissent());
+    // The honest holders sign as before, under the real public key.
+    cluster.set_fault(3, Fault::Down);
+    let signed = cluster
+        .signer
+        .sign(&cluster.pool, &seen, b"still mine", None)
+        .await
+        .unwrap();
+    verify(&ed, b"still mine", &signed.signature);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_blaming_honest_signers_is_kept_apart_from_them_and_they_sign_without_it() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let ed = new_key(&cluster, Algorithm::Ed25519).await;
+    // Node 3 answers every signature share request by blaming the other signer(s) (no evidence, just its word).
+    cluster.set_fault(
+        3,
+        Fault::Lie(std::sync::Arc::new(|request, answer| {
+            let inner = match request {
+                NodeRequest::OnBehalf { request, .. } => request.as_ref(),
+                other => other,
+            };
+            match inner {
+                NodeRequest::SignShare { .. } => NodeResponse::Error(vhsm_wire::WireError {
+                    kind: ErrorKind::Misbehaviour,
+                    message: "node 3: the others sent invalid commitments".into(),
+                    nodes: vec![1, 2],
+                }),
+                _ => answer,
+            }
+        })),
+    );
+    for i in 0..4 {
+        let message = format!("signature {i}");
+        let signed = cluster
+            .signer
+            .sign(&cluster.pool, &ed, message.as_bytes(), None)
+            .await
+            .unwrap_or_else(|e| panic!("signature {i}: {e}"));
+        assert_eq!(signed.signers, vec![1, 2], "signature {i}");
+        verify(&ed, message.as_bytes(), &signed.signature);
+    }
+
+    // Bans are a node's word too: node 3 says it banned nodes 1 and 2 from OT-based protocols. ECDSA keeps each
+    // pair apart, so nodes 1 and 2 still sign together.
+    cluster.clear_fault(3);
+    let k1 = new_key(&cluster, Algorithm::EcdsaSecp256k1).await;
+    cluster.signer.set_banned([(3, 1), (3, 2)]);
+    for i in 0..3 {
+        let message = format!("ecdsa {i}");
+        let signed = cluster
+            .signer
+            .sign(&cluster.pool, &k1, message.as_bytes(), None)
+            .await
+            .unwrap_or_else(|e| panic!("ECDSA signature {i}: {e}"));
+        assert_eq!(signed.signers, vec![1, 2]);
+        verify(&k1, message.as_bytes(), &signed.signature);
+    }
+    // With node 2 down, no pair is left: the error names the pairs kept apart.
+    cluster.set_fault(2, Fault::Down);
+    let error = cluster
+        .signer
+        .sign(&cluster.pool, &k1, b"no pair left", None)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("node 3 banned node 1"),
+        "{error}"
+    );
 }

@@ -80,7 +80,7 @@ impl Coordinator {
             });
         }
         self.signer
-            .set_banned(self.signer.banned().into_iter().filter(|b| *b != node));
+            .set_banned(self.signer.banned().into_iter().filter(|(_, b)| *b != node));
         Ok(ClientResponse::Ok)
     }
 }

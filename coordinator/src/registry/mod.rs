@@ -2,7 +2,10 @@
 //!
 //! The nodes are the source of truth. The coordinator learns every key from them when it starts and again when it
 //! is asked for a key it does not know, so a coordinator can be restarted, or several run at once, without any
-//! state of their own.
+//! state of their own. No single node's report decides: a version of a key is taken only when enough of its
+//! holders vouch for it ([`vouch`]), and only a state enough holders share is given to those that missed it.
+
+pub mod vouch;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -30,6 +33,8 @@ pub struct Registry {
     keys: RwLock<HashMap<KeyId, KeyInfo>>,
     /// Keys being reshared by this coordinator now: their staged shares are not reconciled meanwhile.
     resharing: Mutex<HashSet<KeyId>>,
+    /// The nodes the last listing found reporting a version of a key its holders do not vouch for.
+    dissent: Mutex<Vec<(KeyId, NodeId)>>,
 }
 
 /// Marks a key as being reshared while it lives (see [`Registry::begin_reshare`]).
@@ -57,8 +62,11 @@ impl Registry {
             pool.call_each(&ids, |_| NodeRequest::ListStaged, LIST_TIMEOUT)
         );
         let mut failures = Vec::new();
-        let mut fresh = HashMap::new();
+        let mut reports: HashMap<KeyId, Vec<(NodeId, KeyInfo)>> = HashMap::new();
         let mut pending: HashMap<KeyId, (KeyInfo, Vec<NodeId>)> = HashMap::new();
+        // A holder whose key is still pending (it missed the commit of a key generation) vouches for it as it
+        // would for a staged reshare.
+        let mut pending_reports: HashMap<KeyId, Vec<(NodeId, KeyInfo)>> = HashMap::new();
         let mut epochs = Epochs::default();
         let mut answered = false;
         for (node, answer) in answers {
@@ -78,8 +86,12 @@ impl Registry {
                                 key.state,
                                 key.revision,
                             ));
-                            merge(&mut fresh, node, key);
+                            reports.entry(key.id).or_default().push((node, key));
                         } else {
+                            pending_reports
+                                .entry(key.id)
+                                .or_default()
+                                .push((node, key.clone()));
                             pending
                                 .entry(key.id)
                                 .or_insert_with(|| (key, Vec::new()))
@@ -102,12 +114,58 @@ impl Registry {
                 }
             }
         }
+        let floor = pool.membership().threshold;
+        let mut fresh = HashMap::new();
+        let mut certified = HashSet::new();
+        let mut dissent = Vec::new();
+        for (key_id, active) in &reports {
+            let staged: Vec<(NodeId, KeyInfo)> = epochs
+                .staged
+                .get(key_id)
+                .into_iter()
+                .chain(pending_reports.get(key_id))
+                .flatten()
+                .cloned()
+                .collect();
+            match vouch::vouch(active, &staged, floor) {
+                Ok(v) => {
+                    for node in &v.dissenters {
+                        tracing::error!(key = %key_id, node, epoch = v.key.epoch, "node reports a version of this key that its holders do not vouch for (a lying node, or a tampered store); its report is ignored");
+                        dissent.push((*key_id, *node));
+                    }
+                    if v.metadata_certified {
+                        certified.insert(*key_id);
+                    } else {
+                        tracing::warn!(key = %key_id, "the holders disagree on this key's metadata (some missed updates); showing the most reported, giving none of them to the others");
+                    }
+                    fresh.insert(*key_id, v.key);
+                }
+                Err(why) => {
+                    tracing::error!(key = %key_id, reports = %why, "not enough of this key's holders vouch for any version of it; it is left out of the key list");
+                }
+            }
+        }
+        if answered {
+            *self
+                .dissent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = dissent;
+        }
         reconcile_pending(pool, &fresh, pending).await;
         let busy = self.resharing.lock().map(|s| s.clone()).unwrap_or_default();
         reconcile_epochs(pool, &fresh, &epochs, &busy).await;
-        reconcile_states(pool, &fresh, &epochs).await;
+        reconcile_states(pool, &fresh, &certified, &epochs).await;
         if answered {
             if let Ok(mut keys) = self.keys.write() {
+                // A key reported but not vouched for now (too few of its holders answered) keeps the version
+                // this coordinator knew: no answer, and no lie, makes it forget or change it.
+                for key_id in reports.keys() {
+                    if !fresh.contains_key(key_id) {
+                        if let Some(known) = keys.get(key_id) {
+                            fresh.insert(*key_id, known.clone());
+                        }
+                    }
+                }
                 *keys = fresh;
             }
         }
@@ -135,6 +193,15 @@ impl Registry {
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(key.id, key);
         }
+    }
+
+    /// The nodes the last listing found reporting, as current, a version of a key that its holders do not vouch
+    /// for (see [`vouch`]), with the key.
+    pub fn dissent(&self) -> Vec<(KeyId, NodeId)> {
+        self.dissent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// One key, if known.
@@ -172,37 +239,6 @@ impl Registry {
             .unwrap_or_default();
         keys.sort_by_key(|k| (k.created_unix, k.id));
         keys
-    }
-}
-
-/// Adds one node's view of a key: the newest share epoch wins (a holder that missed a reshare's commit, or a
-/// former holder, still reports the old one); within an epoch the cryptographic fields must agree with the other
-/// holders', and of the metadata the highest revision wins.
-fn merge(keys: &mut HashMap<KeyId, KeyInfo>, node: vhsm_wire::NodeId, key: KeyInfo) {
-    match keys.get(&key.id) {
-        None => {
-            keys.insert(key.id, key);
-        }
-        Some(known) if known.epoch < key.epoch => {
-            keys.insert(key.id, key);
-        }
-        Some(known) if known.epoch > key.epoch => {}
-        Some(known)
-            if known.public_key != key.public_key
-                || known.public_package != key.public_package
-                || known.holders != key.holders
-                || known.algorithm != key.algorithm =>
-        {
-            tracing::error!(
-                key = %key.id,
-                node,
-                "node's metadata for this key disagrees with the other holders; keeping the first seen"
-            );
-        }
-        Some(known) if known.revision < key.revision => {
-            keys.insert(key.id, key);
-        }
-        Some(_) => {}
     }
 }
 
@@ -253,11 +289,17 @@ struct Epochs {
     states: HashMap<KeyId, Vec<(NodeId, KeyState, u64)>>,
 }
 
-/// Gives holders that missed a lifecycle change (they were down) the key's newest state: a destroyed key is
+/// Gives holders that missed a lifecycle change (they were down) the key's newest certified state: a destroyed key is
 /// destroyed on every holder that still has it; a deactivation or compromise reaches the holders that missed it.
-async fn reconcile_states(pool: &NodePool, best: &HashMap<KeyId, KeyInfo>, epochs: &Epochs) {
+async fn reconcile_states(
+    pool: &NodePool,
+    best: &HashMap<KeyId, KeyInfo>,
+    certified: &HashSet<KeyId>,
+    epochs: &Epochs,
+) {
     for (key_id, states) in &epochs.states {
-        let Some(key) = best.get(key_id) else {
+        // Only a state enough holders vouch for is given to the others (see `vouch`).
+        let Some(key) = best.get(key_id).filter(|_| certified.contains(key_id)) else {
             continue;
         };
         for (node, state, revision) in states {
