@@ -349,7 +349,10 @@ pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<
         let answers = pool
             .call_each(
                 &leaving,
-                |_| NodeRequest::DestroyKey { key_id: key.id },
+                |_| NodeRequest::ReleaseShare {
+                    key_id: key.id,
+                    epoch: new_key.epoch,
+                },
                 COMMIT_TIMEOUT,
             )
             .await;

@@ -580,3 +580,63 @@ async fn a_node_blaming_honest_signers_is_kept_apart_from_them_and_they_sign_wit
         "{error}"
     );
 }
+
+/// Issue 14, item 3, as a compromised coordinator would try it: it speaks the node API directly (here, the nodes'
+/// `answer`, which is what a node serves to the coordinator's certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_cannot_bring_a_destroyed_key_back_from_backups() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    let mut backups = Vec::new();
+    for node in cluster.ids() {
+        match cluster.node(node).answer(NodeRequest::Backup).await {
+            NodeResponse::Backup(file) => backups.push((node, file)),
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    // Destroyed (by the user), then destroyed again by the coordinator to clear the tombstones.
+    for _ in 0..2 {
+        for node in cluster.ids() {
+            let answer = cluster
+                .node(node)
+                .answer(NodeRequest::DestroyKey { key_id: key.id })
+                .await;
+            assert!(
+                matches!(answer, NodeResponse::Ok),
+                "node {node}: {answer:?}"
+            );
+        }
+    }
+    // The old backups restored on every node: each node refuses, and keeps its tombstone.
+    for (node, backup) in backups {
+        let answer = cluster
+            .node(node)
+            .answer(NodeRequest::Restore {
+                backup,
+                keys: vec![key.id],
+            })
+            .await;
+        match answer {
+            NodeResponse::Error(e) => assert!(e.message.contains("destroyed"), "node {node}: {e}"),
+            other => panic!("node {node} restored a destroyed key: {other:?}"),
+        }
+        let held = listed(&cluster, node).await;
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].state, KeyState::Destroyed, "node {node}");
+        // Its audit log records the refused restore.
+        let log = audit_lines(&cluster, node).await.join("\n");
+        assert!(log.contains("\"op\":\"restore\""), "node {node}:\n{log}");
+    }
+    let error = cluster
+        .signer
+        .sign(&cluster.pool, &key, b"back from the dead?", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error.kind(),
+            ErrorKind::Unavailable | ErrorKind::Forbidden | ErrorKind::NotFound
+        ),
+        "{error}"
+    );
+}

@@ -523,6 +523,7 @@ impl Node {
             NodeRequest::ListKeys => self.list_keys().await,
             NodeRequest::UpdateKey { key } => self.update_key(key).await,
             NodeRequest::DestroyKey { key_id } => self.destroy_key(key_id).await,
+            NodeRequest::ReleaseShare { key_id, epoch } => self.release_share(key_id, epoch).await,
             NodeRequest::Precommit { count } => self.precommit(count).await,
             NodeRequest::SignShare {
                 session: _,

@@ -420,8 +420,11 @@ impl ShareStore {
         Ok(stored)
     }
 
-    /// Deletes a key's share and metadata, whatever its state. Returns whether there was one. The sealed share's
-    /// bytes leave the database file's live pages; the opened copy in memory is zeroized when dropped.
+    /// Destroys a key: deletes its share (and a staged one), keeping the metadata as a **tombstone** in state
+    /// `Destroyed`, which nothing removes — so the key cannot come back, from a backup or otherwise. Destroying a
+    /// tombstone changes nothing; a pending key (its generation never committed) leaves no tombstone. Returns
+    /// whether there was a share. The sealed share's bytes leave the database file's live pages; the opened copy
+    /// in memory is zeroized when dropped.
     pub fn destroy_key(&self, key_id: KeyId) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(db_error)?;
         let existed = {
@@ -454,6 +457,9 @@ impl ShareStore {
                     let sealed = self.seal_info(&info)?;
                     keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
                 }
+                // A tombstone stays (issue 14: two DestroyKeys used to delete it, and an old backup then brought
+                // the key back).
+                Some(info) if info.state == KeyState::Destroyed => {}
                 Some(_) => {
                     keys.remove(&key_id.0[..]).map_err(db_error)?;
                 }
@@ -464,6 +470,43 @@ impl ShareStore {
         txn.commit().map_err(db_error)?;
         self.forget_cached(key_id);
         Ok(existed)
+    }
+
+    /// Releases this node's share of a key that moved on to `epoch` without it (a reshare to a committee this
+    /// node is not in): its share and metadata of an older epoch are deleted, and the key may later be reshared
+    /// to this node again. Refused for the epoch this node holds or a later one (it is a holder), and for a
+    /// destroyed key's tombstone, which stays. Returns whether there was a share.
+    pub fn release_share(&self, key_id: KeyId, epoch: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let released = {
+            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
+            let current = match keys.get(&key_id.0[..]).map_err(db_error)? {
+                Some(record) => self.open_info(key_id, record.value())?,
+                None => return Ok(false),
+            };
+            if current.state == KeyState::Destroyed {
+                return Err(StoreError::Refused(format!(
+                    "key {key_id} was destroyed: its tombstone stays"
+                )));
+            }
+            if current.epoch >= epoch {
+                return Err(StoreError::Refused(format!(
+                    "this node holds key {key_id} at epoch {}: a share of epoch {epoch} or later is not released",
+                    current.epoch
+                )));
+            }
+            keys.remove(&key_id.0[..]).map_err(db_error)?;
+            let had_share = txn
+                .open_table(SHARES)
+                .map_err(db_error)?
+                .remove(&key_id.0[..])
+                .map_err(db_error)?
+                .is_some();
+            had_share
+        };
+        txn.commit().map_err(db_error)?;
+        self.forget_cached(key_id);
+        Ok(released)
     }
 
     /// Stages the share of the next epoch made by a reshare: `info` (state `Active`, its epoch one more than the
@@ -908,6 +951,15 @@ impl ShareStore {
                             current.epoch, info.epoch
                         )));
                     }
+                    // Same epoch, older metadata: restoring would undo a change of state (a deactivation, a
+                    // compromise) or of label since the backup.
+                    if current.epoch == info.epoch && current.revision > info.revision {
+                        return Err(refused(format!(
+                            "this node holds key {key_id} at revision {} ({}), newer than the backup's {} ({}): \
+                             restoring it would undo what changed since",
+                            current.revision, current.state, info.revision, info.state
+                        )));
+                    }
                 }
                 keys_table
                     .insert(&key_id.0[..], &records.info[..])
@@ -1175,7 +1227,74 @@ mod tests {
             !store.destroy_key(info.id).unwrap(),
             "nothing left to destroy"
         );
+        assert_eq!(
+            store.keys().unwrap()[0].state,
+            KeyState::Destroyed,
+            "a second destroy keeps the tombstone"
+        );
         assert!(store.set_state(info.id, KeyState::Active).is_err());
+        assert!(
+            matches!(store.release_share(info.id, 5), Err(StoreError::Refused(_))),
+            "a tombstone is not released"
+        );
+    }
+
+    /// Issue 14, item 3: a destroyed key does not come back, and a restore does not undo a change of state.
+    #[test]
+    fn backups_neither_revive_a_destroyed_key_nor_undo_a_deactivation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
+        let share = shares().remove(0);
+        let info = info(&share);
+        store.insert_pending(&info, &share).unwrap();
+        store.activate(info.id, KeyState::Active).unwrap();
+        let active_backup = store.backup(1).unwrap();
+
+        // Deactivated since the backup: restoring the backup's active record is refused, nothing written.
+        store.set_state(info.id, KeyState::Deactivated).unwrap();
+        let e = store.restore(&active_backup, &[info.id]).unwrap_err();
+        assert!(
+            e.to_string().contains("undo") && e.to_string().contains("deactivated"),
+            "{e}"
+        );
+        assert_eq!(
+            store.active_key(info.id).unwrap().info.state,
+            KeyState::Deactivated
+        );
+        // The same revision restores (a node restoring its own latest backup).
+        let latest = store.backup(2).unwrap();
+        store.restore(&latest, &[info.id]).unwrap();
+
+        // Destroyed, then destroyed again: the tombstone stays and the old backups are refused.
+        store.destroy_key(info.id).unwrap();
+        store.destroy_key(info.id).unwrap();
+        for backup in [&active_backup, &latest] {
+            let e = store.restore(backup, &[info.id]).unwrap_err();
+            assert!(e.to_string().contains("destroyed"), "{e}");
+        }
+        assert_eq!(store.keys().unwrap()[0].state, KeyState::Destroyed);
+    }
+
+    #[test]
+    fn a_share_is_released_only_for_a_later_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
+        let share = shares().remove(0);
+        let info = info(&share);
+        store.insert_pending(&info, &share).unwrap();
+        store.activate(info.id, KeyState::Active).unwrap();
+        // The epoch it holds (0) is not released: it is a holder of it.
+        assert!(matches!(
+            store.release_share(info.id, 0),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(store.active_key(info.id).is_ok());
+        // The key moved on to epoch 1 without this node: share and metadata go, no tombstone.
+        assert!(store.release_share(info.id, 1).unwrap());
+        assert!(store.keys().unwrap().is_empty());
+        assert!(!store.release_share(info.id, 1).unwrap());
     }
 
     #[test]

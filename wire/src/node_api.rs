@@ -116,10 +116,18 @@ pub enum NodeRequest {
         /// The key's new metadata.
         key: KeyInfo,
     },
-    /// Destroy this node's share of a key and its metadata.
+    /// Destroy a key: delete this node's share, keeping a tombstone that nothing removes.
     DestroyKey {
         /// The key.
         key_id: KeyId,
+    },
+    /// The key moved on to `epoch` without this node (a reshare to a committee it is not in): delete its older
+    /// share and metadata. Refused for the epoch the node holds or later, and for a tombstone.
+    ReleaseShare {
+        /// The key.
+        key_id: KeyId,
+        /// The epoch the key is at now.
+        epoch: u64,
     },
     /// Store an object (kept if its version is newer than the node's copy).
     PutObject {
@@ -243,6 +251,7 @@ impl NodeRequest {
             NodeRequest::Evaluate { .. } => "evaluate",
             NodeRequest::UpdateKey { .. } => "update-key",
             NodeRequest::DestroyKey { .. } => "destroy",
+            NodeRequest::ReleaseShare { .. } => "release-share",
             NodeRequest::PutObject { .. } => "put-object",
             NodeRequest::Reshare { .. } => "reshare",
             NodeRequest::CommitReshare { .. } => "commit-reshare",
@@ -269,6 +278,7 @@ impl NodeRequest {
             | NodeRequest::SignShare { key_id, .. }
             | NodeRequest::EcdsaSign { key_id, .. }
             | NodeRequest::DestroyKey { key_id }
+            | NodeRequest::ReleaseShare { key_id, .. }
             | NodeRequest::Evaluate { key_id, .. }
             | NodeRequest::CommitReshare { key_id, .. }
             | NodeRequest::AbortReshare { key_id, .. } => Some(*key_id),

@@ -76,11 +76,14 @@ impl Registry {
                     epochs.listed.insert(node);
                     for key in keys {
                         if key.state != KeyState::Pending {
-                            epochs
-                                .active
-                                .entry(key.id)
-                                .or_default()
-                                .push((node, key.epoch));
+                            // A tombstone holds no share to reconcile.
+                            if key.state.has_shares() {
+                                epochs
+                                    .active
+                                    .entry(key.id)
+                                    .or_default()
+                                    .push((node, key.epoch));
+                            }
                             epochs.states.entry(key.id).or_default().push((
                                 node,
                                 key.state,
@@ -384,7 +387,10 @@ async fn reconcile_epochs(
                 tracing::warn!(key = %key_id, node, epoch, current = key.epoch, "a former holder still keeps an old share; deleting it");
                 pool.call(
                     *node,
-                    &NodeRequest::DestroyKey { key_id: *key_id },
+                    &NodeRequest::ReleaseShare {
+                        key_id: *key_id,
+                        epoch: key.epoch,
+                    },
                     LIST_TIMEOUT,
                 )
                 .await

@@ -130,7 +130,20 @@ impl Node {
     pub(crate) async fn destroy_key(&self, key_id: KeyId) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
         if blocking(move || store.destroy_key(key_id)).await? {
-            tracing::warn!(key = %key_id, "key DESTROYED: this node's share and metadata are deleted");
+            tracing::warn!(key = %key_id, "key DESTROYED: this node's share is deleted, a tombstone kept");
+        }
+        Ok(NodeResponse::Ok)
+    }
+
+    /// `ReleaseShare`: deletes this node's share of a key that moved on to `epoch` without it.
+    pub(crate) async fn release_share(
+        &self,
+        key_id: KeyId,
+        epoch: u64,
+    ) -> Result<NodeResponse, ServiceError> {
+        let store = self.store()?.clone();
+        if blocking(move || store.release_share(key_id, epoch)).await? {
+            tracing::info!(key = %key_id, epoch, "share released: the key moved on to a committee without this node");
         }
         Ok(NodeResponse::Ok)
     }
