@@ -185,6 +185,79 @@ fn up_serves_the_key_commands_and_stops_cleanly_on_sigterm() {
     );
     assert!(ok && out.contains("BEGIN PUBLIC KEY"), "{out}");
 
+    // Failover: node 2 is killed. The cluster goes on signing with the other two, and `up` starts node 2 again
+    // by itself; it then signs again.
+    let node2 = children
+        .iter()
+        .copied()
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("node-2")
+        })
+        .expect("node 2's process");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node2),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let sign = |i: usize| -> Vec<u64> {
+        std::fs::write(&msg, format!("failover {i}")).unwrap();
+        let (ok, out, err) = run_vhsm(
+            &[
+                "--cluster",
+                cluster_arg,
+                "--json",
+                "sign",
+                "--key",
+                &id,
+                "--in",
+                msg.to_str().unwrap(),
+                "--out",
+                sig.to_str().unwrap(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(ok, "signature {i}: {out}{err}");
+        let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+        answer["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect()
+    };
+    for i in 0..3 {
+        assert!(!sign(i).contains(&2), "signed with a killed node");
+    }
+    let log2 = cluster.join("logs").join("node-2.log");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let starts = std::fs::read_to_string(&log2)
+            .unwrap_or_default()
+            .matches("node serving")
+            .count();
+        if starts >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vhsm up did not start node 2 again:\n{}",
+            std::fs::read_to_string(&log2).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut signed_by_2 = false;
+    for i in 3..30 {
+        if sign(i).contains(&2) {
+            signed_by_2 = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(signed_by_2, "node 2 did not sign again after its restart");
+    let children = child_pids(up.id());
+    assert_eq!(children.len(), 4, "{children:?}");
+
     // Stop: every child goes, `up` exits 0.
     stop(&mut up);
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -65,6 +65,8 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
         service_error(user.add_node(4, "127.0.0.1:9").await),
         service_error(user.remove_node(3, None).await),
         service_error(user.set_threshold(3).await),
+        // Clearing a node's ban (a finding of cheating) is the security officer's too.
+        service_error(user.unban(3).await),
     ] {
         assert_eq!(e.kind, ErrorKind::Forbidden, "{e}");
         assert!(e.message.contains("security officer"), "{e}");

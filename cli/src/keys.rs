@@ -280,7 +280,7 @@ pub async fn sign(
 }
 
 pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {
-    let client = connect_user(layout).await?;
+    let client = super::membership::connect_security_officer(layout).await?;
     client.unban(node).await?;
     if json {
         return print_json(&serde_json::json!({ "unbanned": node }));

@@ -4,6 +4,13 @@
 //! cluster's `logs/` directory. Children are told to stop with SIGTERM, and killed if they do not within a few
 //! seconds. They also watch their standard input, a pipe from this process: if this process dies without
 //! stopping them (even by SIGKILL), the pipe closes and they exit, so no process is left behind.
+//!
+//! The cluster is **supervised** ([`LocalCluster::supervise`]): a node or the coordinator that exits is reported and
+//! started again, after a pause that doubles with each exit in a row (1 s up to 30 s; a member that stayed up a
+//! minute starts again at 1 s), while the others go on serving — the failover the product promises, where a
+//! newcomer tries it first. At start-up, a node that exits (its start-up checks failed) is reported and retried
+//! the same way; the cluster is up once the coordinator reaches every node, or, after the start-up timeout, enough
+//! nodes for the threshold.
 
 use std::{
     path::PathBuf,
@@ -33,8 +40,78 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 struct Member {
     name: String,
+    role: &'static str,
+    config: PathBuf,
     log: PathBuf,
-    child: Child,
+    /// `None` while it waits to be started again.
+    child: Option<Child>,
+    started: Instant,
+    /// Exits in a row (reset once it stays up for [`STABLE_AFTER`]).
+    exits: u32,
+    /// When to start it again, after an exit.
+    restart_at: Option<Instant>,
+}
+
+/// What happened to a member, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// It exited; it is started again after the pause.
+    Exited {
+        /// The member (`node-2`, `coordinator`).
+        name: String,
+        /// Its exit status.
+        status: String,
+        /// When it is started again.
+        restart_in: Duration,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// It was started again.
+    Restarted {
+        /// The member.
+        name: String,
+    },
+    /// It could not be started again; retried after the pause.
+    RestartFailed {
+        /// The member.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Exited {
+                name,
+                status,
+                restart_in,
+                log_tail,
+            } => write!(
+                f,
+                "{name} exited ({status}); starting it again in {} s. Its log ends with:\n{log_tail}",
+                restart_in.as_secs()
+            ),
+            Event::Restarted { name } => write!(f, "{name} started again"),
+            Event::RestartFailed { name, error } => {
+                write!(f, "{name} could not be started again ({error}); retrying")
+            }
+        }
+    }
+}
+
+/// The first pause before a member is started again.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest pause.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A member up this long is well again: its next exit waits [`FIRST_BACKOFF`].
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+fn backoff(exits: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << exits.saturating_sub(1).min(5))
+        .min(MAX_BACKOFF)
 }
 
 /// A running local cluster.
@@ -85,32 +162,68 @@ impl LocalCluster {
         Ok(this)
     }
 
-    fn spawn(&mut self, name: &str, role: &str, config: PathBuf) -> anyhow::Result<()> {
-        let exe = std::env::current_exe().context("cannot find this program's path")?;
+    fn spawn(&mut self, name: &str, role: &'static str, config: PathBuf) -> anyhow::Result<()> {
         let log = self.layout.logs_dir().join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = Command::new(exe)
-            .arg(role)
-            .arg("--config")
-            .arg(&config)
-            .arg("--exit-with-parent")
-            .stdin(Stdio::piped())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
+        let child =
+            start_process(role, &config, &log).with_context(|| format!("cannot start {name}"))?;
         self.members.push(Member {
             name: name.to_string(),
+            role,
+            config,
             log,
-            child,
+            child: Some(child),
+            started: Instant::now(),
+            exits: 0,
+            restart_at: None,
         });
         Ok(())
+    }
+
+    /// Looks after the members: reports those that exited and starts them again when their pause is over.
+    /// Call it every few hundred milliseconds; returns what happened since the last call.
+    pub fn supervise(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        let now = Instant::now();
+        for m in &mut self.members {
+            if let Some(child) = m.child.as_mut() {
+                let Ok(Some(status)) = child.try_wait() else {
+                    continue;
+                };
+                if m.started.elapsed() >= STABLE_AFTER {
+                    m.exits = 0;
+                }
+                m.exits += 1;
+                let pause = backoff(m.exits);
+                m.child = None;
+                m.restart_at = Some(now + pause);
+                events.push(Event::Exited {
+                    name: m.name.clone(),
+                    status: status.to_string(),
+                    restart_in: pause,
+                    log_tail: log_tail(&m.log),
+                });
+            } else if m.restart_at.is_some_and(|at| at <= now) {
+                match start_process(m.role, &m.config, &m.log) {
+                    Ok(child) => {
+                        m.child = Some(child);
+                        m.started = Instant::now();
+                        m.restart_at = None;
+                        events.push(Event::Restarted {
+                            name: m.name.clone(),
+                        });
+                    }
+                    Err(e) => {
+                        m.exits += 1;
+                        m.restart_at = Some(now + backoff(m.exits));
+                        events.push(Event::RestartFailed {
+                            name: m.name.clone(),
+                            error: format!("{e:#}"),
+                        });
+                    }
+                }
+            }
+        }
+        events
     }
 
     /// The client configuration of this cluster.
@@ -122,16 +235,16 @@ impl LocalCluster {
         let config = self.client_config()?;
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut last = String::from("not started");
+        let mut enough = false;
         while Instant::now() < deadline {
-            for m in &mut self.members {
-                if let Some(status) = m.child.try_wait()? {
-                    bail!(
-                        "{} exited during start-up ({status}); its log {} ends with:\n{}",
-                        m.name,
-                        m.log.display(),
-                        log_tail(&m.log)
-                    );
+            for event in self.supervise() {
+                // The coordinator is the one member the cluster cannot be used without.
+                if let Event::Exited { name, .. } = &event {
+                    if name == "coordinator" {
+                        bail!("{event}");
+                    }
                 }
+                eprintln!("{event}");
             }
             match Client::connect(&config).await {
                 Ok(client) => match client.status().await {
@@ -143,6 +256,7 @@ impl LocalCluster {
                             .filter(|n| !n.reachable)
                             .map(|n| n.id)
                             .collect();
+                        enough = status.nodes.len() - down.len() >= usize::from(status.threshold);
                         last = format!("nodes {down:?} not reachable yet");
                     }
                     Err(e) => last = e.to_string(),
@@ -151,26 +265,24 @@ impl LocalCluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        if enough {
+            eprintln!(
+                "the cluster is up without every node ({last}); the others are started again as they exit \
+                 (logs in {})",
+                self.layout.logs_dir().display()
+            );
+            return Ok(());
+        }
         bail!(
             "the cluster did not come up within {READY_TIMEOUT:?}: {last} (logs in {})",
             self.layout.logs_dir().display()
         )
     }
 
-    /// Returns the first member that has exited, with its status.
-    pub fn exited(&mut self) -> Option<(String, String)> {
-        for m in &mut self.members {
-            if let Ok(Some(status)) = m.child.try_wait() {
-                return Some((m.name.clone(), status.to_string()));
-            }
-        }
-        None
-    }
-
     /// Stops every member: SIGTERM, then SIGKILL after a grace period.
     pub async fn stop(&mut self) {
         for m in self.members.iter().rev() {
-            if let Some(pid) = m.child.id() {
+            if let Some(pid) = m.child.as_ref().and_then(Child::id) {
                 if let Ok(pid) = i32::try_from(pid) {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
@@ -180,16 +292,44 @@ impl LocalCluster {
             }
         }
         for m in &mut self.members {
-            match tokio::time::timeout(STOP_GRACE, m.child.wait()).await {
+            let Some(child) = m.child.as_mut() else {
+                continue;
+            };
+            match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(_) => {}
                 Err(_) => {
                     eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", m.name);
-                    let _ = m.child.kill().await;
+                    let _ = child.kill().await;
                 }
             }
         }
         self.members.clear();
     }
+}
+
+/// Starts `vhsm ROLE --config CONFIG --exit-with-parent`, its output appended to `log`.
+fn start_process(
+    role: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let err = out.try_clone()?;
+    Ok(Command::new(exe)
+        .arg(role)
+        .arg("--config")
+        .arg(config)
+        .arg("--exit-with-parent")
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()?)
 }
 
 fn log_tail(path: &std::path::Path) -> String {
@@ -202,4 +342,15 @@ fn log_tail(path: &std::path::Path) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_doubles_up_to_thirty_seconds() {
+        let pauses: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(pauses, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    }
 }

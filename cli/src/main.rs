@@ -266,7 +266,8 @@ enum NodeAction {
         threshold: Option<u16>,
     },
     /// Let a node banned by an OT-based protocol (ECDSA) sign again, on every node. Do this only once you know why
-    /// it was banned: a ban means its messages failed a check that an honest node passes.
+    /// it was banned: a ban means its messages failed a check that an honest node passes. Security officer (PIN in
+    /// VHSM_SO_PIN or client/so.pin).
     Unban {
         /// The banned node's id.
         id: NodeId,

@@ -32,35 +32,27 @@ pub async fn up(layout: &Layout, options: &InitOptions) -> anyhow::Result<()> {
     let mut cluster = started?;
     let root = layout.root().display();
     println!(
-        "vHSM cluster up: {} nodes (threshold {}), coordinator at {}\n  logs      {}\n  try       vhsm --cluster {root} key create --algorithm ed25519 --label my-key\n            vhsm --cluster {root} key list\n            vhsm --cluster {root} demo\nCtrl-C stops the cluster.",
+        "vHSM cluster up: {} nodes (threshold {}), coordinator at {}\n  logs      {}\n  try       vhsm --cluster {root} key create --algorithm ed25519 --label my-key\n            vhsm --cluster {root} key list\n            vhsm --cluster {root} demo\nA node or the coordinator that exits is started again by itself. Ctrl-C stops the cluster.",
         cluster.cluster.nodes.len(),
         cluster.cluster.threshold,
         cluster.cluster.coordinator,
         layout.logs_dir().display(),
     );
-    let watch = async {
+    // Supervise until Ctrl-C: a member that exits is reported and started again (see `LocalCluster::supervise`).
+    let supervise = async {
         loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if let Some(exited) = cluster.exited() {
-                return exited;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for event in cluster.supervise() {
+                eprintln!("{event}");
             }
         }
     };
-    let outcome = tokio::select! {
-        () = &mut shutdown => None,
-        exited = watch => Some(exited),
-    };
-    if let Some((name, status)) = &outcome {
-        eprintln!(
-            "{name} exited ({status}); stopping the cluster. See {}",
-            layout.logs_dir().display()
-        );
+    tokio::select! {
+        () = &mut shutdown => {}
+        () = supervise => {}
     }
     println!("stopping the cluster…");
     cluster.stop().await;
     println!("stopped.");
-    match outcome {
-        Some((name, _)) => anyhow::bail!("{name} exited unexpectedly"),
-        None => Ok(()),
-    }
+    Ok(())
 }

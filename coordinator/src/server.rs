@@ -60,7 +60,7 @@ pub struct Coordinator {
     pub(crate) changes: Changes,
     pub(crate) registry: Registry,
     pub(crate) signer: Signer,
-    pub(crate) token: Token,
+    pub(crate) token: Arc<Token>,
 }
 
 /// One client connection: who it is (from its certificate) and whether it has logged in.
@@ -133,7 +133,7 @@ impl Coordinator {
             changes: Changes::default(),
             registry: Registry::default(),
             signer: Signer::default(),
-            token,
+            token: Arc::new(token),
         }))
     }
 

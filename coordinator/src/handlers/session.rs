@@ -33,7 +33,11 @@ impl Coordinator {
         pin: SecretBytes,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
-        let result = self.token.login(user, pin.expose());
+        // Argon2 takes tens of milliseconds on purpose: off the async threads.
+        let token = self.token.clone();
+        let result = tokio::task::spawn_blocking(move || token.login(user, pin.expose()))
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("PIN check failed: {e}"))));
         match &result {
             Ok(()) => {
                 if let Ok(mut login) = session.login.lock() {

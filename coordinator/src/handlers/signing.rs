@@ -42,7 +42,7 @@ impl Coordinator {
     }
 
     /// `Unban`: clears every node's ban of `node` from OT-based protocols (after an operator has looked into it).
-    /// Any logged-in session.
+    /// Security officer: a ban is a node's finding of cheating, not the application's to clear.
     pub(crate) async fn unban(
         &self,
         session: &ClientSession,
@@ -50,11 +50,7 @@ impl Coordinator {
         node: NodeId,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
-        if session.logged_in().is_none() {
-            return Err(Error::NotLoggedIn(
-                "log in first (user or security officer)",
-            ));
-        }
+        session.require_security_officer()?;
         if !nodes.ids().contains(&node) {
             return Err(Error::NotFound(format!("no node {node} in this cluster")));
         }
