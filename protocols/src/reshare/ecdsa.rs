@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use super::group::ReshareGroup;
 use super::message::ReshareMessage;
-use super::output::{ExcludedDealer, ReshareOutput};
+use super::output::{ExcludedDealer, RefutedComplaint, ReshareOutput};
 use super::polynomial::EvaluationPoints;
 use super::redistribution::{Reshare, ReshareParams};
 use super::shared_key::{dealer_input, DealerSecret, SharedKey};
@@ -89,6 +89,12 @@ impl EcdsaReshare {
     /// goes.
     pub fn participants(&self) -> Vec<ParticipantId> {
         on_curve!(&self.inner, run => run.participants())
+    }
+
+    /// **Fault injection, for tests only**: see [`Reshare::deal_wrong_sub_shares_to`].
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn deal_wrong_sub_shares_to(&mut self, victims: impl IntoIterator<Item = ParticipantId>) {
+        on_curve!(&mut self.inner, run => run.deal_wrong_sub_shares_to(victims))
     }
 }
 
@@ -237,7 +243,13 @@ impl EcdsaReshareOutput {
         on_curve!(&self.inner, o => o.excluded())
     }
 
-    /// The exclusions as a [`ProtocolError::Misbehaviour`], for logging (see [`ReshareOutput::blame`]).
+    /// The complaints the accused dealers refuted (see [`ReshareOutput::refuted_complaints`]).
+    pub fn refuted_complaints(&self) -> &[RefutedComplaint] {
+        on_curve!(&self.inner, o => o.refuted_complaints())
+    }
+
+    /// Everyone the run named, as a [`ProtocolError::Misbehaviour`], for logging (see
+    /// [`ReshareOutput::blame`]).
     pub fn blame(&self) -> Option<ProtocolError> {
         on_curve!(&self.inner, o => o.blame())
     }

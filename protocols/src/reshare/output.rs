@@ -1,5 +1,6 @@
 //! What a reshare run gives each participant ([`ReshareOutput`]): the new public key material, the new share
-//! (for a member of the new committee), the dealer set that was used and the dealers that were excluded.
+//! (for a member of the new committee), the dealer set that was used, the dealers that were excluded and the
+//! complaints that were refuted.
 
 use std::fmt;
 
@@ -13,8 +14,10 @@ use crate::error::ProtocolError;
 use crate::party::{ParticipantId, SessionId};
 use crate::secret::SecretBytes;
 
-/// Version byte of the [`ReshareOutput`] encoding.
-pub const RESHARE_OUTPUT_FORMAT_VERSION: u8 = 1;
+/// Version byte of the [`ReshareOutput`] encoding. Version 2 (the dispute round) replaced the exclusion on an
+/// accuser's word by [`ExclusionReason::ComplaintUpheld`] and added the refuted complaints; version 1 is
+/// refused (nothing stores it: a node keeps the share and public keys it converts the output into).
+pub const RESHARE_OUTPUT_FORMAT_VERSION: u8 = 2;
 
 /// Why a dealer was left out of the agreed dealer set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,11 +26,12 @@ pub enum ExclusionReason {
     /// missing commitments, a wrong number of them, an invalid point, or a constant term that is not its
     /// public share. This is proof of misbehaviour (or of a broken node).
     InvalidCommitments(String),
-    /// These new holders said that the sub-share it sent them does not match its commitments. Sub-shares are
-    /// private, so this is the accusers' word: either the dealer or an accuser misbehaved. Investigate; do
-    /// not treat it as proof against the dealer alone.
-    Accused {
-        /// The accusers, ascending.
+    /// These new holders complained about the sub-share it dealt them, and in the dispute round it did not
+    /// answer, or answered with a sub-share that does not match its commitments. Everyone checked the same
+    /// (echoed) answer against the same commitments: this is proof against the dealer, as much as
+    /// [`ExclusionReason::InvalidCommitments`] is.
+    ComplaintUpheld {
+        /// The accusers whose complaints were upheld, ascending.
         by: Vec<ParticipantId>,
     },
 }
@@ -42,6 +46,25 @@ pub struct ExcludedDealer {
     pub reason: ExclusionReason,
 }
 
+/// A complaint the accused dealer refuted in the dispute round: it revealed the sub-share it dealt the accuser,
+/// and that sub-share matches its commitments (everyone checked it). The dealer stays in the dealer set, the
+/// accuser's new share is made with the revealed sub-share, and the **accuser** is named
+/// ([`ReshareOutput::blame`]).
+///
+/// What it proves: the dealer's dealing to the accuser is right, so the complaint was unfounded. What it does
+/// not prove: that the accuser lied. Sub-shares travel privately and unsigned, so a dealer that sends a wrong
+/// sub-share and then reveals the right one looks exactly like an honest dealer facing a false complaint. That
+/// dealer gains nothing by it (the run completes with a correct sharing, and it stays in), but it can have an
+/// honest holder named; so a single refuted complaint is a reason to look, not to remove the accuser. The same
+/// pair turning up again and again is telling.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefutedComplaint {
+    /// The new holder that complained (named).
+    pub accuser: ParticipantId,
+    /// The dealer it complained about (kept).
+    pub dealer: ParticipantId,
+}
+
 /// One participant's result of a reshare run. Every participant (dealers that leave included) learns the
 /// new public key material; members of the new committee also get their new share.
 ///
@@ -54,6 +77,7 @@ pub struct ReshareOutput<G: ReshareGroup> {
     secret: Option<Zeroizing<G::Scalar>>,
     dealers: Vec<ParticipantId>,
     excluded: Vec<ExcludedDealer>,
+    refuted: Vec<RefutedComplaint>,
 }
 
 /// The serde form of a [`ReshareOutput`] (after the version byte and the group tag).
@@ -64,6 +88,7 @@ struct OutputEncoding {
     secret: Option<SecretBytes>,
     dealers: Vec<ParticipantId>,
     excluded: Vec<ExcludedDealer>,
+    refuted: Vec<RefutedComplaint>,
     key: Vec<u8>,
 }
 
@@ -76,6 +101,7 @@ impl<G: ReshareGroup> ReshareOutput<G> {
         secret: Option<Zeroizing<G::Scalar>>,
         dealers: Vec<ParticipantId>,
         excluded: Vec<ExcludedDealer>,
+        refuted: Vec<RefutedComplaint>,
     ) -> Result<Self, ProtocolError> {
         if let Some(secret) = &secret {
             let public = key.public_share(participant).ok_or_else(|| {
@@ -96,6 +122,7 @@ impl<G: ReshareGroup> ReshareOutput<G> {
             secret,
             dealers,
             excluded,
+            refuted,
         })
     }
 
@@ -149,21 +176,31 @@ impl<G: ReshareGroup> ReshareOutput<G> {
         &self.excluded
     }
 
-    /// The exclusions as a [`ProtocolError::Misbehaviour`] naming the excluded dealers, for logging with the
-    /// same type as a failed run; `None` if no dealer was excluded. The run did succeed: this is not a
-    /// failure. See [`ExclusionReason`] for what each accusation is worth.
+    /// The complaints that the accused dealers refuted in the dispute round, by accuser then dealer (identical
+    /// at every participant). Each names its accuser; see [`RefutedComplaint`] for what that is worth.
+    pub fn refuted_complaints(&self) -> &[RefutedComplaint] {
+        &self.refuted
+    }
+
+    /// Everyone this run named, as a [`ProtocolError::Misbehaviour`], for logging with the same type as a
+    /// failed run: the excluded dealers and the authors of refuted complaints. `None` if nobody was named.
+    /// The run did succeed: this is not a failure. See [`ExclusionReason`] and [`RefutedComplaint`] for what
+    /// each is worth.
     pub fn blame(&self) -> Option<ProtocolError> {
-        if self.excluded.is_empty() {
+        if self.excluded.is_empty() && self.refuted.is_empty() {
             return None;
         }
         Some(ProtocolError::misbehaviour(
-            self.excluded.iter().map(|e| e.dealer),
-            describe_exclusions(&self.excluded),
+            self.excluded
+                .iter()
+                .map(|e| e.dealer)
+                .chain(self.refuted.iter().map(|r| r.accuser)),
+            describe_blame(&self.excluded, &self.refuted),
         ))
     }
 
-    /// The versioned encoding: `version (1) ‖ group tag ‖ postcard(session, participant, share (32 bytes, if
-    /// any), dealers, exclusions, SharedKey encoding)`. It contains the new share: seal it.
+    /// The versioned encoding: `version (2) ‖ group tag ‖ postcard(session, participant, share (32 bytes, if
+    /// any), dealers, exclusions, refuted complaints, SharedKey encoding)`. It contains the new share: seal it.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let encoding = OutputEncoding {
             session: self.session,
@@ -174,6 +211,7 @@ impl<G: ReshareGroup> ReshareOutput<G> {
                 .map(|s| SecretBytes::new(G::scalar_to_bytes(s).to_vec())),
             dealers: self.dealers.clone(),
             excluded: self.excluded.clone(),
+            refuted: self.refuted.clone(),
             key: self.key.to_bytes(),
         };
         let Ok(body) = crate::ecdsa::encode_secret(&encoding, "reshare output") else {
@@ -225,6 +263,7 @@ impl<G: ReshareGroup> ReshareOutput<G> {
             secret,
             encoding.dealers,
             encoding.excluded,
+            encoding.refuted,
         )
         .map_err(|e| ProtocolError::Encoding(format!("{WHAT}: {e}")))?;
         if !bool::from(output.to_bytes().as_slice().ct_eq(bytes)) {
@@ -236,21 +275,37 @@ impl<G: ReshareGroup> ReshareOutput<G> {
     }
 }
 
-/// `"3: accused by [1]; 5: invalid commitments (…)"`.
-pub(crate) fn describe_exclusions(excluded: &[ExcludedDealer]) -> String {
-    let parts: Vec<String> = excluded
-        .iter()
-        .map(|e| match &e.reason {
-            ExclusionReason::InvalidCommitments(why) => {
-                format!("dealer {}: invalid commitments ({why})", e.dealer)
-            }
-            ExclusionReason::Accused { by } => format!(
-                "dealer {}: sub-share refused by {by:?} (their word against the dealer's)",
-                e.dealer
-            ),
-        })
-        .collect();
-    format!("excluded from the reshare: {}", parts.join("; "))
+/// `"excluded from the reshare: dealer 3: …; dealer 5: …; refuted complaints: 1 against dealer 2 (…)"`.
+pub(crate) fn describe_blame(excluded: &[ExcludedDealer], refuted: &[RefutedComplaint]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !excluded.is_empty() {
+        let dealers: Vec<String> = excluded
+            .iter()
+            .map(|e| match &e.reason {
+                ExclusionReason::InvalidCommitments(why) => {
+                    format!("dealer {}: invalid commitments ({why})", e.dealer)
+                }
+                ExclusionReason::ComplaintUpheld { by } => format!(
+                    "dealer {}: complaints of {by:?} upheld (no answer, or a revealed sub-share that does not \
+                     match its commitments)",
+                    e.dealer
+                ),
+            })
+            .collect();
+        parts.push(format!("excluded from the reshare: {}", dealers.join("; ")));
+    }
+    if !refuted.is_empty() {
+        let complaints: Vec<String> = refuted
+            .iter()
+            .map(|r| format!("{} against dealer {}", r.accuser, r.dealer))
+            .collect();
+        parts.push(format!(
+            "refuted complaints (the dealer revealed a sub-share that matches its commitments; the accuser \
+             is named): {}",
+            complaints.join("; ")
+        ));
+    }
+    parts.join("; ")
 }
 
 impl<G: ReshareGroup> fmt::Debug for ReshareOutput<G> {
@@ -269,6 +324,7 @@ impl<G: ReshareGroup> fmt::Debug for ReshareOutput<G> {
             )
             .field("dealers", &self.dealers)
             .field("excluded", &self.excluded)
+            .field("refuted", &self.refuted)
             .finish()
     }
 }

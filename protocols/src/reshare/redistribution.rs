@@ -2,9 +2,9 @@
 //! agreement rule and the security argument.
 //!
 //! **Abort policy**, as in [`crate::frost::dkg`] (the crate's generic runner): after a failure the secrets (the
-//! dealer's share, its own sub-share, the sub-shares received) are wiped and every later call fails with
-//! [`ProtocolError::State`], except messages that do not belong to the run ([`ProtocolError::WrongSession`],
-//! a sender outside the run), which are refused without touching it.
+//! dealer's share, its own sub-share, the sub-shares it dealt and received, the answers of the dispute round)
+//! are wiped and every later call fails with [`ProtocolError::State`], except messages that do not belong to
+//! the run ([`ProtocolError::WrongSession`], a sender outside the run), which are refused without touching it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -15,10 +15,12 @@ use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::group::ReshareGroup;
 use super::message::{
-    complaints_payload, parse_complaints, DealPayload, ReshareBody, ReshareMessage,
+    answers_digest, complaints_payload, parse_complaints, DealPayload, ReshareBody, ReshareMessage,
     RESHARE_MESSAGE_VERSION,
 };
-use super::output::{describe_exclusions, ExcludedDealer, ExclusionReason, ReshareOutput};
+use super::output::{
+    describe_blame, ExcludedDealer, ExclusionReason, RefutedComplaint, ReshareOutput,
+};
 use super::polynomial::{evaluate, evaluate_in_exponent, lagrange_coefficient};
 use super::shared_key::{DealerSecret, SharedKey};
 use crate::echo::EchoBroadcast;
@@ -31,6 +33,8 @@ use crate::secret::SecretBytes;
 pub const DEAL_ECHO_DOMAIN: &[u8] = b"vhsm/reshare/deal-echo/v1";
 /// Domain separation tag of the echo digests of complaint lists.
 pub const VERDICT_ECHO_DOMAIN: &[u8] = b"vhsm/reshare/verdict-echo/v1";
+/// Domain separation tag of the echo digests of the dispute round's answers.
+pub const ANSWER_ECHO_DOMAIN: &[u8] = b"vhsm/reshare/answer-echo/v1";
 /// Domain separation tag of the context digest.
 pub const CONTEXT_DOMAIN: &[u8] = b"vhsm/reshare/context/v1";
 
@@ -58,7 +62,9 @@ pub(crate) enum Phase {
     Dealt,
     /// Verdict sent; waiting for the verdicts of the others.
     Verdict,
-    /// Echo of the verdicts sent; waiting for the echoes of the others.
+    /// Echo of the verdicts and my answers sent; waiting for the answers of the others.
+    Answer,
+    /// Echo of the answers sent; waiting for the echoes of the others.
     Echo,
 }
 
@@ -70,10 +76,15 @@ pub(crate) struct Secrets<G: ReshareGroup> {
     own_sub_share: Option<Zeroizing<G::Scalar>>,
     /// Sub-shares received, by dealer (may arrive before I started).
     sub_shares: BTreeMap<ParticipantId, SecretBytes>,
+    /// The sub-shares I dealt, by new holder (me excepted), kept to answer complaints.
+    dealt: BTreeMap<ParticipantId, SecretBytes>,
+    /// The answers of the dispute round, by answering participant (me included), then by accuser: revealed
+    /// sub-shares. Disclosed to every participant, but one of them may end up in a holder's new share.
+    answers: BTreeMap<ParticipantId, BTreeMap<ParticipantId, SecretBytes>>,
 }
 
 // Every field zeroizes itself on drop (`DealerSecret` and `Zeroizing` hold zeroizing scalars, the sub-shares
-// are `SecretBytes`).
+// and answers are `SecretBytes`).
 impl<G: ReshareGroup> ZeroizeOnDrop for Secrets<G> {}
 
 /// One participant of a reshare run in the group `G`. See the [module documentation](super).
@@ -93,6 +104,22 @@ pub struct Reshare<G: ReshareGroup> {
     deals: EchoBroadcast,
     /// Round-2 complaint lists and their echoes.
     verdicts: EchoBroadcast,
+    /// Round-3 answers (their [`answers_digest`]; the answers themselves are in the secrets) and their echoes.
+    answers: EchoBroadcast,
+    /// Fault injection: the new holders this dealer deals a wrong sub-share to (and stands by).
+    #[cfg(any(test, feature = "fault-injection"))]
+    wrong_sub_shares_to: BTreeSet<ParticipantId>,
+}
+
+/// What the agreement rule decided: identical at every participant whose echoes all agreed. Public.
+#[derive(Debug)]
+struct Resolution<G: ReshareGroup> {
+    /// The commitments of the agreed dealers, by dealer.
+    commitments: BTreeMap<ParticipantId, Vec<G>>,
+    /// The dealers left out, ascending.
+    excluded: Vec<ExcludedDealer>,
+    /// The complaints the dealers refuted, by accuser then dealer.
+    refuted: Vec<RefutedComplaint>,
 }
 
 impl<G: ReshareGroup> Reshare<G> {
@@ -178,6 +205,12 @@ impl<G: ReshareGroup> Reshare<G> {
             me,
             participants.iter().copied(),
         )?;
+        let answers = EchoBroadcast::new(
+            ANSWER_ECHO_DOMAIN,
+            session,
+            me,
+            participants.iter().copied(),
+        )?;
         Ok(Reshare {
             session,
             me,
@@ -194,10 +227,15 @@ impl<G: ReshareGroup> Reshare<G> {
                     dealer: secret,
                     own_sub_share: None,
                     sub_shares: BTreeMap::new(),
+                    dealt: BTreeMap::new(),
+                    answers: BTreeMap::new(),
                 },
             ),
             deals,
             verdicts,
+            answers,
+            #[cfg(any(test, feature = "fault-injection"))]
+            wrong_sub_shares_to: BTreeSet::new(),
         })
     }
 
@@ -261,15 +299,22 @@ impl<G: ReshareGroup> Reshare<G> {
                     .map(|a| G::mul_base(a).to_bytes())
                     .collect();
                 for m in self.new_committee.clone() {
-                    let value = Zeroizing::new(evaluate::<G>(&coefficients, self.new_x(m)?));
+                    #[allow(unused_mut)] // mutated only by fault injection
+                    let mut value = Zeroizing::new(evaluate::<G>(&coefficients, self.new_x(m)?));
                     if m == self.me {
                         self.runner.secrets_mut()?.own_sub_share = Some(value);
                     } else {
+                        #[cfg(any(test, feature = "fault-injection"))]
+                        if self.wrong_sub_shares_to.contains(&m) {
+                            *value += G::scalar_from_u64(1);
+                        }
                         let bytes = G::scalar_to_bytes(&value);
-                        out.push(self.message(
-                            Recipient::One(m),
-                            ReshareBody::SubShare(SecretBytes::new(bytes.to_vec())),
-                        ));
+                        let sub_share = SecretBytes::new(bytes.to_vec());
+                        self.runner
+                            .secrets_mut()?
+                            .dealt
+                            .insert(m, sub_share.clone());
+                        out.push(self.message(Recipient::One(m), ReshareBody::SubShare(sub_share)));
                     }
                 }
                 Some(commitments)
@@ -325,12 +370,39 @@ impl<G: ReshareGroup> Reshare<G> {
         Ok(complaints)
     }
 
-    /// After both echoes agreed: apply the agreement rule, combine, the output.
-    fn finish(&mut self) -> Result<ReshareOutput<G>, ProtocolError> {
+    /// Round 3 (the dispute round): for every new holder that complained about me, the sub-share I dealt it,
+    /// to be revealed to everyone. Empty unless I deal and was accused.
+    fn answers_to_complaints(&self) -> Result<BTreeMap<ParticipantId, SecretBytes>, ProtocolError> {
+        let mut answers = BTreeMap::new();
+        if !self.is_dealer(self.me) {
+            return Ok(answers);
+        }
+        let dealt = &self.runner.secrets()?.dealt;
+        for (accuser, payload) in self.verdicts.payloads() {
+            if !parse_complaints(payload).contains(&self.me) {
+                continue;
+            }
+            // A complaint from outside the new committee (I dealt it nothing) is named when the run finishes.
+            if let Some(sub_share) = dealt.get(accuser) {
+                answers.insert(*accuser, sub_share.clone());
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The agreement rule, on the echoed round-1 payloads (`deals`), complaint lists (`verdicts`) and answers:
+    /// who is named and aborts the run, which dealers are excluded, which complaints were refuted. A pure
+    /// function of its inputs, which every participant holds identically once the echoes agreed.
+    fn resolve(
+        &self,
+        deals: &BTreeMap<ParticipantId, Vec<u8>>,
+        verdicts: &BTreeMap<ParticipantId, Vec<u8>>,
+        answers: &BTreeMap<ParticipantId, BTreeMap<ParticipantId, SecretBytes>>,
+    ) -> Result<Resolution<G>, ProtocolError> {
         // 1. Everyone was given the same parameters, and only dealers deal.
         let mut payloads = BTreeMap::new();
         let mut faults = Vec::new();
-        for (sender, bytes) in self.deals.payloads() {
+        for (sender, bytes) in deals {
             match DealPayload::from_bytes(bytes) {
                 None => faults.push((*sender, "malformed round-1 payload")),
                 Some(p) if p.context != self.context => faults.push((
@@ -347,8 +419,11 @@ impl<G: ReshareGroup> Reshare<G> {
         }
         // 2. Complaints come only from new holders, and only about other dealers.
         let mut accusations: BTreeMap<ParticipantId, Vec<ParticipantId>> = BTreeMap::new();
-        for (accuser, bytes) in self.verdicts.payloads() {
+        // Every complaint made, sensible or not (dealer, accuser): what a dealer may answer.
+        let mut asked: BTreeSet<(ParticipantId, ParticipantId)> = BTreeSet::new();
+        for (accuser, bytes) in verdicts {
             let accused = parse_complaints(bytes);
+            asked.extend(accused.iter().map(|dealer| (*dealer, *accuser)));
             if !accused.is_empty() && !self.is_receiver(*accuser) {
                 faults.push((*accuser, "complained without receiving a share"));
                 continue;
@@ -364,6 +439,23 @@ impl<G: ReshareGroup> Reshare<G> {
                 accusations.entry(dealer).or_default().push(*accuser);
             }
         }
+        // 3. Answers come only from dealers, and only to complaints made about them (a dealer that answers a
+        //    complaint list named above for making no sense is not at fault).
+        for (sender, given) in answers {
+            if given.is_empty() {
+                continue;
+            }
+            if !self.is_dealer(*sender) {
+                faults.push((*sender, "answered complaints without being a dealer"));
+                continue;
+            }
+            if given
+                .keys()
+                .any(|accuser| !asked.contains(&(*sender, *accuser)))
+            {
+                faults.push((*sender, "revealed a sub-share nobody complained about"));
+            }
+        }
         if !faults.is_empty() {
             let reason = faults
                 .iter()
@@ -375,10 +467,12 @@ impl<G: ReshareGroup> Reshare<G> {
                 reason,
             ));
         }
-        // 3. The agreement rule: a dealer is used unless its commitments are invalid (checked identically by
-        //    everyone, since everyone holds the same payloads) or a new holder accused it (the complaint
-        //    lists are identical everywhere too).
+        // 4. The agreement rule, on inputs identical at every participant: a dealer is used unless its
+        //    commitments are invalid, or it lost a dispute — a new holder complained, and the sub-share the
+        //    dealer revealed for it (or its silence) does not satisfy its commitments. A complaint whose
+        //    revealed sub-share does satisfy them is refuted: the dealer stays, the accuser is named.
         let mut excluded = Vec::new();
+        let mut refuted = Vec::new();
         let mut commitments: BTreeMap<ParticipantId, Vec<G>> = BTreeMap::new();
         for dealer in self.dealers.iter().copied() {
             let checked = payloads
@@ -396,33 +490,75 @@ impl<G: ReshareGroup> Reshare<G> {
                         Err("constant term is not the dealer's public share".into())
                     }
                 });
-            match (checked, accusations.remove(&dealer)) {
-                (Err(why), _) => excluded.push(ExcludedDealer {
-                    dealer,
-                    reason: ExclusionReason::InvalidCommitments(why),
-                }),
-                (Ok(_), Some(by)) => excluded.push(ExcludedDealer {
-                    dealer,
-                    reason: ExclusionReason::Accused { by },
-                }),
-                (Ok(c), None) => {
-                    commitments.insert(dealer, c);
+            let c = match checked {
+                Ok(c) => c,
+                Err(why) => {
+                    // Proof on its own; complaints about it need no answer.
+                    excluded.push(ExcludedDealer {
+                        dealer,
+                        reason: ExclusionReason::InvalidCommitments(why),
+                    });
+                    continue;
+                }
+            };
+            let mut upheld = Vec::new();
+            for accuser in accusations.remove(&dealer).unwrap_or_default() {
+                let revealed = answers.get(&dealer).and_then(|a| a.get(&accuser));
+                let expected = evaluate_in_exponent(&c, self.new_x(accuser)?);
+                let valid = revealed
+                    .and_then(decode_scalar::<G>)
+                    .map(Zeroizing::new)
+                    .is_some_and(|v| G::mul_base(&v) == expected);
+                if valid {
+                    refuted.push(RefutedComplaint { accuser, dealer });
+                } else {
+                    upheld.push(accuser);
                 }
             }
+            if upheld.is_empty() {
+                commitments.insert(dealer, c);
+            } else {
+                excluded.push(ExcludedDealer {
+                    dealer,
+                    reason: ExclusionReason::ComplaintUpheld { by: upheld },
+                });
+            }
         }
+        refuted.sort_unstable_by_key(|r| (r.accuser, r.dealer));
+        Ok(Resolution {
+            commitments,
+            excluded,
+            refuted,
+        })
+    }
+
+    /// After the three echoes agreed: apply the agreement rule, combine, the output.
+    fn finish(&mut self) -> Result<ReshareOutput<G>, ProtocolError> {
+        let Resolution {
+            commitments,
+            excluded,
+            refuted,
+        } = self.resolve(
+            self.deals.payloads(),
+            self.verdicts.payloads(),
+            &self.runner.secrets()?.answers,
+        )?;
         if commitments.len() < usize::from(self.old.threshold()) {
             return Err(ProtocolError::misbehaviour(
-                excluded.iter().map(|e| e.dealer),
+                excluded
+                    .iter()
+                    .map(|e| e.dealer)
+                    .chain(refuted.iter().map(|r| r.accuser)),
                 format!(
                     "only {} valid dealers remain for a key of threshold {}; {}",
                     commitments.len(),
                     self.old.threshold(),
-                    describe_exclusions(&excluded)
+                    describe_blame(&excluded, &refuted)
                 ),
             ));
         }
-        // 4. Combine: λ_i over the agreed dealers at the old x-coordinates, applied to their commitments and
-        //    sub-shares.
+        // Combine: λ_i over the agreed dealers at the old x-coordinates, applied to their commitments and
+        // sub-shares.
         let points = self.old.evaluation_points();
         let used: Vec<ParticipantId> = commitments.keys().copied().collect();
         let xs = used
@@ -465,6 +601,9 @@ impl<G: ReshareGroup> Reshare<G> {
             let secrets = self.runner.secrets()?;
             let mut sum = Zeroizing::new(G::scalar_zero());
             for (dealer, lambda) in used.iter().zip(&lambdas) {
+                let refuted_mine = refuted
+                    .iter()
+                    .any(|r| r.accuser == self.me && r.dealer == *dealer);
                 let value = if *dealer == self.me {
                     secrets
                         .own_sub_share
@@ -472,6 +611,18 @@ impl<G: ReshareGroup> Reshare<G> {
                         .copied()
                         .map(Zeroizing::new)
                         .ok_or_else(|| ProtocolError::State("own sub-share missing".into()))?
+                } else if refuted_mine {
+                    // My complaint was refuted: the sub-share the dealer revealed (checked against its
+                    // commitments) replaces the one I received.
+                    secrets
+                        .answers
+                        .get(dealer)
+                        .and_then(|a| a.get(&self.me))
+                        .and_then(decode_scalar::<G>)
+                        .map(Zeroizing::new)
+                        .ok_or_else(|| {
+                            ProtocolError::State(format!("revealed sub-share of {dealer} missing"))
+                        })?
                 } else {
                     secrets
                         .sub_shares
@@ -488,7 +639,23 @@ impl<G: ReshareGroup> Reshare<G> {
         } else {
             None
         };
-        ReshareOutput::new(self.session, self.me, key, secret, used, excluded)
+        ReshareOutput::new(self.session, self.me, key, secret, used, excluded, refuted)
+    }
+}
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl<G: ReshareGroup> Reshare<G> {
+    /// **Fault injection, for tests only** (feature `fault-injection`; never in a release build): makes this
+    /// dealer deal each of `victims` (other new holders) a sub-share that is not on its polynomial (the right
+    /// one plus one) and **stand by it**: that wrong value is also what it reveals when a victim complains. Call
+    /// before [`Protocol::start`]. Every participant then excludes this dealer
+    /// ([`ExclusionReason::ComplaintUpheld`]), as they would a dealer that really misbehaves.
+    ///
+    /// Altering the sub-share on the wire instead does not model a bad dealer any more: the dealer's own
+    /// state is right, it answers the complaint with the right sub-share, stays in, and the accuser is named
+    /// for a refuted complaint (which is how a false complaint looks).
+    pub fn deal_wrong_sub_shares_to(&mut self, victims: impl IntoIterator<Item = ParticipantId>) {
+        self.wrong_sub_shares_to.extend(victims);
     }
 }
 
@@ -636,7 +803,14 @@ impl<G: ReshareGroup> Machine for Reshare<G> {
                 self.verdicts
                     .record_payload(from, complaints_payload(&complaints))
             }
-            ReshareBody::Echo(echo) => self.verdicts.record_echo(from, echo),
+            ReshareBody::Answer { echo, answers } => {
+                self.verdicts.record_echo(from, echo)?;
+                self.answers
+                    .record_payload(from, answers_digest(&answers).to_vec())?;
+                self.runner.secrets_mut()?.answers.insert(from, answers);
+                Ok(())
+            }
+            ReshareBody::Echo(echo) => self.answers.record_echo(from, echo),
         }
     }
 
@@ -662,17 +836,34 @@ impl<G: ReshareGroup> Machine for Reshare<G> {
                 Some(Phase::Verdict)
                     if self.deals.has_all_echoes() && self.verdicts.has_all_payloads() =>
                 {
-                    // Both echoes are checked at the end, so that a mismatch seen here does not keep this
+                    // Every echo is checked at the end, so that a mismatch seen here does not keep this
                     // echo from the others: every participant reaches the check and names the culprit.
                     let echo = self.verdicts.echo().ok_or_else(|| {
                         ProtocolError::State("echo unavailable with all verdicts".into())
                     })?;
+                    let answers = self.answers_to_complaints()?;
+                    self.answers
+                        .record_payload(self.me, answers_digest(&answers).to_vec())?;
+                    self.runner
+                        .secrets_mut()?
+                        .answers
+                        .insert(self.me, answers.clone());
+                    out.push(self.message(Recipient::All, ReshareBody::Answer { echo, answers }));
+                    self.runner.set_phase(Phase::Answer);
+                }
+                Some(Phase::Answer)
+                    if self.verdicts.has_all_echoes() && self.answers.has_all_payloads() =>
+                {
+                    let echo = self.answers.echo().ok_or_else(|| {
+                        ProtocolError::State("echo unavailable with all answers".into())
+                    })?;
                     out.push(self.message(Recipient::All, ReshareBody::Echo(echo)));
                     self.runner.set_phase(Phase::Echo);
                 }
-                Some(Phase::Echo) if self.verdicts.has_all_echoes() => {
+                Some(Phase::Echo) if self.answers.has_all_echoes() => {
                     self.deals.check_agreement()?;
                     self.verdicts.check_agreement()?;
+                    self.answers.check_agreement()?;
                     let output = self.finish()?;
                     self.runner.finish(output);
                 }
@@ -734,7 +925,7 @@ impl<G: ReshareGroup> fmt::Debug for Reshare<G> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use crate::reshare::polynomial::EvaluationPoints;
+    use crate::reshare::polynomial::{evaluate, EvaluationPoints};
     use crate::simulator::Simulation;
     use curve25519_dalek::{RistrettoPoint, Scalar};
     use rand_core::OsRng;
@@ -800,5 +991,308 @@ mod tests {
             assert_eq!(output.group_key(), key.group_key());
             assert_eq!(output.blame().unwrap().culprits(), &[3]);
         }
+    }
+
+    /// The parties of a reshare of [`dealt`]'s key: `dealers` deal, `new_committee` (threshold 2) receives.
+    fn parties(
+        key: &SharedKey<RistrettoPoint>,
+        secrets: &BTreeMap<ParticipantId, Scalar>,
+        dealers: &[ParticipantId],
+        new_committee: &[ParticipantId],
+    ) -> Vec<Reshare<RistrettoPoint>> {
+        let everyone: BTreeSet<ParticipantId> =
+            dealers.iter().chain(new_committee).copied().collect();
+        everyone
+            .into_iter()
+            .map(|me| {
+                let params = ReshareParams {
+                    session: SessionId([8; 32]),
+                    me,
+                    dealers: dealers.to_vec(),
+                    new_committee: new_committee.to_vec(),
+                    new_threshold: 2,
+                };
+                let secret = dealers
+                    .contains(&me)
+                    .then(|| DealerSecret::new(Zeroizing::new(secrets[&me])));
+                Reshare::new(params, key.clone(), secret).unwrap()
+            })
+            .collect()
+    }
+
+    /// (b) A dealer that really dealt a wrong sub-share (and stands by it in the dispute round) is excluded and
+    /// named by everyone; the run completes with the honest dealers, and nobody else is named.
+    #[test]
+    fn a_dealer_that_stands_by_a_wrong_sub_share_is_excluded_and_named() {
+        let (key, secrets) = dealt();
+        for seed in 0..4 {
+            let mut parties = parties(&key, &secrets, &[1, 2, 3], &[1, 2, 3, 4]);
+            parties[2].deal_wrong_sub_shares_to([1, 4]);
+            let outcome = Simulation::new(parties).shuffled(seed).run(&mut OsRng);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            assert_eq!(outcome.outputs.len(), 4);
+            for output in outcome.outputs.values() {
+                assert_eq!(output.dealers(), &[1, 2]);
+                assert_eq!(
+                    output.excluded(),
+                    &[ExcludedDealer {
+                        dealer: 3,
+                        reason: ExclusionReason::ComplaintUpheld { by: vec![1, 4] },
+                    }]
+                );
+                assert!(output.refuted_complaints().is_empty());
+                assert_eq!(output.blame().unwrap().culprits(), &[3]);
+                assert_eq!(output.group_key(), key.group_key());
+                assert_eq!(output.public(), outcome.outputs[&1].public());
+            }
+        }
+    }
+
+    /// (b) … and when that leaves fewer than `t` dealers, the run fails everywhere naming that dealer alone.
+    #[test]
+    fn too_few_honest_dealers_fails_naming_the_bad_one() {
+        let (key, secrets) = dealt();
+        let mut parties = parties(&key, &secrets, &[1, 3], &[1, 2, 3]);
+        parties[2].deal_wrong_sub_shares_to([2]);
+        let outcome = Simulation::new(parties).shuffled(5).run(&mut OsRng);
+        assert!(outcome.outputs.is_empty());
+        assert_eq!(outcome.errors.len(), 3);
+        for e in outcome.errors.values() {
+            assert!(matches!(e, ProtocolError::Misbehaviour { .. }), "{e}");
+            assert_eq!(e.culprits(), &[3], "{e}");
+        }
+    }
+
+    /// (a) + (c) A member that complains falsely about an honest dealer (here 2 treats the right sub-share of 3
+    /// as wrong: what it received is replaced before its check) cannot exclude it: 3 answers with the
+    /// sub-share, everyone checks it, 3 is used and 2 named; 2's new share is made with the revealed value.
+    /// With exactly `t` dealers, the old protocol (exclusion on the accuser's word) failed this run naming 3.
+    #[test]
+    fn a_false_complaint_is_refuted_and_names_the_accuser() {
+        let (key, secrets) = dealt();
+        let parties = parties(&key, &secrets, &[1, 3], &[1, 2, 3]);
+        let outcome =
+            Simulation::new(parties)
+                .shuffled(6)
+                .run_with_hook(&mut OsRng, |from, to, message| {
+                    if (from, to) == (3, 2) {
+                        if let ReshareBody::SubShare(share) = &mut message.body {
+                            *share = SecretBytes::new(Scalar::ONE.to_bytes().to_vec());
+                        }
+                    }
+                    crate::simulator::Delivery::Deliver
+                });
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert_eq!(outcome.outputs.len(), 3);
+        for output in outcome.outputs.values() {
+            assert_eq!(output.dealers(), &[1, 3]);
+            assert!(output.excluded().is_empty());
+            assert_eq!(
+                output.refuted_complaints(),
+                &[RefutedComplaint {
+                    accuser: 2,
+                    dealer: 3
+                }]
+            );
+            assert_eq!(output.blame().unwrap().culprits(), &[2]);
+        }
+        // 2's share matches its public share (checked by `ReshareOutput::new`) and opens the key with 1's.
+        let (s1, s2) = (
+            *outcome.outputs[&1].secret().unwrap(),
+            *outcome.outputs[&2].secret().unwrap(),
+        );
+        // Lagrange at 0 for x = 1, 2: 2·s1 − s2.
+        assert_eq!(
+            RistrettoPoint::mul_base(&(Scalar::from(2u64) * s1 - s2)),
+            *key.group_key()
+        );
+    }
+
+    /// Crafted round-1 payloads (honest dealing by 1, 2 and 3 of the [`dealt`] key to {1, 2, 3, 4}), the
+    /// sub-shares they imply, and a party (4, a receiver only) to apply the rule.
+    struct Crafted {
+        party: Reshare<RistrettoPoint>,
+        deals: BTreeMap<ParticipantId, Vec<u8>>,
+        sub_shares: BTreeMap<(ParticipantId, ParticipantId), SecretBytes>,
+    }
+
+    fn crafted() -> Crafted {
+        let (key, secrets) = dealt();
+        let party = parties(&key, &secrets, &[1, 2, 3], &[1, 2, 3, 4]).remove(3);
+        let mut deals = BTreeMap::new();
+        let mut sub_shares = BTreeMap::new();
+        for (dealer, s) in &secrets {
+            let coefficients = [*s, Scalar::random(&mut OsRng)];
+            let commitments = coefficients
+                .iter()
+                .map(|a| RistrettoPoint::mul_base(a).to_bytes())
+                .collect();
+            let payload = DealPayload {
+                context: party.context,
+                commitments: Some(commitments),
+            };
+            deals.insert(*dealer, payload.to_bytes().unwrap());
+            for m in [1, 2, 3, 4] {
+                let value = evaluate::<RistrettoPoint>(&coefficients, Scalar::from(u64::from(m)));
+                sub_shares.insert((*dealer, m), SecretBytes::new(value.to_bytes().to_vec()));
+            }
+        }
+        deals.insert(
+            4,
+            DealPayload {
+                context: party.context,
+                commitments: None,
+            }
+            .to_bytes()
+            .unwrap(),
+        );
+        Crafted {
+            party,
+            deals,
+            sub_shares,
+        }
+    }
+
+    fn verdicts(
+        complaints: &[(ParticipantId, &[ParticipantId])],
+    ) -> BTreeMap<ParticipantId, Vec<u8>> {
+        let mut v: BTreeMap<ParticipantId, Vec<u8>> =
+            [1, 2, 3, 4].into_iter().map(|p| (p, Vec::new())).collect();
+        for (accuser, accused) in complaints {
+            v.insert(*accuser, complaints_payload(accused));
+        }
+        v
+    }
+
+    type Answers = BTreeMap<ParticipantId, BTreeMap<ParticipantId, SecretBytes>>;
+
+    fn answers(given: &[(ParticipantId, ParticipantId, SecretBytes)]) -> Answers {
+        let mut a: Answers = [1, 2, 3, 4]
+            .into_iter()
+            .map(|p| (p, BTreeMap::new()))
+            .collect();
+        for (dealer, accuser, value) in given {
+            a.entry(*dealer)
+                .or_default()
+                .insert(*accuser, value.clone());
+        }
+        a
+    }
+
+    #[test]
+    fn the_rule_judges_every_complaint_by_its_answer() {
+        let c = crafted();
+        let right = |d, m| c.sub_shares[&(d, m)].clone();
+        let wrong = SecretBytes::new(Scalar::ONE.to_bytes().to_vec());
+        // 4 accuses 1, 2 and 3; 1 answers right, 2 wrongly, 3 not at all; 1 also accuses 3, which answers it
+        // right (3 is excluded anyway, and 1 named all the same: each complaint is judged on its own).
+        let r = c
+            .party
+            .resolve(
+                &c.deals,
+                &verdicts(&[(4, &[1, 2, 3]), (1, &[3])]),
+                &answers(&[
+                    (1, 4, right(1, 4)),
+                    (2, 4, wrong.clone()),
+                    (3, 1, right(3, 1)),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(r.commitments.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            r.excluded,
+            vec![
+                ExcludedDealer {
+                    dealer: 2,
+                    reason: ExclusionReason::ComplaintUpheld { by: vec![4] }
+                },
+                ExcludedDealer {
+                    dealer: 3,
+                    reason: ExclusionReason::ComplaintUpheld { by: vec![4] }
+                },
+            ]
+        );
+        assert_eq!(
+            r.refuted,
+            vec![
+                RefutedComplaint {
+                    accuser: 1,
+                    dealer: 3
+                },
+                RefutedComplaint {
+                    accuser: 4,
+                    dealer: 1
+                },
+            ]
+        );
+        // A revealed value that is not a canonical 32-byte scalar, or another holder's sub-share, loses too.
+        for bad in [
+            SecretBytes::new(vec![0xff; 32]),
+            SecretBytes::new(vec![1; 31]),
+            right(1, 3),
+        ] {
+            let r = c
+                .party
+                .resolve(&c.deals, &verdicts(&[(4, &[1])]), &answers(&[(1, 4, bad)]))
+                .unwrap();
+            assert_eq!(
+                r.excluded,
+                vec![ExcludedDealer {
+                    dealer: 1,
+                    reason: ExclusionReason::ComplaintUpheld { by: vec![4] }
+                }]
+            );
+            assert!(r.refuted.is_empty());
+        }
+        // No complaint, no answer: everyone is used.
+        let r = c
+            .party
+            .resolve(&c.deals, &verdicts(&[]), &answers(&[]))
+            .unwrap();
+        assert_eq!(r.commitments.len(), 3);
+        assert!(r.excluded.is_empty() && r.refuted.is_empty());
+    }
+
+    #[test]
+    fn answers_that_make_no_sense_abort_naming_their_sender() {
+        let c = crafted();
+        let value = c.sub_shares[&(1, 4)].clone();
+        // Unasked: 1 reveals 4's sub-share though nobody complained.
+        let e = c
+            .party
+            .resolve(&c.deals, &verdicts(&[]), &answers(&[(1, 4, value.clone())]))
+            .unwrap_err();
+        assert_eq!(e.culprits(), &[1], "{e}");
+        // Asked by 2, but it reveals 4's.
+        let e = c
+            .party
+            .resolve(
+                &c.deals,
+                &verdicts(&[(2, &[1])]),
+                &answers(&[(1, 4, value.clone())]),
+            )
+            .unwrap_err();
+        assert_eq!(e.culprits(), &[1], "{e}");
+        // From a participant that does not deal.
+        let e = c
+            .party
+            .resolve(
+                &c.deals,
+                &verdicts(&[(1, &[2])]),
+                &answers(&[(4, 1, value.clone())]),
+            )
+            .unwrap_err();
+        assert_eq!(e.culprits(), &[4], "{e}");
+        // 4's complaint list makes no sense (it accuses itself too): 4 alone is named, not 1, which answered
+        // the part of it that was about 1.
+        let e = c
+            .party
+            .resolve(
+                &c.deals,
+                &verdicts(&[(4, &[1, 4])]),
+                &answers(&[(1, 4, value)]),
+            )
+            .unwrap_err();
+        assert_eq!(e.culprits(), &[4], "{e}");
     }
 }
