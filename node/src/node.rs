@@ -350,31 +350,16 @@ impl Node {
         None
     }
 
-    #[cfg(feature = "fault-injection")]
-    pub(crate) fn tamper_reshare(
-        &self,
-    ) -> Option<&(dyn Fn(&mut vhsm_wire::mesh::MeshPayload) + Send + Sync)> {
-        fn corrupt(payload: &mut vhsm_wire::mesh::MeshPayload) {
-            use vhsm_protocols::{reshare::ReshareBody, SecretBytes};
-            if let vhsm_wire::mesh::MeshPayload::Reshare(message) = payload {
-                if let ReshareBody::SubShare(sub) = &message.body {
-                    let mut bytes = sub.expose().to_vec();
-                    if let Some(first) = bytes.first_mut() {
-                        *first ^= 1;
-                    }
-                    message.body = ReshareBody::SubShare(SecretBytes::new(bytes));
-                    tracing::warn!("fault injection: dealt a wrong sub-share");
-                }
-            }
+    /// Fault injection: whether this node deals wrong sub-shares in reshares (and stands by them).
+    pub(crate) fn deals_wrong_sub_shares(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.faults.corrupt_reshare_subshares
         }
-        self.faults.corrupt_reshare_subshares.then_some(&corrupt)
-    }
-
-    #[cfg(not(feature = "fault-injection"))]
-    pub(crate) fn tamper_reshare(
-        &self,
-    ) -> Option<&(dyn Fn(&mut vhsm_wire::mesh::MeshPayload) + Send + Sync)> {
-        None
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            false
+        }
     }
 
     /// The key at share epoch `epoch`, as an operation asks for it. A node that staged that epoch but has not heard

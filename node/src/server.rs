@@ -21,7 +21,7 @@ use vhsm_wire::{
 use crate::{
     config::NodeConfig,
     error::{ServiceError, StartError},
-    mesh::quic::{QuicMesh, MESSAGE_ACK},
+    mesh::quic::{QuicMesh, MESSAGE_ACK, MESSAGE_REFUSED},
     node::Node,
 };
 
@@ -115,9 +115,13 @@ impl NodeServer {
                     tokio::spawn(async move {
                         match frame::receive::<MeshMessage>(&mut recv, DEFAULT_FRAME_LIMIT).await {
                             Ok(message) => {
-                                node.mesh.deliver(peer, message);
-                                // The sender waits for this to know the message arrived.
-                                if send.write_all(&[MESSAGE_ACK]).await.is_ok() {
+                                // The sender waits for the acknowledgement to know the message arrived; a
+                                // refused message (the peer is over its share) is answered otherwise.
+                                let answer = match node.mesh.deliver(peer, message) {
+                                    Ok(()) => MESSAGE_ACK,
+                                    Err(_) => MESSAGE_REFUSED,
+                                };
+                                if send.write_all(&[answer]).await.is_ok() {
                                     let _ = send.finish();
                                 }
                             }

@@ -120,8 +120,12 @@ impl MeshTransport for MemoryMesh {
             if !peer.mesh().is_peer(self.me) {
                 return Err(lost("the peer does not take messages from this node"));
             }
-            peer.mesh().deliver(self.me, message.clone());
-            Ok(())
+            peer.mesh()
+                .deliver(self.me, message.clone())
+                .map_err(|e| SendError {
+                    peer: to,
+                    reason: format!("the peer refused it: {e}"),
+                })
         })
     }
 

@@ -32,7 +32,7 @@ impl Node {
                 committee: &committee,
                 threshold,
                 banned: &banned,
-                tamper: self.tamper_reshare(),
+                wrong_sub_shares: self.deals_wrong_sub_shares(),
             },
         )
         .await

@@ -7,6 +7,12 @@
 //! started the session (the coordinator's request to another node was faster): its inbox is created on first use
 //! and waits to be claimed. Unclaimed inboxes expire.
 //!
+//! A peer is held to its share (issue 14, item 9: one peer filled every inbox slot with random session ids, and
+//! honest sessions' early messages were dropped but acknowledged): it may open at most [`MAX_UNCLAIMED_PER_PEER`]
+//! sessions this node has not claimed, and send at most [`MAX_MESSAGES_PER_PEER`] messages into one session.
+//! Beyond that its messages are **refused** — not acknowledged, so the sender knows — and the other peers' are not
+//! affected. The first refusal of a flood is logged with the peer named.
+//!
 //! The peers change at run time ([`Mesh::set_peers`], when the cluster's membership changes): the transport is
 //! told to drop its links to a node that left (both those this node made and those it accepted), and messages
 //! to or from a node that is not a peer are refused.
@@ -47,8 +53,26 @@ pub trait MeshTransport: Send + Sync + 'static {
 
 /// How long an inbox nobody claimed is kept.
 const UNCLAIMED_INBOX_TTL: Duration = Duration::from_secs(60);
-/// At most this many sessions' inboxes at once; beyond it, messages for new sessions are dropped.
+/// At most this many sessions' inboxes at once; beyond it, messages for new sessions are refused.
 const MAX_INBOXES: usize = 4096;
+/// At most this many unclaimed inboxes opened by one peer's messages.
+pub const MAX_UNCLAIMED_PER_PEER: usize = MAX_INBOXES / 4;
+/// At most this many messages from one peer into one session (a protocol sends a handful per round).
+pub const MAX_MESSAGES_PER_PEER: usize = 1024;
+
+/// Why a peer's message was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The peer has opened too many sessions this node has not started.
+    #[error("too many sessions opened by this peer and not started here")]
+    PeerQuota,
+    /// The peer has sent too many messages into this session.
+    #[error("too many messages from this peer in one session")]
+    SessionFull,
+    /// This node has too many open sessions.
+    #[error("too many open sessions")]
+    TooManySessions,
+}
 
 /// A message received for a session: the authenticated sender and the payload.
 pub type Inbound = (NodeId, MeshPayload);
@@ -57,8 +81,21 @@ struct Inbox {
     sender: mpsc::UnboundedSender<Inbound>,
     receiver: Option<mpsc::UnboundedReceiver<Inbound>>,
     created: Instant,
-    /// (sender, message id) of every message delivered, to drop a resent one.
+    /// The peer whose message opened it before this node claimed it (`None`: opened by this node).
+    opened_by: Option<NodeId>,
+    /// (sender, message id) of every message delivered, to drop a resent one; at most
+    /// [`MAX_MESSAGES_PER_PEER`] per sender.
     seen: HashSet<(NodeId, u64)>,
+}
+
+impl Inbox {
+    fn unclaimed_by(&self, peer: NodeId) -> bool {
+        self.receiver.is_some() && self.opened_by == Some(peer)
+    }
+
+    fn expired(&self) -> bool {
+        self.receiver.is_some() && self.created.elapsed() >= UNCLAIMED_INBOX_TTL
+    }
 }
 
 /// Why a message could not be sent to a peer.
@@ -87,6 +124,8 @@ pub struct Mesh {
     /// The peers and where they listen.
     peers: RwLock<HashMap<NodeId, String>>,
     inboxes: Mutex<HashMap<SessionId, Inbox>>,
+    /// Peers whose messages are being refused now (their first refusal is logged).
+    flooding: Mutex<HashSet<NodeId>>,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -109,6 +148,7 @@ impl Mesh {
             transport,
             peers: RwLock::new(peers.into_iter().filter(|(id, _)| *id != me).collect()),
             inboxes: Mutex::new(HashMap::new()),
+            flooding: Mutex::new(HashSet::new()),
         }
     }
 
@@ -183,27 +223,55 @@ impl Mesh {
         self.transport.send(to, &address, message).await
     }
 
-    /// Routes a message received from peer `from` to its session's inbox (once: a resent message is dropped).
-    pub fn deliver(&self, from: NodeId, message: MeshMessage) {
-        let Ok(mut inboxes) = self.inboxes.lock() else {
-            return;
-        };
-        if !inboxes.contains_key(&message.session) && inboxes.len() >= MAX_INBOXES {
-            inboxes.retain(|_, inbox| {
-                inbox.receiver.is_none() || inbox.created.elapsed() < UNCLAIMED_INBOX_TTL
-            });
-            if inboxes.len() >= MAX_INBOXES {
-                tracing::warn!(from, session = %message.session, "too many open sessions; message dropped");
-                return;
+    /// Routes a message received from peer `from` to its session's inbox (once: a resent message is dropped, and
+    /// taken). Refused when the peer is over its share (see the module docs): the transport then does not
+    /// acknowledge it.
+    pub fn deliver(&self, from: NodeId, message: MeshMessage) -> Result<(), Refused> {
+        let result = self.route(from, message);
+        let mut flooding = self.flooding.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Err(why) => {
+                if flooding.insert(from) {
+                    tracing::warn!(peer = from, reason = %why, "refusing protocol messages from a peer over its share (a flood?); the other peers are not affected");
+                }
+            }
+            Ok(()) => {
+                if flooding.remove(&from) {
+                    tracing::info!(peer = from, "taking protocol messages from the peer again");
+                }
             }
         }
-        let inbox = inboxes.entry(message.session).or_insert_with(new_inbox);
-        if !inbox.seen.insert((from, message.id)) {
-            tracing::debug!(from, session = %message.session, "message delivered twice (resent); dropped");
-            return;
+        result
+    }
+
+    fn route(&self, from: NodeId, message: MeshMessage) -> Result<(), Refused> {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        if !inboxes.contains_key(&message.session) {
+            inboxes.retain(|_, inbox| !inbox.expired());
+            let opened = inboxes.values().filter(|i| i.unclaimed_by(from)).count();
+            if opened >= MAX_UNCLAIMED_PER_PEER {
+                return Err(Refused::PeerQuota);
+            }
+            if inboxes.len() >= MAX_INBOXES {
+                return Err(Refused::TooManySessions);
+            }
         }
+        let inbox = inboxes.entry(message.session).or_insert_with(|| {
+            let mut inbox = new_inbox();
+            inbox.opened_by = Some(from);
+            inbox
+        });
+        if inbox.seen.contains(&(from, message.id)) {
+            tracing::debug!(from, session = %message.session, "message delivered twice (resent); dropped");
+            return Ok(());
+        }
+        if inbox.seen.iter().filter(|(n, _)| *n == from).count() >= MAX_MESSAGES_PER_PEER {
+            return Err(Refused::SessionFull);
+        }
+        inbox.seen.insert((from, message.id));
         // A send fails only if the session has ended; the message is then of no use.
         let _ = inbox.sender.send((from, message.payload));
+        Ok(())
     }
 
     /// Ends a session's routing: its claimed inbox sees the end of its messages, and later messages are dropped
@@ -236,6 +304,7 @@ fn new_inbox() -> Inbox {
         sender,
         receiver: Some(receiver),
         created: Instant::now(),
+        opened_by: None,
         seen: HashSet::new(),
     }
 }
@@ -259,5 +328,107 @@ impl Drop for SessionInbox<'_> {
         if let Ok(mut inboxes) = self.mesh.inboxes.lock() {
             inboxes.remove(&self.session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand_core::OsRng;
+    use vhsm_protocols::ecdsa::{EcdsaBody, EcdsaMessage, ECDSA_MESSAGE_VERSION};
+
+    struct Nowhere;
+
+    impl MeshTransport for Nowhere {
+        fn send<'a>(
+            &'a self,
+            to: NodeId,
+            _address: &'a str,
+            _message: &'a MeshMessage,
+        ) -> BoxFuture<'a, Result<(), SendError>> {
+            Box::pin(async move {
+                Err(SendError {
+                    peer: to,
+                    reason: "nowhere".into(),
+                })
+            })
+        }
+
+        fn disconnect(&self, _peer: NodeId, _left: bool) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    fn message(session: SessionId, id: u64) -> MeshMessage {
+        MeshMessage {
+            session,
+            id,
+            payload: MeshPayload::EcdsaSign(EcdsaMessage {
+                version: ECDSA_MESSAGE_VERSION,
+                session,
+                round: 1,
+                body: EcdsaBody::Broadcast(vec![1, 2, 3]),
+            }),
+        }
+    }
+
+    fn mesh() -> Mesh {
+        Mesh::new(
+            1,
+            Arc::new(Nowhere),
+            [(2, "n2".to_string()), (3, "n3".to_string())],
+        )
+    }
+
+    /// Issue 14, item 9: a peer flooding random sessions used to fill every inbox slot, and honest sessions'
+    /// early messages were dropped (and acknowledged).
+    #[tokio::test]
+    async fn a_peer_flooding_sessions_is_refused_and_the_others_are_not_affected() {
+        let mesh = mesh();
+        let mut refused = 0;
+        for i in 0..MAX_INBOXES {
+            if mesh
+                .deliver(3, message(SessionId::random(&mut OsRng), i as u64))
+                .is_err()
+            {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, MAX_INBOXES - MAX_UNCLAIMED_PER_PEER);
+        assert_eq!(
+            mesh.deliver(3, message(SessionId::random(&mut OsRng), 0)),
+            Err(Refused::PeerQuota)
+        );
+        // An honest peer's early message for a new session is still taken, and its session finds it.
+        let honest = SessionId::random(&mut OsRng);
+        mesh.deliver(2, message(honest, 7)).unwrap();
+        let mut inbox = mesh.claim(honest).unwrap();
+        let (from, _) = inbox.recv().await.unwrap();
+        assert_eq!(from, 2);
+    }
+
+    #[tokio::test]
+    async fn a_peer_flooding_one_session_is_refused_there_and_the_others_still_reach_it() {
+        let mesh = mesh();
+        let session = SessionId::random(&mut OsRng);
+        let mut inbox = mesh.claim(session).unwrap();
+        for i in 0..MAX_MESSAGES_PER_PEER {
+            mesh.deliver(3, message(session, i as u64)).unwrap();
+        }
+        assert_eq!(
+            mesh.deliver(3, message(session, u64::MAX)),
+            Err(Refused::SessionFull)
+        );
+        // A resent message is still recognised (and taken, not refused).
+        mesh.deliver(3, message(session, 0)).unwrap();
+        mesh.deliver(2, message(session, 1)).unwrap();
+        let mut from_2 = false;
+        for _ in 0..=MAX_MESSAGES_PER_PEER {
+            if inbox.recv().await.unwrap().0 == 2 {
+                from_2 = true;
+            }
+        }
+        assert!(from_2, "node 2's message was lost in node 3's flood");
     }
 }

@@ -17,6 +17,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The byte a node answers on a message's stream once the message is delivered to its session.
 pub const MESSAGE_ACK: u8 = 0x06;
+/// The byte a node answers on a message's stream when it refuses the message (the sending peer is over its share
+/// of this node's inboxes, see [`super::Refused`]).
+pub const MESSAGE_REFUSED: u8 = 0x15;
 
 /// A cached connection on which no datagram arrived for this long is not used any more (keep-alives flow every
 /// quarter of a second both ways on a live one).
