@@ -11,8 +11,12 @@
 //!   threshold, the cluster's threshold (`floor`) and 2. A holder vouches by reporting it as its current share, or
 //!   as a share it has staged in a reshare of that epoch (a reshare is decided only when every new holder staged
 //!   the same version; a holder that missed the commit still has it staged) or, for a new key, as a share still
-//!   pending (it missed the key generation's commit); at least one holder must report it committed. With at most `need − 1` liars, every taken version has an honest holder behind it, and no
-//!   liar can lower a threshold below the cluster's or name itself sole holder.
+//!   pending (it missed the key generation's commit); at least one holder must report it committed. With at most
+//!   `need − 1` liars, every taken version has an honest holder behind it, and no liar can lower a threshold below
+//!   the cluster's or name itself sole holder. The cost: a key whose threshold is below the cluster's (the
+//!   cluster's threshold was raised and the key not yet reshared to it) needs the cluster's number of holders, so a
+//!   coordinator started while holders are down shows it only once enough of them answer (a running coordinator
+//!   keeps what it knew).
 //! - **Metadata** — revision, lifecycle state, label, attributes — within that identity: the highest revision
 //!   whose exact content at least `need` of the reporting holders share. Only such a *certified* state is given to
 //!   holders that missed it (the registry's reconciliation); when no revision has that support (holders that were
