@@ -114,6 +114,18 @@ pub async fn reshare_key(
     Ok(done.key)
 }
 
+/// Whether two staged versions are the same key: who holds it and how (not its metadata, which each holder keeps
+/// its own through a reshare).
+fn same_key(a: &KeyInfo, b: &KeyInfo) -> bool {
+    a.id == b.id
+        && a.epoch == b.epoch
+        && a.algorithm == b.algorithm
+        && a.public_key == b.public_key
+        && a.public_package == b.public_package
+        && a.threshold == b.threshold
+        && a.holders == b.holders
+}
+
 /// Reshares `key` (as the registry knows it, at its current epoch) to `target`.
 pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<Reshared, Error> {
     let committee: Vec<NodeId> = {
@@ -249,7 +261,7 @@ pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<
             && first.public_key == key.public_key
             && first.holders == committee
             && first.threshold == target.threshold
-            && staged.iter().all(|(_, info)| info == first)
+            && staged.iter().all(|(_, info)| same_key(info, first))
     });
     if !failures.is_empty() || staged.len() != committee.len() || !consistent {
         abort(pool, key, &committee, next_epoch).await;
@@ -284,8 +296,17 @@ pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<
             }
         });
     }
-    let Some(new_key) = expected else {
+    let Some(staged_key) = expected else {
         return Err(Error::Internal("no staged key".into()));
+    };
+    // The new holders agree on who holds the key and how; its metadata is what the holders keep (each its own:
+    // a reshare does not change it), which the registry takes from them.
+    let new_key = KeyInfo {
+        epoch: staged_key.epoch,
+        holders: staged_key.holders.clone(),
+        threshold: staged_key.threshold,
+        public_package: staged_key.public_package.clone(),
+        ..key.clone()
     };
 
     // Commit: first on one holder — its acknowledgement makes the new epoch the key's —, then on the others.

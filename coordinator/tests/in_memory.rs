@@ -640,3 +640,51 @@ async fn a_coordinator_cannot_bring_a_destroyed_key_back_from_backups() {
         "{error}"
     );
 }
+
+/// Issue 14, item 2, as a compromised coordinator would try it: "refresh" a deactivated key, handing the nodes a
+/// description of it that says it is active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reshare_does_not_revive_a_deactivated_key() {
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    for node in cluster.ids() {
+        let answer = cluster
+            .node(node)
+            .answer(NodeRequest::SetKeyState {
+                key_id: key.id,
+                state: KeyState::Deactivated,
+            })
+            .await;
+        assert!(
+            !matches!(answer, NodeResponse::Error(_)),
+            "node {node}: {answer:?}"
+        );
+    }
+    let mut doctored = key.clone();
+    doctored.state = KeyState::Active;
+    doctored.revision += 10;
+    let target = reshare::Target {
+        committee: vec![1, 2, 3],
+        threshold: 2,
+        avoid_dealers: Vec::new(),
+        banned: Vec::new(),
+    };
+    let done = reshare::reshare(&cluster.pool, &doctored, &target)
+        .await
+        .unwrap();
+    assert_eq!(done.key.epoch, key.epoch + 1);
+    for node in cluster.ids() {
+        let held = listed(&cluster, node).await;
+        assert_eq!(
+            (held[0].epoch, held[0].state),
+            (key.epoch + 1, KeyState::Deactivated),
+            "node {node} took the coordinator's word for the key's state"
+        );
+    }
+    let error = cluster
+        .signer
+        .sign(&cluster.pool, &done.key, b"revived?", None)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("deactivated"), "{error}");
+}

@@ -541,6 +541,11 @@ impl ShareStore {
                 if current.state == KeyState::Destroyed {
                     return Err(corrupt("the key was destroyed".into()));
                 }
+                if current.state == KeyState::Pending {
+                    return Err(corrupt(
+                        "the key's generation was never committed: it cannot be reshared".into(),
+                    ));
+                }
                 if current.state.has_shares() && current.epoch + 1 != info.epoch {
                     return Err(corrupt(format!(
                         "cannot stage epoch {} over epoch {}",
@@ -1274,6 +1279,22 @@ mod tests {
             assert!(e.to_string().contains("destroyed"), "{e}");
         }
         assert_eq!(store.keys().unwrap()[0].state, KeyState::Destroyed);
+    }
+
+    /// Issue 14, item 2: a key whose generation was never committed is not made usable by a reshare.
+    #[test]
+    fn a_pending_key_cannot_be_staged_past_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
+        let share = shares().remove(0);
+        let info = info(&share);
+        store.insert_pending(&info, &share).unwrap();
+        let mut next = info.clone();
+        next.state = KeyState::Active;
+        next.epoch = 1;
+        let e = store.stage(&next, &share).unwrap_err();
+        assert!(e.to_string().contains("never committed"), "{e}");
     }
 
     #[test]

@@ -122,6 +122,17 @@ pub async fn reshare(
             state: key.state,
         });
     }
+    // What this node holds of the key decides, not the coordinator's word (issue 14, item 2): its own record's
+    // state must allow a reshare (a pending key, whose generation was never committed, does not), and the staged
+    // share keeps its own state, label, attributes and revision — a reshare changes who holds the key and how,
+    // never what the key may do.
+    let mine = store.active_key(key.id).ok().map(|k| k.info.clone());
+    if let Some(mine) = mine.as_ref().filter(|m| !m.state.allows(KeyUse::Reshare)) {
+        return Err(SessionError::CannotReshare {
+            key_id: key.id,
+            state: mine.state,
+        });
+    }
     if let Some(stranger) = dealers.iter().find(|d| !key.holders.contains(d)) {
         return Err(SessionError::DealerNotHolder {
             dealer: *stranger,
@@ -318,12 +329,11 @@ pub async fn reshare(
     if share.public_key() != key.public_key || !share.is_for(key.algorithm) {
         return Err(SessionError::OtherKey);
     }
-    let mut staged = key.clone();
+    let mut staged = mine.unwrap_or_else(|| key.clone());
     staged.epoch = key.epoch + 1;
     staged.holders = committee.to_vec();
     staged.threshold = threshold;
     staged.public_package = share.public_package();
-    staged.state = key.state;
     let info = staged.clone();
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.stage(&info, &share))
