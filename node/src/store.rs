@@ -1244,9 +1244,8 @@ mod tests {
         );
     }
 
-    /// Issue 14, item 3: a destroyed key does not come back, and a restore does not undo a change of state.
-    #[test]
-    fn backups_neither_revive_a_destroyed_key_nor_undo_a_deactivation() {
+    /// A store in a temporary directory holding one active key (node 1's share of a fresh DKG).
+    fn active_key_store() -> (tempfile::TempDir, ShareStore, KeyInfo) {
         let dir = tempfile::tempdir().unwrap();
         let store =
             ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
@@ -1254,6 +1253,13 @@ mod tests {
         let info = info(&share);
         store.insert_pending(&info, &share).unwrap();
         store.activate(info.id, KeyState::Active).unwrap();
+        (dir, store, info)
+    }
+
+    /// Issue 14, item 3: a destroyed key does not come back, and a restore does not undo a change of state.
+    #[test]
+    fn backups_neither_revive_a_destroyed_key_nor_undo_a_deactivation() {
+        let (_dir, store, info) = active_key_store();
         let active_backup = store.backup(1).unwrap();
 
         // Deactivated since the backup: restoring the backup's active record is refused, nothing written.
@@ -1299,13 +1305,7 @@ mod tests {
 
     #[test]
     fn a_share_is_released_only_for_a_later_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            ShareStore::open(&dir.path().join("s.redb"), StorageKey::generate(), 1).unwrap();
-        let share = shares().remove(0);
-        let info = info(&share);
-        store.insert_pending(&info, &share).unwrap();
-        store.activate(info.id, KeyState::Active).unwrap();
+        let (_dir, store, info) = active_key_store();
         // The epoch it holds (0) is not released: it is a holder of it.
         assert!(matches!(
             store.release_share(info.id, 0),
