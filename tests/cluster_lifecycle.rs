@@ -141,7 +141,15 @@ async fn lifecycle_states_are_enforced_by_the_nodes() {
         client.decrypt(&blob, b"aad").await.unwrap().expose(),
         b"kept"
     );
-    for (purpose, allowed) in [(KeyUse::Encrypt, false), (KeyUse::Decrypt, true)] {
+    // Asked directly with the coordinator's credentials: no encryption, and no "decryption" at an α that was not
+    // encrypted while the key was active (an encryption in disguise); the blob's own α with its receipt is.
+    let parsed = vhsm_protocols::split_aes::CiphertextBlob::parse(&blob).unwrap();
+    for (purpose, alpha, receipt, allowed) in [
+        (KeyUse::Encrypt, [7; 32], Vec::new(), false),
+        (KeyUse::Decrypt, [7; 32], Vec::new(), false),
+        (KeyUse::Decrypt, [7; 32], parsed.receipt.clone(), false),
+        (KeyUse::Decrypt, parsed.alpha, parsed.receipt.clone(), true),
+    ] {
         let answer = ask_directly(
             &cluster,
             2,
@@ -149,7 +157,8 @@ async fn lifecycle_states_are_enforced_by_the_nodes() {
                 key_id: aes.id,
                 epoch: 0,
                 purpose,
-                alpha: [7; 32],
+                alpha,
+                receipt,
             },
         )
         .await;

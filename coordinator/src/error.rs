@@ -156,17 +156,24 @@ impl Error {
         }
     }
 
-    /// Refuses early, with the reason, what `key`'s lifecycle state does not allow (the nodes refuse it too).
+    /// Refuses early, with the reason, what `key`'s lifecycle state or usage flags do not allow (the nodes refuse
+    /// it too, from their own records).
     pub fn unless_permitted(key: &vhsm_core::KeyInfo, use_: KeyUse) -> Result<(), Error> {
-        if key.state.allows(use_) {
-            Ok(())
-        } else {
-            Err(Error::KeyState {
+        if !key.state.allows(use_) {
+            return Err(Error::KeyState {
                 key: key.id,
                 state: key.state,
                 use_,
-            })
+            });
         }
+        if !key.usage_allows(use_) {
+            return Err(Error::Forbidden(format!(
+                "key {} may not {use_}: its usage flag (PKCS#11 CKA_{}) is off",
+                key.id,
+                use_.to_string().to_uppercase()
+            )));
+        }
+        Ok(())
     }
 }
 

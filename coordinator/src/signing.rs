@@ -314,6 +314,7 @@ impl Signer {
         let mut culprits = BTreeSet::new();
         let mut accusations: Vec<String> = Vec::new();
         let mut refusals = Vec::new();
+        let mut forbidden: Option<(NodeId, vhsm_wire::WireError)> = None;
         let mut stale_retries = 0;
         while let Some(set) = self.pick(pool, key, &excluded, &apart) {
             let attempt = match &prepared {
@@ -387,6 +388,9 @@ impl Signer {
                     if error.kind == ErrorKind::NotFound {
                         tracing::warn!(key = %key.id, node, "signing: holder does not have the key");
                     }
+                    if error.kind == ErrorKind::Forbidden && forbidden.is_none() {
+                        forbidden = Some((node, error.clone()));
+                    }
                     refusals.push(format!("node {node}: {error}"));
                     excluded.insert(node);
                 }
@@ -431,6 +435,13 @@ impl Signer {
             message.push_str(r);
         }
         let accused: BTreeSet<NodeId> = apart.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        // The holders refused by their own rules (a key state, a usage flag): that is the answer, in their words.
+        if let (Some((node, error)), true) = (
+            forbidden,
+            unreachable.is_empty() && culprits.is_empty() && accused.is_empty(),
+        ) {
+            return Err(Error::Refused { node, error });
+        }
         let nodes = unreachable
             .union(&culprits)
             .copied()

@@ -688,3 +688,156 @@ async fn a_reshare_does_not_revive_a_deactivated_key() {
         .unwrap_err();
     assert!(error.to_string().contains("deactivated"), "{error}");
 }
+
+/// Issue 14, item 6: a compromised coordinator (speaking the node API with the coordinator's credentials) cannot
+/// get an encryption out of a deactivated split-AES key by calling it a decryption. Every node refuses a
+/// "decryption" at an α that no encryption made while the key was active (no receipt, or another blob's receipt),
+/// names the reason, and records the refusal in its audit log; real blobs still decrypt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_cannot_encrypt_with_a_deactivated_key_by_calling_it_a_decryption() {
+    use vhsm_core::KeyUse;
+    use vhsm_protocols::split_aes::CiphertextBlob;
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let mut key = new_key(&cluster, Algorithm::SplitAes256).await;
+    let blob = vhsm_coordinator::encryption::encrypt(&cluster.pool, &key, b"kept", b"aad")
+        .await
+        .unwrap();
+    let parsed = CiphertextBlob::parse(&blob).unwrap();
+    for node in cluster.ids() {
+        let answer = cluster
+            .node(node)
+            .answer(NodeRequest::SetKeyState {
+                key_id: key.id,
+                state: KeyState::Deactivated,
+            })
+            .await;
+        assert!(
+            !matches!(answer, NodeResponse::Error(_)),
+            "node {node}: {answer:?}"
+        );
+    }
+    key.state = KeyState::Deactivated;
+    let fresh_alpha = [0x5a; 32];
+    let evaluate = |alpha: [u8; 32], purpose: KeyUse, receipt: Vec<u8>| NodeRequest::Evaluate {
+        key_id: key.id,
+        epoch: key.epoch,
+        purpose,
+        alpha,
+        receipt,
+    };
+    for node in cluster.ids() {
+        for (request, expected) in [
+            (
+                evaluate(fresh_alpha, KeyUse::Decrypt, Vec::new()),
+                "encryption receipt is missing",
+            ),
+            (
+                evaluate(fresh_alpha, KeyUse::Decrypt, parsed.receipt.clone()),
+                "encryption receipt does not verify",
+            ),
+            (
+                evaluate(fresh_alpha, KeyUse::Encrypt, Vec::new()),
+                "refuses to encrypt",
+            ),
+        ] {
+            match cluster.node(node).answer(request).await {
+                NodeResponse::Error(e) => {
+                    assert_eq!(e.kind, ErrorKind::Forbidden, "node {node}: {e}");
+                    assert!(
+                        e.message.contains(expected) && e.message.contains(&format!("node {node}")),
+                        "node {node}: {e}"
+                    );
+                }
+                other => panic!("node {node} evaluated for the coordinator: {other:?}"),
+            }
+        }
+        // The blob's own α with its receipt: a real decryption, evaluated.
+        let answer = cluster
+            .node(node)
+            .answer(evaluate(
+                parsed.alpha,
+                KeyUse::Decrypt,
+                parsed.receipt.clone(),
+            ))
+            .await;
+        assert!(
+            matches!(answer, NodeResponse::Partial(_)),
+            "node {node}: {answer:?}"
+        );
+        let log = audit_lines(&cluster, node).await.join("\n");
+        assert!(
+            log.contains("encryption receipt is missing") && log.contains("does not verify"),
+            "node {node}'s audit log does not record the refusals:\n{log}"
+        );
+    }
+    let plain = vhsm_coordinator::encryption::decrypt(&cluster.pool, &key, &blob, b"aad")
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), b"kept");
+}
+
+/// Issue 14, item 11: a key's usage flags (PKCS#11 CKA_SIGN / CKA_ENCRYPT / CKA_DECRYPT = false) are enforced by
+/// every node from its own record, not only by the PKCS#11 module: a client that bypasses the module, or the
+/// coordinator itself, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_flags_are_enforced_by_every_node() {
+    use vhsm_core::{usage, KeyUse};
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let create = |algorithm, attributes| {
+        create_key(
+            &cluster.pool,
+            &cluster.registry,
+            algorithm,
+            "flags",
+            attributes,
+            KeyState::Active,
+            &cluster.signer,
+        )
+    };
+    let no_sign = create(Algorithm::Ed25519, vec![(usage::SIGN, vec![0])])
+        .await
+        .unwrap();
+    let encrypt_only = create(Algorithm::SplitAes256, vec![(usage::DECRYPT, vec![0])])
+        .await
+        .unwrap();
+    // Through the coordinator's services, which do not look at the flags: refused by the nodes.
+    let e = cluster
+        .signer
+        .sign(&cluster.pool, &no_sign, b"not allowed", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
+    assert!(e.to_string().contains("usage flag is off"), "{e}");
+    let blob = vhsm_coordinator::encryption::encrypt(&cluster.pool, &encrypt_only, b"in", b"")
+        .await
+        .unwrap();
+    let e = vhsm_coordinator::encryption::decrypt(&cluster.pool, &encrypt_only, &blob, b"")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
+    // Asked directly, every node refuses and names itself.
+    let parsed = vhsm_protocols::split_aes::CiphertextBlob::parse(&blob).unwrap();
+    for node in cluster.ids() {
+        match cluster
+            .node(node)
+            .answer(NodeRequest::Evaluate {
+                key_id: encrypt_only.id,
+                epoch: encrypt_only.epoch,
+                purpose: KeyUse::Decrypt,
+                alpha: parsed.alpha,
+                receipt: parsed.receipt.clone(),
+            })
+            .await
+        {
+            NodeResponse::Error(e) => assert!(
+                e.kind == ErrorKind::Forbidden
+                    && e.message.contains(&format!("node {node} refuses")),
+                "node {node}: {e}"
+            ),
+            other => panic!("node {node} decrypted with CKA_DECRYPT off: {other:?}"),
+        }
+    }
+    // The coordinator's own check says the same before asking anyone.
+    let e = vhsm_coordinator::error::Error::unless_permitted(&no_sign, KeyUse::Sign).unwrap_err();
+    assert!(e.to_string().contains("CKA_SIGN"), "{e}");
+}

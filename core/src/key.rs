@@ -143,9 +143,67 @@ pub struct KeyInfo {
     pub attributes: Vec<(u64, Vec<u8>)>,
 }
 
+/// The stored attribute types of a key's usage flags: the PKCS#11 module keeps an application's `CKA_SIGN`,
+/// `CKA_ENCRYPT` and `CKA_DECRYPT` of the private (or secret) key object under `1 << 32 | CKA_…` (its
+/// private-object namespace), value one byte, 0 = false. The nodes enforce them ([`KeyInfo::usage_allows`]), so a
+/// client that bypasses the module (the CLI, its own code) is refused too.
+pub mod usage {
+    /// `CKA_SIGN` (0x108) of the private-key object.
+    pub const SIGN: u64 = (1 << 32) | 0x108;
+    /// `CKA_ENCRYPT` (0x104) of the secret-key object.
+    pub const ENCRYPT: u64 = (1 << 32) | 0x104;
+    /// `CKA_DECRYPT` (0x105) of the secret-key object.
+    pub const DECRYPT: u64 = (1 << 32) | 0x105;
+}
+
+impl KeyInfo {
+    /// Whether the key's usage flags allow `use_`: false only if the flag of that use is stored as false (a key
+    /// without flags, e.g. made with the CLI, may be used for what its algorithm does). Maintenance (reshare) has
+    /// no flag.
+    pub fn usage_allows(&self, use_: KeyUse) -> bool {
+        let flag = match use_ {
+            KeyUse::Sign => usage::SIGN,
+            KeyUse::Encrypt => usage::ENCRYPT,
+            KeyUse::Decrypt => usage::DECRYPT,
+            KeyUse::Reshare => return true,
+        };
+        !self
+            .attributes
+            .iter()
+            .any(|(t, value)| *t == flag && value.as_slice() == [0])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_flags() {
+        let mut key = KeyInfo {
+            id: KeyId([1; 16]),
+            label: String::new(),
+            algorithm: Algorithm::SplitAes256,
+            public_key: Vec::new(),
+            public_package: Vec::new(),
+            threshold: 2,
+            holders: vec![1, 2, 3],
+            state: KeyState::Active,
+            created_unix: 0,
+            epoch: 0,
+            revision: 0,
+            attributes: Vec::new(),
+        };
+        assert!([KeyUse::Sign, KeyUse::Encrypt, KeyUse::Decrypt]
+            .iter()
+            .all(|u| key.usage_allows(*u)));
+        key.attributes = vec![(usage::DECRYPT, vec![0]), (usage::ENCRYPT, vec![1])];
+        assert!(!key.usage_allows(KeyUse::Decrypt));
+        assert!(key.usage_allows(KeyUse::Encrypt) && key.usage_allows(KeyUse::Reshare));
+        // The public-key object's flag (another namespace) is not the private key's.
+        key.attributes = vec![((2 << 32) | 0x108, vec![0])];
+        assert!(key.usage_allows(KeyUse::Sign));
+    }
 
     #[test]
     fn lifecycle_rules() {

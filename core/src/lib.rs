@@ -35,7 +35,7 @@ pub mod token;
 pub use algorithm::{Algorithm, EcdsaCurve};
 pub use digest::HashAlg;
 pub use ids::{KeyId, NodeId, ObjectId};
-pub use key::{KeyInfo, KeyState, KeyUse};
+pub use key::{usage, KeyInfo, KeyState, KeyUse};
 pub use membership::{MemberEntry, Membership};
 pub use object::StoredObject;
 pub use secret::SecretBytes;

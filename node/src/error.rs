@@ -39,6 +39,31 @@ pub enum ServiceError {
         /// This node.
         node: NodeId,
     },
+    /// The key's usage flags (PKCS#11 `CKA_SIGN`, `CKA_ENCRYPT`, `CKA_DECRYPT` = false) do not allow this use
+    /// ([`ErrorKind::Forbidden`]).
+    #[error("key {key_id} may not {key_use} (its usage flag is off): node {node} refuses")]
+    UsageForbids {
+        /// The key.
+        key_id: KeyId,
+        /// The use asked for.
+        key_use: KeyUse,
+        /// This node.
+        node: NodeId,
+    },
+    /// A decryption with a key that may no longer encrypt, of a blob whose encryption receipt is missing or does not
+    /// verify: it may be an encryption called a decryption ([`ErrorKind::Forbidden`]; see
+    /// `vhsm_protocols::split_aes::receipt`).
+    #[error("key {key_id} is {state}: node {node} decrypts with it only blobs encrypted while it was active, and this one's encryption receipt {problem}")]
+    NoEncryptionReceipt {
+        /// The key.
+        key_id: KeyId,
+        /// Its state on this node.
+        state: KeyState,
+        /// What is wrong with the receipt.
+        problem: String,
+        /// This node.
+        node: NodeId,
+    },
     /// The key is not of the scheme the request needs ([`ErrorKind::BadRequest`]).
     #[error("key {key_id} is not a {scheme} key")]
     WrongScheme {
@@ -187,7 +212,9 @@ impl ServiceError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ServiceError::KeyNotFound(_) => ErrorKind::NotFound,
-            ServiceError::KeyStateForbids { .. } => ErrorKind::Forbidden,
+            ServiceError::KeyStateForbids { .. }
+            | ServiceError::UsageForbids { .. }
+            | ServiceError::NoEncryptionReceipt { .. } => ErrorKind::Forbidden,
             ServiceError::WrongScheme { .. }
             | ServiceError::KeygenRunning(_)
             | ServiceError::BadRequest(_)
@@ -231,6 +258,8 @@ impl ServiceError {
             ServiceError::Session(e) => e.nodes(),
             ServiceError::KeyNotFound(_)
             | ServiceError::KeyStateForbids { .. }
+            | ServiceError::NoEncryptionReceipt { .. }
+            | ServiceError::UsageForbids { .. }
             | ServiceError::WrongScheme { .. }
             | ServiceError::KeygenRunning(_)
             | ServiceError::KeygenAborted

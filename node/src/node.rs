@@ -385,6 +385,14 @@ impl Node {
                 node: self.id,
             });
         }
+        // The application's usage flags (CKA_SIGN, CKA_ENCRYPT, CKA_DECRYPT), from this node's own record.
+        if !key.info.usage_allows(use_) && !test_of_pending {
+            return Err(ServiceError::UsageForbids {
+                key_id,
+                key_use: use_,
+                node: self.id,
+            });
+        }
         Ok(key)
     }
 
@@ -533,7 +541,8 @@ impl Node {
                 epoch,
                 purpose,
                 alpha,
-            } => self.evaluate(key_id, epoch, purpose, alpha).await,
+                receipt,
+            } => self.evaluate(key_id, epoch, purpose, alpha, receipt).await,
             NodeRequest::Reshare {
                 session,
                 key,

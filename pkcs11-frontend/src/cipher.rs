@@ -4,8 +4,11 @@
 //! or opens the blob; the module only forwards.
 //!
 //! - The mechanism's parameter, if any, is the associated data: the same bytes must be given to decrypt.
-//! - The ciphertext is [`SPLIT_AES_OVERHEAD`] bytes longer than the plaintext, so both length queries are answered
-//!   in the module without asking the cluster.
+//! - The ciphertext is [`split_aes_overhead`]`(t)` bytes longer than the plaintext (its encryption receipt has one
+//!   entry per node that evaluated it, the key's threshold `t`), so both length queries are answered in the module
+//!   without asking the cluster: a decryption's exactly (the blob says how long its receipt is), an encryption's as
+//!   an upper bound (a receipt of one entry per holder of the key; PKCS#11 allows a length query to exceed the
+//!   precise length, and the call returns the real one).
 //! - Multi-part operations are accepted for convenience: `C_EncryptUpdate`/`C_DecryptUpdate` buffer their input and
 //!   return no output (the ciphertext is one authenticated blob, so nothing can be released before the end);
 //!   `C_EncryptFinal`/`C_DecryptFinal` return everything. At most [`MAX_CIPHER_INPUT`] bytes of plaintext per
@@ -17,12 +20,15 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use vhsm_core::ciphertext::CiphertextBlob;
+use vhsm_core::ciphertext::{
+    CiphertextBlob, BLOB_VERSION, BLOB_VERSION_1, HEADER_LEN, MAX_RECEIPT_LEN, MIN_BLOB_LEN,
+    NONCE_LEN, RECEIPT_ENTRY_LEN, RHO_LEN, TAG_LEN,
+};
 use vhsm_core::{limits::MAX_CIPHER_INPUT, KeyId};
 use zeroize::Zeroizing;
 
 use crate::client::Bridge;
-use crate::mechanisms::{parse_cipher_mechanism, CKK_VHSM_SPLIT_AES, SPLIT_AES_OVERHEAD};
+use crate::mechanisms::{parse_cipher_mechanism, split_aes_overhead, CKK_VHSM_SPLIT_AES};
 use crate::session::Session;
 use crate::state::with_module;
 use crate::{CkResult, Output};
@@ -48,7 +54,7 @@ impl Direction {
     fn max_input(self) -> usize {
         match self {
             Direction::Encrypt => MAX_CIPHER_INPUT,
-            Direction::Decrypt => MAX_CIPHER_INPUT + SPLIT_AES_OVERHEAD,
+            Direction::Decrypt => MAX_CIPHER_INPUT + MIN_BLOB_LEN + 2 + MAX_RECEIPT_LEN,
         }
     }
 
@@ -60,13 +66,32 @@ impl Direction {
         }
     }
 
-    /// The exact length of the output for `input_len` bytes of input.
-    fn output_len(self, input_len: usize) -> CkResult<usize> {
+    /// The length of the output for `input_len` bytes of input that begin with `head` (at least the blob's header
+    /// when decrypting, if the input is that long): exact for a decryption, an upper bound for an encryption with a
+    /// key of `holders` holders.
+    fn output_len(self, input_len: usize, head: &[u8], holders: usize) -> CkResult<usize> {
         match self {
-            Direction::Encrypt => Ok(input_len + SPLIT_AES_OVERHEAD),
-            Direction::Decrypt => input_len
-                .checked_sub(SPLIT_AES_OVERHEAD)
-                .ok_or(CKR_ENCRYPTED_DATA_LEN_RANGE),
+            Direction::Encrypt => Ok(input_len + split_aes_overhead(holders)),
+            Direction::Decrypt => {
+                if input_len < MIN_BLOB_LEN {
+                    return Err(CKR_ENCRYPTED_DATA_LEN_RANGE);
+                }
+                let overhead = match head.first() {
+                    Some(&BLOB_VERSION_1) => MIN_BLOB_LEN,
+                    Some(&BLOB_VERSION) => {
+                        let receipt = head
+                            .get(HEADER_LEN..HEADER_LEN + 2)
+                            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                            .map(u16::from_be_bytes)
+                            .ok_or(CKR_ENCRYPTED_DATA_LEN_RANGE)?;
+                        HEADER_LEN + 2 + usize::from(receipt) + NONCE_LEN + RHO_LEN + TAG_LEN
+                    }
+                    _ => return Err(CKR_ENCRYPTED_DATA_INVALID),
+                };
+                input_len
+                    .checked_sub(overhead)
+                    .ok_or(CKR_ENCRYPTED_DATA_LEN_RANGE)
+            }
         }
     }
 }
@@ -74,6 +99,8 @@ impl Direction {
 /// An active encryption or decryption.
 pub struct CipherOp {
     key_id: KeyId,
+    /// The key's holders (for the length of an encryption's receipt, at most one entry each).
+    holders: usize,
     aad: Vec<u8>,
     input: Zeroizing<Vec<u8>>,
     multipart: bool,
@@ -134,8 +161,15 @@ pub fn init(
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
         let key_id = m.objects.cluster_key(key)?;
+        let holders = m
+            .objects
+            .key(&key_id)
+            .map_or(MAX_RECEIPT_LEN / RECEIPT_ENTRY_LEN, |info| {
+                info.holders.len()
+            });
         *direction.slot(m.session(session)?) = Some(CipherOp {
             key_id,
+            holders,
             aad,
             input: Zeroizing::new(Vec::new()),
             multipart: false,
@@ -183,11 +217,22 @@ pub fn finish(
             return Err(CKR_OPERATION_ACTIVE);
         }
         let input_len = op.input.len() + data.map_or(0, <[u8]>::len);
-        let needed = match direction.output_len(input_len) {
-            Ok(n) if input_len <= direction.max_input() => n,
-            _ => {
+        let head: Vec<u8> = op
+            .input
+            .iter()
+            .chain(data.unwrap_or_default())
+            .take(HEADER_LEN + 2)
+            .copied()
+            .collect();
+        if input_len > direction.max_input() {
+            *slot = None;
+            return Err(direction.length_error());
+        }
+        let needed = match direction.output_len(input_len, &head, op.holders) {
+            Ok(n) => n,
+            Err(rv) => {
                 *slot = None;
-                return Err(direction.length_error());
+                return Err(rv);
             }
         };
         if let Some(answer) = Output::check_capacity(needed, capacity) {
@@ -207,7 +252,12 @@ pub fn finish(
         Direction::Encrypt => encrypt(&bridge, op)?,
         Direction::Decrypt => decrypt(&bridge, op)?,
     };
-    if output.len() != needed {
+    // An encryption's length was an upper bound (see the module documentation); a decryption's is exact.
+    let wrong = match direction {
+        Direction::Encrypt => output.len() > needed,
+        Direction::Decrypt => output.len() != needed,
+    };
+    if wrong {
         tracing::error!(
             len = output.len(),
             needed,
@@ -251,15 +301,35 @@ mod tests {
 
     #[test]
     fn lengths() {
-        assert_eq!(Direction::Encrypt.output_len(0), Ok(SPLIT_AES_OVERHEAD));
-        assert_eq!(Direction::Encrypt.output_len(5), Ok(5 + SPLIT_AES_OVERHEAD));
+        use vhsm_core::ciphertext::blob_len;
+        let e = Direction::Encrypt;
+        assert_eq!(e.output_len(0, &[], 3), Ok(split_aes_overhead(3)));
+        assert_eq!(e.output_len(5, &[], 3), Ok(5 + split_aes_overhead(3)));
+        let d = Direction::Decrypt;
+        // A version-2 blob of a 2-entry receipt: the exact plaintext length.
+        let mut head = vec![BLOB_VERSION];
+        head.extend_from_slice(&[0; HEADER_LEN - 1]);
+        head.extend_from_slice(&260u16.to_be_bytes());
+        assert_eq!(d.output_len(blob_len(3, 2), &head, 0), Ok(3));
         assert_eq!(
-            Direction::Decrypt.output_len(SPLIT_AES_OVERHEAD - 1),
+            d.output_len(blob_len(0, 2) - 1, &head, 0),
             Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
         );
-        assert_eq!(Direction::Decrypt.output_len(SPLIT_AES_OVERHEAD + 3), Ok(3));
+        // Version 1 (no receipt).
+        head.splice(..1, [BLOB_VERSION_1]);
+        assert_eq!(d.output_len(MIN_BLOB_LEN + 3, &head, 0), Ok(3));
+        assert_eq!(
+            d.output_len(MIN_BLOB_LEN - 1, &head, 0),
+            Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
+        );
+        head.splice(..1, [9]);
+        assert_eq!(
+            d.output_len(MIN_BLOB_LEN + 3, &head, 0),
+            Err(CKR_ENCRYPTED_DATA_INVALID)
+        );
         let mut op = CipherOp {
             key_id: KeyId([1; 16]),
+            holders: 3,
             aad: Vec::new(),
             input: Zeroizing::new(Vec::new()),
             multipart: false,

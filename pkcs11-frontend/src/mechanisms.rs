@@ -13,8 +13,8 @@
 //! | [`CKM_VHSM_SPLIT_AES`] (`0x80564802`) | encrypt/decrypt with a split-AES key; the parameter, if any, is the associated data | cluster |
 //!
 //! Split-AES keys have the key type [`CKK_VHSM_SPLIT_AES`] (`0x80564801`). The ciphertext is the cluster's blob
-//! (`version ‖ key id ‖ α ‖ nonce ‖ AES-256-GCM(plaintext ‖ ρ)`, [`SPLIT_AES_OVERHEAD`] bytes longer than the
-//! plaintext): every message is encrypted under its own key derived by the nodes' distributed PRF, so the
+//! (`version ‖ key id ‖ α ‖ encryption receipt ‖ nonce ‖ AES-256-GCM(plaintext ‖ ρ)`,
+//! [`split_aes_overhead`]`(t)` = 111 + 130·t bytes longer than the plaintext for a key of threshold `t`): every message is encrypted under its own key derived by the nodes' distributed PRF, so the
 //! standard `CKM_AES_GCM` (one key, caller's IV) is deliberately not claimed.
 
 use cryptoki_sys::*;
@@ -44,8 +44,11 @@ pub const CKM_VHSM_SPLIT_AES_KEY_GEN: CK_MECHANISM_TYPE = VHSM_VENDOR | 0x01;
 /// Split-AES encryption and decryption (`CKM_VENDOR_DEFINED | 0x564802`); the parameter, if present, is the
 /// associated data (raw bytes, at most [`MAX_AAD_LEN`]).
 pub const CKM_VHSM_SPLIT_AES: CK_MECHANISM_TYPE = VHSM_VENDOR | 0x02;
-/// How much longer a split-AES ciphertext is than its plaintext.
-pub const SPLIT_AES_OVERHEAD: usize = vhsm_core::ciphertext::MIN_BLOB_LEN;
+/// How much longer a split-AES ciphertext is than its plaintext, with an encryption receipt of `receipt_entries`
+/// entries (the key's threshold when it was encrypted; see `vhsm_core::ciphertext`).
+pub fn split_aes_overhead(receipt_entries: usize) -> usize {
+    vhsm_core::ciphertext::blob_len(0, receipt_entries)
+}
 /// The longest associated data `CKM_VHSM_SPLIT_AES` takes.
 pub const MAX_AAD_LEN: usize = 64 * 1024;
 
@@ -413,7 +416,7 @@ mod tests {
         assert_eq!(CKM_VHSM_SPLIT_AES, 0x8056_4802);
         const { assert!(CKK_VHSM_SPLIT_AES & CKK_VENDOR_DEFINED != 0) };
         const { assert!(CKM_VHSM_SPLIT_AES & CKM_VENDOR_DEFINED != 0) };
-        assert_eq!(SPLIT_AES_OVERHEAD, 109);
+        assert_eq!(split_aes_overhead(2), 371);
         assert_eq!(
             parse_cipher_mechanism(CKM_VHSM_SPLIT_AES, b"aad"),
             Ok(b"aad".to_vec())

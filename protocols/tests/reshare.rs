@@ -40,7 +40,8 @@ use vhsm_protocols::reshare::{
 };
 use vhsm_protocols::simulator::{Delivery, Simulation};
 use vhsm_protocols::split_aes::{
-    decrypt_in_process, encrypt_in_process, SplitAesDkg, SplitAesKeyShare, SplitAesPublicKeys,
+    decrypt_in_process, encrypt_in_process, CiphertextBlob, EncryptionReceipt, SplitAesDkg,
+    SplitAesKeyShare, SplitAesPublicKeys,
 };
 use vhsm_protocols::{ParticipantId, Protocol, ProtocolError, SecretBytes, SessionId};
 use zeroize::Zeroizing;
@@ -731,6 +732,14 @@ fn aes_works(
         for (plaintext, blob) in old_blobs {
             let opened = decrypt_in_process(&holders, public, b"aad", blob, &mut rng).unwrap();
             assert_eq!(opened.as_slice(), plaintext.as_slice());
+            // The encryption receipt made by the old holders (old shares, maybe another threshold) still
+            // verifies against the key: a key that is no longer active still decrypts blobs made before a
+            // reshare.
+            let parsed = CiphertextBlob::parse(blob).unwrap();
+            EncryptionReceipt::from_bytes(&parsed.receipt)
+                .unwrap()
+                .verify(&public.group_public_key(), &KEY_ID, &parsed.alpha)
+                .unwrap();
         }
     }
 }

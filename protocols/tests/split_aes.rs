@@ -17,13 +17,13 @@ use proptest::prelude::*;
 use vhsm_protocols::echo::EchoBroadcast;
 use vhsm_protocols::frost::DkgParams;
 use vhsm_protocols::simulator::{Delivery, DeliveryOrder, Simulation};
-use vhsm_protocols::split_aes::blob::MIN_BLOB_LEN;
+use vhsm_protocols::split_aes::blob::blob_len;
 use vhsm_protocols::split_aes::dkg::ECHO_DOMAIN;
 use vhsm_protocols::split_aes::{
-    combine, decrypt_in_process, encrypt_in_process, evaluate, input_point, message_input, open,
-    seal, verify_partial, CiphertextBlob, DkgRound1Payload, DleqProof, DleqStatement,
-    PartialEvaluation, SplitAesDkg, SplitAesDkgBody, SplitAesDkgMessage, SplitAesKeyShare,
-    SplitAesPublicKeys,
+    combine, decrypt_in_process, encrypt_in_process, evaluate, evaluate_receipt, input_point,
+    message_input, open, seal, verify_partial, CiphertextBlob, DkgRound1Payload, DleqProof,
+    DleqStatement, EncryptionReceipt, PartialEvaluation, SplitAesDkg, SplitAesDkgBody,
+    SplitAesDkgMessage, SplitAesKeyShare, SplitAesPublicKeys,
 };
 use vhsm_protocols::{ParticipantId, Protocol, ProtocolError, SecretBytes, SessionId};
 
@@ -304,8 +304,8 @@ fn round_trips_with_other_subsets() {
                 &mut r,
             )
             .unwrap();
-            assert_eq!(blob.len(), MIN_BLOB_LEN + len);
-            assert_eq!(blob[0], 1);
+            assert_eq!(blob.len(), blob_len(len, 2));
+            assert_eq!(blob[0], 2);
             assert_eq!(&blob[1..17], &KEY_ID);
             for dec in pairs.iter().filter(|d| *d != enc) {
                 let opened =
@@ -382,16 +382,16 @@ fn tampering_wrong_aad_and_another_key_fail() {
     let e = decrypt_in_process(&dec, &other_public, b"context", &blob, &mut r).unwrap_err();
     assert_eq!(e.culprits(), &[2, 3]);
 
-    for len in 0..MIN_BLOB_LEN {
+    for len in 0..blob_len(0, 2) {
         assert!(CiphertextBlob::parse(&blob[..len]).is_err(), "len {len}");
     }
     let short = &blob[..blob.len() - 1];
     assert!(decrypt_in_process(&dec, &public, b"context", short, &mut r).is_err());
-    let mut v2 = blob.clone();
-    v2[0] = 2;
+    let mut v3 = blob.clone();
+    v3[0] = 3;
     assert!(matches!(
-        CiphertextBlob::parse(&v2),
-        Err(vhsm_core::ciphertext::BlobError::UnsupportedVersion(2))
+        CiphertextBlob::parse(&v3),
+        Err(vhsm_core::ciphertext::BlobError::UnsupportedVersion(3))
     ));
     let parsed = CiphertextBlob::parse(&blob).unwrap();
     assert_eq!(parsed.to_bytes(), blob);
@@ -438,13 +438,38 @@ fn per_message_keys_differ_for_equal_plaintexts() {
     assert_ne!(alpha, message_input(&KEY_ID, b"a", b"hello", &[8u8; 32]));
     assert_ne!(alpha, message_input(&KEY_ID, b"", b"ahello", &rho));
     let key = key_for(&alpha, &[3, 1], &mut r);
-    let blob = seal(&key, KEY_ID, alpha, b"a", b"hello", &rho, &mut r).unwrap();
+    let receipt_of = |alpha: &[u8; 32], ids: &[ParticipantId], r: &mut _| {
+        EncryptionReceipt::new(
+            ids.iter()
+                .map(|id| evaluate_receipt(&shares[id], &KEY_ID, alpha, r))
+                .collect(),
+        )
+    };
+    let receipt = receipt_of(&alpha, &[3, 1], &mut r);
+    let blob = seal(&key, KEY_ID, alpha, &receipt, b"a", b"hello", &rho, &mut r).unwrap();
     let parsed = CiphertextBlob::parse(&blob).unwrap();
     assert_eq!(open(&key, &parsed, b"a").unwrap().as_slice(), b"hello");
+    // The blob carries the receipt, and it verifies against the group key.
+    let carried = EncryptionReceipt::from_bytes(&parsed.receipt).unwrap();
+    assert_eq!(carried, receipt);
+    carried
+        .verify(&public.group_public_key(), &KEY_ID, &alpha)
+        .unwrap();
     // A blob sealed under the right key but with an α that is not the plaintext's is refused on opening.
     let wrong_alpha = message_input(&KEY_ID, b"a", b"other", &rho);
     let key_w = key_for(&wrong_alpha, &[1, 2], &mut r);
-    let blob = seal(&key_w, KEY_ID, wrong_alpha, b"a", b"hello", &rho, &mut r).unwrap();
+    let receipt_w = receipt_of(&wrong_alpha, &[1, 2], &mut r);
+    let blob = seal(
+        &key_w,
+        KEY_ID,
+        wrong_alpha,
+        &receipt_w,
+        b"a",
+        b"hello",
+        &rho,
+        &mut r,
+    )
+    .unwrap();
     let e = open(&key_w, &CiphertextBlob::parse(&blob).unwrap(), b"a").unwrap_err();
     assert!(e.to_string().contains("does not authenticate"), "{e}");
 }

@@ -9,7 +9,7 @@ use vhsm_protocols::{
         aggregate::{FrostSignatureShare, FrostSigningPackage},
         round1::FrostCommitments,
     },
-    split_aes::partial::PartialEvaluation,
+    split_aes::{partial::PartialEvaluation, receipt::ReceiptPartial},
     SessionId,
 };
 
@@ -185,6 +185,10 @@ pub enum NodeRequest {
         epoch: u64,
         /// The message input.
         alpha: [u8; 32],
+        /// A decryption: the blob's encryption receipt (`vhsm_protocols::split_aes::receipt`), which the node
+        /// checks when the key is not Active (it may then decrypt only what was encrypted while it was); empty
+        /// for a blob without one (version 1) and for an encryption.
+        receipt: Vec<u8>,
     },
     /// Unseal a sealed node: its storage key is unwrapped with a key derived from `passphrase` (Argon2id). A wrong
     /// passphrase is refused (`PinIncorrect`) and changes nothing. Unsealing an unsealed node is a no-op.
@@ -320,7 +324,7 @@ pub enum NodeResponse {
     EcdsaSignature(Vec<u8>),
     /// Answer to `ListObjects`.
     Objects(Vec<StoredObject>),
-    /// Answer to `Evaluate`.
+    /// Answer to a decrypting `Evaluate`.
     Partial(PartialEvaluation),
     /// Answer to `Reshare`.
     Reshared {
@@ -339,4 +343,11 @@ pub enum NodeResponse {
     Batch(Vec<NodeResponse>),
     /// The request failed.
     Error(WireError),
+    /// Answer to an encrypting `Evaluate`: the partial evaluation and this node's receipt of the encryption.
+    EncryptionPartial {
+        /// The partial evaluation at the message input.
+        partial: PartialEvaluation,
+        /// The receipt partial, for the blob.
+        receipt: ReceiptPartial,
+    },
 }

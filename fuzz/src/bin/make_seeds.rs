@@ -38,7 +38,7 @@ use vhsm_protocols::{
     },
     simulator::{Delivery, Simulation},
     split_aes::{
-        dkg::SplitAesDkgMessage, encrypt_in_process, evaluate, DkgRound1Payload, SplitAesDkg,
+        dkg::SplitAesDkgMessage, encrypt_in_process, evaluate, evaluate_receipt, CiphertextBlob, DkgRound1Payload, SplitAesDkg,
         SplitAesKeyShare,
     },
     ParticipantId, Protocol, SessionId,
@@ -196,6 +196,7 @@ fn main() {
     let first = frost[0].participant();
     let signature_share = sign(&frost[0], nonces.remove(&first).unwrap(), &package).unwrap();
     let partial = evaluate(&split[0], &[5; 16], &[6; 32], &mut OsRng);
+    let receipt_partial = evaluate_receipt(&split[0], &[5; 16], &[6; 32], &mut OsRng);
     let split_refs: Vec<&SplitAesKeyShare> = split.iter().collect();
     let blob = encrypt_in_process(&split_refs[..2], &split[0].public_keys(), [5; 16], b"aad", b"plaintext", &mut OsRng)
         .unwrap();
@@ -391,7 +392,13 @@ fn main() {
         ("set_membership", NodeRequest::SetMembership { membership: membership.clone() }),
         (
             "evaluate",
-            NodeRequest::Evaluate { key_id: KeyId([3; 16]), purpose: KeyUse::Decrypt, epoch: 0, alpha: [6; 32] },
+            NodeRequest::Evaluate {
+                key_id: KeyId([3; 16]),
+                purpose: KeyUse::Decrypt,
+                epoch: 0,
+                alpha: [6; 32],
+                receipt: CiphertextBlob::parse(&blob).unwrap().receipt,
+            },
         ),
         ("unseal", NodeRequest::Unseal { passphrase: SecretBytes::new(b"passphrase".to_vec()) }),
         ("backup", NodeRequest::Backup),
@@ -400,7 +407,13 @@ fn main() {
             "batch",
             NodeRequest::Batch(vec![
                 NodeRequest::SignShare { session, nonce: 1, key_id: frost_key, epoch: 3, package: package.clone() },
-                NodeRequest::Evaluate { key_id: KeyId([3; 16]), purpose: KeyUse::Encrypt, epoch: 0, alpha: [6; 32] },
+                NodeRequest::Evaluate {
+                    key_id: KeyId([3; 16]),
+                    purpose: KeyUse::Encrypt,
+                    epoch: 0,
+                    alpha: [6; 32],
+                    receipt: Vec::new(),
+                },
             ]),
         ),
         (
@@ -440,6 +453,7 @@ fn main() {
         ("ecdsa_signature", NodeResponse::EcdsaSignature(vec![9; 64])),
         ("objects", NodeResponse::Objects(vec![object.clone()])),
         ("partial", NodeResponse::Partial(partial.clone())),
+        ("encryption_partial", NodeResponse::EncryptionPartial { partial: partial.clone(), receipt: receipt_partial }),
         ("reshared", NodeResponse::Reshared { staged: Some(split_info.clone()), excluded: vec![2] }),
         ("reshared_none", NodeResponse::Reshared { staged: None, excluded: vec![] }),
         ("key", NodeResponse::Key(frost_info.clone())),
@@ -515,10 +529,14 @@ fn main() {
     let t = "ciphertext_blob";
     s.put(t, "real", &blob);
     s.put(t, "empty_plaintext", &encrypt_in_process(&split_refs[1..], &split[0].public_keys(), [5; 16], b"", b"", &mut OsRng).unwrap());
-    s.put(t, "truncated", &blob[..108]);
-    let mut v2 = blob.clone();
-    v2[0] = 2;
-    s.put(t, "version_2", &v2);
+    s.put(t, "truncated", &blob[..blob.len() - 20]);
+    let mut v3 = blob.clone();
+    v3[0] = 3;
+    s.put(t, "version_3", &v3);
+    // A version-1 blob (no receipt): the header without its receipt.
+    let parsed = CiphertextBlob::parse(&blob).unwrap();
+    let v1 = CiphertextBlob { version: 1, receipt: Vec::new(), ..parsed };
+    s.put(t, "version_1", &v1.to_bytes());
 
     // --- backup_header
     let t = "backup_header";

@@ -1,13 +1,15 @@
 //! The ciphertext blob (its format is `vhsm_core::ciphertext`) and its AES-256-GCM sealing under a per-message [`DerivedKey`], plus the reference
 //! flow ([`encrypt_in_process`], [`decrypt_in_process`]) that the coordinator performs across the network.
 //!
-//! Blob (version 1), 109 bytes plus the plaintext:
+//! Blob (version 2), `111 + 130·t` bytes plus the plaintext, `t` the entries of its [`EncryptionReceipt`]:
 //!
 //! ```text
-//! version (1 byte = 1) ‖ key_id (16) ‖ α (32) ‖ nonce (12) ‖ AES-256-GCM(plaintext ‖ ρ (32)) ‖ tag (16)
+//! version (1 byte = 2) ‖ key_id (16) ‖ α (32) ‖ u16 len ‖ receipt ‖ nonce (12) ‖ AES-256-GCM(plaintext ‖ ρ (32)) ‖ tag (16)
 //! ```
 //!
-//! The AEAD's associated data is `version ‖ key_id ‖ α ‖ u64 len(aad) ‖ aad`, with `aad` the caller's.
+//! The AEAD's associated data is everything before the nonce (the header) `‖ u64 len(aad) ‖ aad`, with `aad` the
+//! caller's: the receipt cannot be swapped for another one without failing the tag. Version-1 blobs (header
+//! `version ‖ key_id ‖ α`, no receipt) still open.
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -17,12 +19,13 @@ use zeroize::Zeroizing;
 
 use super::combine::{combine, message_input, DerivedKey};
 use super::partial::evaluate;
+use super::receipt::{evaluate_receipt, EncryptionReceipt};
 use super::share::{SplitAesKeyShare, SplitAesPublicKeys};
 use crate::error::ProtocolError;
 
 pub use vhsm_core::ciphertext::{
-    header, BlobError, CiphertextBlob, BLOB_VERSION, HEADER_LEN, KEY_ID_LEN, MIN_BLOB_LEN,
-    NONCE_LEN, RHO_LEN, TAG_LEN,
+    blob_len, header, BlobError, CiphertextBlob, BLOB_VERSION, BLOB_VERSION_1, HEADER_LEN,
+    KEY_ID_LEN, MIN_BLOB_LEN, NONCE_LEN, RECEIPT_ENTRY_LEN, RHO_LEN, TAG_LEN,
 };
 
 /// The error of every blob that does not open: one message, so that a tampered blob, a wrong aad and a wrong
@@ -31,7 +34,7 @@ const OPEN_FAILED: &str =
     "split-AES blob does not authenticate (tampered blob, wrong aad, or another key)";
 
 /// The AEAD associated data: `header ‖ u64 len(aad) ‖ aad`.
-fn associated_data(header: &[u8; HEADER_LEN], aad: &[u8]) -> Vec<u8> {
+fn associated_data(header: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + 8 + aad.len());
     out.extend_from_slice(header);
     out.extend_from_slice(&u64::try_from(aad.len()).unwrap_or(u64::MAX).to_be_bytes());
@@ -39,13 +42,16 @@ fn associated_data(header: &[u8; HEADER_LEN], aad: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Seals `plaintext ‖ ρ` under `key` (the key derived for `(key_id, α)`) with a random nonce; returns the
-/// blob's bytes. `α` must be [`message_input`]`(key_id, aad, plaintext, ρ)`, or the blob will not open.
-/// Fails only for plaintexts beyond AES-GCM's limit (64 GiB).
+/// Seals `plaintext ‖ ρ` under `key` (the key derived for `(key_id, α)`) with a random nonce, the encryption's
+/// `receipt` in the header; returns the blob's bytes (version 2). `α` must be
+/// [`message_input`]`(key_id, aad, plaintext, ρ)`, or the blob will not open. Fails only for plaintexts beyond
+/// AES-GCM's limit (64 GiB).
+#[allow(clippy::too_many_arguments)]
 pub fn seal<R: RngCore + CryptoRng>(
     key: &DerivedKey,
     key_id: [u8; KEY_ID_LEN],
     alpha: [u8; 32],
+    receipt: &EncryptionReceipt,
     aad: &[u8],
     plaintext: &[u8],
     rho: &[u8; RHO_LEN],
@@ -53,8 +59,9 @@ pub fn seal<R: RngCore + CryptoRng>(
 ) -> Result<Vec<u8>, ProtocolError> {
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    let header = header(&key_id, &alpha);
-    let mut out = Vec::with_capacity(MIN_BLOB_LEN + plaintext.len());
+    let header = header(&key_id, &alpha, &receipt.to_bytes());
+    let mut out =
+        Vec::with_capacity(header.len() + NONCE_LEN + RHO_LEN + TAG_LEN + plaintext.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(&nonce);
     let body_start = out.len();
@@ -134,7 +141,8 @@ fn check_holders(
 }
 
 /// Encrypt, the whole flow in one process: random ρ, α = [`message_input`], one partial evaluation per share
-/// ([`evaluate`], each with its DLEQ proof), [`combine()`] (checks every proof), [`seal`].
+/// ([`evaluate`], each with its DLEQ proof), [`combine()`] (checks every proof), the receipt partials of the first
+/// `t` shares ([`evaluate_receipt`]), [`seal`].
 ///
 /// This is the reference for the coordinator, which does the same with the partials coming from `t` nodes over
 /// the network (the nodes run [`evaluate`]; the coordinator everything else). For tests and benchmarks.
@@ -155,7 +163,14 @@ pub fn encrypt_in_process<R: RngCore + CryptoRng>(
         .map(|share| (share.participant(), evaluate(share, &key_id, &alpha, rng)))
         .collect();
     let key = combine(public, &key_id, &alpha, &partials)?;
-    seal(&key, key_id, alpha, aad, plaintext, &rho, rng)
+    let receipt = EncryptionReceipt::new(
+        shares
+            .iter()
+            .take(usize::from(public.threshold()))
+            .map(|share| evaluate_receipt(share, &key_id, &alpha, rng))
+            .collect(),
+    );
+    seal(&key, key_id, alpha, &receipt, aad, plaintext, &rho, rng)
 }
 
 /// Decrypt, the whole flow in one process: [`CiphertextBlob::parse`], one partial evaluation per share on the
@@ -180,4 +195,50 @@ pub fn decrypt_in_process<R: RngCore + CryptoRng>(
         .collect();
     let key = combine(public, &blob.key_id, &blob.alpha, &partials)?;
     open(&key, &blob, aad)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// A version-1 blob (written before encryption receipts: header `1 ‖ key_id ‖ α`, no receipt) still opens,
+    /// and only with its own header as associated data.
+    #[test]
+    fn a_version_1_blob_still_opens() {
+        let key = DerivedKey::from_bytes_for_tests([0x42; 32]);
+        let (key_id, aad, plaintext, rho) = (
+            [1u8; KEY_ID_LEN],
+            b"aad",
+            b"written long ago",
+            [3u8; RHO_LEN],
+        );
+        let alpha = message_input(&key_id, aad, plaintext, &rho);
+        let nonce = [4u8; NONCE_LEN];
+        let mut header = vec![BLOB_VERSION_1];
+        header.extend_from_slice(&key_id);
+        header.extend_from_slice(&alpha);
+        let mut body = plaintext.to_vec();
+        body.extend_from_slice(&rho);
+        let tag = Aes256Gcm::new(key.expose().into())
+            .encrypt_in_place_detached(
+                &Nonce::from(nonce),
+                &associated_data(&header, aad),
+                &mut body,
+            )
+            .unwrap();
+        let mut bytes = header.clone();
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&tag);
+        let parsed = CiphertextBlob::parse(&bytes).unwrap();
+        assert_eq!((parsed.version, parsed.receipt.len()), (BLOB_VERSION_1, 0));
+        assert_eq!(open(&key, &parsed, aad).unwrap().as_slice(), plaintext);
+        // Read as a version-2 blob (its version byte changed), it does not open.
+        let mut as_v2 = bytes.clone();
+        as_v2[0] = BLOB_VERSION;
+        if let Ok(v2) = CiphertextBlob::parse(&as_v2) {
+            assert!(open(&key, &v2, aad).is_err());
+        }
+    }
 }

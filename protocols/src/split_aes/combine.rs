@@ -39,6 +39,12 @@ impl DerivedKey {
     pub(crate) fn expose(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A key of the given bytes, for this crate's unit tests.
+    #[cfg(test)]
+    pub(crate) fn from_bytes_for_tests(bytes: [u8; 32]) -> DerivedKey {
+        DerivedKey(bytes)
+    }
 }
 
 impl fmt::Debug for DerivedKey {

@@ -26,10 +26,18 @@
 //! echo round of the DKG stop rogue-key and equivocation attacks on key generation. As with every DKG of this
 //! family (PedPoP), a rushing adversary may bias the distribution of `K`; that does not help against the PRF.
 //!
-//! # Blob (version 1)
+//! # Encryption receipts
 //!
-//! `version (1) ‖ key_id (16) ‖ α (32) ‖ nonce (12) ‖ AES-256-GCM(plaintext ‖ ρ) ‖ tag (16)`, AEAD
-//! associated data `version ‖ key_id ‖ α ‖ u64 len(aad) ‖ aad`. See [`blob`].
+//! A node cannot tell an encryption from a decryption (both evaluate the DPRF at an opaque α). So that a key
+//! that has left the Active state decrypts only what was really encrypted, every encryption evaluation also
+//! yields a publicly checkable receipt partial on a second, domain-separated input, the blob carries the receipt,
+//! and a node decrypting with a non-active key checks it first ([`receipt`], with the argument).
+//!
+//! # Blob (version 2)
+//!
+//! `version (2) ‖ key_id (16) ‖ α (32) ‖ u16 len ‖ receipt ‖ nonce (12) ‖ AES-256-GCM(plaintext ‖ ρ) ‖ tag (16)`,
+//! AEAD associated data everything before the nonce `‖ u64 len(aad) ‖ aad`. Version 1 (no receipt) is still
+//! read. See [`blob`].
 //!
 //! # Who holds what
 //!
@@ -46,6 +54,7 @@ pub mod dkg;
 pub mod dleq;
 pub mod partial;
 mod polynomial;
+pub mod receipt;
 pub mod share;
 
 pub use blob::{decrypt_in_process, encrypt_in_process, open, seal, CiphertextBlob};
@@ -53,4 +62,5 @@ pub use combine::{combine, message_input, verify_partial, DerivedKey};
 pub use dkg::{DkgRound1Payload, SplitAesDkg, SplitAesDkgBody, SplitAesDkgMessage};
 pub use dleq::{DleqProof, DleqStatement};
 pub use partial::{evaluate, input_point, PartialEvaluation};
+pub use receipt::{evaluate_receipt, receipt_point, EncryptionReceipt, ReceiptPartial};
 pub use share::{SplitAesKeyShare, SplitAesPublicKeys};
