@@ -20,10 +20,8 @@ const MAGIC: &[u8; 8] = b"VHSMENC1";
 /// Plaintext bytes per blob.
 pub const CHUNK: usize = MAX_CIPHER_INPUT;
 /// The largest blob accepted when reading (a chunk plus the blob's overhead, generously).
-const MAX_BLOB: usize = CHUNK
-    + vhsm_core::ciphertext::MIN_BLOB_LEN
-    + 2
-    + vhsm_core::ciphertext::MAX_RECEIPT_LEN;
+const MAX_BLOB: usize =
+    CHUNK + vhsm_core::ciphertext::MIN_BLOB_LEN + 2 + vhsm_core::ciphertext::MAX_RECEIPT_LEN;
 
 /// The associated data of chunk `index`: the caller's aad, the index, and whether it is the last chunk.
 fn chunk_aad(aad: &[u8], index: u64, last: bool) -> Vec<u8> {
