@@ -15,6 +15,12 @@
 //! `CKA_LABEL` is the key's label. A key without a stored `CKA_ID` (made with the `vhsm` CLI) gets its 16-byte key
 //! id as `CKA_ID`. Everything else is derived from the key: class, key type, curve, point, and the fixed policy
 //! (private and secret keys are always sensitive and never extractable: their value exists nowhere).
+//!
+//! One stored attribute is the module's own, never an application's: [`CKA_VHSM_PUBLIC_OBJECT_DESTROYED`]
+//! (`CKA_VENDOR_DEFINED | 0x564801` = `0x80564801`, shared namespace, value `CK_TRUE`) says that the key pair's
+//! public-key object was destroyed (`C_DestroyObject` on it) while the private key lives on: the key then has no
+//! public-key object, for every application. No template or `C_SetAttributeValue` can set or clear it (it is not
+//! storable: `CKR_ATTRIBUTE_TYPE_INVALID`), and no object shows it.
 
 use cryptoki_sys::*;
 use vhsm_core::{Algorithm, KeyInfo};
@@ -28,6 +34,10 @@ pub const NS_PRIVATE: u64 = 1 << 32;
 /// Namespace of the public-key object's own stored attributes.
 pub const NS_PUBLIC: u64 = 2 << 32;
 const NS_MASK: u64 = 0xffff_ffff;
+
+/// Stored shared attribute (`CKA_VENDOR_DEFINED | 0x564801`, vHSM's vendor prefix "VH"): the key pair's public-key
+/// object was destroyed; the private key lives on. Set by the module only (see [`without_public_object`]).
+pub const CKA_VHSM_PUBLIC_OBJECT_DESTROYED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x0056_4801;
 
 /// Which object of a cluster key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,10 +117,25 @@ pub fn presentable(info: &KeyInfo) -> bool {
     }
 }
 
+/// Whether the key pair's public-key object was destroyed (see [`CKA_VHSM_PUBLIC_OBJECT_DESTROYED`]).
+pub fn public_object_destroyed(info: &KeyInfo) -> bool {
+    shared(info, CKA_VHSM_PUBLIC_OBJECT_DESTROYED).is_some_and(|v| v.iter().any(|b| *b != 0))
+}
+
+/// The key's stored attributes once its public-key object is destroyed: what they were, plus
+/// [`CKA_VHSM_PUBLIC_OBJECT_DESTROYED`].
+pub fn without_public_object(info: &KeyInfo) -> Vec<(u64, Vec<u8>)> {
+    let mut stored = info.attributes.clone();
+    stored.retain(|(t, _)| *t != CKA_VHSM_PUBLIC_OBJECT_DESTROYED);
+    stored.push((CKA_VHSM_PUBLIC_OBJECT_DESTROYED, boolean(true)));
+    stored
+}
+
 /// The kind of a key's private-key-slot (`private`) or public-key-slot object; `None` if the key has no such
-/// object (a split-AES key has no public-key object) or cannot be presented.
+/// object (a split-AES key has no public-key object, nor has a key pair whose public-key object was destroyed) or
+/// cannot be presented.
 pub fn object_kind(info: &KeyInfo, private: bool) -> Option<KeyObjectKind> {
-    if !presentable(info) {
+    if !presentable(info) || (!private && public_object_destroyed(info)) {
         return None;
     }
     match (is_secret_key(info), private) {
@@ -270,6 +295,18 @@ pub fn key_object_attributes(info: &KeyInfo, private: bool) -> Option<AttributeS
     Some(a)
 }
 
+/// The public-key object of a token key pair as a stored token object: every attribute it has now (`CKA_UNIQUE_ID`
+/// included: it stays the same object), to keep it when the key itself is destroyed (as a soft token keeps a key
+/// pair's public-key object when its private-key object is destroyed). `None` if the key has no public-key object
+/// (a split-AES key, or one whose public-key object was destroyed) or is a session key (whose objects are session
+/// objects).
+pub fn public_object_as_stored(info: &KeyInfo) -> Option<Vec<(u64, Vec<u8>)>> {
+    if !is_token_key(info) {
+        return None;
+    }
+    key_object_attributes(info, false).map(|a| a.to_pairs())
+}
+
 /// Whether an attribute of an object with these attributes must not be revealed: the value of a private or secret
 /// key (which, for a cluster key, exists nowhere).
 pub fn is_sensitive(attributes: &AttributeSet, attribute: CK_ATTRIBUTE_TYPE) -> bool {
@@ -414,6 +451,98 @@ mod tests {
         assert_eq!(
             key_object_attributes(&info, true).unwrap().get(CKA_ID),
             Some(&[9][..])
+        );
+    }
+
+    #[test]
+    fn a_destroyed_public_object_is_gone_and_the_mark_is_the_modules_own() {
+        use crate::attributes::Template;
+        use crate::mechanisms::KeyGenMechanism;
+        use crate::policy::{check_key_update, key_pair_request};
+        assert_eq!(CKA_VHSM_PUBLIC_OBJECT_DESTROYED, 0x8056_4801);
+        let mut info = sample_key(Algorithm::EcdsaP256);
+        info.attributes.push((CKA_ID, vec![5]));
+        assert!(!public_object_destroyed(&info));
+        info.attributes = without_public_object(&info);
+        assert!(public_object_destroyed(&info));
+        assert_eq!(without_public_object(&info), info.attributes, "marked once");
+        // The key pair is its private-key object only.
+        assert!(presentable(&info));
+        assert_eq!(object_kind(&info, false), None);
+        assert!(key_object_attributes(&info, false).is_none());
+        assert_eq!(public_object_as_stored(&info), None, "nothing left to keep");
+        let private = key_object_attributes(&info, true).unwrap();
+        assert_eq!(private.get_ulong(CKA_CLASS), Some(CKO_PRIVATE_KEY));
+        assert_eq!(private.get(CKA_ID), Some(&[5][..]));
+        assert_eq!(
+            private.get(CKA_VHSM_PUBLIC_OBJECT_DESTROYED),
+            None,
+            "never shown"
+        );
+        // No application sets or clears it: not storable, refused in templates, kept through other changes.
+        for kind in [
+            KeyObjectKind::Private,
+            KeyObjectKind::Public,
+            KeyObjectKind::Secret,
+        ] {
+            assert!(!is_storable(kind, CKA_VHSM_PUBLIC_OBJECT_DESTROYED));
+        }
+        let clear = [(CKA_VHSM_PUBLIC_OBJECT_DESTROYED, vec![0])];
+        let (_, stored) = updated_key_attributes(
+            &info,
+            KeyObjectKind::Private,
+            &[clear[0].clone(), (CKA_LABEL, b"l".to_vec())],
+        );
+        assert_eq!(
+            stored
+                .iter()
+                .filter(|(t, _)| *t == CKA_VHSM_PUBLIC_OBJECT_DESTROYED)
+                .collect::<Vec<_>>(),
+            vec![&(CKA_VHSM_PUBLIC_OBJECT_DESTROYED, vec![1])]
+        );
+        let raw: Vec<(CK_ATTRIBUTE_TYPE, &[u8])> =
+            clear.iter().map(|(t, v)| (*t, &v[..])).collect();
+        let template = Template::parse(&raw).unwrap();
+        assert_eq!(
+            check_key_update(KeyObjectKind::Private, &template),
+            Err(CKR_ATTRIBUTE_TYPE_INVALID)
+        );
+        let params = [(CKA_EC_PARAMS, crate::encoding::OID_P256)];
+        let public = Template::parse(&params).unwrap();
+        let mut marked: Vec<(CK_ATTRIBUTE_TYPE, &[u8])> = params.to_vec();
+        marked.push((CKA_VHSM_PUBLIC_OBJECT_DESTROYED, &[1]));
+        let marked = Template::parse(&marked).unwrap();
+        for (public, private) in [(&marked, &public), (&public, &marked)] {
+            assert_eq!(
+                key_pair_request(KeyGenMechanism::Ec, public, private),
+                Err(CKR_ATTRIBUTE_TYPE_INVALID)
+            );
+        }
+    }
+
+    #[test]
+    fn the_public_object_of_a_destroyed_key_is_kept_as_it_was() {
+        let mut info = sample_key(Algorithm::Ed25519);
+        info.attributes.push((CKA_ID, vec![1, 2]));
+        info.attributes.push((NS_PUBLIC | CKA_VERIFY, vec![1]));
+        info.attributes
+            .push((CKA_EC_PARAMS, crate::encoding::NAME_EDWARDS25519.to_vec()));
+        let kept = AttributeSet::from_pairs(public_object_as_stored(&info).unwrap());
+        assert_eq!(Some(kept.clone()), key_object_attributes(&info, false));
+        assert_eq!(kept.get_ulong(CKA_CLASS), Some(CKO_PUBLIC_KEY));
+        assert_eq!(kept.get_bool(CKA_TOKEN), Some(true));
+        assert_eq!(kept.get(CKA_ID), Some(&[1, 2][..]));
+        assert_eq!(
+            kept.get(CKA_EC_POINT),
+            Some(&ec_point(&info.public_key)[..])
+        );
+        // A session key's objects are session objects; a split-AES key has no public-key object.
+        let mut session_key = info.clone();
+        session_key.attributes.push((CKA_TOKEN, vec![0]));
+        assert_eq!(public_object_as_stored(&session_key), None);
+        assert_eq!(
+            public_object_as_stored(&sample_key(Algorithm::SplitAes256)),
+            None
         );
     }
 

@@ -7,7 +7,7 @@ use vhsm_core::{KeyId, ObjectId};
 
 use crate::attributes::{AttributeSet, Template};
 use crate::client::Bridge;
-use crate::key_objects::KeyObjectKind;
+use crate::key_objects::{public_object_as_stored, without_public_object, KeyObjectKind};
 use crate::objects::{KeyBinding, ObjectRef, SessionObject};
 use crate::policy::{check_key_update, check_object_update, object_request};
 use crate::state::with_module;
@@ -127,28 +127,46 @@ pub fn copy_object(
 }
 
 enum Destruction {
-    Key(Arc<Bridge>, KeyId),
+    /// Destroy the key on the cluster; keep its public-key object as this stored object, if any.
+    Key(Arc<Bridge>, KeyId, Option<Vec<(u64, Vec<u8>)>>),
+    /// Destroy only the public-key object of a key pair: the key's new attributes (see
+    /// [`crate::key_objects::without_public_object`]).
+    PublicObject(Arc<Bridge>, KeyId, String, Vec<(u64, Vec<u8>)>),
     Object(Arc<Bridge>, ObjectId),
     Done,
 }
 
-/// `C_DestroyObject`. Destroying either object of a cluster key destroys the key — its shares on every node —
-/// and both objects disappear. Destroying a session copy of a key only forgets the copy.
+/// `C_DestroyObject`: destroys the named object only, as a soft token does.
+///
+/// - The private-key (or split-AES secret-key) object of a cluster key destroys the key: its shares on every node.
+///   The public-key object of a token key pair lives on as a stored public-key object with the same attributes
+///   (and, in this application, the same handle); an application can still find it, read it and verify with it.
+///   If storing it fails after the key was destroyed (the coordinator became unreachable in between), the key is
+///   still destroyed and the public-key object goes with it (logged).
+/// - The public-key object of a key pair goes alone: the private key stays and keeps signing. The module marks the
+///   key ([`crate::key_objects::CKA_VHSM_PUBLIC_OBJECT_DESTROYED`], through `update_key`), so that the object is
+///   gone for every application, also after the module is loaded again.
+/// - Either object of a session key pair: the private one destroys the key on the cluster and leaves the public
+///   one as a plain session public key; the public one goes alone.
+/// - A session copy of a key object only goes itself; a stored object is destroyed on the cluster.
+///
+/// The same rules as for any change of a key: `CKA_DESTROYABLE` false is `CKR_ACTION_PROHIBITED` (the object's
+/// own; `CKA_MODIFIABLE` does not matter: marking the key is not an application's change), the user must be logged
+/// in, and a read-only session may destroy only objects of token keys it generated itself (see [`crate::keygen`]),
+/// including their public-key objects kept as stored objects (OpenSC's `pkcs11-tool --test-ec` destroys the private
+/// key, then the public key, in the read-only session that generated them).
+/// Once an object is destroyed, its handle is `CKR_OBJECT_HANDLE_INVALID`.
 pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CkResult<()> {
     let destruction = with_module(|m| {
         let user = m.user_logged_in();
         let rw = m.session(session)?.rw;
-        if m.objects.take_destroyed_with_key(object) {
-            // The other object of a key destroyed a moment ago through its sibling: already gone.
-            return Ok(Destruction::Done);
-        }
         let generated_here = m.session(session)?.generated_read_only.clone();
         m.visible_object(object)?;
         if m.objects.attributes(object)?.get_bool(CKA_DESTROYABLE) == Some(false) {
             return Err(CKR_ACTION_PROHIBITED);
         }
         match m.objects.get(object)?.clone() {
-            ObjectRef::Key { key_id, .. } => {
+            ObjectRef::Key { key_id, private } => {
                 // A read-only session may destroy only the token keys it generated itself (see `keygen`).
                 if !rw && !generated_here.contains(&key_id) {
                     return Err(CKR_SESSION_READ_ONLY);
@@ -156,16 +174,33 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> C
                 if !user {
                     return Err(CKR_USER_NOT_LOGGED_IN);
                 }
-                Ok(Destruction::Key(m.bridge()?, key_id))
+                let info = m.objects.key(&key_id).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+                if private {
+                    let public = public_object_as_stored(info);
+                    Ok(Destruction::Key(m.bridge()?, key_id, public))
+                } else {
+                    let (label, stored) = (info.label.clone(), without_public_object(info));
+                    Ok(Destruction::PublicObject(
+                        m.bridge()?,
+                        key_id,
+                        label,
+                        stored,
+                    ))
+                }
             }
             ObjectRef::Stored(id) => {
-                if !rw {
+                // Nor may it destroy other token objects, but the public-key objects kept from those keys.
+                let kept_from_own_key = m
+                    .objects
+                    .kept_from_key(&id)
+                    .is_some_and(|key_id| generated_here.contains(&key_id));
+                if !rw && !kept_from_own_key {
                     return Err(CKR_SESSION_READ_ONLY);
                 }
                 Ok(Destruction::Object(m.bridge()?, id))
             }
-            ObjectRef::Session(SessionObject { key: Some(b), .. }) if b.ephemeral => {
-                Ok(Destruction::Key(m.bridge()?, b.key_id))
+            ObjectRef::Session(SessionObject { key: Some(b), .. }) if b.ephemeral && b.private => {
+                Ok(Destruction::Key(m.bridge()?, b.key_id, None))
             }
             ObjectRef::Session(_) => {
                 m.objects.remove_session_object(object);
@@ -174,16 +209,32 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> C
         }
     })?;
     match destruction {
-        Destruction::Key(bridge, key_id) => {
-            match bridge.destroy_key(key_id) {
-                // Already gone (destroyed by another application): the objects go too.
-                Ok(()) | Err(CKR_OBJECT_HANDLE_INVALID) => {}
+        Destruction::Key(bridge, key_id, public) => {
+            let public = match bridge.destroy_key(key_id) {
+                Ok(()) => public,
+                // Already gone (destroyed by another application, which kept the public-key object): the objects
+                // here go.
+                Err(CKR_OBJECT_HANDLE_INVALID) => None,
                 Err(rv) => return Err(rv),
-            }
+            };
             tracing::debug!(%key_id, "key destroyed");
+            let kept = public.and_then(|attributes| match bridge.create_object(attributes) {
+                Ok(stored) => Some(stored),
+                Err(rv) => {
+                    tracing::warn!(%key_id, rv, "key destroyed, but its public-key object could not be kept");
+                    None
+                }
+            });
             with_module(|m| {
-                let removed = m.objects.remove_key(key_id);
-                m.objects.note_destroyed_with_key(object, removed);
+                m.objects.remove_key(key_id, kept);
+                Ok(())
+            })
+        }
+        Destruction::PublicObject(bridge, key_id, label, stored) => {
+            let info = bridge.update_key(key_id, label, stored)?;
+            tracing::debug!(%key_id, "public-key object destroyed; the private key stays");
+            with_module(|m| {
+                m.objects.put_key(info);
                 Ok(())
             })
         }

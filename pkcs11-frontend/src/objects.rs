@@ -1,8 +1,9 @@
 //! The object model and its handles.
 //!
 //! - Token objects live on the cluster: each key is a private-key and a public-key object (see
-//!   [`crate::key_objects`]); certificates, data objects and imported public keys are stored objects. The module
-//!   caches what the last listing said, so that attributes are read without a round trip.
+//!   [`crate::key_objects`]; a key pair whose public-key object was destroyed is its private-key object only);
+//!   certificates, data objects, imported public keys and the public-key objects of destroyed key pairs are stored
+//!   objects. The module caches what the last listing said, so that attributes are read without a round trip.
 //! - Session objects live in the module only and vanish with their session: objects created with `CKA_TOKEN`
 //!   false, copies made by `C_CopyObject` (a copy of a key object refers to the same cluster key), and the objects
 //!   of a session key pair (a cluster key that the module destroys when the session closes).
@@ -18,7 +19,8 @@ use vhsm_core::{KeyId, KeyInfo, ObjectId, StoredObject};
 use crate::attributes::AttributeSet;
 use crate::encoding::{parse_ec_params, parse_ec_point, Curve};
 use crate::key_objects::{
-    is_token_key, key_object_attributes, object_kind, presentable, usable_curve,
+    is_token_key, key_object_attributes, object_kind, presentable, public_object_destroyed,
+    usable_curve,
 };
 use crate::policy::fill_object_defaults;
 use crate::CkResult;
@@ -78,10 +80,9 @@ pub struct ObjectTable {
     last_handle: CK_OBJECT_HANDLE,
     by_handle: HashMap<CK_OBJECT_HANDLE, ObjectRef>,
     key_handles: HashMap<(KeyId, bool), CK_OBJECT_HANDLE>,
-    /// Handles of objects that went when their key was destroyed through another of its objects (the private key
-    /// and the public key are one cluster key): destroying one of them afterwards succeeds, once.
-    destroyed_with_key: std::collections::HashSet<CK_OBJECT_HANDLE>,
     stored_handles: HashMap<ObjectId, CK_OBJECT_HANDLE>,
+    /// Stored objects that keep the public-key object of a key this application destroyed: the key.
+    kept_public: HashMap<ObjectId, KeyId>,
     keys: HashMap<KeyId, KeyInfo>,
     stored: HashMap<ObjectId, StoredObject>,
     listed_keys: Vec<KeyId>,
@@ -124,8 +125,15 @@ impl ObjectTable {
         self.allocate(ObjectRef::Session(object))
     }
 
-    /// Records a key (new, or changed), listing it as a token object if it is one.
+    /// Records a key (new, or changed), listing it as a token object if it is one. If its public-key object was
+    /// destroyed (by this application or another), that object's handle is forgotten: `CKR_OBJECT_HANDLE_INVALID`
+    /// from now on.
     pub fn put_key(&mut self, info: KeyInfo) {
+        if public_object_destroyed(&info) {
+            if let Some(h) = self.key_handles.remove(&(info.id, false)) {
+                self.by_handle.remove(&h);
+            }
+        }
         if is_token_key(&info) && !self.listed_keys.contains(&info.id) {
             self.listed_keys.push(info.id);
         }
@@ -143,7 +151,8 @@ impl ObjectTable {
     }
 
     /// Replaces the cached listing with what the cluster said now. Handles of objects that disappeared stay
-    /// valid (an operation on them will fail at the cluster) but are no longer found.
+    /// valid (an operation on them will fail at the cluster) but are no longer found; the handle of a public-key
+    /// object destroyed meanwhile is forgotten (see [`ObjectTable::put_key`]).
     pub fn sync(&mut self, keys: Vec<KeyInfo>, objects: Vec<StoredObject>) {
         self.listed_keys.clear();
         for info in keys {
@@ -280,44 +289,59 @@ impl ObjectTable {
         handles
     }
 
-    /// Forgets a key and both its objects (and every session copy of them).
-    pub fn remove_key(&mut self, key_id: KeyId) -> Vec<CK_OBJECT_HANDLE> {
+    /// Forgets a destroyed key: its private-key (or secret-key) object and every session object standing for it.
+    /// Its public-key object lives on as `public`, if given (the stored object that keeps it, see
+    /// [`crate::key_objects::public_object_as_stored`]), under the same handle. Session objects standing for the
+    /// public key (the public half of a session key pair, copies of a public-key object) keep their attributes,
+    /// no longer bound to the key: public keys like imported ones. Every handle that went is
+    /// `CKR_OBJECT_HANDLE_INVALID` from now on.
+    pub fn remove_key(&mut self, key_id: KeyId, public: Option<StoredObject>) {
         self.keys.remove(&key_id);
         self.listed_keys.retain(|k| *k != key_id);
-        let mut removed = Vec::new();
-        for private in [true, false] {
-            if let Some(h) = self.key_handles.remove(&(key_id, private)) {
-                self.by_handle.remove(&h);
-                removed.push(h);
-            }
+        if let Some(h) = self.key_handles.remove(&(key_id, true)) {
+            self.by_handle.remove(&h);
         }
-        self.by_handle.retain(|h, o| {
-            let goes = matches!(o, ObjectRef::Session(SessionObject { key: Some(b), .. }) if b.key_id == key_id);
-            if goes {
-                removed.push(*h);
+        let public_handle = self.key_handles.remove(&(key_id, false));
+        if let Some(h) = public_handle {
+            self.by_handle.remove(&h);
+        }
+        if let Some(object) = public {
+            self.kept_public.insert(object.id, key_id);
+            if let Some(h) = public_handle.filter(|_| !self.stored_handles.contains_key(&object.id))
+            {
+                self.by_handle.insert(h, ObjectRef::Stored(object.id));
+                self.stored_handles.insert(object.id, h);
             }
-            !goes
+            self.put_stored(object);
+        }
+        self.by_handle.retain(|_, o| {
+            let ObjectRef::Session(s) = o else {
+                return true;
+            };
+            match s
+                .key
+                .as_ref()
+                .filter(|b| b.key_id == key_id)
+                .map(|b| b.private)
+            {
+                Some(true) => false,
+                Some(false) => {
+                    s.key = None;
+                    true
+                }
+                None => true,
+            }
         });
-        removed
     }
 
-    /// Records that `handles` went with a key destroyed through `through`.
-    pub fn note_destroyed_with_key(
-        &mut self,
-        through: CK_OBJECT_HANDLE,
-        handles: Vec<CK_OBJECT_HANDLE>,
-    ) {
-        self.destroyed_with_key
-            .extend(handles.into_iter().filter(|h| *h != through));
-    }
-
-    /// Whether `handle` went with its key, destroyed through another object (forgotten once asked).
-    pub fn take_destroyed_with_key(&mut self, handle: CK_OBJECT_HANDLE) -> bool {
-        self.destroyed_with_key.remove(&handle)
+    /// The key whose public-key object the stored object keeps, if the key was destroyed by this application.
+    pub fn kept_from_key(&self, id: &ObjectId) -> Option<KeyId> {
+        self.kept_public.get(id).copied()
     }
 
     /// Forgets a stored object.
     pub fn remove_stored(&mut self, id: ObjectId) {
+        self.kept_public.remove(&id);
         self.stored.remove(&id);
         self.listed_stored.retain(|o| *o != id);
         if let Some(h) = self.stored_handles.remove(&id) {
@@ -359,7 +383,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::attributes::{boolean, ulong};
-    use crate::key_objects::sample_key;
+    use crate::key_objects::{public_object_as_stored, sample_key, without_public_object};
     use vhsm_core::Algorithm;
 
     #[test]
@@ -395,8 +419,106 @@ mod tests {
         t.sync(vec![], vec![]);
         assert_eq!(t.live_handles(), vec![s2]);
         assert!(t.get(private).is_ok());
-        t.remove_key(key.id);
+        t.remove_key(key.id, None);
         assert_eq!(t.get(private).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+    }
+
+    #[test]
+    fn a_destroyed_public_object_goes_alone_for_good() {
+        let mut t = ObjectTable::new();
+        let key = sample_key(Algorithm::EcdsaP256);
+        t.sync(vec![key.clone()], vec![]);
+        let private = t.key_handle(key.id, true);
+        let public = t.key_handle(key.id, false);
+        // The key as `update_key` returns it after the public-key object was destroyed.
+        let mut marked = key.clone();
+        marked.attributes = without_public_object(&key);
+        marked.revision += 1;
+        t.put_key(marked.clone());
+        assert_eq!(t.get(public).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+        assert_eq!(t.attributes(public).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+        assert_eq!(
+            t.key_material(public).err(),
+            Some(CKR_OBJECT_HANDLE_INVALID)
+        );
+        assert_eq!(t.live_handles(), vec![private]);
+        assert_eq!(t.key_material(private).unwrap().key_id, Some(key.id));
+        // Every later listing, here or in a module loaded afresh (another application), says the same.
+        t.sync(vec![marked.clone()], vec![]);
+        assert_eq!(t.live_handles(), vec![private]);
+        let mut fresh = ObjectTable::new();
+        fresh.sync(vec![marked], vec![]);
+        let live = fresh.live_handles();
+        assert_eq!(live.len(), 1);
+        assert_eq!(
+            fresh.attributes(live[0]).unwrap().get_ulong(CKA_CLASS),
+            Some(CKO_PRIVATE_KEY)
+        );
+    }
+
+    #[test]
+    fn a_destroyed_key_leaves_its_public_object() {
+        let mut t = ObjectTable::new();
+        let key = sample_key(Algorithm::Ed25519);
+        t.sync(vec![key.clone()], vec![]);
+        let private = t.key_handle(key.id, true);
+        let public = t.key_handle(key.id, false);
+        let before = t.attributes(public).unwrap();
+        let copy = |t: &mut ObjectTable, handle, private, ephemeral| {
+            let attributes = t.attributes(handle).unwrap();
+            t.add_session_object(SessionObject {
+                session: 4,
+                attributes,
+                key: Some(KeyBinding {
+                    key_id: key.id,
+                    private,
+                    ephemeral,
+                }),
+            })
+        };
+        let private_copy = copy(&mut t, private, true, false);
+        let public_copy = copy(&mut t, public, false, true);
+        let id = ObjectId([9; 16]);
+        let kept = StoredObject {
+            id,
+            version: 1,
+            destroyed: false,
+            attributes: public_object_as_stored(&key).unwrap(),
+        };
+        t.remove_key(key.id, Some(kept));
+        // The private-key object and its copies are gone.
+        assert_eq!(t.get(private).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+        assert_eq!(t.get(private_copy).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+        // The public-key object lives on, same handle, same attributes, usable to verify.
+        assert!(matches!(t.get(public), Ok(ObjectRef::Stored(s)) if *s == id));
+        assert_eq!(t.attributes(public).unwrap(), before);
+        let m = t.key_material(public).unwrap();
+        assert_eq!(
+            (m.key_id, m.curve, &m.public_key),
+            (None, Curve::Ed25519, &key.public_key)
+        );
+        assert_eq!(t.kept_from_key(&id), Some(key.id));
+        // So does a session object standing for the public key, no longer bound to the key.
+        assert_eq!(t.key_material(public_copy).unwrap().key_id, None);
+        assert_eq!(t.cluster_key(public_copy), Err(CKR_KEY_HANDLE_INVALID));
+        assert_eq!(t.live_handles(), vec![public, public_copy]);
+        assert_eq!(
+            t.remove_session_objects(Some(4)),
+            Vec::<KeyId>::new(),
+            "the key is not destroyed twice"
+        );
+        t.remove_stored(id);
+        assert_eq!(t.get(public).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+        assert_eq!(t.kept_from_key(&id), None);
+        // A key destroyed without a kept public-key object (none, or it could not be stored): both handles go.
+        let key = sample_key(Algorithm::EcdsaSecp256k1);
+        t.sync(vec![key.clone()], vec![]);
+        let handles = [t.key_handle(key.id, true), t.key_handle(key.id, false)];
+        t.remove_key(key.id, None);
+        for h in handles {
+            assert_eq!(t.get(h).err(), Some(CKR_OBJECT_HANDLE_INVALID));
+        }
+        assert!(t.live_handles().is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The module against a real cluster (the test kit's process cluster), loaded as a shared library by the `cryptoki` crate, as an
 //! application would: log in (a wrong PIN first), generate P-256, secp256k1 and Ed25519 key pairs, sign with
 //! CKM_ECDSA, CKM_ECDSA_SHA256 and CKM_EDDSA, verify every signature with the curve crates and with C_Verify, sign
-//! from eight threads at once, and destroy a key; generate split-AES keys with the vendor mechanisms, encrypt and
+//! from eight threads at once, and destroy the objects of key pairs one at a time (the module loaded again
+//! meanwhile); generate split-AES keys with the vendor mechanisms, encrypt and
 //! decrypt (single- and multi-part, with associated data), and see altered blobs, other associated data and
 //! another key refused.
 //!
@@ -21,6 +22,7 @@ use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -247,14 +249,9 @@ fn keys_signatures_and_threads_through_a_real_cluster() {
         t.join().expect("a signing thread failed");
     }
 
-    // Destroying the private key destroys the key: both objects are gone.
-    let k1 = find_private(&session, "it-k1")[0];
-    session.destroy_object(k1).unwrap();
-    assert!(find_private(&session, "it-k1").is_empty());
-    let public_k1 = session
-        .find_objects(&[Attribute::Label(b"it-k1".to_vec())])
-        .unwrap();
-    assert!(public_k1.is_empty());
+    // Destroying an object of a key pair destroys that object only (and the module loads again meanwhile).
+    let session = destroying_one_object_of_a_key_pair(&pkcs11, slot, session);
+    read_only_session_destroys_the_key_pair_it_generated(&pkcs11, slot);
 
     split_aes(&session);
 
@@ -262,6 +259,180 @@ fn keys_signatures_and_threads_through_a_real_cluster() {
     drop(session);
     pkcs11.finalize().unwrap();
     drop(cluster);
+}
+
+fn find_labelled(session: &Session, label: &str) -> Vec<ObjectHandle> {
+    session
+        .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+        .unwrap()
+}
+
+fn class_of(session: &Session, object: ObjectHandle) -> ObjectClass {
+    match session
+        .get_attributes(object, &[AttributeType::Class])
+        .unwrap()
+        .as_slice()
+    {
+        [Attribute::Class(class)] => *class,
+        other => panic!("no CKA_CLASS: {other:?}"),
+    }
+}
+
+/// `C_DestroyObject` destroys the named object only, as SoftHSM does (issue 14, item 13). The public-key object
+/// of it-k1 goes alone: the private key keeps signing, and the object stays gone for another session and after
+/// the module is loaded again; then its private-key object destroys the key. The private-key object of it-ed goes
+/// first: the key is destroyed, its public-key object stays (and verifies). A second destroy of any of these
+/// handles is `CKR_OBJECT_HANDLE_INVALID`. Returns the session opened after the reload (logged in).
+fn destroying_one_object_of_a_key_pair(pkcs11: &Pkcs11, slot: Slot, session: Session) -> Session {
+    let message = b"one object at a time";
+    let digest = Sha256::digest(message);
+
+    // The public-key object alone.
+    let private_k1 = find_private(&session, "it-k1")[0];
+    let public_k1 = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(b"it-k1".to_vec()),
+        ])
+        .unwrap()[0];
+    let point_k1 = point_of(&session, public_k1);
+    session.destroy_object(public_k1).unwrap();
+    assert_eq!(
+        rv_of(session.destroy_object(public_k1)),
+        RvError::ObjectHandleInvalid,
+        "a second destroy"
+    );
+    assert_eq!(
+        rv_of(session.get_attributes(public_k1, &[AttributeType::Label])),
+        RvError::ObjectHandleInvalid
+    );
+    assert_eq!(find_labelled(&session, "it-k1"), vec![private_k1]);
+    let signature = session
+        .sign(&Mechanism::EcdsaSha256, private_k1, message)
+        .unwrap();
+    check_ecdsa(OID_SECP256K1, &point_k1, &digest, &signature);
+    let other = pkcs11.open_ro_session(slot).unwrap();
+    assert_eq!(find_labelled(&other, "it-k1"), vec![private_k1]);
+    drop(other);
+
+    // The private-key object: the key goes, its public-key object stays (same handle here).
+    let private_ed = find_private(&session, "it-ed")[0];
+    let public_ed = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(b"it-ed".to_vec()),
+        ])
+        .unwrap()[0];
+    let point_ed = point_of(&session, public_ed);
+    let signature_ed = session.sign(&eddsa(), private_ed, message).unwrap();
+    session.destroy_object(private_ed).unwrap();
+    assert_eq!(
+        rv_of(session.destroy_object(private_ed)),
+        RvError::ObjectHandleInvalid,
+        "a second destroy"
+    );
+    assert_eq!(
+        rv_of(session.sign(&eddsa(), private_ed, message)),
+        RvError::KeyHandleInvalid
+    );
+    assert_eq!(find_labelled(&session, "it-ed"), vec![public_ed]);
+    assert_eq!(point_of(&session, public_ed), point_ed);
+    assert_eq!(
+        session
+            .get_attributes(
+                public_ed,
+                &[
+                    AttributeType::Class,
+                    AttributeType::Token,
+                    AttributeType::Id,
+                    AttributeType::EcParams
+                ]
+            )
+            .unwrap(),
+        vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Token(true),
+            Attribute::Id(b"ed".to_vec()),
+            Attribute::EcParams(NAME_EDWARDS25519.to_vec()),
+        ]
+    );
+    session
+        .verify(&eddsa(), public_ed, message, &signature_ed)
+        .unwrap();
+
+    // The module loaded again, nothing cached: the cluster remembers both.
+    drop(session);
+    pkcs11.clone().finalize().unwrap();
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let session = pkcs11.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN.to_string())))
+        .unwrap();
+    let k1 = find_labelled(&session, "it-k1");
+    assert_eq!(k1.len(), 1, "only the private-key object: {k1:?}");
+    let private_k1 = k1[0];
+    assert_eq!(class_of(&session, private_k1), ObjectClass::PRIVATE_KEY);
+    let signature = session
+        .sign(&Mechanism::EcdsaSha256, private_k1, message)
+        .unwrap();
+    check_ecdsa(OID_SECP256K1, &point_k1, &digest, &signature);
+    let ed = find_labelled(&session, "it-ed");
+    assert_eq!(ed.len(), 1, "only the public-key object: {ed:?}");
+    let public_ed = ed[0];
+    assert_eq!(class_of(&session, public_ed), ObjectClass::PUBLIC_KEY);
+    assert_eq!(point_of(&session, public_ed), point_ed);
+    session
+        .verify(&eddsa(), public_ed, message, &signature_ed)
+        .unwrap();
+
+    // The private-key object of it-k1 now: the key is gone, nothing of it-k1 is left.
+    session.destroy_object(private_k1).unwrap();
+    assert_eq!(
+        rv_of(session.sign(&Mechanism::EcdsaSha256, private_k1, message)),
+        RvError::KeyHandleInvalid
+    );
+    assert_eq!(
+        rv_of(session.destroy_object(private_k1)),
+        RvError::ObjectHandleInvalid,
+        "a second destroy"
+    );
+    assert!(find_labelled(&session, "it-k1").is_empty());
+    // And the kept public-key object of it-ed goes when it is destroyed.
+    session.destroy_object(public_ed).unwrap();
+    assert_eq!(
+        rv_of(session.destroy_object(public_ed)),
+        RvError::ObjectHandleInvalid,
+        "a second destroy"
+    );
+    assert!(find_labelled(&session, "it-ed").is_empty());
+    session
+}
+
+/// A read-only session may destroy the token key pair it generated, private-key object first, then the public
+/// one (kept as a stored object meanwhile), as OpenSC's `pkcs11-tool --test-ec` does.
+fn read_only_session_destroys_the_key_pair_it_generated(pkcs11: &Pkcs11, slot: Slot) {
+    let session = pkcs11.open_ro_session(slot).unwrap();
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(NAME_EDWARDS25519.to_vec()),
+                Attribute::Label(b"it-ro".to_vec()),
+            ],
+            &[Attribute::Token(true), Attribute::Label(b"it-ro".to_vec())],
+        )
+        .unwrap();
+    session.destroy_object(private).unwrap();
+    assert_eq!(find_labelled(&session, "it-ro"), vec![public]);
+    session.destroy_object(public).unwrap();
+    assert_eq!(
+        rv_of(session.destroy_object(public)),
+        RvError::ObjectHandleInvalid
+    );
+    assert!(find_labelled(&session, "it-ro").is_empty());
 }
 
 const CKK_VHSM_SPLIT_AES: u64 = 0x8056_4801;

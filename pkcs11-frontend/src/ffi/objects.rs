@@ -58,7 +58,10 @@ pub unsafe extern "C" fn C_CopyObject(
     })
 }
 
-/// `C_DestroyObject`: a key object destroys the key on every node (both of its objects disappear).
+/// `C_DestroyObject`: destroys the named object only. A private-key (or secret-key) object destroys the key on
+/// every node, and the key pair's public-key object lives on as a stored public key; a public-key object goes
+/// alone, for every application, and the private key keeps signing. A destroyed object's handle is
+/// `CKR_OBJECT_HANDLE_INVALID` (see `object_lifecycle::destroy_object`).
 ///
 /// # Safety
 /// No pointers.
