@@ -1,13 +1,16 @@
 //! Real processes: the nodes' audit logs. Key operations are recorded on every node that took part, with who
 //! asked; `vhsm audit verify` passes on an intact cluster and names the node and the entry when one byte of one
 //! node's log is flipped; a node whose audit log cannot be written refuses to take part, so nothing is signed.
+//! Rollback (issue 14, item 8): a node whose log lost its last entries refuses to start, naming the file; a node
+//! whose whole data directory was put back to an older copy is named by `vhsm audit verify` (the sessions its
+//! peers hold and it lacks) and by `vhsm status` (its shares behind the key's epoch).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{run_vhsm, ProcessCluster};
+use common::{run_vhsm, sign_with_retries, ProcessCluster};
 use vhsm_core::{Algorithm, PinUser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,4 +214,180 @@ async fn audit_log_records_verifies_names_a_flipped_entry_and_fails_closed() {
         log.contains("line 3 (entry seq 3)") && log.contains("refuses to serve"),
         "{log}"
     );
+}
+
+/// Copies a directory tree (a node's data directory, taken while the node is stopped).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Longer than the node takes to anchor its audit head in the store after an append.
+const ANCHORED: Duration = Duration::from_millis(2000);
+
+/// Issue 14, item 8: with the cluster stopped, the last three lines of one node's audit log removed: the node
+/// refuses to start, naming the file, how many entries it holds and how many its store recorded, and what to do.
+/// The lines put back, it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_audit_log_was_cut_refuses_to_start() {
+    let mut cluster = ProcessCluster::start(3, 2).await;
+    let client = cluster.client().await;
+    let key = client.create_key(Algorithm::Ed25519, "cut").await.unwrap();
+    for i in 0..3u8 {
+        sign_with_retries(&client, key.id, &[i]).await.unwrap();
+    }
+    drop(client);
+    tokio::time::sleep(ANCHORED).await;
+    for id in 1..=3 {
+        cluster.kill(&format!("node-{id}"));
+    }
+    let path = cluster.node_dir(1).join("data").join("audit.log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = lines.len() - 3;
+    let mut cut = lines[..kept].join("\n");
+    cut.push('\n');
+    std::fs::write(&path, cut).unwrap();
+
+    cluster.start_node(1);
+    cluster.wait_exit("node-1", Duration::from_secs(20));
+    let log = cluster.read_log("node-1");
+    assert!(
+        log.contains(&format!(
+            "audit log {} holds {kept} entries",
+            path.display()
+        )) && log.contains(&format!("{} had been written", lines.len()))
+            && log.contains("refuses to serve")
+            && log.contains("vhsm node repair 1"),
+        "{log}"
+    );
+
+    // The file as it was: the node starts and serves.
+    std::fs::write(&path, &text).unwrap();
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.wait_all_reachable().await;
+}
+
+/// Issue 14, item 8: node 3's whole data directory (store and log, consistent with each other) put back to a
+/// copy taken before a refresh of one key and the creation of another. The node cannot tell; the cluster can:
+/// `vhsm audit verify` fails, naming node 3, the sessions its peers hold and it lacks, and the peers; `vhsm status`
+/// flags node 3 as behind for both keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_rolled_back_with_its_data_directory_is_named_by_audit_verify_and_status() {
+    let mut cluster = ProcessCluster::start(3, 2).await;
+    let dir = cluster.path().to_str().unwrap().to_string();
+    let client = cluster.client().await;
+    let refreshed = client
+        .create_key(Algorithm::Ed25519, "refreshed")
+        .await
+        .unwrap();
+    tokio::time::sleep(ANCHORED).await;
+
+    // A copy of node 3's data directory, taken while it is stopped.
+    let data = cluster.node_dir(3).join("data");
+    let copy = cluster.path().join("node-3-data.copy");
+    cluster.kill("node-3");
+    copy_dir(&data, &copy);
+    cluster.start_node(3);
+    cluster.wait_all_reachable().await;
+
+    // Since the copy: a refresh (epoch 1) and a new key, both with node 3.
+    let (ok, out, err) = run_vhsm(
+        &[
+            "key",
+            "refresh",
+            &refreshed.id.to_string(),
+            "--cluster",
+            &dir,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}\n{err}");
+    let created = client
+        .create_key(Algorithm::Ed25519, "later")
+        .await
+        .unwrap();
+    let (ok, out, _) = run_vhsm(
+        &["audit", "verify", "--cluster", &dir],
+        Duration::from_secs(30),
+    );
+    assert!(ok, "verify fails before the rollback:\n{out}");
+
+    // Node 3's data directory put back to the copy: the node starts on it (it is consistent).
+    cluster.kill("node-3");
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&copy, &data);
+    cluster.start_node(3);
+    cluster.wait_all_reachable().await;
+
+    let (ok, out, err) = run_vhsm(
+        &["audit", "verify", "--cluster", &dir],
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "audit verify passed a rolled-back node:\n{out}");
+    let missing: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("MISSING on node 3: session"))
+        .collect();
+    // The refresh (a reshare) and the generation of the new key, each held by nodes 1 and 2.
+    assert!(
+        missing
+            .iter()
+            .any(|l| l.contains("(reshare, key") && l.contains(&refreshed.id.to_string()))
+            && missing
+                .iter()
+                .any(|l| l.contains("(generate, key") && l.contains(&created.id.to_string())),
+        "{out}\n{err}"
+    );
+    assert!(
+        missing
+            .iter()
+            .all(|l| l.contains("node 1 seq") && l.contains("node 2 seq")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("MISSING on node 1") && !out.contains("MISSING on node 2"),
+        "{out}"
+    );
+    assert!(err.contains("audit verification FAILED"), "{err}");
+
+    // vhsm status: node 3 is behind for the refreshed key (epoch 0 of 1) and holds no share of the new one.
+    let (ok, out, err) = run_vhsm(&["status", "--cluster", &dir], Duration::from_secs(30));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("node 3") && out.contains("BEHIND"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "key {}: share of epoch 0, the cluster is at epoch 1",
+            refreshed.id
+        )) && out.contains(&format!("key {}: no share", created.id)),
+        "{out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.contains("node 1 ") && l.contains("BEHIND")),
+        "{out}"
+    );
+    let (ok, out, err) = run_vhsm(
+        &["--json", "status", "--cluster", &dir],
+        Duration::from_secs(30),
+    );
+    assert!(ok, "{out}\n{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["nodes_behind"], serde_json::json!([3]), "{out}");
+    let node3 = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == 3)
+        .unwrap();
+    assert_eq!(node3["behind"].as_array().unwrap().len(), 2, "{out}");
 }

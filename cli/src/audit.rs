@@ -7,7 +7,20 @@
 //! `verify` checks, for every member node: that the log can be read, that its chain verifies (naming the node and
 //! the line/entry of every break), and that the nodes agree on the operations they took part in together: entries
 //! with the same protocol session on different nodes must name the same key, and entries of the same operation in
-//! a session must have the same input digest. Any problem makes the command fail (non-zero exit).
+//! a session must have the same input digest. It also reports **missing entries**: a node that lacks every entry
+//! of a session in which, by its peers' entries, it took part. The `ok` entry of a protocol run over the mesh (key
+//! generation, an ECDSA signature, a reshare) lists the session's `parties`; the run cannot complete without a
+//! message from each of them, and each wrote its own `attempt` entry before sending one, so a member named there
+//! must hold an entry of that session. One that holds none lost entries: its log was cut, replaced, or rolled
+//! back with its whole data directory (which the node cannot detect on its own). FROST signature shares involve
+//! no other node, so their sessions name no parties and are not checked. A session that its peers recorded
+//! entirely before the node's log begins (more than [`CLOCK_MARGIN`] before its first entry) is shown as a note,
+//! not a problem: that node's log was started anew (its data was lost and the node repaired, its old log kept
+//! aside), which its peers' logs and `vhsm status` show for what it is; a log rolled back or cut keeps its
+//! beginning, so what it lacks is after it. Any problem makes the command fail (non-zero exit).
+//!
+//! The MACs of the entries are not checked here (they need each node's storage key); every node checks its own
+//! when it unseals.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +45,7 @@ pub struct ShowOptions {
 }
 
 /// One node's log as read and verified.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 struct NodeLog {
     node: NodeId,
     /// Why it could not be read.
@@ -43,6 +56,26 @@ struct NodeLog {
     #[serde(skip)]
     parsed: Vec<Entry>,
 }
+
+/// A node that lacks the entries of a session its peers say it took part in.
+#[derive(Debug, Serialize)]
+struct MissingSession {
+    /// The node whose log lacks them.
+    node: NodeId,
+    /// The session (hex).
+    session: String,
+    /// The operation the peers recorded (`generate`, `sign`, `reshare`).
+    op: String,
+    /// The key, if the entries name one.
+    key: Option<String>,
+    /// The nodes whose `ok` entries name `node` as a party, with the seq of each.
+    held_by: Vec<(NodeId, u64)>,
+    /// Whether every one of those entries is older than `node`'s log (a new chain): a note, not a problem.
+    before_log: bool,
+}
+
+/// How far the nodes' clocks may disagree when a session is judged to precede a node's log.
+const CLOCK_MARGIN: u64 = 300;
 
 /// Nodes that disagree about one session.
 #[derive(Debug, Serialize)]
@@ -150,15 +183,74 @@ fn cross_check(logs: &[NodeLog]) -> Vec<Disagreement> {
     out
 }
 
+/// Sessions whose `ok` entries on some nodes name, as a party, a node whose (readable) log has no entry of that
+/// session. Nodes whose log could not be read, or that are not members, are not judged here.
+fn missing_sessions(logs: &[NodeLog]) -> Vec<MissingSession> {
+    let readable: BTreeMap<NodeId, std::collections::BTreeSet<&str>> = logs
+        .iter()
+        .filter(|l| l.error.is_none())
+        .map(|l| {
+            (
+                l.node,
+                l.parsed
+                    .iter()
+                    .filter_map(|e| e.session.as_deref())
+                    .collect(),
+            )
+        })
+        .collect();
+    // When each readable log begins (an empty one: it begins now, after every recorded session).
+    let begins: BTreeMap<NodeId, u64> = logs
+        .iter()
+        .filter(|l| l.error.is_none())
+        .map(|l| (l.node, l.parsed.first().map_or(u64::MAX, |e| e.time)))
+        .collect();
+    let mut claims: BTreeMap<(NodeId, &str), MissingSession> = BTreeMap::new();
+    for log in logs {
+        for entry in &log.parsed {
+            let Some(session) = entry.session.as_deref() else {
+                continue;
+            };
+            if entry.result != "ok" {
+                continue;
+            }
+            for &party in entry.parties.iter().filter(|&&p| p != entry.node) {
+                let Some(sessions) = readable.get(&party) else {
+                    continue;
+                };
+                if sessions.contains(session) {
+                    continue;
+                }
+                let claim = claims
+                    .entry((party, session))
+                    .or_insert_with(|| MissingSession {
+                        node: party,
+                        session: session.to_string(),
+                        op: entry.op.clone(),
+                        key: entry.key.clone(),
+                        held_by: Vec::new(),
+                        before_log: true,
+                    });
+                claim.held_by.push((entry.node, entry.seq));
+                let begins = begins.get(&party).copied().unwrap_or(u64::MAX);
+                claim.before_log &= entry.time.saturating_add(CLOCK_MARGIN) < begins;
+            }
+        }
+    }
+    claims.into_values().collect()
+}
+
 /// `vhsm audit verify`.
 pub async fn verify(layout: &Layout, json: bool) -> anyhow::Result<()> {
     let logs = read_all(layout, None).await?;
     let disagreements = cross_check(&logs);
+    let missing = missing_sessions(&logs);
     let problems = logs
         .iter()
         .map(|l| l.breaks.len() + usize::from(l.error.is_some()))
         .sum::<usize>()
-        + disagreements.len();
+        + disagreements.len()
+        + missing.iter().filter(|m| !m.before_log).count();
     if json {
         println!(
             "{}",
@@ -166,6 +258,7 @@ pub async fn verify(layout: &Layout, json: bool) -> anyhow::Result<()> {
                 "ok": problems == 0,
                 "nodes": logs,
                 "disagreements": disagreements,
+                "missing": missing,
             }))?
         );
     } else {
@@ -204,13 +297,49 @@ pub async fn verify(layout: &Layout, json: bool) -> anyhow::Result<()> {
                 at.join(", ")
             );
         }
+        for m in missing.iter().filter(|m| !m.before_log) {
+            let at: Vec<String> = m
+                .held_by
+                .iter()
+                .map(|(n, s)| format!("node {n} seq {s}"))
+                .collect();
+            println!(
+                "MISSING on node {}: session {} ({}{}): its peers recorded that node {} took part ({}), but its \
+                 log has no entry of it (entries lost: a log cut or replaced, or a data directory rolled back)",
+                m.node,
+                m.session.get(..16).unwrap_or(&m.session),
+                m.op,
+                m.key
+                    .as_deref()
+                    .map(|k| format!(", key {k}"))
+                    .unwrap_or_default(),
+                m.node,
+                at.join(", ")
+            );
+        }
+        let mut earlier: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for m in missing.iter().filter(|m| m.before_log) {
+            *earlier.entry(m.node).or_default() += 1;
+        }
+        for (node, count) in earlier {
+            let begins = logs
+                .iter()
+                .find(|l| l.node == node)
+                .and_then(|l| l.parsed.first())
+                .map_or("(empty)".to_string(), |e| format_time(e.time));
+            println!(
+                "note: node {node}'s log begins at {begins}: {count} earlier session(s) it took part in are recorded \
+                 only by its peers (a new chain: its data was lost and the node repaired, or its old log kept aside)"
+            );
+        }
     }
     if problems > 0 {
         anyhow::bail!("audit verification FAILED: {problems} problem(s) (see above)");
     }
     if !json {
         println!(
-            "audit logs verified: {} node(s), every chain intact, the nodes agree on every shared session",
+            "audit logs verified: {} node(s), every chain intact, the nodes agree on every shared session, and no \
+             node lacks the entries of a session it took part in",
             logs.len()
         );
     }
@@ -325,8 +454,104 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    fn entry(node: NodeId, seq: u64, session: &str, result: &str, parties: &[NodeId]) -> Entry {
+        Entry {
+            v: 2,
+            node,
+            seq,
+            time: 0,
+            prev: String::new(),
+            op: "generate".into(),
+            requester: "coordinator".into(),
+            purpose: String::new(),
+            key: Some("k".into()),
+            session: Some(session.into()),
+            parties: parties.to_vec(),
+            input: String::new(),
+            result: result.into(),
+            gen: Some(1),
+            hash: String::new(),
+            mac: None,
+        }
+    }
+
+    fn log(node: NodeId, parsed: Vec<Entry>) -> NodeLog {
+        NodeLog {
+            node,
+            error: None,
+            entries: parsed.len(),
+            head: String::new(),
+            breaks: Vec::new(),
+            parsed,
+        }
+    }
+
+    /// Issue 14, item 8: a node that lacks the entries of a session its peers say it took part in is named, with
+    /// the session and the peers that hold it; an attempt alone is enough to count as present, and nodes that are
+    /// not read (not members, unreadable) are not judged.
+    #[test]
+    fn a_node_lacking_a_session_its_peers_hold_is_named() {
+        let all = [1, 2, 3];
+        let logs = vec![
+            log(
+                1,
+                vec![
+                    entry(1, 0, "s1", "attempt", &[]),
+                    entry(1, 1, "s1", "ok", &all),
+                ],
+            ),
+            log(
+                2,
+                vec![
+                    entry(2, 0, "s1", "attempt", &[]),
+                    entry(2, 1, "s1", "ok", &all),
+                ],
+            ),
+            // Node 3's log (begun at the same time) holds another session only.
+            log(3, vec![entry(3, 0, "s0", "attempt", &[])]),
+        ];
+        let missing = missing_sessions(&logs);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(missing[0].node, 3);
+        assert_eq!(missing[0].session, "s1");
+        assert_eq!(missing[0].held_by, vec![(1, 1), (2, 1)]);
+        assert!(!missing[0].before_log);
+        // Recorded by the peers well before node 3's log begins (a new chain): a note, not a problem; within the
+        // clock margin: a problem.
+        let mut late = log(3, vec![entry(3, 0, "s9", "ok", &[])]);
+        late.parsed[0].time = 10_000;
+        let logs = vec![log(1, vec![entry(1, 1, "s1", "ok", &all)]), late.clone()];
+        assert!(missing_sessions(&logs)[0].before_log);
+        late.parsed[0].time = CLOCK_MARGIN;
+        let logs = vec![log(1, vec![entry(1, 1, "s1", "ok", &all)]), late];
+        assert!(!missing_sessions(&logs)[0].before_log);
+        // An empty log begins now: a note.
+        let logs = vec![log(1, vec![entry(1, 1, "s1", "ok", &all)]), log(3, vec![])];
+        assert!(missing_sessions(&logs)[0].before_log);
+        // Node 3 holds its attempt: nothing missing. Only `ok` entries are evidence.
+        let logs = vec![
+            log(1, vec![entry(1, 0, "s1", "ok", &all)]),
+            log(3, vec![entry(3, 0, "s1", "attempt", &[])]),
+            log(
+                2,
+                vec![
+                    entry(2, 0, "s1", "attempt", &[]),
+                    entry(2, 1, "s2", "error Internal: x", &all),
+                ],
+            ),
+        ];
+        assert!(missing_sessions(&logs).is_empty());
+        // Node 3 unreadable or not a member: not judged here.
+        let mut unreadable = log(3, vec![]);
+        unreadable.error = Some("down".into());
+        let logs = vec![log(1, vec![entry(1, 0, "s1", "ok", &all)]), unreadable];
+        assert!(missing_sessions(&logs).is_empty());
+        let logs = vec![log(1, vec![entry(1, 0, "s1", "ok", &all)])];
+        assert!(missing_sessions(&logs).is_empty());
+    }
 
     #[test]
     fn times() {

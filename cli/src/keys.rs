@@ -78,10 +78,26 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `vhsm status`: the coordinator's view of the nodes, and every holder whose share of a key is behind the key's
+/// epoch (or missing): a node whose data was rolled back to before a refresh or reshare, or lost, which the node
+/// cannot tell on its own. Like a node that is down or sealed, it is shown, not an error (exit status 0).
 pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
     let client = connect(layout).await?;
     let status: ClusterStatus = client.status().await?;
+    let behind_of = |id: NodeId| {
+        status
+            .behind
+            .iter()
+            .filter(move |b| b.node == id)
+            .collect::<Vec<_>>()
+    };
     if json {
+        #[derive(Serialize)]
+        struct Behind {
+            key: String,
+            held: Option<u64>,
+            epoch: u64,
+        }
         #[derive(Serialize)]
         struct Node<'a> {
             id: u16,
@@ -91,6 +107,8 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
             banned: Option<&'a [u16]>,
             sealed: Option<bool>,
             error: Option<&'a str>,
+            /// Keys whose share on this node is behind the key's epoch (`held` null: no share at all).
+            behind: Vec<Behind>,
         }
         let nodes: Vec<Node> = status
             .nodes
@@ -103,9 +121,26 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
                 banned: n.status.as_ref().map(|s| s.banned.as_slice()),
                 sealed: n.status.as_ref().map(|s| s.sealed),
                 error: n.error.as_deref(),
+                behind: behind_of(n.id)
+                    .into_iter()
+                    .map(|b| Behind {
+                        key: b.key_id.to_string(),
+                        held: b.held,
+                        epoch: b.epoch,
+                    })
+                    .collect(),
             })
             .collect();
-        return print_json(&serde_json::json!({ "threshold": status.threshold, "nodes": nodes }));
+        let behind: Vec<NodeId> = {
+            let mut ids: Vec<NodeId> = status.behind.iter().map(|b| b.node).collect();
+            ids.dedup();
+            ids
+        };
+        return print_json(&serde_json::json!({
+            "threshold": status.threshold,
+            "nodes": nodes,
+            "nodes_behind": behind,
+        }));
     }
     let up = status.nodes.iter().filter(|n| n.reachable).count();
     println!(
@@ -114,10 +149,21 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
         status.threshold
     );
     for n in &status.nodes {
+        let behind = behind_of(n.id);
         match (&n.status, &n.error) {
             (Some(s), _) if s.sealed => println!(
                 "  node {:<3} {:<22} SEALED  serves nothing until `vhsm node unseal {}`",
                 n.id, n.address, n.id
+            ),
+            (Some(s), _) if !behind.is_empty() => println!(
+                "  node {:<3} {:<22} BEHIND {} keys (v{}): behind the cluster on {} key(s), its data was rolled \
+                 back or lost; repair it: `vhsm node repair {}`",
+                n.id,
+                n.address,
+                s.keys,
+                s.version,
+                behind.len(),
+                n.id
             ),
             (Some(s), _) => println!(
                 "  node {:<3} {:<22} up    {} keys (v{})",
@@ -125,6 +171,18 @@ pub async fn status(layout: &Layout, json: bool) -> anyhow::Result<()> {
             ),
             (None, Some(e)) => println!("  node {:<3} {:<22} DOWN  {e}", n.id, n.address),
             (None, None) => println!("  node {:<3} {:<22} ?", n.id, n.address),
+        }
+        for b in behind {
+            match b.held {
+                Some(held) => println!(
+                    "      key {}: share of epoch {held}, the cluster is at epoch {}",
+                    b.key_id, b.epoch
+                ),
+                None => println!(
+                    "      key {}: no share, the cluster is at epoch {} (node {} is a holder)",
+                    b.key_id, b.epoch, n.id
+                ),
+            }
         }
     }
     Ok(())

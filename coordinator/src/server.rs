@@ -314,9 +314,26 @@ impl Coordinator {
     }
 
     pub(crate) async fn cluster_status(&self, nodes: &NodePool) -> ClusterStatus {
-        let answers = nodes
-            .call_each(&nodes.ids(), |_| NodeRequest::Status, STATUS_TIMEOUT)
-            .await;
+        let ids = nodes.ids();
+        // What every node lists, to flag holders whose shares are behind the keys' epochs (`Registry::behind`).
+        let (answers, listed, staged) = tokio::join!(
+            nodes.call_each(&ids, |_| NodeRequest::Status, STATUS_TIMEOUT),
+            nodes.call_each(&ids, |_| NodeRequest::ListKeys, STATUS_TIMEOUT),
+            nodes.call_each(&ids, |_| NodeRequest::ListStaged, STATUS_TIMEOUT),
+        );
+        let keys_of = |answers: Vec<(vhsm_wire::NodeId, Result<NodeResponse, NodeCallError>)>| {
+            answers
+                .into_iter()
+                .filter_map(|(node, answer)| match answer {
+                    Ok(NodeResponse::Keys(keys)) => Some((node, keys)),
+                    _ => None,
+                })
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let behind = self.registry.behind(&keys_of(listed), &keys_of(staged));
+        for b in &behind {
+            tracing::warn!(node = b.node, key = %b.key_id, held = ?b.held, epoch = b.epoch, "a holder's share is behind the key's epoch (its data was rolled back or lost): repair it (vhsm node repair)");
+        }
         let health = answers
             .into_iter()
             .map(|(id, answer)| {
@@ -363,6 +380,7 @@ impl Coordinator {
         ClusterStatus {
             threshold: nodes.membership().threshold,
             nodes: health,
+            behind,
         }
     }
 }

@@ -334,7 +334,8 @@ pub enum StartError {
     /// The audit log does not open or its chain does not verify: the node refuses to serve with it.
     #[error(
         "node: {0}; the node refuses to serve with an audit log it cannot vouch for: keep the file as evidence, \
-         move it aside and start again (a new chain begins)"
+         then restore the log from a copy, or move the whole data directory aside and rebuild this node from its \
+         peers (vhsm node repair); a node whose store holds keys does not start on a new, empty log"
     )]
     AuditLog(AuditError),
     /// The development storage key file cannot be loaded.

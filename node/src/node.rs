@@ -6,6 +6,19 @@
 //! which keeps its culprits); [`Node::answer`] is the edge where a failure becomes the wire's
 //! [`NodeResponse::Error`], through the one conversion in [`crate::error`]. [`Node::open`] fails with a
 //! [`StartError`].
+//!
+//! # Unsealing: the store and the audit log checked against each other
+//!
+//! The audit log is opened (and its hash chain verified) first, before the storage key is known: a sealed node
+//! records its unseal attempts. Once the key is known — at start with a key file or a passphrase, or later by
+//! [`NodeRequest::Unseal`] — the node opens the store (whose records must match the digest sealed in its metadata
+//! row: `crate::store`), then checks the log against the store and the audit key derived from the storage key
+//! (`AuditLog::check_sealed`: every MAC, the store's audit head present in the log, no entry recording a newer
+//! store generation than the store's, no key-holding store with a log that was missing or empty), and refuses to
+//! serve if any check fails: at start the node exits with the error (naming the file, what is missing and what to
+//! do); a sealed node stays sealed and the unseal request fails with it. Only then does the log MAC its entries
+//! and the store record its head; afterwards the head is anchored in the store within about a second of every
+//! append ([`Node::start_background`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +31,7 @@ use vhsm_wire::{
 };
 
 use crate::{
-    audit::AuditLog,
+    audit::{AuditKey, AuditLog},
     config::NodeConfig,
     error::{ServiceError, StartError},
     membership::MembershipKeeper,
@@ -92,11 +105,13 @@ impl Node {
             error,
         })?;
         // A log whose chain does not verify: refuse to serve (see `audit`).
-        let audit = AuditLog::open(
-            &config.data_dir.join(crate::audit::AUDIT_FILE),
-            config.node_id,
-        )
-        .map_err(StartError::AuditLog)?;
+        let audit = Arc::new(
+            AuditLog::open(
+                &config.data_dir.join(crate::audit::AUDIT_FILE),
+                config.node_id,
+            )
+            .map_err(StartError::AuditLog)?,
+        );
         let seal = SealSetup {
             sealed_key_file: config.sealed_key_file.clone(),
             data_dir: config.data_dir.clone(),
@@ -126,7 +141,8 @@ impl Node {
         let mut peers = Vec::new();
         match key {
             Some(key) => {
-                let opened = open_unsealed(config.node_id, &seal, key).map_err(StartError::Open)?;
+                let opened =
+                    open_unsealed(config.node_id, &seal, key, &audit).map_err(StartError::Open)?;
                 peers = opened.1;
                 let _ = unsealed.set(opened.0);
             }
@@ -144,7 +160,7 @@ impl Node {
             unsealing: tokio::sync::Mutex::new(()),
             mesh,
             nonces: Arc::new(NonceStore::default()),
-            audit: Arc::new(audit),
+            audit,
             keygens: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: config.fault_injection.clone(),
@@ -163,10 +179,32 @@ impl Node {
         &self.mesh
     }
 
-    /// Runs the node's background work (keeping the stock of pre-made FROST nonces filled) until the returned task
-    /// is aborted.
+    /// Runs the node's background work until the returned task is aborted: keeping the stock of pre-made FROST
+    /// nonces filled, and anchoring the audit log's durable head in the store (every [`ANCHOR_INTERVAL`] in
+    /// which the log grew; see `crate::store`).
     pub fn start_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.clone().refill_nonces())
+        let (nonces, anchor) = (self.clone(), self.clone());
+        tokio::spawn(async move {
+            tokio::join!(nonces.refill_nonces(), anchor.anchor_audit_head());
+        })
+    }
+
+    /// Records the audit log's durable head in the sealed store whenever it moved (at most once per
+    /// [`ANCHOR_INTERVAL`]), so that a log cut after the last store write is detected at the next unseal.
+    pub(crate) async fn anchor_audit_head(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(ANCHOR_INTERVAL).await;
+            let Some(store) = self.unsealed.get().map(|u| u.store.clone()) else {
+                continue;
+            };
+            match tokio::task::spawn_blocking(move || store.anchor()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot record the audit log's head in the store")
+                }
+                Err(e) => tracing::error!(error = %e, "audit anchor task failed"),
+            }
+        }
     }
 
     /// Answers one request of the coordinator, as it arrived (a batch, or one request, possibly on behalf of a
@@ -223,7 +261,8 @@ impl Node {
             }
             Err(e) => return Err(ServiceError::Unseal(e)),
         };
-        let (unsealed, peers) = open_unsealed(self.id, &self.seal, key)?;
+        let (unsealed, peers) = open_unsealed(self.id, &self.seal, key, &self.audit)
+            .inspect_err(|e| tracing::error!(node = self.id, error = %e, "unseal refused"))?;
         if self.unsealed.set(unsealed).is_err() {
             return Ok(());
         }
@@ -586,15 +625,56 @@ pub(crate) struct Unsealed {
     pub(crate) nonce_hedge: zeroize::Zeroizing<[u8; 32]>,
 }
 
-/// Opens the store with `key` and reads the membership; returns them with the peers to take.
+/// How often the audit log's head is anchored in the store (when it moved).
+pub const ANCHOR_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The share database's file name inside the node's data directory.
+pub const STORE_FILE: &str = "shares.redb";
+
+/// Opens the store with `key`, checks the audit log against it (see the module docs), anchors the log's head,
+/// and reads the membership; returns them with the peers to take.
 fn open_unsealed(
     id: NodeId,
     seal: &SealSetup,
     key: StorageKey,
+    audit: &Arc<AuditLog>,
 ) -> Result<(Unsealed, Vec<(NodeId, String)>), ServiceError> {
     let nonce_hedge = key.derive(b"vhsm/frost-nonce-hedge/v1");
-    let store = ShareStore::open(&seal.data_dir.join("shares.redb"), key, id)
-        .map_err(ServiceError::StoreOpen)?;
+    let audit_key = AuditKey::derive(&key);
+    let store = ShareStore::open_with_audit(
+        &seal.data_dir.join(STORE_FILE),
+        key,
+        id,
+        Some(audit.clone()),
+    )
+    .map_err(ServiceError::StoreOpen)?;
+    let view = store.view().map_err(ServiceError::StoreOpen)?;
+    let check = audit
+        .check_sealed(audit_key, &view)
+        .map_err(ServiceError::AuditUnreadable)?;
+    tracing::info!(
+        node = id,
+        entries = check.entries,
+        maced = check.maced,
+        written_while_sealed = check.unmaced,
+        version_1 = check.version_1,
+        store_generation = view.generation,
+        store_audit_head = view.head.entries,
+        "audit log checked against the store: every MAC verifies, no entry the store recorded is missing, the \
+         store is not older than the log"
+    );
+    if check.version_1 > 0 {
+        tracing::warn!(
+            node = id,
+            entries = check.version_1,
+            "the audit log begins with entries of format version 1, written before entries were MACed: they are \
+             hash-chained but not MACed"
+        );
+    }
+    store.anchor().map_err(|source| ServiceError::StoreFailed {
+        doing: "record the audit log's head in the store",
+        source,
+    })?;
     // The peers: the newest membership this node was given, else node.toml's.
     let (membership, peers) =
         MembershipKeeper::start(id, &store, &seal.peers).map_err(|source| {
@@ -644,4 +724,495 @@ fn start_passphrase(config: &NodeConfig) -> Result<Option<SecretBytes>, StartErr
 pub fn trim_passphrase(bytes: &[u8]) -> &[u8] {
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     bytes.strip_suffix(b"\r").unwrap_or(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Issue 14, item 8: the node refuses to start on an audit log that lost entries its store recorded, beside a
+    //! share database older than its log, or on a log whose MACs do not verify; it still starts on a log written
+    //! before MACs (format version 1) and on a log with a torn last line.
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use std::path::{Path, PathBuf};
+
+    use rand_core::OsRng;
+    use vhsm_core::{Algorithm, KeyId, KeyInfo};
+    use vhsm_protocols::{
+        frost::dkg::{DkgParams, FrostDkg},
+        simulator::Simulation,
+        SessionId,
+    };
+    use vhsm_wire::mesh::MeshMessage;
+
+    use super::*;
+    use crate::{
+        audit::{Entry, Operation, AUDIT_FILE},
+        mesh::{BoxFuture, SendError},
+        share::KeyShare,
+    };
+
+    struct Nowhere;
+
+    impl MeshTransport for Nowhere {
+        fn send<'a>(
+            &'a self,
+            to: NodeId,
+            _address: &'a str,
+            _message: &'a MeshMessage,
+        ) -> BoxFuture<'a, Result<(), SendError>> {
+            Box::pin(async move {
+                Err(SendError {
+                    peer: to,
+                    reason: "no mesh in this test".into(),
+                })
+            })
+        }
+
+        fn disconnect(&self, _peer: NodeId, _left: bool) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    fn config(dir: &Path) -> NodeConfig {
+        let key = dir.join("storage.key");
+        if !key.exists() {
+            StorageKey::generate().write_new(&key).unwrap();
+        }
+        NodeConfig {
+            node_id: 1,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ca_cert: dir.join("ca.pem"),
+            cert: dir.join("node.pem"),
+            key: dir.join("node.key"),
+            storage_key_file: Some(key),
+            sealed_key_file: None,
+            passphrase_file: None,
+            data_dir: dir.join("data"),
+            peers: Vec::new(),
+            #[cfg(feature = "fault-injection")]
+            fault_injection: Default::default(),
+        }
+    }
+
+    fn open(config: &NodeConfig) -> Result<Arc<Node>, StartError> {
+        Node::open(config, Arc::new(Nowhere))
+    }
+
+    fn audit_path(dir: &Path) -> PathBuf {
+        dir.join("data").join(AUDIT_FILE)
+    }
+
+    fn store_path(dir: &Path) -> PathBuf {
+        dir.join("data").join(STORE_FILE)
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn write_lines(path: &Path, lines: &[String]) {
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Node 1's share of a fresh 2-of-3 FROST key, and the key's metadata.
+    fn key() -> (KeyInfo, KeyShare) {
+        let session = SessionId::random(&mut OsRng);
+        let parties: Vec<FrostDkg> = (1..=3u16)
+            .map(|me| {
+                FrostDkg::new(DkgParams {
+                    session,
+                    me,
+                    participants: vec![1, 2, 3],
+                    threshold: 2,
+                })
+                .unwrap()
+            })
+            .collect();
+        let share = Simulation::new(parties)
+            .run(&mut OsRng)
+            .outputs
+            .remove(&1)
+            .unwrap();
+        let share = KeyShare::Frost(Box::new(share));
+        let info = KeyInfo {
+            id: KeyId([1; 16]),
+            label: "test".into(),
+            algorithm: Algorithm::Ed25519,
+            public_key: share.public_key(),
+            public_package: share.public_package(),
+            threshold: 2,
+            holders: vec![1, 2, 3],
+            state: KeyState::Pending,
+            created_unix: 0,
+            epoch: 0,
+            revision: 0,
+            attributes: Vec::new(),
+        };
+        (info, share)
+    }
+
+    fn operation(op: &'static str, key: KeyId, n: u8) -> Operation {
+        Operation {
+            op,
+            key: Some(key),
+            session: Some(SessionId([n; 32])),
+            parties: vec![1, 2, 3],
+            input: [n; 32],
+            attempt_first: true,
+        }
+    }
+
+    /// Records `op` as the node does: the attempt, the store change, the result.
+    fn recorded(node: &Node, op: Operation, change: impl FnOnce(&ShareStore)) {
+        node.audit
+            .append(&op, "coordinator", "", "attempt".into())
+            .unwrap();
+        change(node.store().unwrap());
+        node.audit
+            .append(&op, "coordinator", "", "ok".into())
+            .unwrap();
+    }
+
+    /// A node whose store holds a key (generated and committed, with its audit entries), then three signatures
+    /// (entries only); the head anchored. The node is closed when this returns.
+    fn node_with_a_key(dir: &Path) -> NodeConfig {
+        let config = config(dir);
+        let node = open(&config).unwrap();
+        let (info, share) = key();
+        recorded(&node, operation("generate", info.id, 1), |s| {
+            s.insert_pending(&info, &share).unwrap()
+        });
+        recorded(&node, operation("commit-key", info.id, 2), |s| {
+            s.activate(info.id, KeyState::Active).unwrap();
+        });
+        for n in 3..6 {
+            node.audit
+                .append(
+                    &operation("sign", info.id, n),
+                    "alice (user)",
+                    "sign",
+                    "ok".into(),
+                )
+                .unwrap();
+        }
+        assert!(node.store().unwrap().anchor().unwrap(), "the head moved");
+        let meta = node.store().unwrap().meta().unwrap().unwrap();
+        assert_eq!(meta.generation, 2);
+        assert_eq!(meta.audit, node.audit.durable_head());
+        assert_eq!(meta.audit.entries, 7);
+        drop(node);
+        config
+    }
+
+    fn refused(config: &NodeConfig) -> String {
+        match open(config) {
+            Ok(_) => panic!("the node started"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_intact_node_restarts_and_keeps_anchoring() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let node = open(&config).unwrap();
+        // The node MACs its entries again, with the store's generation.
+        let entry = node
+            .audit
+            .append(
+                &operation("sign", KeyId([1; 16]), 9),
+                "a",
+                "sign",
+                "ok".into(),
+            )
+            .unwrap();
+        assert!(entry.mac.is_some());
+        assert_eq!(entry.gen, Some(2));
+        assert!(node.store().unwrap().anchor().unwrap());
+        assert!(!node.store().unwrap().anchor().unwrap(), "nothing new");
+    }
+
+    #[test]
+    fn a_log_cut_by_three_lines_beside_a_store_with_keys_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let path = audit_path(dir.path());
+        let all = lines(&path);
+        write_lines(&path, &all[..all.len() - 3]);
+        let err = refused(&config);
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains("holds 4 entries")
+                && err.contains("7 had been written")
+                && err.contains("truncated")
+                && err.contains("vhsm node repair 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_removed_log_beside_a_store_with_keys_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let path = audit_path(dir.path());
+        std::fs::remove_file(&path).unwrap();
+        let err = refused(&config);
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains("holds 0 entries")
+                && err.contains("did not exist when the node started"),
+            "{err}"
+        );
+        // The next start (the empty file it created is still there) says so too.
+        let err = refused(&config);
+        assert!(err.contains("it was empty when the node started"), "{err}");
+    }
+
+    #[test]
+    fn an_emptied_log_beside_a_store_with_keys_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        std::fs::write(audit_path(dir.path()), b"").unwrap();
+        let err = refused(&config);
+        assert!(
+            err.contains("holds 0 entries") && err.contains("it was empty when the node started"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_older_share_database_beside_a_newer_log_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let older = dir.path().join("shares.redb.older");
+        std::fs::copy(store_path(dir.path()), &older).unwrap();
+        // The key is deactivated since: the log records store generation 3.
+        let node = open(&config).unwrap();
+        recorded(&node, operation("set-key-state", KeyId([1; 16]), 7), |s| {
+            s.set_state(KeyId([1; 16]), KeyState::Deactivated).unwrap();
+        });
+        drop(node);
+        std::fs::copy(&older, store_path(dir.path())).unwrap();
+        let err = refused(&config);
+        assert!(
+            err.contains(&store_path(dir.path()).display().to_string())
+                && err.contains("store generation 2")
+                && err.contains("records generation 3")
+                && err.contains("replaced by an older copy"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_log_entry_with_a_wrong_mac_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let path = audit_path(dir.path());
+        let mut all = lines(&path);
+        let mut entry: Entry = serde_json::from_str(&all[4]).unwrap();
+        let mut mac = hex::decode(entry.mac.as_deref().unwrap()).unwrap();
+        mac[0] ^= 1;
+        entry.mac = Some(hex::encode(mac));
+        all[4] = serde_json::to_string(&entry).unwrap();
+        write_lines(&path, &all);
+        let err = refused(&config);
+        assert!(
+            err.contains("entry seq 4 is not authentic") && err.contains("MAC does not verify"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_log_beside_a_store_with_keys_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        // A store and a log as the previous release left them: keys, version-1 entries, no head recorded.
+        {
+            let (info, share) = key();
+            let store = ShareStore::open(
+                &store_path(dir.path()),
+                StorageKey::load(config.storage_key_file.as_ref().unwrap()).unwrap(),
+                1,
+            )
+            .unwrap();
+            store.insert_pending(&info, &share).unwrap();
+            store.activate(info.id, KeyState::Active).unwrap();
+        }
+        // Its log missing: refused (the store holds keys; no head was recorded before the upgrade).
+        let err = refused(&config);
+        assert!(
+            err.contains("was missing when the node started")
+                && err.contains("holds 1 key record(s)"),
+            "{err}"
+        );
+        let mut prev = hex::encode([0u8; 32]);
+        let mut v1 = Vec::new();
+        for seq in 0..4u64 {
+            let mut e = Entry {
+                v: 1,
+                node: 1,
+                seq,
+                time: 1_700_000_000,
+                prev: prev.clone(),
+                op: if seq < 2 { "generate" } else { "commit-key" }.into(),
+                requester: "coordinator".into(),
+                purpose: String::new(),
+                key: Some(KeyId([1; 16]).to_string()),
+                session: None,
+                parties: Vec::new(),
+                input: hex::encode([2u8; 32]),
+                result: if seq % 2 == 0 { "attempt" } else { "ok" }.into(),
+                gen: None,
+                hash: String::new(),
+                mac: None,
+            };
+            e.hash = hex::encode(e.compute_hash());
+            prev = e.hash.clone();
+            let mut json = serde_json::to_value(&e).unwrap();
+            for field in ["parties", "gen", "mac"] {
+                json.as_object_mut().unwrap().remove(field);
+            }
+            v1.push(serde_json::to_string(&json).unwrap());
+        }
+        write_lines(&audit_path(dir.path()), &v1);
+        let node = open(&config).unwrap();
+        let e = node
+            .audit
+            .append(
+                &operation("sign", KeyId([1; 16]), 3),
+                "a",
+                "sign",
+                "ok".into(),
+            )
+            .unwrap();
+        assert_eq!((e.v, e.seq), (2, 4));
+        assert!(node.store().unwrap().anchor().unwrap());
+        drop(node);
+        open(&config).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_the_node_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let path = audit_path(dir.path());
+        let before = lines(&path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(br#"{"v":2,"node":1,"seq":7,"time":1,"prev":""#);
+        std::fs::write(&path, &bytes).unwrap();
+        let node = open(&config).unwrap();
+        assert_eq!(lines(&path), before);
+        node.audit
+            .append(
+                &operation("sign", KeyId([1; 16]), 9),
+                "a",
+                "sign",
+                "ok".into(),
+            )
+            .unwrap();
+    }
+
+    /// A sealed node records its unseal attempts without a MAC; if its log lost entries, the unseal is refused with
+    /// the problem named and the node stays sealed.
+    #[tokio::test]
+    async fn a_sealed_node_with_a_cut_log_refuses_to_unseal_and_stays_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let passphrase = b"correct horse battery staple";
+        let sealed = dir.path().join("sealed.key");
+        let storage = StorageKey::generate();
+        SealedKeyFile::write_new(
+            &sealed,
+            &storage,
+            passphrase,
+            crate::seal::KdfParams::MINIMUM,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("passphrase"), passphrase).unwrap();
+        let mut config = config(dir.path());
+        config.storage_key_file = None;
+        config.sealed_key_file = Some(sealed);
+        config.passphrase_file = Some(dir.path().join("passphrase"));
+        {
+            let node = open(&config).unwrap();
+            assert!(node.unsealed.get().is_some());
+            let (info, share) = key();
+            recorded(&node, operation("generate", info.id, 1), |s| {
+                s.insert_pending(&info, &share).unwrap()
+            });
+            node.store().unwrap().anchor().unwrap();
+        }
+        let path = audit_path(dir.path());
+        let all = lines(&path);
+        write_lines(&path, &all[..1]);
+        // Started without the passphrase: sealed; the unseal attempt is refused, naming the log.
+        config.passphrase_file = None;
+        let node = open(&config).unwrap();
+        assert!(node.unsealed.get().is_none());
+        let err = node
+            .audited(NodeRequest::Unseal {
+                passphrase: SecretBytes::new(passphrase.to_vec()),
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        // The cut log got the unseal attempt at seq 1, where the store recorded another entry.
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains("has another entry at seq 1")
+                && err.contains("truncated and written to since"),
+            "{err}"
+        );
+        assert!(node.unsealed.get().is_none(), "still sealed");
+        // Its attempt and refusal are recorded, without a MAC (the node has no audit key).
+        let recorded: Vec<Entry> = lines(&path)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let tail = &recorded[1..];
+        assert_eq!(tail.len(), 2);
+        assert!(tail.iter().all(|e| e.op == "unseal" && e.mac.is_none()));
+        assert!(tail[1].result.starts_with("error"), "{:?}", tail[1]);
+    }
+
+    #[tokio::test]
+    async fn the_background_task_anchors_the_head_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_with_a_key(dir.path());
+        let node = open(&config).unwrap();
+        let background = node.start_background();
+        for n in 10..13 {
+            node.audit
+                .append(
+                    &operation("sign", KeyId([1; 16]), n),
+                    "a",
+                    "sign",
+                    "ok".into(),
+                )
+                .unwrap();
+        }
+        let head = node.audit.durable_head();
+        assert_eq!(head.entries, 10);
+        let deadline = std::time::Instant::now() + 4 * ANCHOR_INTERVAL;
+        while node.store().unwrap().meta().unwrap().unwrap().audit != head {
+            assert!(std::time::Instant::now() < deadline, "not anchored");
+            tokio::time::sleep(ANCHOR_INTERVAL / 5).await;
+        }
+        background.abort();
+        let _ = background.await;
+        drop(node);
+        // Now even a cut of the signatures alone (no store write since) is detected.
+        let path = audit_path(dir.path());
+        let all = lines(&path);
+        write_lines(&path, &all[..all.len() - 1]);
+        let err = refused(&config);
+        assert!(err.contains("holds 9 entries"), "{err}");
+    }
 }

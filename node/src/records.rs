@@ -8,6 +8,7 @@
 //! | key metadata | 2 ([`KeyRecordV2`]) | 2 |
 //! | stored object | 1 ([`ObjectRecordV1`]) | 1 |
 //! | membership | 1 ([`MembershipRecordV1`]) | 1 |
+//! | the store's metadata row | 1 ([`StoreMetaRecordV1`]) | 1 |
 //!
 //! Version 1 of the key metadata (before attributes and revisions) was never released; a record of it is refused.
 //! `node/tests/data/records/` holds records as the first release of the store wrote them; the tests read them.
@@ -203,6 +204,40 @@ impl From<MembershipRecordV1> for Membership {
     }
 }
 
+/// The store's metadata row, version 1 (see `crate::store`): the generation, the audit head the store last
+/// recorded, and the keyed digest of every record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreMetaRecordV1 {
+    generation: u64,
+    audit_entries: u64,
+    audit_hash: [u8; 32],
+    records_digest: [u8; 32],
+}
+
+impl From<&crate::store::StoreMeta> for StoreMetaRecordV1 {
+    fn from(m: &crate::store::StoreMeta) -> Self {
+        StoreMetaRecordV1 {
+            generation: m.generation,
+            audit_entries: m.audit.entries,
+            audit_hash: m.audit.hash,
+            records_digest: m.records_digest,
+        }
+    }
+}
+
+impl From<StoreMetaRecordV1> for crate::store::StoreMeta {
+    fn from(r: StoreMetaRecordV1) -> Self {
+        crate::store::StoreMeta {
+            generation: r.generation,
+            audit: crate::audit::Head {
+                entries: r.audit_entries,
+                hash: r.audit_hash,
+            },
+            records_digest: r.records_digest,
+        }
+    }
+}
+
 /// Why a record's plaintext does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -279,6 +314,19 @@ pub fn decode_membership(plain: &[u8]) -> Result<Membership, RecordError> {
     }
 }
 
+/// The plaintext of the store's metadata row.
+pub fn encode_store_meta(meta: &crate::store::StoreMeta) -> Result<Vec<u8>, RecordError> {
+    encode(1, &StoreMetaRecordV1::from(meta))
+}
+
+/// Reads the store's metadata row.
+pub fn decode_store_meta(plain: &[u8]) -> Result<crate::store::StoreMeta, RecordError> {
+    match split(plain)? {
+        (1, body) => decode::<StoreMetaRecordV1>(body).map(crate::store::StoreMeta::from),
+        (other, _) => Err(RecordError::UnknownVersion(other)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -331,6 +379,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_store_metadata_row_round_trips_and_refuses_garbage() {
+        let meta = crate::store::StoreMeta {
+            generation: 41,
+            audit: crate::audit::Head {
+                entries: 1234,
+                hash: [0xab; 32],
+            },
+            records_digest: [0x5c; 32],
+        };
+        let plain = encode_store_meta(&meta).unwrap();
+        assert_eq!(plain[0], 1);
+        assert_eq!(decode_store_meta(&plain).unwrap(), meta);
+        let mut longer = plain.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode_store_meta(&longer),
+            Err(RecordError::Malformed(_))
+        ));
+        assert_eq!(
+            decode_store_meta(&[2, 0]),
+            Err(RecordError::UnknownVersion(2))
+        );
     }
 
     #[test]

@@ -4,7 +4,19 @@
 //! epoch, so that a record copied to another key, another node or another kind of record does not open. redb does
 //! not detect a flipped byte in place; the AEAD tag does.
 //!
-//! Sealed record layout (version 1): `version (1) ‖ epoch (8, big-endian) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`.
+//! Sealed record layouts:
+//!
+//! | version | layout | associated data | written for |
+//! |---|---|---|---|
+//! | 1 | `1 ‖ epoch (8, BE) ‖ nonce (12) ‖ ciphertext ‖ tag (16)` | `"vhsm/sealed-record/v1" ‖ node (2) ‖ kind (1) ‖ subject length (1) ‖ subject ‖ epoch (8)` | shares, bans, membership, backup bodies ([`seal`]) |
+//! | 2 | `2 ‖ epoch (8, BE) ‖ revision (8, BE) ‖ nonce (12) ‖ ciphertext ‖ tag (16)` | `"vhsm/sealed-record/v2" ‖ node ‖ kind ‖ subject length ‖ subject ‖ epoch (8) ‖ revision (8)` | key metadata (revision: the metadata's revision), objects (their version), the store's metadata row (its generation) ([`seal_bound`]) |
+//!
+//! A version-2 record is bound to its revision as well as its epoch: the store checks that the revision the
+//! record opens under is the one its plaintext carries, so a record cannot be relabelled with another revision.
+//! That alone does not stop an **older copy** of a whole record (its own, consistent revision) from being put
+//! back in place of the newer one; what stops it is the store's sealed metadata row, which carries a keyed digest
+//! of every record (see `crate::store`). [`open_bound`] reads both versions (a record written before version 2
+//! has no revision bound: `None`); [`open`] reads version 1 only, as [`seal`] writes it.
 //!
 //! # Where the storage key comes from
 //!
@@ -37,6 +49,8 @@ use vhsm_wire::NodeId;
 
 const RECORD_VERSION: u8 = 1;
 const AAD_TAG: &[u8] = b"vhsm/sealed-record/v1";
+const RECORD_VERSION_BOUND: u8 = 2;
+const AAD_TAG_BOUND: &[u8] = b"vhsm/sealed-record/v2";
 
 /// What a sealed record holds; part of its associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +68,9 @@ pub enum RecordKind {
     Membership = 5,
     /// The sealed body of a backup file (subject: this node's id; epoch: the backup's creation time).
     Backup = 6,
+    /// The store's metadata row: generation, audit head, digest of every record (subject: this node's id; epoch
+    /// and revision: the generation). See `crate::store`.
+    StoreMeta = 7,
 }
 
 /// Why a record could not be sealed or opened.
@@ -462,6 +479,129 @@ pub fn open(
     Ok((epoch, Zeroizing::new(plaintext)))
 }
 
+/// What a version-2 record is bound to besides node, kind and subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The epoch (a key's share epoch; 0 where there is none).
+    pub epoch: u64,
+    /// The revision (a key's metadata revision, an object's version, the store's generation). `None` when read
+    /// from a version-1 record, which binds none.
+    pub revision: Option<u64>,
+}
+
+fn associated_data_bound(
+    node: NodeId,
+    kind: RecordKind,
+    subject: Subject,
+    epoch: u64,
+    revision: u64,
+) -> Vec<u8> {
+    let subject = subject.bytes();
+    let mut aad = Vec::with_capacity(AAD_TAG_BOUND.len() + 2 + 1 + 1 + subject.len() + 16);
+    aad.extend_from_slice(AAD_TAG_BOUND);
+    aad.extend_from_slice(&node.to_be_bytes());
+    aad.push(kind as u8);
+    aad.push(u8::try_from(subject.len()).unwrap_or(u8::MAX));
+    aad.extend_from_slice(&subject);
+    aad.extend_from_slice(&epoch.to_be_bytes());
+    aad.extend_from_slice(&revision.to_be_bytes());
+    aad
+}
+
+/// Seals `plaintext` as a version-2 record of `kind` about `subject` on node `node`, bound to `epoch` and
+/// `revision`.
+pub fn seal_bound(
+    key: &StorageKey,
+    node: NodeId,
+    kind: RecordKind,
+    subject: Subject,
+    epoch: u64,
+    revision: u64,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let aad = associated_data_bound(node, kind, subject, epoch, revision);
+    // As in `seal`: encryption fails only beyond 64 GiB.
+    let sealed = key
+        .cipher()
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(1 + 16 + 12 + sealed.len());
+    out.push(RECORD_VERSION_BOUND);
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.extend_from_slice(&revision.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out
+}
+
+/// Opens a record of either version ([`seal`]'s version 1 or [`seal_bound`]'s version 2); returns what it is
+/// bound to and its plaintext.
+pub fn open_bound(
+    key: &StorageKey,
+    node: NodeId,
+    kind: RecordKind,
+    subject: Subject,
+    record: &[u8],
+) -> Result<(Binding, Zeroizing<Vec<u8>>), SealError> {
+    match record.first() {
+        Some(&RECORD_VERSION) => open(key, node, kind, subject, record).map(|(epoch, plain)| {
+            (
+                Binding {
+                    epoch,
+                    revision: None,
+                },
+                plain,
+            )
+        }),
+        Some(&RECORD_VERSION_BOUND) => {
+            let rest = record.get(1..).unwrap_or_default();
+            if rest.len() < 16 + 12 + 16 {
+                return Err(SealError::Truncated);
+            }
+            let (header, rest) = rest.split_at(16);
+            let (nonce, sealed) = rest.split_at(12);
+            let (epoch, revision) = header.split_at(8);
+            let word = |bytes: &[u8]| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(bytes);
+                u64::from_be_bytes(b)
+            };
+            let (epoch, revision) = (word(epoch), word(revision));
+            let aad = associated_data_bound(node, kind, subject, epoch, revision);
+            let plaintext = key
+                .cipher()
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: sealed,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| SealError::Tampered {
+                    subject: subject.describe(),
+                    kind,
+                })?;
+            Ok((
+                Binding {
+                    epoch,
+                    revision: Some(revision),
+                },
+                Zeroizing::new(plaintext),
+            ))
+        }
+        Some(&other) => Err(SealError::Version(other)),
+        None => Err(SealError::Truncated),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -502,6 +642,47 @@ mod tests {
         assert!(matches!(
             open(&key, 1, RecordKind::Share, id, &record[..20]),
             Err(SealError::Truncated)
+        ));
+    }
+
+    #[test]
+    fn bound_records_open_only_under_their_epoch_and_revision() {
+        let key = StorageKey::generate();
+        let id = Subject::Key(KeyId([7; 16]));
+        let record = seal_bound(&key, 1, RecordKind::KeyInfo, id, 3, 9, b"metadata");
+        let (binding, plain) = open_bound(&key, 1, RecordKind::KeyInfo, id, &record).unwrap();
+        assert_eq!(
+            binding,
+            Binding {
+                epoch: 3,
+                revision: Some(9)
+            }
+        );
+        assert_eq!(plain.as_slice(), b"metadata");
+        // Another node, kind, subject or key: refused; any flipped byte (the revision in the header included).
+        assert!(open_bound(&key, 2, RecordKind::KeyInfo, id, &record).is_err());
+        assert!(open_bound(&key, 1, RecordKind::Share, id, &record).is_err());
+        assert!(open_bound(&key, 1, RecordKind::KeyInfo, Subject::Node(7), &record).is_err());
+        assert!(open_bound(&StorageKey::generate(), 1, RecordKind::KeyInfo, id, &record).is_err());
+        for i in 0..record.len() {
+            let mut bad = record.clone();
+            bad[i] ^= 1;
+            assert!(
+                open_bound(&key, 1, RecordKind::KeyInfo, id, &bad).is_err(),
+                "byte {i}"
+            );
+        }
+        assert!(matches!(
+            open_bound(&key, 1, RecordKind::KeyInfo, id, &record[..30]),
+            Err(SealError::Truncated)
+        ));
+        // Version 1 still opens, with no revision bound; `open` keeps reading version 1 only.
+        let old = seal(&key, 1, RecordKind::KeyInfo, id, 3, b"metadata");
+        let (binding, _) = open_bound(&key, 1, RecordKind::KeyInfo, id, &old).unwrap();
+        assert_eq!(binding.revision, None);
+        assert!(matches!(
+            open(&key, 1, RecordKind::KeyInfo, id, &record),
+            Err(SealError::Version(2))
         ));
     }
 

@@ -3,19 +3,61 @@
 //! Each write is one redb transaction, so a crash leaves the old or the new state, never a torn one. Every record
 //! is sealed ([`crate::seal`]) under the node's storage key; nothing is written in the clear. Metadata is kept
 //! beside the shares so that the nodes are the source of truth and a coordinator can rebuild its view from them.
+//!
+//! # Rollback protection: the metadata row
+//!
+//! Beside the records the store keeps one **metadata row** ([`StoreMeta`], table `meta`), sealed like a record
+//! (kind `StoreMeta`, bound to this node and to its generation) and rewritten in the same transaction as every
+//! change. It holds:
+//!
+//! - the **generation**: a counter incremented by every write transaction that changes a record (a key, share,
+//!   staged share, object, ban or the membership). The audit log's entries carry the generation they saw (see
+//!   [`crate::audit`]), so a `shares.redb` older than the log is detected at unseal;
+//! - the **audit head** ([`Head`]): how many audit entries were on disk (fsynced) when the transaction committed,
+//!   and the hash of the last of them. Written with every change and, between changes, by [`ShareStore::anchor`]
+//!   (the node anchors within about a second of any append). At unseal the log must hold that entry: a log that
+//!   was removed, emptied, truncated or replaced is detected. The head is recorded only once the log has been
+//!   checked against the store (`AuditLog::check_sealed`); before, a write keeps the head it had;
+//! - the **records digest**: the XOR, over every record of every table, of HMAC-SHA-256 under a key derived from
+//!   the storage key (label `vhsm/store-digest/v1`) of `"vhsm/store-record/v1" ‖ table name ‖ record key ‖ sealed
+//!   record`. Each write updates it (the old record's term out, the new one's in); [`ShareStore::open`] recomputes
+//!   it over the whole file and refuses a store whose records do not match. So a single record put back from an
+//!   older copy of the file (an older revision of a key's metadata, a share of an older epoch, a removed
+//!   tombstone) is detected, although each such record opens on its own. Without the storage key nobody can
+//!   compute a term, so no set of swapped records can be made to match.
+//!
+//! Order with the audit log: an audit entry is fsynced before the store records it as the head, and a store
+//! transaction is committed (redb's default durability: fsynced) before the log's entries carry its generation.
+//! Hence, after a crash at any point, the store's head is at most the log's durable length, and no entry's
+//! generation exceeds the store's: an honest restart always passes. A commit that returned an error may still be
+//! on disk: every write transaction reads the metadata row inside the transaction, never from memory.
+//!
+//! A store written before the metadata row existed has none: it is read as generation 0 with the digest of its
+//! records as they are, and gets its row at the first write or anchor. (If its log already records a later
+//! generation, the store is an older copy and is refused.)
+//!
+//! What this does not cover: the **whole** data directory (store and log) replaced by an older copy of both is
+//! consistent on its own; the cluster detects it (`vhsm status`: shares behind the key's epoch; `vhsm audit
+//! verify`: sessions the node took part in that its log lacks).
 
 use std::{
     collections::HashMap,
-    path::Path,
-    sync::{Arc, RwLock},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
 };
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use hkdf::hmac::{Hmac, Mac};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableHandle, WriteTransaction,
+};
+use sha2::Sha256;
 use vhsm_core::{KeyId, KeyInfo, KeyState, Membership, ObjectId, StoredObject};
 use vhsm_wire::NodeId;
 use zeroize::Zeroizing;
 
 use crate::{
+    audit::{AuditLog, Head, StoreView},
     records,
     seal::{self, RecordKind, SealError, StorageKey, Subject},
     share::KeyShare,
@@ -29,15 +71,23 @@ const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 /// in `shares`/`keys` until the coordinator commits, so a crash at any point leaves a usable key.
 const STAGED_SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_shares");
 const STAGED_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_keys");
-/// The cluster membership this node was last given: one record, [`MEMBERSHIP_RECORD`]. Created on first write.
+/// The cluster membership this node was last given: one record, [`MEMBERSHIP_RECORD`].
 const MEMBERSHIP: TableDefinition<&str, &[u8]> = TableDefinition::new("membership");
 const MEMBERSHIP_RECORD: &str = "current";
+/// The store's metadata row (see the module docs): one record, [`META_RECORD`]. Not part of the records digest.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META_RECORD: &str = "current";
+/// The tables whose records the digest covers, keyed by bytes.
+const BYTE_TABLES: [TableDefinition<&[u8], &[u8]>; 5] =
+    [SHARES, KEYS, OBJECTS, STAGED_SHARES, STAGED_KEYS];
+const DIGEST_LABEL: &[u8] = b"vhsm/store-digest/v1";
+const DIGEST_DOMAIN: &[u8] = b"vhsm/store-record/v1";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database failed (disk full, I/O error, corrupt file).
+    /// The database failed (disk full, I/O error, corrupt file), or does not match its sealed metadata.
     #[error("share database: {0}")]
     Database(String),
     /// A record does not open.
@@ -76,6 +126,17 @@ fn db_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// The store's metadata row (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMeta {
+    /// Incremented by every write transaction that changes a record.
+    pub generation: u64,
+    /// The audit log's durable head when the row was last written.
+    pub audit: Head,
+    /// The keyed digest of every record.
+    pub records_digest: [u8; 32],
+}
+
 /// A key's metadata with its share, opened.
 pub struct LoadedKey {
     /// The metadata.
@@ -87,8 +148,18 @@ pub struct LoadedKey {
 /// The sealed share store of one node.
 pub struct ShareStore {
     db: Database,
+    path: PathBuf,
     key: StorageKey,
+    /// The key of the records digest (derived from the storage key).
+    digest_key: Zeroizing<[u8; 32]>,
     node: NodeId,
+    /// The node's audit log, whose durable head the metadata row records (none: a store opened on its own, e.g.
+    /// by a tool or a test; its writes keep the head they find).
+    audit: Option<Arc<AuditLog>>,
+    /// The digest of the records as they were at open (the digest of a store that has no metadata row yet).
+    open_digest: [u8; 32],
+    /// The metadata row as last committed by this process (the anchor's fast path).
+    last: Mutex<Option<StoreMeta>>,
     /// Opened active keys, so that signing does not unseal on every request. Entries are zeroized when dropped.
     cache: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
 }
@@ -97,28 +168,446 @@ impl std::fmt::Debug for ShareStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShareStore")
             .field("node", &self.node)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
+/// The digest term of one record.
+fn record_term(digest_key: &[u8; 32], table: &str, key: &[u8], value: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    // HMAC takes a key of any length: `new_from_slice` does not fail.
+    if let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(digest_key) {
+        mac.update(DIGEST_DOMAIN);
+        mac.update(&[u8::try_from(table.len()).unwrap_or(u8::MAX)]);
+        mac.update(table.as_bytes());
+        mac.update(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+        mac.update(key);
+        mac.update(value);
+        out = mac.finalize().into_bytes().into();
+    }
+    out
+}
+
+fn xor_into(acc: &mut [u8; 32], term: &[u8; 32]) {
+    for (a, t) in acc.iter_mut().zip(term) {
+        *a ^= t;
+    }
+}
+
+/// One write transaction: every change goes through it, so that the records digest follows, and its commit
+/// writes the metadata row (see the module docs). Dropped without [`Writer::commit`], nothing is written.
+struct Writer<'a> {
+    store: &'a ShareStore,
+    txn: WriteTransaction,
+    /// The metadata row as this transaction found it, its digest updated by every change.
+    meta: StoreMeta,
+    /// Whether the row was on disk.
+    had_meta: bool,
+    /// Whether a record changed.
+    changed: bool,
+}
+
+impl Writer<'_> {
+    fn toggle(&mut self, table: &str, key: &[u8], value: &[u8]) {
+        let term = record_term(&self.store.digest_key, table, key, value);
+        xor_into(&mut self.meta.records_digest, &term);
+    }
+
+    fn get(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(table).map_err(db_error)?;
+        let value = t.get(key).map_err(db_error)?.map(|v| v.value().to_vec());
+        Ok(value)
+    }
+
+    fn put(
+        &mut self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let old = {
+            let mut t = self.txn.open_table(table).map_err(db_error)?;
+            let old = t
+                .insert(key, value)
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec());
+            old
+        };
+        if let Some(old) = old {
+            self.toggle(table.name(), key, &old);
+        }
+        self.toggle(table.name(), key, value);
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Removes a record; returns it if there was one.
+    fn remove(
+        &mut self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let old = {
+            let mut t = self.txn.open_table(table).map_err(db_error)?;
+            let old = t.remove(key).map_err(db_error)?.map(|v| v.value().to_vec());
+            old
+        };
+        if let Some(old) = &old {
+            self.toggle(table.name(), key, old);
+            self.changed = true;
+        }
+        Ok(old)
+    }
+
+    fn put_ban(&mut self, peer: NodeId, value: &[u8]) -> Result<(), StoreError> {
+        let old = {
+            let mut t = self.txn.open_table(BANS).map_err(db_error)?;
+            let old = t
+                .insert(peer, value)
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec());
+            old
+        };
+        let key = peer.to_be_bytes();
+        if let Some(old) = old {
+            self.toggle(BANS.name(), &key, &old);
+        }
+        self.toggle(BANS.name(), &key, value);
+        self.changed = true;
+        Ok(())
+    }
+
+    fn remove_ban(&mut self, peer: NodeId) -> Result<bool, StoreError> {
+        let old = {
+            let mut t = self.txn.open_table(BANS).map_err(db_error)?;
+            let old = t
+                .remove(peer)
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec());
+            old
+        };
+        if let Some(old) = &old {
+            self.toggle(BANS.name(), &peer.to_be_bytes(), old);
+            self.changed = true;
+        }
+        Ok(old.is_some())
+    }
+
+    fn membership(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(MEMBERSHIP).map_err(db_error)?;
+        let value = t
+            .get(MEMBERSHIP_RECORD)
+            .map_err(db_error)?
+            .map(|v| v.value().to_vec());
+        Ok(value)
+    }
+
+    fn put_membership(&mut self, value: &[u8]) -> Result<(), StoreError> {
+        let old = {
+            let mut t = self.txn.open_table(MEMBERSHIP).map_err(db_error)?;
+            let old = t
+                .insert(MEMBERSHIP_RECORD, value)
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec());
+            old
+        };
+        if let Some(old) = old {
+            self.toggle(MEMBERSHIP.name(), MEMBERSHIP_RECORD.as_bytes(), &old);
+        }
+        self.toggle(MEMBERSHIP.name(), MEMBERSHIP_RECORD.as_bytes(), value);
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Commits: if a record changed, the generation goes up by one and the metadata row is rewritten with the
+    /// audit log's durable head; `anchor` rewrites the row with the head even if no record changed. A
+    /// transaction that changed nothing (and is no anchor) is dropped: nothing is written.
+    fn commit_with(mut self, anchor: bool) -> Result<StoreMeta, StoreError> {
+        if !self.changed && !anchor {
+            return Ok(self.meta);
+        }
+        if self.changed {
+            self.meta.generation += 1;
+        }
+        self.meta.audit = self.store.head_after(self.meta.audit);
+        let record = self.store.seal_meta(&self.meta)?;
+        self.txn
+            .open_table(META)
+            .map_err(db_error)?
+            .insert(META_RECORD, &record[..])
+            .map_err(db_error)?;
+        self.txn.commit().map_err(db_error)?;
+        self.store.committed(self.meta);
+        Ok(self.meta)
+    }
+
+    fn commit(self) -> Result<(), StoreError> {
+        self.commit_with(false).map(|_| ())
+    }
+}
+
+fn read_meta_record(txn: &ReadTransaction) -> Result<Option<Vec<u8>>, StoreError> {
+    let table = match txn.open_table(META) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(db_error(e)),
+    };
+    let value = table
+        .get(META_RECORD)
+        .map_err(db_error)?
+        .map(|v| v.value().to_vec());
+    Ok(value)
+}
+
 impl ShareStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path` on its own, without an audit log: its writes keep the audit head
+    /// they find (for tools and tests; the node opens it with [`ShareStore::open_with_audit`]). Refused if its
+    /// records do not match its sealed metadata row.
     pub fn open(path: &Path, key: StorageKey, node: NodeId) -> Result<Self, StoreError> {
+        Self::open_with_audit(path, key, node, None)
+    }
+
+    /// Opens (or creates) the store at `path` for node `node`, whose audit log is `audit` (see the module docs).
+    /// Refused if its records do not match its sealed metadata row (a record put back from an older copy, removed
+    /// or added behind the node's back).
+    pub fn open_with_audit(
+        path: &Path,
+        key: StorageKey,
+        node: NodeId,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Result<Self, StoreError> {
         let db = Database::create(path)
             .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(db_error)?;
-        txn.open_table(SHARES).map_err(db_error)?;
-        txn.open_table(KEYS).map_err(db_error)?;
+        for table in BYTE_TABLES {
+            txn.open_table(table).map_err(db_error)?;
+        }
         txn.open_table(BANS).map_err(db_error)?;
-        txn.open_table(OBJECTS).map_err(db_error)?;
-        txn.open_table(STAGED_SHARES).map_err(db_error)?;
-        txn.open_table(STAGED_KEYS).map_err(db_error)?;
+        txn.open_table(MEMBERSHIP).map_err(db_error)?;
+        txn.open_table(META).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
-        Ok(ShareStore {
+        let digest_key = key.derive(DIGEST_LABEL);
+        let mut store = ShareStore {
             db,
+            path: path.to_path_buf(),
             key,
+            digest_key,
             node,
+            audit,
+            open_digest: [0; 32],
+            last: Mutex::new(None),
             cache: RwLock::new(HashMap::new()),
+        };
+        let (meta, digest) = {
+            let txn = store.db.begin_read().map_err(db_error)?;
+            (store.read_meta(&txn)?, store.digest_of(&txn)?)
+        };
+        if let Some(meta) = &meta {
+            if meta.records_digest != digest {
+                return Err(StoreError::Database(format!(
+                    "{}: its records do not match the digest sealed in its metadata row (generation {}): a record \
+                     was put back from an older copy, removed or added behind the node's back. Keep the file as \
+                     evidence; put the current one back, or move the data directory aside and repair the node \
+                     (vhsm node repair {node})",
+                    path.display(),
+                    meta.generation
+                )));
+            }
+        }
+        store.open_digest = digest;
+        *store.last.get_mut().unwrap_or_else(|p| p.into_inner()) = meta;
+        Ok(store)
+    }
+
+    /// The digest of every record, as `txn` sees them.
+    fn digest_of(&self, txn: &ReadTransaction) -> Result<[u8; 32], StoreError> {
+        let mut digest = [0u8; 32];
+        for def in BYTE_TABLES {
+            let table = txn.open_table(def).map_err(db_error)?;
+            for entry in table.iter().map_err(db_error)? {
+                let (k, v) = entry.map_err(db_error)?;
+                xor_into(
+                    &mut digest,
+                    &record_term(&self.digest_key, def.name(), k.value(), v.value()),
+                );
+            }
+        }
+        let bans = txn.open_table(BANS).map_err(db_error)?;
+        for entry in bans.iter().map_err(db_error)? {
+            let (k, v) = entry.map_err(db_error)?;
+            let peer: NodeId = k.value();
+            xor_into(
+                &mut digest,
+                &record_term(
+                    &self.digest_key,
+                    BANS.name(),
+                    &peer.to_be_bytes(),
+                    v.value(),
+                ),
+            );
+        }
+        let membership = txn.open_table(MEMBERSHIP).map_err(db_error)?;
+        for entry in membership.iter().map_err(db_error)? {
+            let (k, v) = entry.map_err(db_error)?;
+            let name: &str = k.value();
+            xor_into(
+                &mut digest,
+                &record_term(
+                    &self.digest_key,
+                    MEMBERSHIP.name(),
+                    name.as_bytes(),
+                    v.value(),
+                ),
+            );
+        }
+        Ok(digest)
+    }
+
+    fn seal_meta(&self, meta: &StoreMeta) -> Result<Vec<u8>, StoreError> {
+        let plain = records::encode_store_meta(meta).map_err(db_error)?;
+        Ok(seal::seal_bound(
+            &self.key,
+            self.node,
+            RecordKind::StoreMeta,
+            Subject::Node(self.node),
+            0,
+            meta.generation,
+            &plain,
+        ))
+    }
+
+    fn open_meta(&self, record: &[u8]) -> Result<StoreMeta, StoreError> {
+        let (binding, plain) = seal::open_bound(
+            &self.key,
+            self.node,
+            RecordKind::StoreMeta,
+            Subject::Node(self.node),
+            record,
+        )?;
+        let meta = records::decode_store_meta(&plain)
+            .map_err(|e| StoreError::Database(format!("metadata row: {e}")))?;
+        if binding.revision != Some(meta.generation) {
+            return Err(StoreError::Database(
+                "metadata row does not match its sealed generation".into(),
+            ));
+        }
+        Ok(meta)
+    }
+
+    fn read_meta(&self, txn: &ReadTransaction) -> Result<Option<StoreMeta>, StoreError> {
+        read_meta_record(txn)?
+            .map(|r| self.open_meta(&r))
+            .transpose()
+    }
+
+    /// Starts a write transaction (see [`Writer`]).
+    fn begin(&self) -> Result<Writer<'_>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let found = {
+            let table = txn.open_table(META).map_err(db_error)?;
+            let found = table
+                .get(META_RECORD)
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec());
+            found
+        };
+        let (meta, had_meta) = match found {
+            Some(record) => (self.open_meta(&record)?, true),
+            // No row yet: no write committed since open (every one writes it), so the records are as at open.
+            None => (
+                StoreMeta {
+                    records_digest: self.open_digest,
+                    ..StoreMeta::default()
+                },
+                false,
+            ),
+        };
+        Ok(Writer {
+            store: self,
+            txn,
+            meta,
+            had_meta,
+            changed: false,
+        })
+    }
+
+    /// The audit head a transaction records, given the one it found: the log's durable head once the log was
+    /// checked against this store, else the one found.
+    fn head_after(&self, found: Head) -> Head {
+        match &self.audit {
+            Some(audit) if audit.is_keyed() => {
+                let head = audit.durable_head();
+                if head.entries >= found.entries {
+                    head
+                } else {
+                    found
+                }
+            }
+            _ => found,
+        }
+    }
+
+    fn committed(&self, meta: StoreMeta) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(meta);
+        }
+        if let Some(audit) = &self.audit {
+            audit.note_generation(meta.generation);
+        }
+    }
+
+    /// Records the audit log's durable head in the metadata row if it moved since the row was written (no record
+    /// changes, the generation stays). Returns whether it wrote. A no-op until the log was checked against this
+    /// store.
+    pub fn anchor(&self) -> Result<bool, StoreError> {
+        let Some(audit) = self.audit.as_ref().filter(|a| a.is_keyed()) else {
+            return Ok(false);
+        };
+        let head = audit.durable_head();
+        let last = self.last.lock().ok().and_then(|l| *l);
+        if last.is_some_and(|m| m.audit == head) {
+            return Ok(false);
+        }
+        let writer = self.begin()?;
+        if writer.had_meta && writer.meta.audit == head {
+            if let Ok(mut l) = self.last.lock() {
+                *l = Some(writer.meta);
+            }
+            return Ok(false);
+        }
+        writer.commit_with(true)?;
+        Ok(true)
+    }
+
+    /// The metadata row as it is on disk (`None`: none yet).
+    pub fn meta(&self) -> Result<Option<StoreMeta>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        self.read_meta(&txn)
+    }
+
+    /// What the audit log is checked against at unseal: the file, its generation and audit head, and how many key
+    /// records it holds (current, staged and tombstones).
+    pub fn view(&self) -> Result<StoreView, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = self.read_meta(&txn)?.unwrap_or_default();
+        let mut key_records = 0u64;
+        for def in [KEYS, STAGED_KEYS] {
+            key_records += txn
+                .open_table(def)
+                .map_err(db_error)?
+                .len()
+                .map_err(db_error)?;
+        }
+        Ok(StoreView {
+            path: self.path.clone(),
+            generation: meta.generation,
+            head: meta.audit,
+            key_records: usize::try_from(key_records).unwrap_or(usize::MAX),
         })
     }
 
@@ -130,18 +619,19 @@ impl ShareStore {
                     reason: e.to_string(),
                 })?,
             );
-        Ok(seal::seal(
+        Ok(seal::seal_bound(
             &self.key,
             self.node,
             RecordKind::KeyInfo,
             Subject::Key(info.id),
             info.epoch,
+            info.revision,
             &plain,
         ))
     }
 
     fn open_info(&self, key_id: KeyId, record: &[u8]) -> Result<KeyInfo, StoreError> {
-        let (epoch, plain) = seal::open(
+        let (binding, plain) = seal::open_bound(
             &self.key,
             self.node,
             RecordKind::KeyInfo,
@@ -151,37 +641,37 @@ impl ShareStore {
         let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
         let info =
             records::decode_key_info(&plain).map_err(|e| corrupt(format!("metadata: {e}")))?;
-        if info.id != key_id || info.epoch != epoch {
+        if info.id != key_id
+            || info.epoch != binding.epoch
+            || binding.revision.is_some_and(|r| r != info.revision)
+        {
             return Err(corrupt("metadata does not match its record".into()));
         }
         Ok(info)
     }
 
-    /// Stores a freshly generated share with its metadata (state `Pending`). Refuses an existing key id.
-    pub fn insert_pending(&self, info: &KeyInfo, share: &KeyShare) -> Result<(), StoreError> {
-        let info_record = self.seal_info(info)?;
-        let share_record = seal::seal(
+    fn seal_share(&self, info: &KeyInfo, share: &KeyShare) -> Vec<u8> {
+        seal::seal(
             &self.key,
             self.node,
             RecordKind::Share,
             Subject::Key(info.id),
             info.epoch,
             &share.to_bytes(),
-        );
-        let txn = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            if keys.get(&info.id.0[..]).map_err(db_error)?.is_some() {
-                return Err(StoreError::Exists(info.id));
-            }
-            keys.insert(&info.id.0[..], &info_record[..])
-                .map_err(db_error)?;
-            let mut shares = txn.open_table(SHARES).map_err(db_error)?;
-            shares
-                .insert(&info.id.0[..], &share_record[..])
-                .map_err(db_error)?;
+        )
+    }
+
+    /// Stores a freshly generated share with its metadata (state `Pending`). Refuses an existing key id.
+    pub fn insert_pending(&self, info: &KeyInfo, share: &KeyShare) -> Result<(), StoreError> {
+        let info_record = self.seal_info(info)?;
+        let share_record = self.seal_share(info, share);
+        let mut w = self.begin()?;
+        if w.get(KEYS, &info.id.0)?.is_some() {
+            return Err(StoreError::Exists(info.id));
         }
-        txn.commit().map_err(db_error)
+        w.put(KEYS, &info.id.0, &info_record)?;
+        w.put(SHARES, &info.id.0, &share_record)?;
+        w.commit()
     }
 
     /// Gives a pending key its first lifecycle state (active or pre-active). Committing a key that is committed
@@ -193,24 +683,17 @@ impl ShareStore {
                 reason: format!("a key is committed active or pre-active, not {state}"),
             });
         }
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let info = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            let record = keys
-                .get(&key_id.0[..])
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound(key_id))?
-                .value()
-                .to_vec();
-            let mut info = self.open_info(key_id, &record)?;
-            if info.state == KeyState::Pending {
-                info.state = state;
-                let sealed = self.seal_info(&info)?;
-                keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
-            }
-            info
-        };
-        txn.commit().map_err(db_error)?;
+        let mut w = self.begin()?;
+        let record = w
+            .get(KEYS, &key_id.0)?
+            .ok_or(StoreError::NotFound(key_id))?;
+        let mut info = self.open_info(key_id, &record)?;
+        if info.state == KeyState::Pending {
+            info.state = state;
+            let sealed = self.seal_info(&info)?;
+            w.put(KEYS, &key_id.0, &sealed)?;
+        }
+        w.commit()?;
         self.forget_cached(key_id);
         Ok(info)
     }
@@ -218,33 +701,26 @@ impl ShareStore {
     /// A lifecycle transition (not destruction: [`ShareStore::destroy_key`]); refused unless
     /// [`KeyState::can_become`] allows it. Setting the state the key is in already is a no-op.
     pub fn set_state(&self, key_id: KeyId, next: KeyState) -> Result<KeyInfo, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let info = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            let record = keys
-                .get(&key_id.0[..])
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound(key_id))?
-                .value()
-                .to_vec();
-            let mut info = self.open_info(key_id, &record)?;
-            if info.state == next {
-                return Ok(info);
-            }
-            if next == KeyState::Destroyed || !info.state.can_become(next) {
-                return Err(StoreError::Transition {
-                    key_id,
-                    from: info.state,
-                    to: next,
-                });
-            }
-            info.state = next;
-            info.revision += 1;
-            let sealed = self.seal_info(&info)?;
-            keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
-            info
-        };
-        txn.commit().map_err(db_error)?;
+        let mut w = self.begin()?;
+        let record = w
+            .get(KEYS, &key_id.0)?
+            .ok_or(StoreError::NotFound(key_id))?;
+        let mut info = self.open_info(key_id, &record)?;
+        if info.state == next {
+            return Ok(info);
+        }
+        if next == KeyState::Destroyed || !info.state.can_become(next) {
+            return Err(StoreError::Transition {
+                key_id,
+                from: info.state,
+                to: next,
+            });
+        }
+        info.state = next;
+        info.revision += 1;
+        let sealed = self.seal_info(&info)?;
+        w.put(KEYS, &key_id.0, &sealed)?;
+        w.commit()?;
         self.forget_cached(key_id);
         Ok(info)
     }
@@ -269,23 +745,16 @@ impl ShareStore {
         key_id: KeyId,
         condition: impl FnOnce(&KeyInfo) -> bool,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut keys = txn.open_table(keys_table).map_err(db_error)?;
-            let record = match keys.get(&key_id.0[..]).map_err(db_error)? {
-                Some(r) => r.value().to_vec(),
-                None => return Ok(false),
-            };
-            if !condition(&self.open_info(key_id, &record)?) {
-                return Ok(false);
-            }
-            keys.remove(&key_id.0[..]).map_err(db_error)?;
-            txn.open_table(shares_table)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?;
+        let mut w = self.begin()?;
+        let Some(record) = w.get(keys_table, &key_id.0)? else {
+            return Ok(false);
+        };
+        if !condition(&self.open_info(key_id, &record)?) {
+            return Ok(false);
         }
-        txn.commit().map_err(db_error)?;
+        w.remove(keys_table, &key_id.0)?;
+        w.remove(shares_table, &key_id.0)?;
+        w.commit()?;
         Ok(true)
     }
 
@@ -303,7 +772,6 @@ impl ShareStore {
         }
         Ok(out)
     }
-
     /// Every key's metadata, pending ones included.
     pub fn keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
         self.infos_in(KEYS)
@@ -381,43 +849,34 @@ impl ShareStore {
     /// other field must match what this node holds. Returns the stored metadata.
     pub fn update_key(&self, update: &KeyInfo) -> Result<KeyInfo, StoreError> {
         let key_id = update.id;
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let stored = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            let record = keys
-                .get(&key_id.0[..])
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound(key_id))?
-                .value()
-                .to_vec();
-            let mut info = self.open_info(key_id, &record)?;
-            if !info.state.has_shares() {
-                return Err(StoreError::NotFound(key_id));
-            }
-            let mut expected = update.clone();
-            expected.label = info.label.clone();
-            expected.attributes = info.attributes.clone();
-            expected.revision = info.revision;
-            if expected != info {
-                return Err(StoreError::Corrupt {
-                    key_id,
-                    reason: "an update may change only the label and attributes".into(),
-                });
-            }
-            if update.revision > info.revision {
-                info.label = update.label.clone();
-                info.attributes = update.attributes.clone();
-                info.revision = update.revision;
-                let sealed = self.seal_info(&info)?;
-                keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
-            }
-            info
-        };
-        txn.commit().map_err(db_error)?;
-        if let Ok(mut cache) = self.cache.write() {
-            cache.remove(&key_id);
+        let mut w = self.begin()?;
+        let record = w
+            .get(KEYS, &key_id.0)?
+            .ok_or(StoreError::NotFound(key_id))?;
+        let mut info = self.open_info(key_id, &record)?;
+        if !info.state.has_shares() {
+            return Err(StoreError::NotFound(key_id));
         }
-        Ok(stored)
+        let mut expected = update.clone();
+        expected.label = info.label.clone();
+        expected.attributes = info.attributes.clone();
+        expected.revision = info.revision;
+        if expected != info {
+            return Err(StoreError::Corrupt {
+                key_id,
+                reason: "an update may change only the label and attributes".into(),
+            });
+        }
+        if update.revision > info.revision {
+            info.label = update.label.clone();
+            info.attributes = update.attributes.clone();
+            info.revision = update.revision;
+            let sealed = self.seal_info(&info)?;
+            w.put(KEYS, &key_id.0, &sealed)?;
+        }
+        w.commit()?;
+        self.forget_cached(key_id);
+        Ok(info)
     }
 
     /// Destroys a key: deletes its share (and a staged one), keeping the metadata as a **tombstone** in state
@@ -426,50 +885,33 @@ impl ShareStore {
     /// whether there was a share. The sealed share's bytes leave the database file's live pages; the opened copy
     /// in memory is zeroized when dropped.
     pub fn destroy_key(&self, key_id: KeyId) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let existed = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            let current = match keys.get(&key_id.0[..]).map_err(db_error)? {
-                Some(record) => Some(self.open_info(key_id, record.value())?),
-                None => None,
-            };
-            let had_share = txn
-                .open_table(SHARES)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?
-                .is_some();
-            let staged = txn
-                .open_table(STAGED_KEYS)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?
-                .is_some();
-            txn.open_table(STAGED_SHARES)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?;
-            match current {
-                // A key that was generated keeps a tombstone: it cannot come back (e.g. from a backup).
-                Some(mut info) if info.state.has_shares() => {
-                    info.state = KeyState::Destroyed;
-                    info.revision += 1;
-                    let sealed = self.seal_info(&info)?;
-                    keys.insert(&key_id.0[..], &sealed[..]).map_err(db_error)?;
-                }
-                // A tombstone stays (issue 14: two DestroyKeys used to delete it, and an old backup then brought
-                // the key back).
-                Some(info) if info.state == KeyState::Destroyed => {}
-                Some(_) => {
-                    keys.remove(&key_id.0[..]).map_err(db_error)?;
-                }
-                None => {}
-            }
-            had_share || staged
+        let mut w = self.begin()?;
+        let current = match w.get(KEYS, &key_id.0)? {
+            Some(record) => Some(self.open_info(key_id, &record)?),
+            None => None,
         };
-        txn.commit().map_err(db_error)?;
+        let had_share = w.remove(SHARES, &key_id.0)?.is_some();
+        let staged = w.remove(STAGED_KEYS, &key_id.0)?.is_some();
+        w.remove(STAGED_SHARES, &key_id.0)?;
+        match current {
+            // A key that was generated keeps a tombstone: it cannot come back (e.g. from a backup).
+            Some(mut info) if info.state.has_shares() => {
+                info.state = KeyState::Destroyed;
+                info.revision += 1;
+                let sealed = self.seal_info(&info)?;
+                w.put(KEYS, &key_id.0, &sealed)?;
+            }
+            // A tombstone stays (issue 14: two DestroyKeys used to delete it, and an old backup then brought
+            // the key back).
+            Some(info) if info.state == KeyState::Destroyed => {}
+            Some(_) => {
+                w.remove(KEYS, &key_id.0)?;
+            }
+            None => {}
+        }
+        w.commit()?;
         self.forget_cached(key_id);
-        Ok(existed)
+        Ok(had_share || staged)
     }
 
     /// Releases this node's share of a key that moved on to `epoch` without it (a reshare to a committee this
@@ -477,34 +919,25 @@ impl ShareStore {
     /// to this node again. Refused for the epoch this node holds or a later one (it is a holder), and for a
     /// destroyed key's tombstone, which stays. Returns whether there was a share.
     pub fn release_share(&self, key_id: KeyId, epoch: u64) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let released = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            let current = match keys.get(&key_id.0[..]).map_err(db_error)? {
-                Some(record) => self.open_info(key_id, record.value())?,
-                None => return Ok(false),
-            };
-            if current.state == KeyState::Destroyed {
-                return Err(StoreError::Refused(format!(
-                    "key {key_id} was destroyed: its tombstone stays"
-                )));
-            }
-            if current.epoch >= epoch {
-                return Err(StoreError::Refused(format!(
-                    "this node holds key {key_id} at epoch {}: a share of epoch {epoch} or later is not released",
-                    current.epoch
-                )));
-            }
-            keys.remove(&key_id.0[..]).map_err(db_error)?;
-            let had_share = txn
-                .open_table(SHARES)
-                .map_err(db_error)?
-                .remove(&key_id.0[..])
-                .map_err(db_error)?
-                .is_some();
-            had_share
+        let mut w = self.begin()?;
+        let Some(record) = w.get(KEYS, &key_id.0)? else {
+            return Ok(false);
         };
-        txn.commit().map_err(db_error)?;
+        let current = self.open_info(key_id, &record)?;
+        if current.state == KeyState::Destroyed {
+            return Err(StoreError::Refused(format!(
+                "key {key_id} was destroyed: its tombstone stays"
+            )));
+        }
+        if current.epoch >= epoch {
+            return Err(StoreError::Refused(format!(
+                "this node holds key {key_id} at epoch {}: a share of epoch {epoch} or later is not released",
+                current.epoch
+            )));
+        }
+        w.remove(KEYS, &key_id.0)?;
+        let released = w.remove(SHARES, &key_id.0)?.is_some();
+        w.commit()?;
         self.forget_cached(key_id);
         Ok(released)
     }
@@ -525,101 +958,68 @@ impl ShareStore {
             ));
         }
         let info_record = self.seal_info(info)?;
-        let share_record = seal::seal(
-            &self.key,
-            self.node,
-            RecordKind::Share,
-            Subject::Key(key_id),
-            info.epoch,
-            &share.to_bytes(),
-        );
-        let txn = self.db.begin_write().map_err(db_error)?;
-        {
-            let keys = txn.open_table(KEYS).map_err(db_error)?;
-            if let Some(record) = keys.get(&key_id.0[..]).map_err(db_error)? {
-                let current = self.open_info(key_id, record.value())?;
-                if current.state == KeyState::Destroyed {
-                    return Err(corrupt("the key was destroyed".into()));
-                }
-                if current.state == KeyState::Pending {
-                    return Err(corrupt(
-                        "the key's generation was never committed: it cannot be reshared".into(),
-                    ));
-                }
-                if current.state.has_shares() && current.epoch + 1 != info.epoch {
-                    return Err(corrupt(format!(
-                        "cannot stage epoch {} over epoch {}",
-                        info.epoch, current.epoch
-                    )));
-                }
-                if current.public_key != info.public_key || current.algorithm != info.algorithm {
-                    return Err(corrupt("a reshare may not change the key".into()));
-                }
+        let share_record = self.seal_share(info, share);
+        let mut w = self.begin()?;
+        if let Some(record) = w.get(KEYS, &key_id.0)? {
+            let current = self.open_info(key_id, &record)?;
+            if current.state == KeyState::Destroyed {
+                return Err(corrupt("the key was destroyed".into()));
             }
-            txn.open_table(STAGED_KEYS)
-                .map_err(db_error)?
-                .insert(&key_id.0[..], &info_record[..])
-                .map_err(db_error)?;
-            txn.open_table(STAGED_SHARES)
-                .map_err(db_error)?
-                .insert(&key_id.0[..], &share_record[..])
-                .map_err(db_error)?;
+            if current.state == KeyState::Pending {
+                return Err(corrupt(
+                    "the key's generation was never committed: it cannot be reshared".into(),
+                ));
+            }
+            if current.state.has_shares() && current.epoch + 1 != info.epoch {
+                return Err(corrupt(format!(
+                    "cannot stage epoch {} over epoch {}",
+                    info.epoch, current.epoch
+                )));
+            }
+            if current.public_key != info.public_key || current.algorithm != info.algorithm {
+                return Err(corrupt("a reshare may not change the key".into()));
+            }
         }
-        txn.commit().map_err(db_error)
+        w.put(STAGED_KEYS, &key_id.0, &info_record)?;
+        w.put(STAGED_SHARES, &key_id.0, &share_record)?;
+        w.commit()
     }
 
     /// Makes the staged share of `epoch` the key's share, erasing the previous one, in one transaction. Committing
     /// an epoch that is already in force is a no-op (the coordinator may retry). Returns the key's metadata.
     pub fn commit_staged(&self, key_id: KeyId, epoch: u64) -> Result<KeyInfo, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let info = {
-            let mut keys = txn.open_table(KEYS).map_err(db_error)?;
-            let current = match keys.get(&key_id.0[..]).map_err(db_error)? {
-                Some(record) => Some(self.open_info(key_id, record.value())?),
-                None => None,
-            };
-            if let Some(current) = current.as_ref().filter(|c| c.epoch == epoch) {
-                if current.state.has_shares() {
-                    return Ok(current.clone());
-                }
+        let mut w = self.begin()?;
+        let current = match w.get(KEYS, &key_id.0)? {
+            Some(record) => Some(self.open_info(key_id, &record)?),
+            None => None,
+        };
+        if let Some(current) = current.as_ref().filter(|c| c.epoch == epoch) {
+            if current.state.has_shares() {
+                return Ok(current.clone());
             }
-            let mut staged_keys = txn.open_table(STAGED_KEYS).map_err(db_error)?;
-            let record = staged_keys
-                .get(&key_id.0[..])
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound(key_id))?
-                .value()
-                .to_vec();
-            let staged = self.open_info(key_id, &record)?;
-            if staged.epoch != epoch {
-                return Err(StoreError::Corrupt {
-                    key_id,
-                    reason: format!("staged epoch is {}, not {epoch}", staged.epoch),
-                });
-            }
-            let mut staged_shares = txn.open_table(STAGED_SHARES).map_err(db_error)?;
-            let share_record = staged_shares
-                .remove(&key_id.0[..])
-                .map_err(db_error)?
+        }
+        let record = w
+            .get(STAGED_KEYS, &key_id.0)?
+            .ok_or(StoreError::NotFound(key_id))?;
+        let staged = self.open_info(key_id, &record)?;
+        if staged.epoch != epoch {
+            return Err(StoreError::Corrupt {
+                key_id,
+                reason: format!("staged epoch is {}, not {epoch}", staged.epoch),
+            });
+        }
+        let share_record =
+            w.remove(STAGED_SHARES, &key_id.0)?
                 .ok_or_else(|| StoreError::Corrupt {
                     key_id,
                     reason: "staged metadata without a share".into(),
-                })?
-                .value()
-                .to_vec();
-            staged_keys.remove(&key_id.0[..]).map_err(db_error)?;
-            keys.insert(&key_id.0[..], &record[..]).map_err(db_error)?;
-            txn.open_table(SHARES)
-                .map_err(db_error)?
-                .insert(&key_id.0[..], &share_record[..])
-                .map_err(db_error)?;
-            staged
-        };
-        txn.commit().map_err(db_error)?;
-        if let Ok(mut cache) = self.cache.write() {
-            cache.remove(&key_id);
-        }
-        Ok(info)
+                })?;
+        w.remove(STAGED_KEYS, &key_id.0)?;
+        w.put(KEYS, &key_id.0, &record)?;
+        w.put(SHARES, &key_id.0, &share_record)?;
+        w.commit()?;
+        self.forget_cached(key_id);
+        Ok(staged)
     }
 
     /// Drops the staged share of `epoch` (a reshare that did not complete). Returns whether there was one.
@@ -636,35 +1036,33 @@ impl ShareStore {
 
     /// Stores an object if it is newer than this node's copy. Returns whether it was stored.
     pub fn put_object(&self, object: &StoredObject) -> Result<bool, StoreError> {
-        let subject = Subject::Object(object.id);
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let stored = {
-            let mut table = txn.open_table(OBJECTS).map_err(db_error)?;
-            let current = match table.get(&object.id.0[..]).map_err(db_error)? {
-                Some(record) => Some(self.open_object(object.id, record.value())?),
-                None => None,
-            };
-            if current.is_some_and(|c| c.version >= object.version) {
-                false
-            } else {
-                let plain = Zeroizing::new(
-                    records::encode_object(object)
-                        .map_err(|e| StoreError::Database(e.to_string()))?,
-                );
-                let record =
-                    seal::seal(&self.key, self.node, RecordKind::Object, subject, 0, &plain);
-                table
-                    .insert(&object.id.0[..], &record[..])
-                    .map_err(db_error)?;
-                true
-            }
+        let mut w = self.begin()?;
+        let current = match w.get(OBJECTS, &object.id.0)? {
+            Some(record) => Some(self.open_object(object.id, &record)?),
+            None => None,
         };
-        txn.commit().map_err(db_error)?;
-        Ok(stored)
+        if current.is_some_and(|c| c.version >= object.version) {
+            return Ok(false);
+        }
+        let plain = Zeroizing::new(
+            records::encode_object(object).map_err(|e| StoreError::Database(e.to_string()))?,
+        );
+        let record = seal::seal_bound(
+            &self.key,
+            self.node,
+            RecordKind::Object,
+            Subject::Object(object.id),
+            0,
+            object.version,
+            &plain,
+        );
+        w.put(OBJECTS, &object.id.0, &record)?;
+        w.commit()?;
+        Ok(true)
     }
 
     fn open_object(&self, id: ObjectId, record: &[u8]) -> Result<StoredObject, StoreError> {
-        let (_, plain) = seal::open(
+        let (binding, plain) = seal::open_bound(
             &self.key,
             self.node,
             RecordKind::Object,
@@ -673,8 +1071,8 @@ impl ShareStore {
         )?;
         let bad = |reason: String| StoreError::Database(format!("object {id}: {reason}"));
         let object = records::decode_object(&plain).map_err(|e| bad(e.to_string()))?;
-        if object.id != id {
-            return Err(bad("record does not match its id".into()));
+        if object.id != id || binding.revision.is_some_and(|v| v != object.version) {
+            return Err(bad("record does not match its id and version".into()));
         }
         Ok(object)
     }
@@ -706,24 +1104,16 @@ impl ShareStore {
             0,
             reason.as_bytes(),
         );
-        let txn = self.db.begin_write().map_err(db_error)?;
-        txn.open_table(BANS)
-            .map_err(db_error)?
-            .insert(peer, &record[..])
-            .map_err(db_error)?;
-        txn.commit().map_err(db_error)
+        let mut w = self.begin()?;
+        w.put_ban(peer, &record)?;
+        w.commit()
     }
 
     /// Clears a ban. Returns whether there was one.
     pub fn unban(&self, peer: NodeId) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        let removed = txn
-            .open_table(BANS)
-            .map_err(db_error)?
-            .remove(peer)
-            .map_err(db_error)?
-            .is_some();
-        txn.commit().map_err(db_error)?;
+        let mut w = self.begin()?;
+        let removed = w.remove_ban(peer)?;
+        w.commit()?;
         Ok(removed)
     }
 
@@ -780,19 +1170,14 @@ impl ShareStore {
             membership.version,
             &plain,
         );
-        let txn = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut table = txn.open_table(MEMBERSHIP).map_err(db_error)?;
-            if let Some(current) = table.get(MEMBERSHIP_RECORD).map_err(db_error)? {
-                if self.open_membership(current.value())?.version >= membership.version {
-                    return Ok(false);
-                }
+        let mut w = self.begin()?;
+        if let Some(current) = w.membership()? {
+            if self.open_membership(&current)?.version >= membership.version {
+                return Ok(false);
             }
-            table
-                .insert(MEMBERSHIP_RECORD, &record[..])
-                .map_err(db_error)?;
         }
-        txn.commit().map_err(db_error)?;
+        w.put_membership(&record)?;
+        w.commit()?;
         Ok(true)
     }
 
@@ -812,7 +1197,6 @@ impl ShareStore {
         Ok(membership)
     }
 }
-
 /// Backup and restore ([`crate::backup`]).
 impl ShareStore {
     /// A backup file of every key with shares (its current epoch), every object and the membership.
@@ -931,50 +1315,40 @@ impl ShareStore {
             }
             restore.push((info, records));
         }
-        let txn = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut keys_table = txn.open_table(KEYS).map_err(db_error)?;
-            let mut shares_table = txn.open_table(SHARES).map_err(db_error)?;
-            for (info, records) in &restore {
-                let key_id = info.id;
-                let current = match keys_table.get(&key_id.0[..]).map_err(db_error)? {
-                    Some(record) => Some(self.open_info(key_id, record.value())?),
-                    None => None,
-                };
-                if let Some(current) = current {
-                    // Metadata without a share record is a destroyed key's tombstone.
-                    if current.state != KeyState::Pending
-                        && shares_table.get(&key_id.0[..]).map_err(db_error)?.is_none()
-                    {
-                        return Err(refused(format!(
-                            "key {key_id} was destroyed on this node: it does not come back from a backup"
-                        )));
-                    }
-                    if current.epoch > info.epoch {
-                        return Err(refused(format!(
-                            "this node holds key {key_id} at epoch {}, newer than the backup's {}",
-                            current.epoch, info.epoch
-                        )));
-                    }
-                    // Same epoch, older metadata: restoring would undo a change of state (a deactivation, a
-                    // compromise) or of label since the backup.
-                    if current.epoch == info.epoch && current.revision > info.revision {
-                        return Err(refused(format!(
-                            "this node holds key {key_id} at revision {} ({}), newer than the backup's {} ({}): \
-                             restoring it would undo what changed since",
-                            current.revision, current.state, info.revision, info.state
-                        )));
-                    }
+        let mut w = self.begin()?;
+        for (info, records) in &restore {
+            let key_id = info.id;
+            let current = match w.get(KEYS, &key_id.0)? {
+                Some(record) => Some(self.open_info(key_id, &record)?),
+                None => None,
+            };
+            if let Some(current) = current {
+                // Metadata without a share record is a destroyed key's tombstone.
+                if current.state != KeyState::Pending && w.get(SHARES, &key_id.0)?.is_none() {
+                    return Err(refused(format!(
+                        "key {key_id} was destroyed on this node: it does not come back from a backup"
+                    )));
                 }
-                keys_table
-                    .insert(&key_id.0[..], &records.info[..])
-                    .map_err(db_error)?;
-                shares_table
-                    .insert(&key_id.0[..], &records.share[..])
-                    .map_err(db_error)?;
+                if current.epoch > info.epoch {
+                    return Err(refused(format!(
+                        "this node holds key {key_id} at epoch {}, newer than the backup's {}",
+                        current.epoch, info.epoch
+                    )));
+                }
+                // Same epoch, older metadata: restoring would undo a change of state (a deactivation, a
+                // compromise) or of label since the backup.
+                if current.epoch == info.epoch && current.revision > info.revision {
+                    return Err(refused(format!(
+                        "this node holds key {key_id} at revision {} ({}), newer than the backup's {} ({}): \
+                         restoring it would undo what changed since",
+                        current.revision, current.state, info.revision, info.state
+                    )));
+                }
             }
+            w.put(KEYS, &key_id.0, &records.info)?;
+            w.put(SHARES, &key_id.0, &records.share)?;
         }
-        txn.commit().map_err(db_error)?;
+        w.commit()?;
         if let Ok(mut cache) = self.cache.write() {
             for (info, _) in &restore {
                 cache.remove(&info.id);
@@ -1091,9 +1465,12 @@ mod tests {
         let secret = share.secret_bytes_for_tests();
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
 
-        // The same database under another node id does not open its records.
-        let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap();
-        assert!(other.keys().is_err());
+        // The same database under another node id does not open (its metadata row is bound to node 1).
+        let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap_err();
+        assert!(
+            other.to_string().contains("StoreMeta record for node 2"),
+            "{other}"
+        );
     }
 
     #[test]
@@ -1373,9 +1750,117 @@ mod tests {
         drop(store);
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(14).any(|w| w == b"127.0.0.1:7005"), "sealed");
-        // Under another node id the record does not open.
-        let other = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).unwrap();
-        assert!(other.membership().is_err());
+        // Under another node id the store does not open (its metadata row is bound to node 1).
+        assert!(ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 2).is_err());
+    }
+
+    /// Issue 14, item 8: every change advances the sealed generation; a single record put back from an older copy
+    /// of the file (it opens on its own) makes the store refuse to open, and so does a removed record.
+    #[test]
+    fn a_record_put_back_from_an_older_copy_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shares.redb");
+        let key_path = dir.path().join("k");
+        StorageKey::generate().write_new(&key_path).unwrap();
+        let share = shares().remove(0);
+        let info = info(&share);
+        let raw = |table: TableDefinition<&[u8], &[u8]>| {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_read().unwrap();
+            let t = txn.open_table(table).unwrap();
+            let value = t.get(&info.id.0[..]).unwrap().map(|v| v.value().to_vec());
+            value
+        };
+        let active_record = {
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            assert_eq!(
+                store.meta().unwrap(),
+                None,
+                "no metadata row before a write"
+            );
+            store.insert_pending(&info, &share).unwrap();
+            assert_eq!(store.meta().unwrap().unwrap().generation, 1);
+            store.activate(info.id, KeyState::Active).unwrap();
+            assert_eq!(store.meta().unwrap().unwrap().generation, 2);
+            // A change that changes nothing commits nothing.
+            store.activate(info.id, KeyState::Active).unwrap();
+            store.set_state(info.id, KeyState::Active).unwrap();
+            assert_eq!(store.meta().unwrap().unwrap().generation, 2);
+            drop(store);
+            let active = raw(KEYS).unwrap();
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            store.set_state(info.id, KeyState::Deactivated).unwrap();
+            assert_eq!(store.meta().unwrap().unwrap().generation, 3);
+            assert_eq!(store.view().unwrap().key_records, 1);
+            active
+        };
+        // The active metadata (revision 0) put back over the deactivated one (revision 1): each opens alone.
+        let put = |table: TableDefinition<&[u8], &[u8]>, value: Option<&[u8]>| {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(table).unwrap();
+                match value {
+                    Some(v) => {
+                        t.insert(&info.id.0[..], v).unwrap();
+                    }
+                    None => {
+                        t.remove(&info.id.0[..]).unwrap();
+                    }
+                }
+            }
+            txn.commit().unwrap();
+        };
+        let deactivated_record = raw(KEYS).unwrap();
+        put(KEYS, Some(&active_record));
+        let err = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap_err();
+        assert!(
+            err.to_string().contains("do not match the digest sealed")
+                && err.to_string().contains("generation 3"),
+            "{err}"
+        );
+        // The current record back: it opens again. A removed share: refused.
+        put(KEYS, Some(&deactivated_record));
+        ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        put(SHARES, None);
+        assert!(ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).is_err());
+    }
+
+    /// A store written before the metadata row existed opens as generation 0 and gets its row at its first write.
+    #[test]
+    fn a_store_without_a_metadata_row_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shares.redb");
+        let key_path = dir.path().join("k");
+        StorageKey::generate().write_new(&key_path).unwrap();
+        let share = shares().remove(0);
+        let info = info(&share);
+        {
+            let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+            store.insert_pending(&info, &share).unwrap();
+            store.ban(3, "test").unwrap();
+        }
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().remove(META_RECORD).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        assert_eq!(store.meta().unwrap(), None);
+        let view = store.view().unwrap();
+        assert_eq!(
+            (view.generation, view.head, view.key_records),
+            (0, Head::default(), 1)
+        );
+        assert!(store.unban(3).unwrap());
+        assert_eq!(store.meta().unwrap().unwrap().generation, 1);
+        drop(store);
+        let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        assert_eq!(
+            store.active_key(info.id).unwrap().info.state,
+            KeyState::Pending
+        );
     }
 
     #[test]

@@ -320,6 +320,23 @@ pub struct ClusterStatus {
     pub threshold: u16,
     /// Every configured node.
     pub nodes: Vec<NodeHealth>,
+    /// Holders whose share of a key is behind the key's epoch in the cluster, or missing (a node whose data was
+    /// rolled back to before a refresh or reshare, or lost). Empty when every answering holder is up to date.
+    #[serde(default)]
+    pub behind: Vec<ShareBehind>,
+}
+
+/// A holder whose share of a key is behind the key's epoch (or missing), as the coordinator found it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareBehind {
+    /// The holder.
+    pub node: NodeId,
+    /// The key.
+    pub key_id: KeyId,
+    /// The epoch of the share it holds (`None`: it holds no share of the key).
+    pub held: Option<u64>,
+    /// The key's epoch in the cluster (what enough of its holders vouch for).
+    pub epoch: u64,
 }
 
 /// A membership change the coordinator runs (`vhsm node add|remove`, `vhsm cluster set-threshold`), as far as it has

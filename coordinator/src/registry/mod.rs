@@ -4,6 +4,11 @@
 //! is asked for a key it does not know, so a coordinator can be restarted, or several run at once, without any
 //! state of their own. No single node's report decides: a version of a key is taken only when enough of its
 //! holders vouch for it ([`vouch`]), and only a state enough holders share is given to those that missed it.
+//!
+//! [`Registry::behind`] compares what each holder lists with the key's epoch as vouched for: a holder whose share
+//! is of an older epoch (and that has nothing staged at the key's epoch), or that lists no share of a key it
+//! holds, is **behind** — its data was rolled back to before a refresh or reshare, or lost. `vhsm status` shows
+//! every such holder (the node cannot tell on its own: a whole data directory rolled back is consistent).
 
 pub mod vouch;
 
@@ -15,6 +20,7 @@ use std::{
 
 use vhsm_core::{KeyId, KeyInfo, KeyState};
 use vhsm_wire::{
+    client_api::ShareBehind,
     node_api::{NodeRequest, NodeResponse},
     NodeId,
 };
@@ -228,6 +234,44 @@ impl Registry {
         Ok(key)
     }
 
+    /// The holders whose share of a known key is behind the key's epoch or missing, given what each node that
+    /// answered lists (`listed`: its keys; `staged`: its staged shares). A node that did not answer is not
+    /// judged; a share of the key's epoch staged but not yet committed is not behind (the node commits it on first
+    /// use); a destroyed key's tombstone is not judged (the reconciliation destroys the key on the holders that
+    /// missed it).
+    pub fn behind(
+        &self,
+        listed: &HashMap<NodeId, Vec<KeyInfo>>,
+        staged: &HashMap<NodeId, Vec<KeyInfo>>,
+    ) -> Vec<ShareBehind> {
+        let mut out = Vec::new();
+        for key in self.list() {
+            for &node in &key.holders {
+                let Some(keys) = listed.get(&node) else {
+                    continue;
+                };
+                let held = keys.iter().find(|k| k.id == key.id);
+                if held.is_some_and(|k| k.state == KeyState::Destroyed || k.epoch >= key.epoch) {
+                    continue;
+                }
+                let staged_now = staged
+                    .get(&node)
+                    .is_some_and(|s| s.iter().any(|k| k.id == key.id && k.epoch == key.epoch));
+                if staged_now {
+                    continue;
+                }
+                out.push(ShareBehind {
+                    node,
+                    key_id: key.id,
+                    held: held.map(|k| k.epoch),
+                    epoch: key.epoch,
+                });
+            }
+        }
+        out.sort_by_key(|b| (b.node, b.key_id));
+        out
+    }
+
     /// Every known key that was not destroyed, oldest first.
     pub fn list(&self) -> Vec<KeyInfo> {
         let mut keys: Vec<KeyInfo> = self
@@ -399,5 +443,88 @@ async fn reconcile_epochs(
                 tracing::error!(key = %key_id, node, epoch, current = key.epoch, "a holder has an old share and nothing staged: repair it (vhsm node repair)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use vhsm_core::Algorithm;
+
+    fn key(id: u8, epoch: u64, state: KeyState) -> KeyInfo {
+        KeyInfo {
+            id: KeyId([id; 16]),
+            label: String::new(),
+            algorithm: Algorithm::Ed25519,
+            public_key: vec![1],
+            public_package: vec![2],
+            threshold: 2,
+            holders: vec![1, 2, 3],
+            state,
+            created_unix: u64::from(id),
+            epoch,
+            revision: 0,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// Issue 14, item 8: a holder whose data was rolled back to before a refresh (an older epoch), or that lost a
+    /// key, is reported behind; one with the epoch staged, one that did not answer, and a tombstone are not.
+    #[test]
+    fn holders_behind_the_keys_epoch_are_reported() {
+        let registry = Registry::default();
+        registry.insert(key(1, 1, KeyState::Active));
+        registry.insert(key(2, 0, KeyState::Active));
+        let listed: HashMap<NodeId, Vec<KeyInfo>> = [
+            (
+                1,
+                vec![key(1, 1, KeyState::Active), key(2, 0, KeyState::Active)],
+            ),
+            (
+                2,
+                vec![key(1, 1, KeyState::Active), key(2, 0, KeyState::Active)],
+            ),
+            // Rolled back: key 1 at epoch 0, key 2 unknown.
+            (3, vec![key(1, 0, KeyState::Active)]),
+        ]
+        .into_iter()
+        .collect();
+        let behind = registry.behind(&listed, &HashMap::new());
+        assert_eq!(
+            behind,
+            vec![
+                ShareBehind {
+                    node: 3,
+                    key_id: KeyId([1; 16]),
+                    held: Some(0),
+                    epoch: 1
+                },
+                ShareBehind {
+                    node: 3,
+                    key_id: KeyId([2; 16]),
+                    held: None,
+                    epoch: 0
+                },
+            ]
+        );
+        // The new epoch staged (a commit not yet heard): not behind. Node 3 not answering: not judged.
+        let staged: HashMap<NodeId, Vec<KeyInfo>> = [(3, vec![key(1, 1, KeyState::Active)])]
+            .into_iter()
+            .collect();
+        assert_eq!(registry.behind(&listed, &staged).len(), 1);
+        let mut silent = listed.clone();
+        silent.remove(&3);
+        assert!(registry.behind(&silent, &HashMap::new()).is_empty());
+        // A tombstone on the node is not judged.
+        let mut destroyed = listed;
+        destroyed.insert(
+            3,
+            vec![
+                key(1, 0, KeyState::Destroyed),
+                key(2, 0, KeyState::Destroyed),
+            ],
+        );
+        assert!(registry.behind(&destroyed, &HashMap::new()).is_empty());
     }
 }

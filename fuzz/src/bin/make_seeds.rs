@@ -44,7 +44,7 @@ use vhsm_protocols::{
     ParticipantId, Protocol, SessionId,
 };
 use vhsm_wire::{
-    client_api::{AuditPage, ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeStatus},
+    client_api::{AuditPage, ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeStatus, ShareBehind},
     frame,
     mesh::{MeshMessage, MeshPayload},
     node_api::{NodeRequest, NodeResponse, Precommitment},
@@ -295,7 +295,7 @@ fn main() {
         ("unban", ClientRequest::Unban { node: 3 }),
         ("get_membership", ClientRequest::GetMembership),
         ("add_node", ClientRequest::AddNode { id: 4, address: "127.0.0.1:7004".into() }),
-        ("remove_node", ClientRequest::RemoveNode { id: 4 }),
+        ("remove_node", ClientRequest::RemoveNode { id: 4, threshold: Some(2) }),
         ("set_threshold", ClientRequest::SetThreshold { threshold: 3 }),
         ("reshare_key", ClientRequest::ReshareKey { key_id: frost_key, avoid_dealers: vec![2], leave_out: vec![3] }),
         ("unseal_node", ClientRequest::UnsealNode { node: 2, passphrase: SecretBytes::new(b"passphrase".to_vec()) }),
@@ -330,6 +330,7 @@ fn main() {
             },
             NodeHealth { id: 2, address: "127.0.0.1:7002".into(), reachable: false, status: None, error: Some("timeout".into()) },
         ],
+        behind: vec![ShareBehind { node: 3, key_id: frost_key, held: Some(2), epoch: 3 }],
     };
     let responses: Vec<(&str, ClientResponse)> = vec![
         ("status", ClientResponse::Status(cluster)),
