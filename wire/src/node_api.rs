@@ -39,6 +39,65 @@ pub struct Precommitment {
     pub commitments: FrostCommitments,
 }
 
+/// How deep the envelopes of the node API (`Batch`, `OnBehalf`) may nest when decoded. The coordinator sends at most
+/// `OnBehalf(Batch([OnBehalf(…)]))`-like nests of three; a frame nesting deeper is refused while it is decoded.
+pub const MAX_NESTING: u32 = 4;
+
+/// A depth guard for decoding the recursive types (postcard has no recursion limit: a frame of a few KiB of nested
+/// `Batch` headers overflowed the decoder's stack — a fuzz finding, `fuzz/seeds/node_request/nested_batches`).
+/// The depth is counted per thread: decoding is synchronous, so one decode runs on one thread from start to end.
+mod nesting {
+    use std::cell::Cell;
+
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    thread_local! {
+        static DEPTH: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Holds one level of nesting while the inner value is decoded.
+    struct Level;
+
+    impl Level {
+        fn enter<E: Error>() -> Result<Level, E> {
+            let depth = DEPTH.with(|d| {
+                let depth = d.get().saturating_add(1);
+                d.set(depth);
+                depth
+            });
+            // The level is counted before the check, so that dropping it always undoes exactly one increment.
+            let level = Level;
+            if depth > super::MAX_NESTING {
+                return Err(E::custom(format!(
+                    "envelopes nested deeper than {}",
+                    super::MAX_NESTING
+                )));
+            }
+            Ok(level)
+        }
+    }
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+
+    pub(super) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        let _level = Level::enter::<D::Error>()?;
+        Vec::<T>::deserialize(deserializer)
+    }
+
+    pub(super) fn boxed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Box<T>, D::Error> {
+        let _level = Level::enter::<D::Error>()?;
+        Box::<T>::deserialize(deserializer)
+    }
+}
+
 /// Coordinator → node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum NodeRequest {
@@ -208,7 +267,7 @@ pub enum NodeRequest {
     /// Several independent requests in one message (at most [`MAX_BATCH`]; not nested): the node answers
     /// [`NodeResponse::Batch`] with one answer per request, in order. The coordinator batches the short requests
     /// of concurrent operations (signature shares, partial evaluations) bound for the same node.
-    Batch(Vec<NodeRequest>),
+    Batch(#[serde(deserialize_with = "nesting::vec")] Vec<NodeRequest>),
     /// `request`, made for `requester` (the client's certificate name and PIN user, as the coordinator saw them):
     /// the node writes the requester into its audit log. Not nested.
     OnBehalf {
@@ -217,6 +276,7 @@ pub enum NodeRequest {
         /// The client request it serves (`sign`, `decrypt`, …).
         purpose: String,
         /// The request.
+        #[serde(deserialize_with = "nesting::boxed")]
         request: Box<NodeRequest>,
     },
     /// A client failed to log in at the coordinator: the node records it in its audit log.
@@ -340,7 +400,7 @@ pub enum NodeResponse {
     /// Answer to `AuditLog`.
     Audit(AuditPage),
     /// Answer to `Batch`: one answer per request, in order (an `Error` for each that failed).
-    Batch(Vec<NodeResponse>),
+    Batch(#[serde(deserialize_with = "nesting::vec")] Vec<NodeResponse>),
     /// The request failed.
     Error(WireError),
     /// Answer to an encrypting `Evaluate`: the partial evaluation and this node's receipt of the encryption.
@@ -350,4 +410,54 @@ pub enum NodeResponse {
         /// The receipt partial, for the blob.
         receipt: ReceiptPartial,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// `n` `Batch` envelopes of one request each around `ListKeys`, encoded by hand.
+    fn nested_batches(n: usize) -> Vec<u8> {
+        let empty = postcard::to_allocvec(&NodeRequest::Batch(Vec::new())).unwrap();
+        let tag = &empty[..empty.len() - 1];
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            bytes.extend_from_slice(tag);
+            bytes.push(1);
+        }
+        bytes.extend_from_slice(&postcard::to_allocvec(&NodeRequest::ListKeys).unwrap());
+        bytes
+    }
+
+    /// A fuzz finding: a frame of nested `Batch` headers overflowed the decoder's stack (and a response of nested
+    /// batches would have done the same to the coordinator). Now the nesting is refused while decoding.
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let deep = nested_batches(200_000);
+        assert!(postcard::from_bytes::<NodeRequest>(&deep).is_err());
+        let max = usize::try_from(MAX_NESTING).unwrap();
+        assert!(postcard::from_bytes::<NodeRequest>(&nested_batches(max)).is_ok());
+        assert!(postcard::from_bytes::<NodeRequest>(&nested_batches(max + 1)).is_err());
+        // The counter is back at zero after a refusal: the envelopes the coordinator sends still decode.
+        let usual = NodeRequest::OnBehalf {
+            requester: "alice (user)".into(),
+            purpose: "sign".into(),
+            request: Box::new(NodeRequest::Batch(vec![NodeRequest::ListKeys])),
+        };
+        let bytes = postcard::to_allocvec(&usual).unwrap();
+        for _ in 0..3 {
+            assert!(matches!(
+                postcard::from_bytes::<NodeRequest>(&bytes).unwrap(),
+                NodeRequest::OnBehalf { .. }
+            ));
+        }
+        // The same for answers.
+        let mut answer = NodeResponse::Ok;
+        for _ in 0..200 {
+            answer = NodeResponse::Batch(vec![answer]);
+        }
+        let bytes = postcard::to_allocvec(&answer).unwrap();
+        assert!(postcard::from_bytes::<NodeResponse>(&bytes).is_err());
+    }
 }
