@@ -9,11 +9,11 @@ mod common;
 use std::{collections::BTreeMap, time::Duration};
 
 use common::{
-    as_coordinator, free_port, listed, run_vhsm, sign_with_retries, verify_ed25519, KillOnDrop,
-    ProcessCluster,
+    as_coordinator, free_port, listed, run_vhsm, sign_with_retries, so_client, verify_ed25519,
+    KillOnDrop, ProcessCluster,
 };
 use vhsm_client::Client;
-use vhsm_core::{Algorithm, KeyId, KeyInfo, PinUser};
+use vhsm_core::{Algorithm, KeyId, KeyInfo};
 use vhsm_protocols::ecdsa::verify_prehash;
 use vhsm_wire::node_api::NodeRequest;
 
@@ -55,16 +55,6 @@ async fn assert_epochs(cluster: &ProcessCluster, expected: &[(&KeyInfo, u64)]) {
 async fn assert_consistent(cluster: &ProcessCluster, keys: &[KeyInfo], epoch: u64) {
     let expected: Vec<(&KeyInfo, u64)> = keys.iter().map(|k| (k, epoch)).collect();
     assert_epochs(cluster, &expected).await;
-}
-
-async fn so_client(cluster: &ProcessCluster) -> Client {
-    let client = cluster.anonymous_client().await;
-    let pin = std::fs::read_to_string(cluster.path().join("client").join("so.pin")).unwrap();
-    client
-        .login(PinUser::SecurityOfficer, pin.trim().as_bytes())
-        .await
-        .unwrap();
-    client
 }
 
 /// Signs (or, for split-AES, encrypts and decrypts) with `key` and checks the result outside vHSM.

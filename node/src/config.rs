@@ -47,6 +47,24 @@ pub struct FaultInjection {
     /// Exit (as if killed) on receiving a reshare commit, before committing.
     #[serde(default)]
     pub exit_before_commit: bool,
+    /// Lie in `ListKeys`: report every key as destroyed at revision `u64::MAX`, and in addition claim the first
+    /// key at the next epoch, held by this node alone with threshold 1 — trying to make the coordinator destroy
+    /// the keys everywhere, or hand one over to this node (`handlers/keys.rs`).
+    #[serde(default)]
+    pub lie_in_list_keys: bool,
+    /// Blame the honest co-signers: answer every FROST signature-share request with a misbehaviour error naming
+    /// the other signers, and every threshold-ECDSA signing request with a ban of them (recorded, so that this
+    /// node's status reports them banned), without taking part (`handlers/signing.rs`).
+    #[serde(default)]
+    pub blame_honest_signers: bool,
+    /// Complain, in every reshare, about every other dealer's sub-share whatever it was (false complaints, which
+    /// the dispute round must refute: `vhsm_protocols::reshare::Reshare::complain_falsely_about`).
+    #[serde(default)]
+    pub complain_falsely: bool,
+    /// Flood the other nodes' mesh inboxes once, on the first signing or reshare request: thousands of messages
+    /// with random session ids to every peer, and thousands into one session (`mesh::Mesh::flood`).
+    #[serde(default)]
+    pub flood_inboxes: bool,
 }
 
 /// A node's configuration.

@@ -89,3 +89,14 @@ pub async fn listed(
         other => panic!("node {id} did not list its keys: {other:?}"),
     }
 }
+
+/// A client of `cluster` logged in as the security officer (reshares, membership changes).
+pub async fn so_client(cluster: &ProcessCluster) -> Client {
+    let client = cluster.anonymous_client().await;
+    let pin = std::fs::read_to_string(cluster.path().join("client").join("so.pin")).unwrap();
+    client
+        .login(vhsm_core::PinUser::SecurityOfficer, pin.trim().as_bytes())
+        .await
+        .unwrap();
+    client
+}

@@ -115,7 +115,44 @@ impl Node {
     /// `ListKeys`: the keys this node holds a share of (tombstones and pending ones included).
     pub(crate) async fn list_keys(&self) -> Result<NodeResponse, ServiceError> {
         let store = self.store()?.clone();
-        Ok(NodeResponse::Keys(blocking(move || store.keys()).await?))
+        #[allow(unused_mut)]
+        let mut keys = blocking(move || store.keys()).await?;
+        #[cfg(feature = "fault-injection")]
+        if self.faults.lie_in_list_keys {
+            keys = self.lying_key_list(keys);
+        }
+        Ok(NodeResponse::Keys(keys))
+    }
+
+    /// Fault injection (`lie_in_list_keys`): every key reported destroyed at the highest revision there is (so that
+    /// a coordinator trusting the newest revision destroys it everywhere), and the first active key claimed in
+    /// addition at the next epoch, held by this node alone with threshold 1, with the public key and package of
+    /// the share it holds (so that a coordinator trusting the highest epoch hands the key over to this node).
+    #[cfg(feature = "fault-injection")]
+    fn lying_key_list(&self, keys: Vec<KeyInfo>) -> Vec<KeyInfo> {
+        let claimed = keys.iter().find(|k| k.state == KeyState::Active).map(|k| {
+            let mut claim = k.clone();
+            claim.epoch = k.epoch.saturating_add(1);
+            claim.holders = vec![self.id];
+            claim.threshold = 1;
+            // The public key and package stay those of the share this node holds: a plausible new epoch.
+            claim
+        });
+        let mut lies: Vec<KeyInfo> = keys
+            .into_iter()
+            .map(|mut k| {
+                k.state = KeyState::Destroyed;
+                k.revision = u64::MAX;
+                k
+            })
+            .collect();
+        lies.extend(claimed);
+        tracing::warn!(
+            keys = lies.len(),
+            "fault injection: lying in ListKeys (every key destroyed at revision u64::MAX, one claimed at the next \
+             epoch by this node alone)"
+        );
+        lies
     }
 
     /// `UpdateKey`: replaces an active key's label and attributes.

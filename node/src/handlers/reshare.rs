@@ -20,6 +20,8 @@ impl Node {
         committee: Vec<NodeId>,
         threshold: u16,
     ) -> Result<NodeResponse, ServiceError> {
+        #[cfg(feature = "fault-injection")]
+        self.flood_once();
         let banned = self.banned().await?;
         let result = reshare::reshare(
             &self.mesh,
@@ -33,6 +35,7 @@ impl Node {
                 threshold,
                 banned: &banned,
                 wrong_sub_shares: self.deals_wrong_sub_shares(),
+                false_complaints: self.complains_falsely(),
             },
         )
         .await
@@ -52,6 +55,18 @@ impl Node {
                 tracing::warn!(key = %key.id, %session, error = %e, "reshare failed on this node");
                 Err(e)
             }
+        }
+    }
+
+    /// Fault injection: whether this node complains falsely about every other dealer in reshares.
+    fn complains_falsely(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.faults.complain_falsely
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            false
         }
     }
 

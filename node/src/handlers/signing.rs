@@ -10,6 +10,11 @@ use vhsm_wire::{
     NodeId,
 };
 
+#[cfg(feature = "fault-injection")]
+use vhsm_protocols::ProtocolError;
+
+#[cfg(feature = "fault-injection")]
+use crate::sessions::SessionError;
 use crate::{
     error::ServiceError,
     node::{blocking, Node},
@@ -47,6 +52,25 @@ impl Node {
         let nonces = self.nonces.take(nonce)?;
         // Decoded once (every commitment point checked): for the message check and for signing.
         let package = package.decode().map_err(ServiceError::CannotSign)?;
+        #[cfg(feature = "fault-injection")]
+        self.flood_once();
+        #[cfg(feature = "fault-injection")]
+        if self.faults.blame_honest_signers {
+            let others: Vec<NodeId> = package
+                .signers()
+                .map_err(ServiceError::CannotSign)?
+                .into_iter()
+                .filter(|s| *s != self.id)
+                .collect();
+            tracing::warn!(key = %key_id, blamed = ?others, "fault injection: blaming the honest co-signers (FROST)");
+            return Err(ServiceError::Session(SessionError::Protocol {
+                what: "signing",
+                source: ProtocolError::misbehaviour(
+                    others,
+                    "sent signing commitments that do not match their nonces",
+                ),
+            }));
+        }
         let key = self
             .key_at(
                 key_id,
@@ -91,6 +115,19 @@ impl Node {
                 digest == vhsm_protocols::pairwise::ecdsa_digest(&key_id),
             )
             .await?;
+        #[cfg(feature = "fault-injection")]
+        self.flood_once();
+        #[cfg(feature = "fault-injection")]
+        if self.faults.blame_honest_signers {
+            let others: Vec<NodeId> = signers.iter().copied().filter(|s| *s != self.id).collect();
+            tracing::warn!(key = %key_id, %session, blamed = ?others, "fault injection: banning the honest co-signers (ECDSA)");
+            let error = ServiceError::Session(SessionError::Protocol {
+                what: "ECDSA signing",
+                source: ProtocolError::must_ban(others, "failed the OT consistency check"),
+            });
+            self.record_bans(&error).await;
+            return Err(error);
+        }
         let banned = self.banned().await?;
         let request = EcdsaSignRequest {
             me: self.id,
@@ -108,6 +145,15 @@ impl Node {
             tracing::warn!(key = %key_id, %session, error = %e, "ECDSA signing failed");
         }
         Ok(NodeResponse::EcdsaSignature(result?))
+    }
+
+    /// Fault injection (`flood_inboxes`): floods every peer's mesh inboxes, the first time it is called
+    /// ([`crate::mesh::Mesh::flood`]).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn flood_once(&self) {
+        if self.faults.flood_inboxes {
+            self.mesh.flood();
+        }
     }
 
     /// `ClearBan`: an operator cleared the ban on `node`: run OT-based protocols with it again.

@@ -126,6 +126,9 @@ pub struct Mesh {
     inboxes: Mutex<HashMap<SessionId, Inbox>>,
     /// Peers whose messages are being refused now (their first refusal is logged).
     flooding: Mutex<HashSet<NodeId>>,
+    /// Fault injection: whether this node has flooded its peers already ([`Mesh::flood`]).
+    #[cfg(feature = "fault-injection")]
+    flooded: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -149,6 +152,8 @@ impl Mesh {
             peers: RwLock::new(peers.into_iter().filter(|(id, _)| *id != me).collect()),
             inboxes: Mutex::new(HashMap::new()),
             flooding: Mutex::new(HashSet::new()),
+            #[cfg(feature = "fault-injection")]
+            flooded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -295,6 +300,104 @@ impl Mesh {
             session,
             receiver,
         })
+    }
+}
+
+/// Fault injection: how many messages with random session ids a flooding node sends each peer ([`Mesh::flood`]).
+#[cfg(feature = "fault-injection")]
+pub const FLOOD_SESSIONS: usize = 2000;
+/// Fault injection: how many messages a flooding node sends each peer into one session ([`Mesh::flood`]).
+#[cfg(feature = "fault-injection")]
+pub const FLOOD_ONE_SESSION: usize = 2000;
+
+/// Fault injection: what one peer took of a flood (acknowledged) and refused (or could not be reached for).
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloodReport {
+    /// Messages into one session the peer took.
+    pub one_session_taken: usize,
+    /// Messages into one session the peer refused.
+    pub one_session_refused: usize,
+    /// Messages for random sessions the peer took.
+    pub sessions_taken: usize,
+    /// Messages for random sessions the peer refused.
+    pub sessions_refused: usize,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Mesh {
+    /// **Fault injection, for tests only**: floods every peer's inboxes, once in this node's life (later calls
+    /// do nothing): first [`FLOOD_ONE_SESSION`] messages into one session none of them runs, then
+    /// [`FLOOD_SESSIONS`] messages each for a session of its own (random ids), through the transport like any
+    /// protocol message, in the background. What each peer took and refused is logged (`fault injection: flooded
+    /// a peer's inboxes`, with the counts): an honest peer takes at most [`MAX_MESSAGES_PER_PEER`] into one session
+    /// and opens at most [`MAX_UNCLAIMED_PER_PEER`] sessions for this node. Needs a tokio runtime.
+    pub fn flood(&self) {
+        if self.flooded.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let transport = self.transport.clone();
+        let peers = self.peers();
+        tracing::warn!(peers = ?peers.iter().map(|p| p.0).collect::<Vec<_>>(), one_session = FLOOD_ONE_SESSION, sessions = FLOOD_SESSIONS, "fault injection: flooding every peer's mesh inboxes");
+        tokio::spawn(async move {
+            let floods = peers.iter().map(|(peer, address)| {
+                let transport = transport.clone();
+                async move {
+                    let report = flood_peer(transport.as_ref(), *peer, address).await;
+                    tracing::warn!(
+                        peer,
+                        one_session_taken = report.one_session_taken,
+                        one_session_refused = report.one_session_refused,
+                        sessions_taken = report.sessions_taken,
+                        sessions_refused = report.sessions_refused,
+                        "fault injection: flooded a peer's inboxes"
+                    );
+                }
+            });
+            futures_util::future::join_all(floods).await;
+        });
+    }
+}
+
+/// Sends one peer the flood of [`Mesh::flood`] (a few messages in flight at once) and counts what it took.
+#[cfg(feature = "fault-injection")]
+async fn flood_peer(transport: &dyn MeshTransport, peer: NodeId, address: &str) -> FloodReport {
+    use futures_util::StreamExt;
+    use rand_core::{OsRng, RngCore};
+    use vhsm_protocols::ecdsa::{EcdsaBody, EcdsaMessage, ECDSA_MESSAGE_VERSION};
+
+    /// How many messages of a flood are in flight at once.
+    const IN_FLIGHT: usize = 16;
+    let message = |session: SessionId| MeshMessage {
+        session,
+        id: OsRng.next_u64(),
+        payload: MeshPayload::EcdsaSign(EcdsaMessage {
+            version: ECDSA_MESSAGE_VERSION,
+            session,
+            round: 1,
+            body: EcdsaBody::Broadcast(vec![0xf1; 32]),
+        }),
+    };
+    let taken = |messages: Vec<MeshMessage>| async move {
+        futures_util::stream::iter(messages)
+            .map(|m| async move { transport.send(peer, address, &m).await.is_ok() })
+            .buffer_unordered(IN_FLIGHT)
+            .fold(0usize, |n, ok| async move { n + usize::from(ok) })
+            .await
+    };
+    let one = SessionId::random(&mut OsRng);
+    let one_session_taken = taken((0..FLOOD_ONE_SESSION).map(|_| message(one)).collect()).await;
+    let sessions_taken = taken(
+        (0..FLOOD_SESSIONS)
+            .map(|_| message(SessionId::random(&mut OsRng)))
+            .collect(),
+    )
+    .await;
+    FloodReport {
+        one_session_taken,
+        one_session_refused: FLOOD_ONE_SESSION - one_session_taken,
+        sessions_taken,
+        sessions_refused: FLOOD_SESSIONS - sessions_taken,
     }
 }
 

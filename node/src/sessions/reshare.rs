@@ -50,6 +50,9 @@ pub struct ReshareRequest<'a> {
     /// Test-only (fault injection): deal wrong sub-shares to every other member, and stand by them when
     /// challenged — a bad dealer.
     pub wrong_sub_shares: bool,
+    /// Test-only (fault injection): complain about every other dealer's sub-share, whatever it was — a false
+    /// accuser, refuted in the dispute round.
+    pub false_complaints: bool,
 }
 
 impl std::fmt::Debug for ReshareRequest<'_> {
@@ -108,6 +111,7 @@ pub async fn reshare(
         threshold,
         banned,
         wrong_sub_shares,
+        false_complaints,
     } = request;
     let deals = dealers.contains(&me);
     let receives = committee.contains(&me);
@@ -197,11 +201,20 @@ pub async fn reshare(
     };
     // Test-only: every member but this node gets a wrong sub-share.
     #[cfg(not(feature = "fault-injection"))]
-    let _ = wrong_sub_shares;
+    let _ = (wrong_sub_shares, false_complaints);
     #[cfg(feature = "fault-injection")]
     let victims: Vec<NodeId> = if wrong_sub_shares {
         tracing::warn!("fault injection: dealing wrong sub-shares");
         committee.iter().copied().filter(|c| *c != me).collect()
+    } else {
+        Vec::new()
+    };
+    // Test-only: complain about every other dealer.
+    #[cfg(feature = "fault-injection")]
+    let accused: Vec<NodeId> = if false_complaints && receives {
+        let accused: Vec<NodeId> = dealers.iter().copied().filter(|d| *d != me).collect();
+        tracing::warn!(key = %key.id, %session, ?accused, "fault injection: complaining falsely about the other dealers");
+        accused
     } else {
         Vec::new()
     };
@@ -222,6 +235,8 @@ pub async fn reshare(
             let mut protocol = Reshare::frost(params, &old, own).map_err(failed)?;
             #[cfg(feature = "fault-injection")]
             protocol.deal_wrong_sub_shares_to(victims.iter().copied());
+            #[cfg(feature = "fault-injection")]
+            protocol.complain_falsely_about(accused.iter().copied());
             let output = run.run(protocol, timeout).await?;
             log_refuted(key, session, output.refuted_complaints());
             let share = if output.holds_share() {
@@ -249,6 +264,8 @@ pub async fn reshare(
             let mut protocol = Reshare::split_aes(params, &old, own).map_err(failed)?;
             #[cfg(feature = "fault-injection")]
             protocol.deal_wrong_sub_shares_to(victims.iter().copied());
+            #[cfg(feature = "fault-injection")]
+            protocol.complain_falsely_about(accused.iter().copied());
             let output = run.run(protocol, timeout).await?;
             log_refuted(key, session, output.refuted_complaints());
             let share = if output.holds_share() {
@@ -287,6 +304,8 @@ pub async fn reshare(
             let mut protocol = EcdsaReshare::new(params, &old, own).map_err(failed)?;
             #[cfg(feature = "fault-injection")]
             protocol.deal_wrong_sub_shares_to(victims.iter().copied());
+            #[cfg(feature = "fault-injection")]
+            protocol.complain_falsely_about(accused.iter().copied());
             let output = run.run(protocol, timeout).await?;
             log_refuted(key, session, output.refuted_complaints());
             let excluded = output.excluded().to_vec();

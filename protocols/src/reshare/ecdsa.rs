@@ -96,6 +96,12 @@ impl EcdsaReshare {
     pub fn deal_wrong_sub_shares_to(&mut self, victims: impl IntoIterator<Item = ParticipantId>) {
         on_curve!(&mut self.inner, run => run.deal_wrong_sub_shares_to(victims))
     }
+
+    /// **Fault injection, for tests only**: see [`Reshare::complain_falsely_about`].
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn complain_falsely_about(&mut self, dealers: impl IntoIterator<Item = ParticipantId>) {
+        on_curve!(&mut self.inner, run => run.complain_falsely_about(dealers))
+    }
 }
 
 fn build<C: EngineCurve>(

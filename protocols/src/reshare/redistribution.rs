@@ -109,6 +109,9 @@ pub struct Reshare<G: ReshareGroup> {
     /// Fault injection: the new holders this dealer deals a wrong sub-share to (and stands by).
     #[cfg(any(test, feature = "fault-injection"))]
     wrong_sub_shares_to: BTreeSet<ParticipantId>,
+    /// Fault injection: the dealers this new holder complains about whatever they dealt it (false complaints).
+    #[cfg(any(test, feature = "fault-injection"))]
+    false_complaints_about: BTreeSet<ParticipantId>,
 }
 
 /// What the agreement rule decided: identical at every participant whose echoes all agreed. Public.
@@ -236,6 +239,8 @@ impl<G: ReshareGroup> Reshare<G> {
             answers,
             #[cfg(any(test, feature = "fault-injection"))]
             wrong_sub_shares_to: BTreeSet::new(),
+            #[cfg(any(test, feature = "fault-injection"))]
+            false_complaints_about: BTreeSet::new(),
         })
     }
 
@@ -366,6 +371,20 @@ impl<G: ReshareGroup> Reshare<G> {
             if !valid {
                 complaints.push(*dealer);
             }
+        }
+        #[cfg(any(test, feature = "fault-injection"))]
+        {
+            // Only about dealers that did deal me a sub-share: a complaint that makes no sense would abort the
+            // run naming me, which is another fault.
+            let received = &self.runner.secrets()?.sub_shares;
+            complaints.extend(
+                self.false_complaints_about
+                    .iter()
+                    .copied()
+                    .filter(|d| received.contains_key(d)),
+            );
+            complaints.sort_unstable();
+            complaints.dedup();
         }
         Ok(complaints)
     }
@@ -656,6 +675,17 @@ impl<G: ReshareGroup> Reshare<G> {
     /// for a refuted complaint (which is how a false complaint looks).
     pub fn deal_wrong_sub_shares_to(&mut self, victims: impl IntoIterator<Item = ParticipantId>) {
         self.wrong_sub_shares_to.extend(victims);
+    }
+
+    /// **Fault injection, for tests only** (feature `fault-injection`; never in a release build): makes this new
+    /// holder complain about each of `dealers` in its verdict, whatever sub-share the dealer sent it — a false
+    /// accuser. Call before [`Protocol::start`]. Each accused honest dealer answers in the dispute round with the
+    /// sub-share it dealt, which satisfies its commitments: the complaint is refuted, the dealer stays, and the
+    /// accuser is named in [`ReshareOutput::refuted_complaints`]. The accuser's own new share is made with the
+    /// revealed sub-shares, so it stays right. Dealers that dealt this participant nothing (itself, non-dealers)
+    /// are left out: complaining about them is another fault (the run aborts naming the accuser).
+    pub fn complain_falsely_about(&mut self, dealers: impl IntoIterator<Item = ParticipantId>) {
+        self.false_complaints_about.extend(dealers);
     }
 }
 
@@ -1106,6 +1136,50 @@ mod tests {
             RistrettoPoint::mul_base(&(Scalar::from(2u64) * s1 - s2)),
             *key.group_key()
         );
+    }
+
+    /// The fault-injection hook a node's `complain_falsely` mode uses: 3 complains about every other dealer
+    /// (and about itself and a non-dealer, which it leaves out). Every complaint is refuted, every dealer used,
+    /// 3 alone named; 3's new share is right (made with the revealed sub-shares).
+    #[test]
+    fn complain_falsely_about_every_dealer_is_refuted_and_names_the_accuser() {
+        let (key, secrets) = dealt();
+        for seed in 0..3 {
+            let mut parties = parties(&key, &secrets, &[1, 2, 3], &[1, 2, 3, 4]);
+            parties[2].complain_falsely_about([1, 2, 3, 4]);
+            let outcome = Simulation::new(parties).shuffled(seed).run(&mut OsRng);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            assert_eq!(outcome.outputs.len(), 4);
+            for output in outcome.outputs.values() {
+                assert_eq!(output.dealers(), &[1, 2, 3]);
+                assert!(output.excluded().is_empty());
+                assert_eq!(
+                    output.refuted_complaints(),
+                    &[
+                        RefutedComplaint {
+                            accuser: 3,
+                            dealer: 1
+                        },
+                        RefutedComplaint {
+                            accuser: 3,
+                            dealer: 2
+                        }
+                    ]
+                );
+                assert_eq!(output.blame().unwrap().culprits(), &[3]);
+            }
+            // 3's share opens the key with 1's: Lagrange at 0 for x = 1, 3 is (3·s1 − s3) / 2.
+            let (s1, s3) = (
+                *outcome.outputs[&1].secret().unwrap(),
+                *outcome.outputs[&3].secret().unwrap(),
+            );
+            assert_eq!(
+                RistrettoPoint::mul_base(
+                    &((Scalar::from(3u64) * s1 - s3) * Scalar::from(2u64).invert())
+                ),
+                *key.group_key()
+            );
+        }
     }
 
     /// Crafted round-1 payloads (honest dealing by 1, 2 and 3 of the [`dealt`] key to {1, 2, 3, 4}), the
