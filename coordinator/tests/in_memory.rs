@@ -71,6 +71,23 @@ fn verify(key: &KeyInfo, message: &[u8], signature: &[u8]) {
     assert!(valid, "{} signature does not verify", key.algorithm);
 }
 
+/// Deactivates `key` on every node directly (as the coordinator would, or a compromised one could).
+async fn deactivate_on_every_node(cluster: &MemoryCluster, key: &KeyInfo) {
+    for node in cluster.ids() {
+        let answer = cluster
+            .node(node)
+            .answer(NodeRequest::SetKeyState {
+                key_id: key.id,
+                state: KeyState::Deactivated,
+            })
+            .await;
+        assert!(
+            !matches!(answer, NodeResponse::Error(_)),
+            "node {node}: {answer:?}"
+        );
+    }
+}
+
 /// What node `id` holds: its answer to `ListKeys`.
 async fn listed(cluster: &MemoryCluster, id: u16) -> Vec<KeyInfo> {
     match cluster.node(id).answer(NodeRequest::ListKeys).await {
@@ -647,19 +664,7 @@ async fn a_coordinator_cannot_bring_a_destroyed_key_back_from_backups() {
 async fn a_reshare_does_not_revive_a_deactivated_key() {
     let cluster = MemoryCluster::start(3, 2).await.unwrap();
     let key = new_key(&cluster, Algorithm::Ed25519).await;
-    for node in cluster.ids() {
-        let answer = cluster
-            .node(node)
-            .answer(NodeRequest::SetKeyState {
-                key_id: key.id,
-                state: KeyState::Deactivated,
-            })
-            .await;
-        assert!(
-            !matches!(answer, NodeResponse::Error(_)),
-            "node {node}: {answer:?}"
-        );
-    }
+    deactivate_on_every_node(&cluster, &key).await;
     let mut doctored = key.clone();
     doctored.state = KeyState::Active;
     doctored.revision += 10;
@@ -703,19 +708,7 @@ async fn a_coordinator_cannot_encrypt_with_a_deactivated_key_by_calling_it_a_dec
         .await
         .unwrap();
     let parsed = CiphertextBlob::parse(&blob).unwrap();
-    for node in cluster.ids() {
-        let answer = cluster
-            .node(node)
-            .answer(NodeRequest::SetKeyState {
-                key_id: key.id,
-                state: KeyState::Deactivated,
-            })
-            .await;
-        assert!(
-            !matches!(answer, NodeResponse::Error(_)),
-            "node {node}: {answer:?}"
-        );
-    }
+    deactivate_on_every_node(&cluster, &key).await;
     key.state = KeyState::Deactivated;
     let fresh_alpha = [0x5a; 32];
     let evaluate = |alpha: [u8; 32], purpose: KeyUse, receipt: Vec<u8>| NodeRequest::Evaluate {

@@ -93,7 +93,25 @@ pub fn evaluate<R: RngCore + CryptoRng>(
     alpha: &[u8; 32],
     rng: &mut R,
 ) -> PartialEvaluation {
-    let input = input_point(key_id, alpha);
+    let (_, output, proof) = evaluate_at(share, key_id, alpha, input_point(key_id, alpha), rng);
+    PartialEvaluation {
+        version: PARTIAL_EVALUATION_VERSION,
+        participant: share.participant(),
+        point: output.compress().to_bytes(),
+        proof,
+    }
+}
+
+/// `input^{k_i}` with its DLEQ proof for `(key_id, α)`, and the public share `g^{k_i}` it is proved against: the
+/// evaluation behind a partial ([`evaluate`]) and behind an encryption receipt (`super::receipt`), which differ
+/// only in the input point.
+pub(crate) fn evaluate_at<R: RngCore + CryptoRng>(
+    share: &SplitAesKeyShare,
+    key_id: &[u8],
+    alpha: &[u8; 32],
+    input: RistrettoPoint,
+    rng: &mut R,
+) -> (RistrettoPoint, RistrettoPoint, DleqProof) {
     let output = input * share.secret();
     // Present by construction of the share (checked against g^{k_i} then).
     let public_share = share
@@ -110,12 +128,7 @@ pub fn evaluate<R: RngCore + CryptoRng>(
         output,
     };
     let proof = DleqProof::prove(&statement, share.secret(), rng);
-    PartialEvaluation {
-        version: PARTIAL_EVALUATION_VERSION,
-        participant: share.participant(),
-        point: output.compress().to_bytes(),
-        proof,
-    }
+    (public_share, output, proof)
 }
 
 /// A self-test of the partial evaluation (for a node's start-up self-tests): with a fixed share, the DLEQ proof of

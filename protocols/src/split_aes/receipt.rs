@@ -57,6 +57,7 @@ use sha2::{Digest, Sha512};
 use vhsm_core::ciphertext::{MAX_RECEIPT_LEN, RECEIPT_ENTRY_LEN};
 
 use super::dleq::{DleqProof, DleqStatement};
+use super::partial::evaluate_at;
 use super::polynomial::lagrange_coefficient;
 use super::share::SplitAesKeyShare;
 use crate::error::ProtocolError;
@@ -99,22 +100,8 @@ pub fn evaluate_receipt<R: RngCore + CryptoRng>(
     alpha: &[u8; 32],
     rng: &mut R,
 ) -> ReceiptPartial {
-    let input = receipt_point(key_id, alpha);
-    let output = input * share.secret();
-    let public_share = share
-        .public()
-        .public_share_point(share.participant())
-        .copied()
-        .unwrap_or_else(|| RistrettoPoint::mul_base(share.secret()));
-    let statement = DleqStatement {
-        key_id,
-        alpha,
-        participant: share.participant(),
-        public_share,
-        input,
-        output,
-    };
-    let proof = DleqProof::prove(&statement, share.secret(), rng);
+    let (public_share, output, proof) =
+        evaluate_at(share, key_id, alpha, receipt_point(key_id, alpha), rng);
     ReceiptPartial {
         participant: share.participant(),
         public_share: public_share.compress().to_bytes(),
