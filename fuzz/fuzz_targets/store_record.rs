@@ -110,6 +110,9 @@ fn key_info_record(plain: &[u8]) {
     };
     let body = seal(key, NODE, RecordKind::Backup, Subject::Node(NODE), 7, &encode_body(&body).expect("body"));
     let file = vhsm_node::backup::write_file(&header, &body).expect("file");
+    // What the store holds of the key from earlier inputs: a restore never takes an older revision over it
+    // (issue 14, item 3), so such a refusal is right.
+    let held = store().keys().expect("keys").into_iter().find(|k| k.id == KEY);
     let restored = store().restore(&file, &[KEY]);
 
     // What the record should give: the metadata of key 09…09 at epoch 3, canonically encoded.
@@ -131,7 +134,12 @@ fn key_info_record(plain: &[u8]) {
         }
         (Ok(infos), None) => panic!("restored {infos:?} from a record that is not this key's metadata"),
         (Err(_), None) => {}
-        (Err(e), Some((info, _))) => panic!("a valid metadata record was refused: {e} ({info:?})"),
+        (Err(e), Some((info, _))) => {
+            let older = held.is_some_and(|h| h.epoch > info.epoch || (h.epoch == info.epoch && h.revision > info.revision));
+            if !older {
+                panic!("a valid metadata record was refused: {e} ({info:?})");
+            }
+        }
     }
 }
 
