@@ -420,23 +420,40 @@ pub fn seal(
     epoch: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
+    let aad = associated_data(node, kind, subject, epoch);
+    encrypt_record(
+        key,
+        &[RECORD_VERSION],
+        &epoch.to_be_bytes(),
+        &aad,
+        plaintext,
+    )
+}
+
+/// `version ‖ bound ‖ nonce ‖ AES-256-GCM(plaintext; aad)` with a fresh nonce: the one encryption of both record
+/// versions. Encryption with a valid key and nonce only fails for inputs beyond 64 GiB, which no record is.
+fn encrypt_record(
+    key: &StorageKey,
+    version: &[u8],
+    bound: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
     let mut nonce = [0u8; 12];
     OsRng.fill_bytes(&mut nonce);
-    let aad = associated_data(node, kind, subject, epoch);
-    // Encryption with a valid key and nonce only fails for inputs beyond 64 GiB, which no record is.
     let sealed = key
         .cipher()
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
                 msg: plaintext,
-                aad: &aad,
+                aad,
             },
         )
         .unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + 8 + 12 + sealed.len());
-    out.push(RECORD_VERSION);
-    out.extend_from_slice(&epoch.to_be_bytes());
+    let mut out = Vec::with_capacity(version.len() + bound.len() + 12 + sealed.len());
+    out.extend_from_slice(version);
+    out.extend_from_slice(bound);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
     out
@@ -519,27 +536,11 @@ pub fn seal_bound(
     revision: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let mut nonce = [0u8; 12];
-    OsRng.fill_bytes(&mut nonce);
     let aad = associated_data_bound(node, kind, subject, epoch, revision);
-    // As in `seal`: encryption fails only beyond 64 GiB.
-    let sealed = key
-        .cipher()
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + 16 + 12 + sealed.len());
-    out.push(RECORD_VERSION_BOUND);
-    out.extend_from_slice(&epoch.to_be_bytes());
-    out.extend_from_slice(&revision.to_be_bytes());
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
-    out
+    let mut bound = [0u8; 16];
+    bound[..8].copy_from_slice(&epoch.to_be_bytes());
+    bound[8..].copy_from_slice(&revision.to_be_bytes());
+    encrypt_record(key, &[RECORD_VERSION_BOUND], &bound, &aad, plaintext)
 }
 
 /// Opens a record of either version ([`seal`]'s version 1 or [`seal_bound`]'s version 2); returns what it is
