@@ -24,7 +24,7 @@ use vhsm_core::{
 };
 use vhsm_node::{
     backup::{encode_body, BackupBody, KeyRecords},
-    seal::{seal, KdfParams, RecordKind, SealedKeyFile, Subject},
+    seal::{seal, seal_bound, KdfParams, RecordKind, SealedKeyFile, Subject},
     share::KeyShare,
     store::ShareStore,
 };
@@ -573,6 +573,14 @@ fn main() {
     s.put(t, "layout_share", &layout);
     layout[1] = 0x0d; // another kind and subject
     s.put(t, "layout_object", &layout);
+    s.put(t, "bound_share_opens", &seal_bound(key, 1, RecordKind::Share, bound, 3, 9, &frost[0].to_bytes()));
+    s.put(t, "bound_keyinfo_other_kind", &seal_bound(key, 1, RecordKind::KeyInfo, bound, 3, 9, b"\x02metadata"));
+    let mut bound_layout = vec![0xfe, 0x01];
+    bound_layout.extend_from_slice(&5u64.to_be_bytes());
+    bound_layout.extend_from_slice(&7u64.to_be_bytes());
+    bound_layout.extend_from_slice(&40u16.to_be_bytes());
+    bound_layout.extend_from_slice(b"a record bound to a revision");
+    s.put(t, "bound_layout_keyinfo", &bound_layout);
     let key_file = SealedKeyFile::wrap(key, b"passphrase", KdfParams::MINIMUM).unwrap();
     let mut weak = key_file.clone();
     weak[17..21].copy_from_slice(&8u32.to_be_bytes());
