@@ -384,7 +384,7 @@ async fn a_false_complaint_in_a_reshare_is_refuted_and_the_accuser_named() {
     let so = so_client(&cluster).await;
     for key in keys {
         let new = so
-            .reshare_key(key.id, vec![], vec![])
+            .reshare_key(key.id, vec![], vec![], None)
             .await
             .unwrap_or_else(|e| panic!("refresh of {}: {e}", key.label));
         assert_eq!(
@@ -649,7 +649,10 @@ async fn a_node_put_back_to_a_stale_copy_of_its_store_regresses_nothing() {
     let so = so_client(&cluster).await;
     for key in [&ed, &aes] {
         assert_eq!(
-            so.reshare_key(key.id, vec![], vec![]).await.unwrap().epoch,
+            so.reshare_key(key.id, vec![], vec![], None)
+                .await
+                .unwrap()
+                .epoch,
             1
         );
     }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, run_vhsm, verify_ed25519, KillOnDrop, ProcessCluster};
+use common::{free_port, run_vhsm, run_vhsm_env, verify_ed25519, KillOnDrop, ProcessCluster};
 use vhsm_client::ClientError;
 use vhsm_core::Algorithm;
 use vhsm_wire::ErrorKind;
@@ -62,9 +62,9 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     let m = user.membership().await.unwrap();
     assert_eq!((m.version, m.ids(), m.threshold), (0, vec![1, 2, 3], 2));
     for e in [
-        service_error(user.add_node(4, "127.0.0.1:9").await),
-        service_error(user.remove_node(3, None).await),
-        service_error(user.set_threshold(3).await),
+        service_error(user.add_node(4, "127.0.0.1:9", None).await),
+        service_error(user.remove_node(3, None, None).await),
+        service_error(user.set_threshold(3, None).await),
         // Clearing a node's ban (a finding of cheating) is the security officer's too.
         service_error(user.unban(3).await),
     ] {
@@ -73,7 +73,7 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     }
     let anonymous = cluster.anonymous_client().await;
     assert_eq!(
-        service_error(anonymous.set_threshold(3).await).kind,
+        service_error(anonymous.set_threshold(3, None).await).kind,
         ErrorKind::NotLoggedIn
     );
     assert_eq!(
@@ -156,10 +156,37 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     )
     .await
     .unwrap();
-    let refused = service_error(so.remove_node(4, Some(4)).await);
+    let refused = service_error(so.remove_node(4, Some(4), None).await);
     assert_eq!(refused.kind, ErrorKind::BadRequest, "{refused}");
     assert!(refused.message.contains("threshold 4"), "{refused}");
     assert_eq!(so.get_key(key.id).await.unwrap().epoch, 1, "no key moved");
+
+    // An approval signed by any key but the one `vhsm init` pinned in every node.toml: the coordinator starts the
+    // removal, every node refuses to move the key, and node 4 stays (issue 14, item 12).
+    let stranger = dir.join("stranger-approval.key");
+    vhsm_client::approval::ApprovalKey::generate_new(&stranger).unwrap();
+    let (ok, out, err) = run_vhsm_env(
+        &["--cluster", dir.to_str().unwrap(), "node", "remove", "4"],
+        &[("VHSM_SO_APPROVAL_KEY", stranger.to_str().unwrap())],
+        CLI_TIMEOUT,
+    );
+    assert!(
+        !ok,
+        "a removal with a stranger's approval succeeded:\n{out}"
+    );
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("not signed by the security officer's pinned key")
+            && all.contains("node 4 was not removed"),
+        "{all}"
+    );
+    let kept = so.get_key(key.id).await.unwrap();
+    assert_eq!(
+        (kept.epoch, kept.holders.clone()),
+        (1, vec![1, 2, 3, 4]),
+        "no key moved"
+    );
+    assert_eq!(so.membership().await.unwrap().ids(), vec![1, 2, 3, 4]);
 
     // A node that holds nothing: added with --start, then removed.
     let address5 = format!("127.0.0.1:{}", free_port());

@@ -216,7 +216,7 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.start_node(3);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    let failed = so.reshare_key(keys[0].id, vec![], vec![]).await;
+    let failed = so.reshare_key(keys[0].id, vec![], vec![], None).await;
     assert!(failed.is_err(), "{failed:?}");
     eprintln!("reshare with node 3 dying after staging: {failed:?}");
     cluster.wait_exit("node-3", Duration::from_secs(10));
@@ -236,7 +236,10 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
     assert_eq!(
-        so.reshare_key(k0.id, vec![], vec![]).await.unwrap().epoch,
+        so.reshare_key(k0.id, vec![], vec![], None)
+            .await
+            .unwrap()
+            .epoch,
         1
     );
     cluster.wait_exit("node-2", Duration::from_secs(10));
@@ -248,7 +251,10 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     check_every_pair(&mut cluster, &keys, "after a node died on the commit").await;
     let so = so_client(&cluster).await;
     assert_eq!(
-        so.reshare_key(k1.id, vec![], vec![]).await.unwrap().epoch,
+        so.reshare_key(k1.id, vec![], vec![], None)
+            .await
+            .unwrap()
+            .epoch,
         1
     );
 
@@ -257,7 +263,7 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.start_coordinator_with_env(&[("VHSM_FAULT_EXIT_AT", "reshare-staged")]);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    assert!(so.reshare_key(k1.id, vec![], vec![]).await.is_err());
+    assert!(so.reshare_key(k1.id, vec![], vec![], None).await.is_err());
     cluster.wait_exit("coordinator", Duration::from_secs(10));
     cluster.start_coordinator();
     cluster.wait_all_reachable().await;
@@ -276,7 +282,7 @@ async fn a_reshare_killed_at_any_step_leaves_every_key_usable() {
     cluster.start_coordinator_with_env(&[("VHSM_FAULT_EXIT_AT", "reshare-first-commit")]);
     cluster.wait_all_reachable().await;
     let so = so_client(&cluster).await;
-    assert!(so.reshare_key(k1.id, vec![], vec![]).await.is_err());
+    assert!(so.reshare_key(k1.id, vec![], vec![], None).await.is_err());
     cluster.wait_exit("coordinator", Duration::from_secs(10));
     cluster.start_coordinator();
     cluster.wait_all_reachable().await;
@@ -486,7 +492,7 @@ async fn a_dealer_of_bad_sub_shares_is_named_and_left_out() {
     }
     let so = so_client(&cluster).await;
     for key in &keys {
-        let new = so.reshare_key(key.id, vec![], vec![]).await.unwrap();
+        let new = so.reshare_key(key.id, vec![], vec![], None).await.unwrap();
         assert_eq!(
             (new.epoch, new.public_key.clone()),
             (1, key.public_key.clone())

@@ -7,7 +7,10 @@ use std::{
 
 use anyhow::{bail, Context};
 use rand_core::{OsRng, RngCore};
-use vhsm_client::ClientConfig;
+use vhsm_client::{
+    approval::{self, ApprovalKey},
+    ClientConfig,
+};
 use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
 use vhsm_coordinator::token::{hash_pin, TokenConfig};
 use vhsm_node::{
@@ -131,9 +134,14 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
     write_public(&ca_dir.join("ca.pem"), ca.cert_pem())?;
     write_private(&ca_dir.join("ca.key"), ca.key_pem().as_bytes())?;
 
+    // The security officer's approval key first: every node pins its public key.
+    let client_dir = layout.client_dir();
+    std::fs::create_dir_all(&client_dir)?;
+    let officer = ApprovalKey::generate_new(&client_dir.join(approval::KEY_FILE))?.public_key_hex();
+
     let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
     for node in &nodes {
-        write_node_storage(layout, &ca, node, &nodes, options.seal.as_deref())?;
+        write_node_storage(layout, &ca, node, &nodes, &officer, options.seal.as_deref())?;
     }
 
     let dir = layout.coordinator_dir();
@@ -193,23 +201,29 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
 
 /// Writes node `node`'s directory: its certificate and TLS key issued by `ca` (the CA's own key stays where it
 /// is), a new development storage key, an empty data directory, and `node.toml` with `members` (every node of
-/// the cluster, `node` included or not) as its peers. Refuses to overwrite a node's key files.
+/// the cluster, `node` included or not) as its peers and the security officer's approval key (the cluster's,
+/// see [`ApprovalKey::of_cluster`]) pinned. Refuses to overwrite a node's key files.
 pub fn write_node(
     layout: &Layout,
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
 ) -> anyhow::Result<()> {
-    write_node_storage(layout, ca, node, members, None)
+    let officer = ApprovalKey::of_cluster(&layout.client())
+        .context("a new node pins the security officer's approval key")?
+        .public_key_hex();
+    write_node_storage(layout, ca, node, members, &officer, None)
 }
 
-/// Like [`write_node`]; with `passphrase`, the storage key is written wrapped under it (`sealed.key`, Argon2id
-/// with [`KdfParams::RECOMMENDED`]) instead of as a development key file, and the node starts sealed.
+/// Like [`write_node`], pinning `security_officer_key` (hex); with `passphrase`, the storage key is written
+/// wrapped under it (`sealed.key`, Argon2id with [`KdfParams::RECOMMENDED`]) instead of as a development key file,
+/// and the node starts sealed.
 pub fn write_node_storage(
     layout: &Layout,
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
+    security_officer_key: &str,
     passphrase: Option<&vhsm_core::SecretBytes>,
 ) -> anyhow::Result<()> {
     let header =
@@ -254,6 +268,7 @@ pub fn write_node_storage(
         sealed_key_file,
         passphrase_file: None,
         data_dir: "data".into(),
+        security_officer_key: Some(security_officer_key.to_string()),
         peers: members
             .iter()
             .filter(|p| p.id != node.id)
@@ -309,6 +324,10 @@ pub fn describe(layout: &Layout, cluster: &ClusterFile) -> String {
         "  token PINs   {} (user), {} (security officer): the CLI logs in with the user PIN from there\n",
         layout.client_dir().join("user.pin").display(),
         layout.client_dir().join("so.pin").display()
+    ));
+    out.push_str(&format!(
+        "  SO approvals {} (signs changes of a key's holders or threshold; every node pins its public key)\n",
+        layout.client_dir().join(approval::KEY_FILE).display()
     ));
     out.push_str(&format!(
         "  PKCS#11      export VHSM_PKCS11_CONFIG={}\n",

@@ -238,8 +238,9 @@ struct NodeArgs {
 enum NodeAction {
     /// Add a share-holding node to the cluster: issue its certificate from the cluster CA (needs D/ca/ca.key),
     /// write its directory D/nodes/node-N/, wait until it answers (start it yourself, or pass --start), then make it
-    /// a member. New keys are shared among all members; existing keys keep their holders. Security officer
-    /// (VHSM_SO_PIN or client/so.pin).
+    /// a member; every key is then reshared to all members. Security officer (VHSM_SO_PIN or client/so.pin), with
+    /// the officer's approval key (client/so-approval.key or VHSM_SO_APPROVAL_KEY), whose approval every node
+    /// checks.
     Add {
         /// Where the node listens, IP:PORT: written into its node.toml and given to the coordinator and the
         /// other nodes.
@@ -257,7 +258,8 @@ enum NodeAction {
     },
     /// Remove a node from the cluster: every key it holds is reshared to the other nodes first (its shares are
     /// deleted as that happens, if it can be reached), then it leaves the membership. Refused if fewer nodes than
-    /// the threshold would remain (lower it with --threshold). Security officer (VHSM_SO_PIN or client/so.pin).
+    /// the threshold would remain (lower it with --threshold). Security officer (VHSM_SO_PIN or client/so.pin),
+    /// with the officer's approval key (client/so-approval.key or VHSM_SO_APPROVAL_KEY).
     Remove {
         /// The node's id.
         id: NodeId,
@@ -274,7 +276,8 @@ enum NodeAction {
     },
     /// Give a node that lost its data (disk replaced, `data/` deleted) a share of every key it holds again, dealt
     /// by the other holders. Start the node (empty) first. Every holder gets a new share; the keys stay the same.
-    /// Security officer (VHSM_SO_PIN or client/so.pin).
+    /// Security officer (VHSM_SO_PIN or client/so.pin), with the officer's approval key (client/so-approval.key or
+    /// VHSM_SO_APPROVAL_KEY): the node takes shares of keys it has no record of only with that approval.
     Repair {
         /// The node's id.
         id: NodeId,
@@ -315,8 +318,9 @@ enum ClusterCommand {
     /// The members (nodes and addresses), the threshold of new keys and the membership's version. Any logged-in
     /// user (VHSM_PIN or client/user.pin).
     Members,
-    /// Set the threshold of new keys: 2 <= T <= the number of nodes. Existing keys keep theirs. Security officer
-    /// (VHSM_SO_PIN or client/so.pin).
+    /// Set the threshold: 2 <= T <= the number of nodes; every key is then reshared to it. Security officer
+    /// (VHSM_SO_PIN or client/so.pin), with the officer's approval key (client/so-approval.key or
+    /// VHSM_SO_APPROVAL_KEY), whose approval every node checks.
     SetThreshold {
         /// The threshold.
         threshold: u16,

@@ -20,9 +20,9 @@ use std::{
 use anyhow::{bail, Context};
 
 use super::reshare::{print_table, KeyResult};
-use vhsm_client::{Client, ClientError, MembershipChange};
+use vhsm_client::{approval::ApprovalKey, Client, ClientError, MembershipChange};
 use vhsm_coordinator::config::NodeEntry;
-use vhsm_core::{Membership, PinUser};
+use vhsm_core::{ChangeApproval, Membership, PinUser};
 use vhsm_wire::{pki::ClusterCa, ErrorKind, NodeId};
 use zeroize::Zeroizing;
 
@@ -74,6 +74,19 @@ pub async fn connect_security_officer(layout: &Layout) -> anyhow::Result<Client>
         .await
         .context("security officer login")?;
     Ok(client)
+}
+
+/// The security officer's approval of moving keys onto `committee` at `threshold`, signed with the cluster's
+/// approval key (`client/so-approval.key`, or the file `VHSM_SO_APPROVAL_KEY` names): every node checks it
+/// before it deals or receives a share of a key that moves.
+pub fn approve(
+    layout: &Layout,
+    committee: &[NodeId],
+    threshold: u16,
+) -> anyhow::Result<ChangeApproval> {
+    let key = ApprovalKey::of_cluster(&layout.client())
+        .context("this change needs the security officer's approval key")?;
+    Ok(key.approve(committee, threshold))
 }
 
 /// Why a node's certificate cannot be issued: the CA key is not in the cluster directory.
@@ -266,8 +279,8 @@ fn prepare_node_dir(
 /// Asks the coordinator to add the node until it answers there (or `wait` has passed).
 async fn add_when_up(
     client: &Client,
-    id: NodeId,
-    address: &str,
+    (id, address): (NodeId, &str),
+    approval: &ChangeApproval,
     wait: Duration,
     started: &mut Option<Started>,
     json: bool,
@@ -289,7 +302,7 @@ async fn add_when_up(
                 ));
             }
         }
-        match client.add_node(id, address).await {
+        match client.add_node(id, address, Some(approval.clone())).await {
             Ok(started) => break Ok(started),
             Err(ClientError::Service(e))
                 if e.kind == ErrorKind::Unavailable && Instant::now() < deadline =>
@@ -384,7 +397,10 @@ pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::R
     } else {
         OPERATOR_WAIT
     });
-    let change = add_when_up(&client, id, &address, wait, &mut started, json).await?;
+    let mut committee = current.ids();
+    committee.push(id);
+    let approval = approve(layout, &committee, current.threshold)?;
+    let change = add_when_up(&client, (id, &address), &approval, wait, &mut started, json).await?;
     let (reshared, membership) = follow(layout, &client, change, json).await?;
     if json {
         return print_json(&serde_json::json!({
@@ -413,8 +429,11 @@ pub async fn remove(
 ) -> anyhow::Result<()> {
     layout.load()?;
     let client = connect_security_officer(layout).await?;
+    let current = client.membership().await?;
+    let committee: Vec<NodeId> = current.ids().into_iter().filter(|n| *n != id).collect();
+    let approval = approve(layout, &committee, threshold.unwrap_or(current.threshold))?;
     let change = client
-        .remove_node(id, threshold)
+        .remove_node(id, threshold, Some(approval))
         .await
         .with_context(|| format!("node {id} not removed"))?;
     let (reshared, membership) = follow(layout, &client, change, json).await?;
@@ -435,8 +454,10 @@ pub async fn remove(
 pub async fn set_threshold(layout: &Layout, threshold: u16, json: bool) -> anyhow::Result<()> {
     layout.load()?;
     let client = connect_security_officer(layout).await?;
+    let current = client.membership().await?;
+    let approval = approve(layout, &current.ids(), threshold)?;
     let change = client
-        .set_threshold(threshold)
+        .set_threshold(threshold, Some(approval))
         .await
         .with_context(|| format!("threshold not set to {threshold}"))?;
     let (reshared, membership) = follow(layout, &client, change, json).await?;

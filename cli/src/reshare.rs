@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use vhsm_client::Client;
-use vhsm_core::{KeyId, KeyInfo};
+use vhsm_client::{approval::ApprovalKey, Client};
+use vhsm_core::{ChangeApproval, KeyId, KeyInfo};
 use vhsm_wire::NodeId;
 
 use super::{layout::Layout, membership::connect_security_officer, progress};
@@ -46,13 +46,14 @@ impl From<&vhsm_client::KeyMoved> for KeyResult {
 }
 
 /// Reshares `keys` one by one to the cluster's current membership (less `leave_out`) and threshold, avoiding
-/// `avoid` as dealers. Every key is tried; the results say which failed (a failed key is unchanged and usable:
-/// run again).
+/// `avoid` as dealers, with the security officer's `approval` of that committee and threshold (needed for every
+/// key not held there already, and to repair a node). Every key is tried; the results say which failed (a failed
+/// key is unchanged and usable: run again).
 pub async fn reshare_keys(
     client: &Client,
     keys: &[KeyInfo],
-    avoid: &[NodeId],
-    leave_out: &[NodeId],
+    (avoid, leave_out): (&[NodeId], &[NodeId]),
+    approval: Option<&ChangeApproval>,
     what: &str,
     json: bool,
 ) -> Vec<KeyResult> {
@@ -64,7 +65,12 @@ pub async fn reshare_keys(
         }
         let started = Instant::now();
         let outcome = client
-            .reshare_key(key.id, avoid.to_vec(), leave_out.to_vec())
+            .reshare_key(
+                key.id,
+                avoid.to_vec(),
+                leave_out.to_vec(),
+                approval.cloned(),
+            )
             .await;
         let seconds = started.elapsed().as_secs_f64();
         results.push(match outcome {
@@ -165,7 +171,21 @@ pub async fn refresh(layout: &Layout, id: Option<KeyId>, json: bool) -> anyhow::
         }
         return Ok(());
     }
-    let results = reshare_keys(&client, &keys, &[], &[], "refreshing", json).await;
+    // A refresh keeps each key's holders and threshold and needs no approval; a key not held where the
+    // membership says moves there, which does (signed here if the approval key is at hand).
+    let membership = client.membership().await?;
+    let approval = ApprovalKey::of_cluster(&layout.client())
+        .ok()
+        .map(|key| key.approve(&membership.ids(), membership.threshold));
+    let results = reshare_keys(
+        &client,
+        &keys,
+        (&[], &[]),
+        approval.as_ref(),
+        "refreshing",
+        json,
+    )
+    .await;
     report(&results, json)
 }
 
@@ -185,11 +205,15 @@ pub async fn repair(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result
         }
         return Ok(());
     }
+    // The node being repaired holds no record of the keys any more: it takes a new share only with the
+    // security officer's approval.
+    let membership = client.membership().await?;
+    let approval = super::membership::approve(layout, &membership.ids(), membership.threshold)?;
     let results = reshare_keys(
         &client,
         &keys,
-        &[node],
-        &[],
+        (&[node], &[]),
+        Some(&approval),
         &format!("repairing node {node}"),
         json,
     )

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod approval;
 pub mod cluster_dir;
 pub mod session;
 
@@ -18,8 +19,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use vhsm_core::{
-    Algorithm, HashAlg, KeyId, KeyInfo, KeyState, Membership, NodeId, ObjectId, PinUser,
-    SecretBytes, StoredObject, TokenInfo,
+    Algorithm, ChangeApproval, HashAlg, KeyId, KeyInfo, KeyState, Membership, NodeId, ObjectId,
+    PinUser, SecretBytes, StoredObject, TokenInfo,
 };
 
 use vhsm_wire::{
@@ -412,11 +413,18 @@ impl Client {
     }
 
     /// Security officer: adds a node (by id and address; it must answer there now) and starts resharing every
-    /// key to all the members. Returns the change as started; follow it with [`Client::follow_change`].
-    pub async fn add_node(&self, id: NodeId, address: &str) -> Result<ChangeStatus, ClientError> {
+    /// key to all the members, with the security officer's `approval` of the members and threshold (see
+    /// [`approval::ApprovalKey`]). Returns the change as started; follow it with [`Client::follow_change`].
+    pub async fn add_node(
+        &self,
+        id: NodeId,
+        address: &str,
+        approval: Option<ChangeApproval>,
+    ) -> Result<ChangeStatus, ClientError> {
         self.change(&ClientRequest::AddNode {
             id,
             address: address.to_string(),
+            approval,
         })
         .await
     }
@@ -427,16 +435,28 @@ impl Client {
         &self,
         id: NodeId,
         threshold: Option<u16>,
+        approval: Option<ChangeApproval>,
     ) -> Result<ChangeStatus, ClientError> {
-        self.change(&ClientRequest::RemoveNode { id, threshold })
-            .await
+        self.change(&ClientRequest::RemoveNode {
+            id,
+            threshold,
+            approval,
+        })
+        .await
     }
 
     /// Security officer: sets the threshold of new keys and starts resharing every key to it. Returns the change
     /// as started.
-    pub async fn set_threshold(&self, threshold: u16) -> Result<ChangeStatus, ClientError> {
-        self.change(&ClientRequest::SetThreshold { threshold })
-            .await
+    pub async fn set_threshold(
+        &self,
+        threshold: u16,
+        approval: Option<ChangeApproval>,
+    ) -> Result<ChangeStatus, ClientError> {
+        self.change(&ClientRequest::SetThreshold {
+            threshold,
+            approval,
+        })
+        .await
     }
 
     /// Security officer: how far membership change `job` has got.
@@ -470,18 +490,21 @@ impl Client {
         }
     }
 
-    /// Security officer: reshares a key to the current membership and threshold (a refresh when those are the
-    /// key's). Returns the key at its new epoch.
+    /// Security officer: reshares a key to the current membership (less `leave_out`) and threshold (a refresh
+    /// when those are the key's; anything else needs the security officer's `approval` of them). Returns the key
+    /// at its new epoch.
     pub async fn reshare_key(
         &self,
         key_id: KeyId,
         avoid_dealers: Vec<NodeId>,
         leave_out: Vec<NodeId>,
+        approval: Option<ChangeApproval>,
     ) -> Result<KeyInfo, ClientError> {
         let request = ClientRequest::ReshareKey {
             key_id,
             avoid_dealers,
             leave_out,
+            approval,
         };
         match self.call(&request).await? {
             ClientResponse::Key(k) => Ok(k),

@@ -18,7 +18,7 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use rand_core::OsRng;
-use vhsm_core::{KeyId, KeyInfo};
+use vhsm_core::{ChangeApproval, KeyId, KeyInfo};
 use vhsm_protocols::SessionId;
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
@@ -56,6 +56,9 @@ pub struct Target {
     /// Bans from OT-based protocols, (banning node, banned node): the two of a pair never hold an ECDSA key
     /// together, nor deal one to the other.
     pub banned: Vec<(NodeId, NodeId)>,
+    /// The security officer's approval of `committee` and `threshold`, passed to every node: needed when they are
+    /// not the key's own (the nodes check it; a refresh needs none).
+    pub approval: Option<ChangeApproval>,
 }
 
 /// What a reshare did.
@@ -77,8 +80,9 @@ fn unavailable(message: String, nodes: Vec<NodeId>) -> Error {
 }
 
 /// Reshares key `key_id` to the cluster's membership less `leave_out`, at the membership's threshold, without
-/// `avoid_dealers` as dealers and keeping the pairs of `banned` apart in ECDSA sessions: what `vhsm key refresh`, `vhsm node
-/// repair` and every membership change do to each key. Starts from the nodes' own view of the key (a reshare
+/// `avoid_dealers` as dealers and keeping the pairs of `banned` apart in ECDSA sessions, with the security
+/// officer's `approval` where that moves the key: what `vhsm key refresh`, `vhsm node repair` and every
+/// membership change do to each key. Starts from the nodes' own view of the key (a reshare
 /// must deal the epoch the holders have); one reshare of a key at a time on this coordinator; the registry
 /// learns the key's new epoch.
 pub async fn reshare_key(
@@ -88,6 +92,7 @@ pub async fn reshare_key(
     avoid_dealers: Vec<NodeId>,
     leave_out: &[NodeId],
     banned: Vec<(NodeId, NodeId)>,
+    approval: Option<ChangeApproval>,
 ) -> Result<KeyInfo, Error> {
     registry.refresh(pool).await;
     let key = registry.find(pool, key_id).await?;
@@ -107,7 +112,28 @@ pub async fn reshare_key(
         threshold: membership.threshold,
         avoid_dealers,
         banned,
+        approval,
     };
+    let committee = vhsm_core::approval::normalized(&target.committee);
+    let moves = vhsm_core::approval::normalized(&key.holders) != committee
+        || key.threshold != target.threshold;
+    match &target.approval {
+        Some(a) if !a.covers(&committee, target.threshold) => {
+            return Err(Error::Forbidden(format!(
+                "the security officer's approval covers holders {:?} at threshold {}, but key {key_id} would move to \
+                 {committee:?} at threshold {} (did the membership change meanwhile?); run the command again",
+                a.committee, a.threshold, target.threshold
+            )))
+        }
+        None if moves => {
+            return Err(Error::Forbidden(format!(
+                "key {key_id} is held by {:?} at threshold {}; moving it to {committee:?} at threshold {} needs the \
+                 security officer's signed approval, which the nodes check",
+                key.holders, key.threshold, target.threshold
+            )))
+        }
+        _ => {}
+    }
     tracing::info!(key = %key_id, epoch = key.epoch, holders = ?key.holders, committee = ?target.committee, threshold = target.threshold, "resharing a key");
     let done = reshare(pool, &key, &target).await?;
     registry.insert(done.key.clone());
@@ -224,6 +250,7 @@ pub async fn reshare(pool: &NodePool, key: &KeyInfo, target: &Target) -> Result<
                 dealers: dealers.clone(),
                 committee: committee.clone(),
                 threshold: target.threshold,
+                approval: target.approval.clone(),
             },
             session_timeout(key),
         )

@@ -262,8 +262,9 @@ impl Coordinator {
                 key_id,
                 avoid_dealers,
                 leave_out,
+                approval,
             } => {
-                self.reshare_key(session, nodes, key_id, avoid_dealers, leave_out)
+                self.reshare_key(session, nodes, key_id, avoid_dealers, leave_out, approval)
                     .await
             }
             ClientRequest::Sign {
@@ -287,16 +288,29 @@ impl Coordinator {
             }
             ClientRequest::DestroyObject { id } => self.destroy_object(session, nodes, id).await,
             ClientRequest::GetMembership => self.get_membership(session, nodes).await,
-            ClientRequest::AddNode { id, address } => {
-                self.change_membership(session, nodes, Change::AddNode { id, address })
+            ClientRequest::AddNode {
+                id,
+                address,
+                approval,
+            } => {
+                self.change_membership(session, nodes, Change::AddNode { id, address }, approval)
                     .await
             }
-            ClientRequest::RemoveNode { id, threshold } => {
-                self.change_membership(session, nodes, Change::RemoveNode { id, threshold })
+            ClientRequest::RemoveNode {
+                id,
+                threshold,
+                approval,
+            } => {
+                let change = Change::RemoveNode { id, threshold };
+                self.change_membership(session, nodes, change, approval)
                     .await
             }
-            ClientRequest::SetThreshold { threshold } => {
-                self.change_membership(session, nodes, Change::SetThreshold { threshold })
+            ClientRequest::SetThreshold {
+                threshold,
+                approval,
+            } => {
+                let change = Change::SetThreshold { threshold };
+                self.change_membership(session, nodes, change, approval)
                     .await
             }
             ClientRequest::ChangeStatus { job } => self.change_status(session, job).await,

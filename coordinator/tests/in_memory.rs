@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
+use vhsm_client::approval::ApprovalKey;
 use vhsm_coordinator::{
     keygen::create_key,
     membership::{
-        change::{run, Change, Changes, Services},
+        change::{destination, run, Change, Changes, Services},
         MembershipAdmin,
     },
     nodes::Requester,
@@ -245,6 +246,7 @@ async fn reshare_refuses_while_a_new_holder_is_down_and_then_moves_every_holder_
         threshold: 2,
         avoid_dealers: Vec::new(),
         banned: Vec::new(),
+        approval: None,
     };
 
     cluster.set_fault(3, Fault::Down);
@@ -343,7 +345,9 @@ async fn change_membership(
         registry: &cluster.registry,
         signer: &cluster.signer,
     };
-    let outcome = run(services, &nodes, &change, &progress).await;
+    let (committee, threshold) = destination(&nodes.membership(), &change);
+    let approval = cluster.approve(&committee, threshold);
+    let outcome = run(services, &nodes, &change, Some(&approval), &progress).await;
     (outcome, progress.status())
 }
 
@@ -673,6 +677,7 @@ async fn a_reshare_does_not_revive_a_deactivated_key() {
         threshold: 2,
         avoid_dealers: Vec::new(),
         banned: Vec::new(),
+        approval: None,
     };
     let done = reshare::reshare(&cluster.pool, &doctored, &target)
         .await
@@ -833,4 +838,177 @@ async fn usage_flags_are_enforced_by_every_node() {
     // The coordinator's own check says the same before asking anyone.
     let e = vhsm_coordinator::error::Error::unless_permitted(&no_sign, KeyUse::Sign).unwrap_err();
     assert!(e.to_string().contains("CKA_SIGN"), "{e}");
+}
+
+/// Issue 14, item 12, as a compromised coordinator would try it: lower a key's threshold, or move it off a holder,
+/// by asking the nodes for a reshare. Every node refuses without the security officer's approval of exactly that
+/// committee and threshold, names itself and the reason, and records the refusal in its audit log; with the
+/// approval the same change goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_cannot_lower_a_keys_threshold_or_move_it_without_the_officers_approval() {
+    let cluster = MemoryCluster::start(4, 3).await.unwrap();
+    let key = new_key(&cluster, Algorithm::Ed25519).await;
+    assert_eq!((key.holders.clone(), key.threshold), (vec![1, 2, 3, 4], 3));
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = ApprovalKey::generate_new(&dir.path().join("stranger.key")).unwrap();
+    let reshare_to = |committee: &[u16], threshold: u16, approval| NodeRequest::Reshare {
+        session: vhsm_protocols::SessionId([0x12; 32]),
+        key: key.clone(),
+        dealers: vec![1, 2, 3, 4],
+        committee: committee.to_vec(),
+        threshold,
+        approval,
+    };
+    let attempts = [
+        (
+            reshare_to(&[1, 2, 3, 4], 2, None),
+            "without the security officer's approval",
+        ),
+        (
+            reshare_to(&[1, 2, 3, 4], 2, Some(stranger.approve(&[1, 2, 3, 4], 2))),
+            "not signed by the security officer's pinned key",
+        ),
+        (
+            reshare_to(&[1, 2, 3, 4], 2, Some(cluster.approve(&[1, 2, 3, 4], 3))),
+            "approved holders [1, 2, 3, 4] at threshold 3, not this",
+        ),
+        (
+            reshare_to(&[1, 2, 3], 3, None),
+            "without the security officer's approval",
+        ),
+    ];
+    for (request, expected) in attempts {
+        for node in cluster.ids() {
+            match cluster.node(node).answer(request.clone()).await {
+                NodeResponse::Error(e) => {
+                    assert_eq!(e.kind, ErrorKind::Forbidden, "node {node}: {e}");
+                    assert!(
+                        e.message
+                            .contains(&format!("node {node} refuses to reshare key"))
+                            && e.message.contains(expected),
+                        "node {node}: {e}"
+                    );
+                }
+                other => panic!("node {node} took part for the coordinator: {other:?}"),
+            }
+        }
+    }
+    // Nothing changed or was staged, and each node recorded its refusals.
+    for node in cluster.ids() {
+        let held = listed(&cluster, node).await;
+        assert_eq!(
+            (held[0].epoch, held[0].threshold, held[0].holders.clone()),
+            (key.epoch, 3, vec![1, 2, 3, 4]),
+            "node {node}"
+        );
+        match cluster.node(node).answer(NodeRequest::ListStaged).await {
+            NodeResponse::Keys(staged) => assert!(staged.is_empty(), "node {node}: {staged:?}"),
+            other => panic!("node {node}: {other:?}"),
+        }
+        let log = audit_lines(&cluster, node).await.join("\n");
+        assert!(
+            log.matches("refuses to reshare key").count() >= 4,
+            "node {node}'s audit log lacks the refusals:\n{log}"
+        );
+    }
+    // The coordinator's own path refuses before asking any node.
+    let nodes = cluster.pool.clone();
+    let error = reshare::reshare_key(
+        &nodes,
+        &cluster.registry,
+        key.id,
+        Vec::new(),
+        &[4],
+        Vec::new(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Forbidden, "{error}");
+    // With the officer's approval the threshold is lowered.
+    let target = reshare::Target {
+        committee: vec![1, 2, 3, 4],
+        threshold: 2,
+        avoid_dealers: Vec::new(),
+        banned: Vec::new(),
+        approval: Some(cluster.approve(&[1, 2, 3, 4], 2)),
+    };
+    let done = reshare::reshare(&cluster.pool, &key, &target)
+        .await
+        .unwrap();
+    assert_eq!((done.key.epoch, done.key.threshold), (key.epoch + 1, 2));
+    let signed = cluster
+        .signer
+        .sign(&cluster.pool, &done.key, b"after", None)
+        .await
+        .unwrap();
+    verify(&done.key, b"after", &signed.signature);
+}
+
+/// Found by review (issue 14): a node that committed a new key while the other holders missed the commit could
+/// report the key in a state of its choosing (active, for a key created pre-active), and the coordinator used to
+/// commit the others in that state. Its word alone is not enough: they are committed pre-active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_choose_the_state_a_new_key_is_committed_in_on_the_others() {
+    use std::sync::{Arc, Mutex};
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let key = create_key(
+        &cluster.pool,
+        &cluster.registry,
+        Algorithm::Ed25519,
+        "made pre-active",
+        Vec::new(),
+        KeyState::PreActive,
+        &cluster.signer,
+    )
+    .await
+    .unwrap();
+    // Node 1 says the key is active; nodes 2 and 3 seem to have missed its commit (they list it pending) and note
+    // the state the coordinator commits them in.
+    let id = key.id;
+    cluster.set_fault(
+        1,
+        Fault::Lie(Arc::new(move |request, answer| match (request, answer) {
+            (NodeRequest::ListKeys, NodeResponse::Keys(mut keys)) => {
+                keys.iter_mut()
+                    .filter(|k| k.id == id)
+                    .for_each(|k| k.state = KeyState::Active);
+                NodeResponse::Keys(keys)
+            }
+            (_, answer) => answer,
+        })),
+    );
+    let commits: Arc<Mutex<Vec<(u16, KeyState)>>> = Arc::default();
+    for node in [2, 3] {
+        let commits = commits.clone();
+        cluster.set_fault(
+            node,
+            Fault::Lie(Arc::new(move |request, answer| match (request, answer) {
+                (NodeRequest::ListKeys, NodeResponse::Keys(mut keys)) => {
+                    keys.iter_mut()
+                        .filter(|k| k.id == id)
+                        .for_each(|k| k.state = KeyState::Pending);
+                    NodeResponse::Keys(keys)
+                }
+                (NodeRequest::CommitKey { key_id, state }, answer) if *key_id == id => {
+                    commits.lock().unwrap().push((node, *state));
+                    answer
+                }
+                (_, answer) => answer,
+            })),
+        );
+    }
+    let registry = vhsm_coordinator::registry::Registry::default();
+    registry.refresh(&cluster.pool).await;
+    let sent = commits.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent.iter().all(|(_, state)| *state == KeyState::PreActive),
+        "the holders that missed the commit were committed in the liar's state: {sent:?}"
+    );
+    // The honest nodes hold the key pre-active, as it was made, and refuse to sign with it.
+    for node in [2, 3] {
+        let held = listed(&cluster, node).await;
+        assert_eq!(held[0].state, KeyState::PreActive, "node {node}");
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`key`]: a key's public description ([`KeyInfo`]), its lifecycle states (NIST SP 800-57) and what each allows.
 //! - [`object`]: certificates and data objects kept on the token.
 //! - [`membership`]: the cluster's nodes and the threshold of new keys.
+//! - [`approval`]: the security officer's signed approval of a change of a key's holders or threshold.
 //! - [`token`]: the PKCS#11 token's PINs and description.
 //! - [`digest`]: how a message becomes the 32-byte value threshold ECDSA signs.
 //! - [`backup`]: a node backup file's layout and readable header.
@@ -20,6 +21,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod algorithm;
+pub mod approval;
 pub mod backup;
 pub mod ciphertext;
 pub mod digest;
@@ -33,6 +35,7 @@ pub mod time;
 pub mod token;
 
 pub use algorithm::{Algorithm, EcdsaCurve};
+pub use approval::ChangeApproval;
 pub use digest::HashAlg;
 pub use ids::{KeyId, NodeId, ObjectId};
 pub use key::{usage, KeyInfo, KeyState, KeyUse};

@@ -95,6 +95,11 @@ pub struct NodeConfig {
     pub passphrase_file: Option<PathBuf>,
     /// Where the share database lives.
     pub data_dir: PathBuf,
+    /// The security officer's Ed25519 public key (64 hex digits), pinned by `vhsm init`: the node reshares a key
+    /// onto other holders or another threshold only with an approval it signed (`vhsm_core::approval`). Without
+    /// one the node refuses every such change (a refresh, same holders and threshold, needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_officer_key: Option<String>,
     /// The other nodes.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
@@ -105,6 +110,23 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// The pinned security officer's key, if there is one; an error if `security_officer_key` is not 32 bytes in
+    /// hex or not a valid Ed25519 public key.
+    pub fn security_officer_public_key(
+        &self,
+    ) -> Result<Option<ed25519_dalek::VerifyingKey>, String> {
+        let Some(text) = &self.security_officer_key else {
+            return Ok(None);
+        };
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("security_officer_key must be 64 hex digits (an Ed25519 public key)")?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|_| "security_officer_key is not a valid Ed25519 public key".to_string())
+    }
+
     /// Reads a configuration file and resolves its relative paths.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
@@ -134,6 +156,9 @@ impl NodeConfig {
                 path.display()
             ));
         }
+        config
+            .security_officer_public_key()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         if config.node_id == 0 {
             return Err(format!("{}: node_id must be at least 1", path.display()));
         }

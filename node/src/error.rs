@@ -344,6 +344,9 @@ pub enum StartError {
     /// The sealed key file does not unseal with the configured passphrase.
     #[error("node: cannot unseal at start: {0}")]
     Unseal(SealError),
+    /// The configuration has a value the node cannot use.
+    #[error("node: node.toml: {0}")]
+    Config(String),
     /// The configuration names neither a storage key file nor a sealed one.
     #[error("node: node.toml names no storage key file")]
     NoStorageKey,

@@ -53,6 +53,8 @@ pub struct Node {
     pub(crate) unsealing: tokio::sync::Mutex<()>,
     pub(crate) mesh: Mesh,
     pub(crate) nonces: Arc<NonceStore>,
+    /// The security officer's pinned key: approvals of reshares onto other holders or thresholds verify with it.
+    pub(crate) security_officer: Option<ed25519_dalek::VerifyingKey>,
     /// The audit log: every recorded request is written here before it runs (fail closed).
     pub(crate) audit: Arc<AuditLog>,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
@@ -160,6 +162,9 @@ impl Node {
             unsealing: tokio::sync::Mutex::new(()),
             mesh,
             nonces: Arc::new(NonceStore::default()),
+            security_officer: config
+                .security_officer_public_key()
+                .map_err(StartError::Config)?,
             audit,
             keygens: Default::default(),
             #[cfg(feature = "fault-injection")]
@@ -588,8 +593,9 @@ impl Node {
                 dealers,
                 committee,
                 threshold,
+                approval,
             } => {
-                self.reshare(session, key, dealers, committee, threshold)
+                self.reshare(session, key, dealers, committee, threshold, approval)
                     .await
             }
             NodeRequest::CommitReshare { key_id, epoch } => {
@@ -787,6 +793,7 @@ mod tests {
             sealed_key_file: None,
             passphrase_file: None,
             data_dir: dir.join("data"),
+            security_officer_key: None,
             peers: Vec::new(),
             #[cfg(feature = "fault-injection")]
             fault_injection: Default::default(),

@@ -15,6 +15,7 @@ use std::{
 };
 
 use anyhow::Context;
+use vhsm_client::approval::ApprovalKey;
 use vhsm_coordinator::{
     nodes::{
         transport::{BoxFuture, NodeChannel, NodeTransport, TransportError},
@@ -23,7 +24,7 @@ use vhsm_coordinator::{
     registry::Registry,
     signing::Signer,
 };
-use vhsm_core::{MemberEntry, Membership, NodeId};
+use vhsm_core::{ChangeApproval, MemberEntry, Membership, NodeId};
 use vhsm_node::{
     mesh::{MeshTransport, SendError},
     seal::StorageKey,
@@ -223,6 +224,8 @@ pub struct MemoryCluster {
     pub registry: Registry,
     /// A coordinator's signer.
     pub signer: Signer,
+    /// The security officer's approval key, pinned on every node.
+    officer: ApprovalKey,
 }
 
 impl std::fmt::Debug for MemoryCluster {
@@ -248,9 +251,11 @@ impl MemoryCluster {
             .context("cannot make a temporary directory")?;
         let network = Arc::new(Network::default());
         let ids: Vec<NodeId> = (1..=nodes).collect();
+        let officer = ApprovalKey::generate_new(&dir.path().join(vhsm_client::approval::KEY_FILE))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut background = Vec::new();
         for &id in &ids {
-            let config = node_config(dir.path(), id, &ids)?;
+            let config = node_config(dir.path(), id, &ids, &officer.public_key_hex())?;
             let mesh = Arc::new(MemoryMesh {
                 me: id,
                 network: network.clone(),
@@ -285,7 +290,13 @@ impl MemoryCluster {
             pool: NodePool::with_membership(transport, membership),
             registry: Registry::default(),
             signer: Signer::default(),
+            officer,
         })
+    }
+
+    /// The security officer's approval of moving keys onto `committee` at `threshold` (valid for a day).
+    pub fn approve(&self, committee: &[NodeId], threshold: u16) -> ChangeApproval {
+        self.officer.approve(committee, threshold)
     }
 
     /// The node ids.
@@ -335,7 +346,12 @@ impl Drop for MemoryCluster {
 
 /// A node's configuration on `root`: a development storage key, every other node a peer. (Its TLS files are
 /// named but never read: nothing here listens.)
-fn node_config(root: &Path, id: NodeId, ids: &[NodeId]) -> anyhow::Result<NodeConfig> {
+fn node_config(
+    root: &Path,
+    id: NodeId,
+    ids: &[NodeId],
+    officer: &str,
+) -> anyhow::Result<NodeConfig> {
     let dir = root.join(format!("node-{id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key_file = dir.join("storage.key");
@@ -344,7 +360,8 @@ fn node_config(root: &Path, id: NodeId, ids: &[NodeId]) -> anyhow::Result<NodeCo
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut text = format!(
         "node_id = {id}\nlisten = \"127.0.0.1:0\"\nca_cert = \"unused-ca.pem\"\ncert = \"unused.pem\"\n\
-         key = \"unused.key\"\nstorage_key_file = \"storage.key\"\ndata_dir = \"data\"\n"
+         key = \"unused.key\"\nstorage_key_file = \"storage.key\"\ndata_dir = \"data\"\n\
+         security_officer_key = \"{officer}\"\n"
     );
     for peer in ids.iter().filter(|p| **p != id) {
         text.push_str(&format!(

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use vhsm_core::{
-    Algorithm, HashAlg, KeyId, KeyInfo, KeyState, Membership, NodeId, ObjectId, PinUser,
-    SecretBytes, StoredObject, TokenInfo,
+    Algorithm, ChangeApproval, HashAlg, KeyId, KeyInfo, KeyState, Membership, NodeId, ObjectId,
+    PinUser, SecretBytes, StoredObject, TokenInfo,
 };
 
 use crate::error::WireError;
@@ -124,6 +124,9 @@ pub enum ClientRequest {
         id: NodeId,
         /// Its address.
         address: String,
+        /// The security officer's approval of the committee and threshold the keys move to (the nodes refuse a
+        /// reshare onto another committee without one).
+        approval: Option<ChangeApproval>,
     },
     /// Security officer: remove a node: set the threshold first if `threshold` says so, reshare every key to the
     /// other members, then remove the node (not if any key could not be moved away from it). Answered at once
@@ -133,12 +136,16 @@ pub enum ClientRequest {
         id: NodeId,
         /// The threshold afterwards, if it changes.
         threshold: Option<u16>,
+        /// The security officer's approval of the committee and threshold the keys move to.
+        approval: Option<ChangeApproval>,
     },
     /// Security officer: set the threshold of new keys, then reshare every key to it. Answered at once with the
     /// change just started ([`ClientResponse::Change`]).
     SetThreshold {
         /// The threshold.
         threshold: u16,
+        /// The security officer's approval of the committee and threshold the keys move to.
+        approval: Option<ChangeApproval>,
     },
     /// Security officer: how far a membership change has got ([`ClientResponse::Change`]).
     ChangeStatus {
@@ -156,6 +163,9 @@ pub enum ClientRequest {
         avoid_dealers: Vec<NodeId>,
         /// Members left out of the new holders.
         leave_out: Vec<NodeId>,
+        /// The security officer's approval of the committee and threshold, needed when they differ from the key's
+        /// (a key not yet on every member, a member left out, a holder being repaired).
+        approval: Option<ChangeApproval>,
     },
     /// Security officer: unseal a sealed node with the operator's passphrase (passed on to the node, never kept).
     UnsealNode {

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use vhsm_core::{
-    KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, SecretBytes, StoredObject,
+    ChangeApproval, KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, SecretBytes,
+    StoredObject,
 };
 use vhsm_protocols::{
     frost::{
@@ -210,6 +211,9 @@ pub enum NodeRequest {
         committee: Vec<NodeId>,
         /// The threshold afterwards.
         threshold: u16,
+        /// The security officer's approval, needed when `committee` or `threshold` differ from the key's (every
+        /// node checks it against its own record and the security officer's pinned key).
+        approval: Option<ChangeApproval>,
     },
     /// Every new holder staged the same new shares: make the staged share of `epoch` the key's share (erasing the
     /// old one). Idempotent.

@@ -1,6 +1,6 @@
 //! The security officer's cluster operations: membership, unseal, backup and restore, audit logs.
 
-use vhsm_core::{NodeId, SecretBytes};
+use vhsm_core::{ChangeApproval, NodeId, SecretBytes};
 use vhsm_wire::{
     client_api::ClientResponse,
     node_api::{NodeRequest, NodeResponse},
@@ -34,6 +34,7 @@ impl Coordinator {
         session: &ClientSession,
         nodes: &NodePool,
         change: Change,
+        approval: Option<ChangeApproval>,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
@@ -43,7 +44,7 @@ impl Coordinator {
             .map_or_else(|| client.to_string(), |r| r.who.clone());
         let progress = self.changes.begin(&change, requester)?;
         let services = self.change_services();
-        if let Err(e) = change::first_step(services, nodes, &change).await {
+        if let Err(e) = change::first_step(services, nodes, &change, approval.as_ref()).await {
             tracing::warn!(%client, %change, error = %e, "membership change refused");
             progress.finish(Err(e.clone()));
             return Err(e);
@@ -52,7 +53,14 @@ impl Coordinator {
         let (me, nodes) = (self.clone(), nodes.clone());
         tokio::spawn(async move {
             // The outcome is in `progress` (and logged).
-            let _ = change::rest(me.change_services(), &nodes, &change, &progress).await;
+            let _ = change::rest(
+                me.change_services(),
+                &nodes,
+                &change,
+                approval.as_ref(),
+                &progress,
+            )
+            .await;
         });
         Ok(ClientResponse::Change(status))
     }

@@ -1,6 +1,6 @@
 //! Keys: creation by DKG, listing, metadata, the lifecycle, destruction, reshare.
 
-use vhsm_core::{Algorithm, KeyId, KeyState, NodeId};
+use vhsm_core::{Algorithm, ChangeApproval, KeyId, KeyState, NodeId};
 use vhsm_wire::client_api::ClientResponse;
 
 use crate::{error::Error, nodes::NodePool};
@@ -120,6 +120,7 @@ impl Coordinator {
         key_id: KeyId,
         avoid_dealers: Vec<NodeId>,
         leave_out: Vec<NodeId>,
+        approval: Option<ChangeApproval>,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
@@ -131,6 +132,7 @@ impl Coordinator {
             avoid_dealers,
             &leave_out,
             self.signer.banned(),
+            approval,
         )
         .await?;
         Ok(ClientResponse::Key(key))

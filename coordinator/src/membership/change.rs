@@ -24,7 +24,7 @@ use std::{
     time::Instant,
 };
 
-use vhsm_core::{KeyInfo, KeyState, Membership, NodeId};
+use vhsm_core::{ChangeApproval, KeyInfo, KeyState, Membership, NodeId};
 use vhsm_wire::client_api::{ChangeStatus, KeyMoved};
 
 use crate::{
@@ -190,18 +190,62 @@ pub struct Services<'a> {
     pub signer: &'a Signer,
 }
 
-/// Runs `change` to its end through `nodes` (the requester's handle): [`first_step`], then [`rest`].
+/// Runs `change` to its end through `nodes` (the requester's handle), with the security officer's `approval`
+/// of where it moves the keys: [`first_step`], then [`rest`].
 pub async fn run(
     services: Services<'_>,
     nodes: &NodePool,
     change: &Change,
+    approval: Option<&ChangeApproval>,
     progress: &Progress,
 ) -> Result<Membership, Error> {
-    if let Err(e) = first_step(services, nodes, change).await {
+    if let Err(e) = first_step(services, nodes, change, approval).await {
         progress.finish(Err(e.clone()));
         return Err(e);
     }
-    rest(services, nodes, change, progress).await
+    rest(services, nodes, change, approval, progress).await
+}
+
+/// The committee and threshold `change` moves every key to, from the membership `current`.
+pub fn destination(current: &Membership, change: &Change) -> (Vec<NodeId>, u16) {
+    let mut members = current.ids();
+    let threshold = match change {
+        Change::AddNode { id, .. } => {
+            members.push(*id);
+            current.threshold
+        }
+        Change::SetThreshold { threshold } => *threshold,
+        Change::RemoveNode { id, threshold } => {
+            members.retain(|m| m != id);
+            threshold.unwrap_or(current.threshold)
+        }
+    };
+    (vhsm_core::approval::normalized(&members), threshold)
+}
+
+/// Refuses a change the security officer's approval does not cover, before anything is changed: the nodes would
+/// refuse every reshare of it. (Whether the signature is the security officer's is the nodes' check: they hold
+/// the pinned key, the coordinator is not trusted with that decision.)
+fn check_approval(
+    current: &Membership,
+    change: &Change,
+    approval: Option<&ChangeApproval>,
+) -> Result<(), Error> {
+    let (committee, threshold) = destination(current, change);
+    match approval {
+        Some(a) if a.covers(&committee, threshold) => Ok(()),
+        Some(a) => Err(Error::Forbidden(format!(
+            "the security officer's approval covers holders {:?} at threshold {}, but this change ({change}) moves \
+             the keys to {committee:?} at threshold {threshold} (did the membership change meanwhile?); run the \
+             command again",
+            a.committee, a.threshold
+        ))),
+        None => Err(Error::Forbidden(format!(
+            "{change} moves every key to holders {committee:?} at threshold {threshold}: that needs the security \
+             officer's signed approval, which the nodes check (the `vhsm` command signs one with the key `vhsm \
+             init` made, client/so-approval.key)"
+        ))),
+    }
 }
 
 /// What is checked or done while the client waits for its answer: the checks, and the membership change itself
@@ -210,14 +254,17 @@ pub async fn first_step(
     services: Services<'_>,
     nodes: &NodePool,
     change: &Change,
+    approval: Option<&ChangeApproval>,
 ) -> Result<(), Error> {
     let admin = services.admin;
     match change {
         Change::AddNode { id, address } => {
+            check_approval(&nodes.membership(), change, approval)?;
             let m = admin.add_node(nodes, *id, address).await?;
             tracing::warn!(node = id, %address, version = m.version, members = ?m.ids(), "node ADDED to the cluster membership; every key is reshared to it next");
         }
         Change::SetThreshold { threshold } => {
+            check_approval(&nodes.membership(), change, approval)?;
             let m = admin.set_threshold(nodes, *threshold).await?;
             tracing::warn!(
                 threshold,
@@ -236,6 +283,7 @@ pub async fn first_step(
                      one with --threshold (2..={remaining})"
                 )));
             }
+            check_approval(&current, change, approval)?;
             if let Some(t) = threshold.filter(|t| *t != current.threshold) {
                 admin.set_threshold(nodes, t).await?;
                 tracing::warn!(threshold = t, "THRESHOLD set before a removal");
@@ -251,16 +299,19 @@ pub async fn rest(
     services: Services<'_>,
     nodes: &NodePool,
     change: &Change,
+    approval: Option<&ChangeApproval>,
     progress: &Progress,
 ) -> Result<Membership, Error> {
     let outcome = match change {
         Change::AddNode { .. } | Change::SetThreshold { .. } => {
-            match reshare_all(services, nodes, &[], progress).await {
+            match reshare_all(services, nodes, &[], approval, progress).await {
                 Ok(()) => Ok(nodes.membership()),
                 Err(e) => Err(e),
             }
         }
-        Change::RemoveNode { id, .. } => match reshare_all(services, nodes, &[*id], progress).await {
+        Change::RemoveNode { id, .. } => match reshare_all(services, nodes, &[*id], approval, progress)
+            .await
+        {
             Ok(()) => services
                 .admin
                 .remove_node(nodes, services.registry, *id)
@@ -304,6 +355,7 @@ async fn reshare_all(
     services: Services<'_>,
     nodes: &NodePool,
     leave_out: &[NodeId],
+    approval: Option<&ChangeApproval>,
     progress: &Progress,
 ) -> Result<(), Error> {
     let silent = services.registry.refresh(nodes).await;
@@ -326,6 +378,7 @@ async fn reshare_all(
             Vec::new(),
             leave_out,
             services.signer.banned(),
+            approval.cloned(),
         )
         .await;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -409,6 +462,46 @@ mod tests {
             epoch: 0,
             revision: 0,
             attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_change_needs_an_approval_of_exactly_where_it_moves_the_keys() {
+        let m = membership(&[1, 2, 3], 2);
+        let approval = |committee: &[NodeId], threshold| ChangeApproval {
+            committee: committee.to_vec(),
+            threshold,
+            not_after: u64::MAX,
+            signature: vec![0; 64],
+        };
+        let add = Change::AddNode {
+            id: 4,
+            address: "127.0.0.1:7004".into(),
+        };
+        let remove = Change::RemoveNode {
+            id: 2,
+            threshold: Some(2),
+        };
+        let set = Change::SetThreshold { threshold: 3 };
+        assert_eq!(destination(&m, &add), (vec![1, 2, 3, 4], 2));
+        assert_eq!(destination(&m, &remove), (vec![1, 3], 2));
+        assert_eq!(destination(&m, &set), (vec![1, 2, 3], 3));
+        check_approval(&m, &add, Some(&approval(&[1, 2, 3, 4], 2))).unwrap();
+        check_approval(&m, &remove, Some(&approval(&[1, 3], 2))).unwrap();
+        check_approval(&m, &set, Some(&approval(&[1, 2, 3], 3))).unwrap();
+        for (change, wrong) in [
+            (&add, approval(&[1, 2, 3], 2)),
+            (&remove, approval(&[1, 3], 3)),
+            (&set, approval(&[1, 2, 3], 2)),
+        ] {
+            let e = check_approval(&m, change, Some(&wrong)).unwrap_err();
+            assert!(matches!(e, Error::Forbidden(_)), "{e}");
+            let e = check_approval(&m, change, None).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("needs the security officer's signed approval"),
+                "{e}"
+            );
         }
     }
 

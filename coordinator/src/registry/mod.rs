@@ -160,7 +160,7 @@ impl Registry {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = dissent;
         }
-        reconcile_pending(pool, &fresh, pending).await;
+        reconcile_pending(pool, &fresh, &certified, pending).await;
         let busy = self.resharing.lock().map(|s| s.clone()).unwrap_or_default();
         reconcile_epochs(pool, &fresh, &epochs, &busy).await;
         reconcile_states(pool, &fresh, &certified, &epochs).await;
@@ -299,6 +299,7 @@ const PENDING_GIVE_UP: Duration = Duration::from_secs(15 * 60);
 async fn reconcile_pending(
     pool: &NodePool,
     active: &HashMap<KeyId, KeyInfo>,
+    certified: &HashSet<KeyId>,
     pending: HashMap<KeyId, (KeyInfo, Vec<NodeId>)>,
 ) {
     let now = SystemTime::now()
@@ -307,8 +308,8 @@ async fn reconcile_pending(
         .unwrap_or(0);
     for (key_id, (key, nodes)) in pending {
         if active.contains_key(&key_id) {
-            tracing::warn!(key = %key_id, ?nodes, "holders missed the commit of this key; committing it there");
-            let state = active.get(&key_id).map_or(KeyState::Active, |k| k.state);
+            let state = commit_state(active.get(&key_id), certified.contains(&key_id));
+            tracing::warn!(key = %key_id, ?nodes, %state, "holders missed the commit of this key; committing it there");
             pool.call_each(
                 &nodes,
                 |_| NodeRequest::CommitKey { key_id, state },
@@ -320,6 +321,23 @@ async fn reconcile_pending(
             pool.call_each(&nodes, |_| NodeRequest::AbortKey { key_id }, LIST_TIMEOUT)
                 .await;
         }
+    }
+}
+
+/// The state to commit a key in on holders that missed its commit, from the view `seen` of it and whether enough
+/// holders vouch for that view's metadata. Only a certified active state is passed on: when the committed
+/// holders are too few to certify it (one of them may be lying about the state the key was created in, issue 14),
+/// or the key has moved on to a state a commit cannot give (deactivated, compromised, destroyed: the
+/// reconciliation of states passes that on next), the holders are committed pre-active, which uses nothing; an
+/// operator activates the key if it was meant to be active.
+fn commit_state(seen: Option<&KeyInfo>, certified: bool) -> KeyState {
+    match seen {
+        Some(key) if certified && key.state == KeyState::Active => KeyState::Active,
+        Some(key) if !certified && key.state == KeyState::Active => {
+            tracing::warn!(key = %key.id, "too few holders vouch for this key's state to give it to the holders that missed its commit: committing them PRE-ACTIVE; `vhsm key activate` if it was meant to be active");
+            KeyState::PreActive
+        }
+        _ => KeyState::PreActive,
     }
 }
 

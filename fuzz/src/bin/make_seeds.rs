@@ -86,6 +86,16 @@ impl Seeds {
     }
 }
 
+/// A security officer's approval with a made-up signature (the decoders do not check signatures).
+fn approval(committee: &[u16], threshold: u16) -> vhsm_core::ChangeApproval {
+    vhsm_core::ChangeApproval {
+        committee: committee.to_vec(),
+        threshold,
+        not_after: 1_900_000_000,
+        signature: vec![0x5a; 64],
+    }
+}
+
 fn params(session: SessionId, me: ParticipantId) -> DkgParams {
     DkgParams { session, me, participants: vec![1, 2, 3], threshold: 2 }
 }
@@ -294,10 +304,10 @@ fn main() {
         ("decrypt", ClientRequest::Decrypt { blob: blob.clone(), aad: b"aad".to_vec() }),
         ("unban", ClientRequest::Unban { node: 3 }),
         ("get_membership", ClientRequest::GetMembership),
-        ("add_node", ClientRequest::AddNode { id: 4, address: "127.0.0.1:7004".into() }),
-        ("remove_node", ClientRequest::RemoveNode { id: 4, threshold: Some(2) }),
-        ("set_threshold", ClientRequest::SetThreshold { threshold: 3 }),
-        ("reshare_key", ClientRequest::ReshareKey { key_id: frost_key, avoid_dealers: vec![2], leave_out: vec![3] }),
+        ("add_node", ClientRequest::AddNode { id: 4, address: "127.0.0.1:7004".into(), approval: Some(approval(&[1, 2, 3, 4], 2)) }),
+        ("remove_node", ClientRequest::RemoveNode { id: 4, threshold: Some(2), approval: Some(approval(&[1, 2, 3], 2)) }),
+        ("set_threshold", ClientRequest::SetThreshold { threshold: 3, approval: None }),
+        ("reshare_key", ClientRequest::ReshareKey { key_id: frost_key, avoid_dealers: vec![2], leave_out: vec![3], approval: Some(approval(&[1, 2], 2)) }),
         ("unseal_node", ClientRequest::UnsealNode { node: 2, passphrase: SecretBytes::new(b"passphrase".to_vec()) }),
         ("backup_node", ClientRequest::BackupNode { node: 1 }),
         ("restore_node", ClientRequest::RestoreNode { node: 1, backup: backup.clone() }),
@@ -385,6 +395,7 @@ fn main() {
                 dealers: vec![1, 2],
                 committee: vec![1, 2, 3],
                 threshold: 2,
+                approval: Some(approval(&[1, 2, 3], 2)),
             },
         ),
         ("commit_reshare", NodeRequest::CommitReshare { key_id: frost_key, epoch: 4 }),

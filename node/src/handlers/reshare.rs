@@ -1,6 +1,6 @@
 //! Resharing: dealing and staging the next epoch's shares, committing or dropping them.
 
-use vhsm_core::{KeyId, KeyInfo};
+use vhsm_core::{ChangeApproval, KeyId, KeyInfo};
 use vhsm_protocols::SessionId;
 use vhsm_wire::{node_api::NodeResponse, NodeId};
 
@@ -11,7 +11,8 @@ use crate::{
 };
 
 impl Node {
-    /// `Reshare`: deals (an old holder) and/or stages a share of the next epoch (a new holder).
+    /// `Reshare`: deals (an old holder) and/or stages a share of the next epoch (a new holder) — onto other holders
+    /// or another threshold only with the security officer's approval.
     pub(crate) async fn reshare(
         &self,
         session: SessionId,
@@ -19,6 +20,7 @@ impl Node {
         dealers: Vec<NodeId>,
         committee: Vec<NodeId>,
         threshold: u16,
+        approval: Option<ChangeApproval>,
     ) -> Result<NodeResponse, ServiceError> {
         #[cfg(feature = "fault-injection")]
         self.flood_once();
@@ -33,6 +35,8 @@ impl Node {
                 dealers: &dealers,
                 committee: &committee,
                 threshold,
+                approval: approval.as_ref(),
+                security_officer: self.security_officer.as_ref(),
                 banned: &banned,
                 wrong_sub_shares: self.deals_wrong_sub_shares(),
                 false_complaints: self.complains_falsely(),

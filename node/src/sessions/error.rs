@@ -92,6 +92,24 @@ pub enum SessionError {
         /// Its state.
         state: KeyState,
     },
+    /// A reshare would move the key to other holders or another threshold without the security officer's valid
+    /// approval ([`ErrorKind::Forbidden`]): the coordinator alone may not change who holds a key, or how many it
+    /// takes.
+    #[error(
+        "node {node} refuses to reshare key {key_id} to holders {committee:?} at threshold {threshold}: {reason}"
+    )]
+    NotApproved {
+        /// This node.
+        node: NodeId,
+        /// The key.
+        key_id: KeyId,
+        /// The holders asked for.
+        committee: Vec<NodeId>,
+        /// The threshold asked for.
+        threshold: u16,
+        /// Why the approval does not do.
+        reason: String,
+    },
     /// A dealer the coordinator named does not hold the key ([`ErrorKind::BadRequest`]).
     #[error("dealer {dealer} does not hold key {key_id}")]
     DealerNotHolder {
@@ -172,6 +190,7 @@ impl SessionError {
             | SessionError::CannotDeal { .. }
             | SessionError::DealerEpoch { .. } => ErrorKind::Unavailable,
             SessionError::ForeignMessage { .. } | SessionError::OtherKey => ErrorKind::Misbehaviour,
+            SessionError::NotApproved { .. } => ErrorKind::Forbidden,
             SessionError::RefusesBanned { .. } => ErrorKind::Banned,
             SessionError::AlreadyRunning(_)
             | SessionError::NotAPeer(_)
@@ -201,6 +220,7 @@ impl SessionError {
             | SessionError::NotAPeer(_)
             | SessionError::BadRequest(_)
             | SessionError::CannotReshare { .. }
+            | SessionError::NotApproved { .. }
             | SessionError::DealerNotHolder { .. }
             | SessionError::CannotDeal { .. }
             | SessionError::DealerEpoch { .. }

@@ -11,7 +11,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
-use vhsm_core::{Algorithm, KeyInfo, KeyUse};
+use vhsm_core::{approval::normalized, Algorithm, ChangeApproval, KeyId, KeyInfo, KeyUse};
 use vhsm_protocols::{
     ecdsa::{EcdsaDkg, EcdsaKeyShare, EcdsaPublicKeys},
     frost::{FrostKeyShare, FrostPublicKeys},
@@ -45,6 +45,10 @@ pub struct ReshareRequest<'a> {
     pub committee: &'a [NodeId],
     /// The threshold afterwards.
     pub threshold: u16,
+    /// The security officer's approval of `committee` and `threshold`, if the coordinator passed one.
+    pub approval: Option<&'a ChangeApproval>,
+    /// The security officer's pinned key (node.toml), if any.
+    pub security_officer: Option<&'a ed25519_dalek::VerifyingKey>,
     /// Peers this node refuses OT-based protocols (ECDSA) with.
     pub banned: &'a [NodeId],
     /// Test-only (fault injection): deal wrong sub-shares to every other member, and stand by them when
@@ -96,6 +100,87 @@ fn refresh_session(session: SessionId) -> SessionId {
     SessionId(digest.into())
 }
 
+/// What [`check_approval`] decides on.
+struct Approval<'a> {
+    me: NodeId,
+    key_id: KeyId,
+    /// This node's own record of the key, if it holds it.
+    mine: Option<&'a KeyInfo>,
+    committee: &'a [NodeId],
+    threshold: u16,
+    approval: Option<&'a ChangeApproval>,
+    security_officer: Option<&'a ed25519_dalek::VerifyingKey>,
+}
+
+/// Whether this node may take part in resharing a key onto `committee` at `threshold`, at unix time `now`.
+///
+/// A refresh — the holders and threshold of this node's own record — needs nothing. Anything else (a holder
+/// added, removed or repaired, another threshold; or a key this node does not hold, which it would receive)
+/// needs the security officer's approval of exactly that committee and threshold, signed with the key pinned in
+/// this node's configuration and not expired (see `vhsm_core::approval`).
+fn check_approval(asked: &Approval<'_>, now: u64) -> Result<(), SessionError> {
+    let committee = normalized(asked.committee);
+    if let Some(mine) = asked.mine {
+        if normalized(&mine.holders) == committee && mine.threshold == asked.threshold {
+            return Ok(());
+        }
+    }
+    let refuse = |reason: String| SessionError::NotApproved {
+        node: asked.me,
+        key_id: asked.key_id,
+        committee: committee.clone(),
+        threshold: asked.threshold,
+        reason,
+    };
+    let what = match asked.mine {
+        Some(mine) => format!(
+            "it holds the key with {:?} at threshold {}",
+            mine.holders, mine.threshold
+        ),
+        None => "it does not hold the key, so it would receive a share of it".to_string(),
+    };
+    let Some(approval) = asked.approval else {
+        return Err(refuse(format!(
+            "{what}, and the change comes without the security officer's approval"
+        )));
+    };
+    let Some(officer) = asked.security_officer else {
+        return Err(refuse(
+            "this node has no security officer's key pinned (security_officer_key in node.toml), so it can \
+             verify no approval"
+                .into(),
+        ));
+    };
+    let signature = <[u8; 64]>::try_from(approval.signature.as_slice())
+        .map(|bytes| ed25519_dalek::Signature::from_bytes(&bytes));
+    let verified = signature
+        .map(|sig| {
+            officer
+                .verify_strict(&approval.signed_message(), &sig)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    if !verified {
+        return Err(refuse(format!(
+            "{what}, and the approval is not signed by the security officer's pinned key"
+        )));
+    }
+    if !approval.covers(&committee, asked.threshold) {
+        return Err(refuse(format!(
+            "the security officer approved holders {:?} at threshold {}, not this",
+            approval.committee, approval.threshold
+        )));
+    }
+    if now > approval.not_after {
+        return Err(refuse(format!(
+            "the security officer's approval expired at {} (now {})",
+            vhsm_core::time::format_unix(approval.not_after),
+            vhsm_core::time::format_unix(now)
+        )));
+    }
+    Ok(())
+}
+
 /// Takes part in a reshare: deals if asked to, receives and stages if in the new committee.
 pub async fn reshare(
     mesh: &Mesh,
@@ -109,6 +194,8 @@ pub async fn reshare(
         dealers,
         committee,
         threshold,
+        approval,
+        security_officer,
         banned,
         wrong_sub_shares,
         false_complaints,
@@ -137,6 +224,22 @@ pub async fn reshare(
             state: mine.state,
         });
     }
+    // Who holds the key afterwards, and how many it takes, is this node's own record unless the security officer
+    // approved otherwise (issue 14, item 12).
+    check_approval(
+        &Approval {
+            me,
+            key_id: key.id,
+            mine: mine.as_ref(),
+            committee,
+            threshold,
+            approval,
+            security_officer,
+        },
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(u64::MAX, |d| d.as_secs()),
+    )?;
     if let Some(stranger) = dealers.iter().find(|d| !key.holders.contains(d)) {
         return Err(SessionError::DealerNotHolder {
             dealer: *stranger,
@@ -382,5 +485,137 @@ fn log_refuted(
 ) {
     for r in refuted {
         tracing::warn!(key = %key.id, %session, accuser = r.accuser, dealer = r.dealer, "reshare: a complaint was refuted by the dealer's public answer (a false complaint, or a dealer that dealt a wrong sub-share privately); the dealer stays");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use ed25519_dalek::{Signer, SigningKey};
+    use vhsm_core::{KeyState, NodeId};
+
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn record(holders: &[NodeId], threshold: u16) -> KeyInfo {
+        KeyInfo {
+            id: KeyId([9; 16]),
+            label: String::new(),
+            algorithm: Algorithm::Ed25519,
+            public_key: Vec::new(),
+            public_package: Vec::new(),
+            threshold,
+            holders: holders.to_vec(),
+            state: KeyState::Active,
+            created_unix: 0,
+            epoch: 1,
+            revision: 1,
+            attributes: Vec::new(),
+        }
+    }
+
+    fn sign(
+        key: &SigningKey,
+        committee: &[NodeId],
+        threshold: u16,
+        not_after: u64,
+    ) -> ChangeApproval {
+        ChangeApproval {
+            committee: normalized(committee),
+            threshold,
+            not_after,
+            signature: key
+                .sign(&ChangeApproval::message(committee, threshold, not_after))
+                .to_bytes()
+                .to_vec(),
+        }
+    }
+
+    fn decide(
+        mine: Option<&KeyInfo>,
+        committee: &[NodeId],
+        threshold: u16,
+        approval: Option<&ChangeApproval>,
+        officer: Option<&ed25519_dalek::VerifyingKey>,
+    ) -> Result<(), String> {
+        check_approval(
+            &Approval {
+                me: 2,
+                key_id: KeyId([9; 16]),
+                mine,
+                committee,
+                threshold,
+                approval,
+                security_officer: officer,
+            },
+            NOW,
+        )
+        .map_err(|e| {
+            assert_eq!(e.kind(), vhsm_wire::ErrorKind::Forbidden);
+            e.to_string()
+        })
+    }
+
+    #[test]
+    fn a_refresh_needs_no_approval_and_any_move_needs_the_officers() {
+        let officer = SigningKey::from_bytes(&[7; 32]);
+        let pinned = officer.verifying_key();
+        let stranger = SigningKey::from_bytes(&[8; 32]);
+        let mine = record(&[1, 2, 3], 3);
+        // A refresh: the holders and threshold of this node's own record, in any order.
+        decide(Some(&mine), &[3, 1, 2], 3, None, Some(&pinned)).unwrap();
+        decide(Some(&mine), &[1, 2, 3], 3, None, None).unwrap();
+
+        // Lowering the threshold without an approval: refused, saying why.
+        let e = decide(Some(&mine), &[1, 2, 3], 2, None, Some(&pinned)).unwrap_err();
+        assert!(
+            e.contains("node 2 refuses to reshare key")
+                && e.contains("threshold 2")
+                && e.contains("holds the key with [1, 2, 3] at threshold 3")
+                && e.contains("without the security officer's approval"),
+            "{e}"
+        );
+        // ...with one signed by another key, or with a signature for something else:
+        let forged = sign(&stranger, &[1, 2, 3], 2, NOW + 60);
+        let e = decide(Some(&mine), &[1, 2, 3], 2, Some(&forged), Some(&pinned)).unwrap_err();
+        assert!(
+            e.contains("not signed by the security officer's pinned key"),
+            "{e}"
+        );
+        let mut relabelled = sign(&officer, &[1, 2, 3], 3, NOW + 60);
+        relabelled.threshold = 2;
+        let e = decide(Some(&mine), &[1, 2, 3], 2, Some(&relabelled), Some(&pinned)).unwrap_err();
+        assert!(
+            e.contains("not signed by the security officer's pinned key"),
+            "{e}"
+        );
+        // ...with the officer's approval of another change,
+        let other = sign(&officer, &[1, 2, 3, 4], 2, NOW + 60);
+        let e = decide(Some(&mine), &[1, 2, 3], 2, Some(&other), Some(&pinned)).unwrap_err();
+        assert!(
+            e.contains("approved holders [1, 2, 3, 4] at threshold 2, not this"),
+            "{e}"
+        );
+        // ...expired,
+        let expired = sign(&officer, &[1, 2, 3], 2, NOW - 1);
+        let e = decide(Some(&mine), &[1, 2, 3], 2, Some(&expired), Some(&pinned)).unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+        // ...or on a node with no officer's key pinned.
+        let good = sign(&officer, &[1, 2, 3], 2, NOW + 60);
+        let e = decide(Some(&mine), &[1, 2, 3], 2, Some(&good), None).unwrap_err();
+        assert!(e.contains("no security officer's key pinned"), "{e}");
+        // The officer's approval of exactly this change: accepted.
+        decide(Some(&mine), &[1, 2, 3], 2, Some(&good), Some(&pinned)).unwrap();
+
+        // A node that does not hold the key (it would receive a share: added, or repaired after losing its data)
+        // needs an approval even for the committee and threshold the coordinator says the key has.
+        let e = decide(None, &[1, 2, 3], 3, None, Some(&pinned)).unwrap_err();
+        assert!(e.contains("does not hold the key"), "{e}");
+        let repair = sign(&officer, &[1, 2, 3], 3, NOW + 60);
+        decide(None, &[1, 2, 3], 3, Some(&repair), Some(&pinned)).unwrap();
+        // Removing a holder (same threshold) is a move too.
+        let e = decide(Some(&mine), &[1, 3], 2, None, Some(&pinned)).unwrap_err();
+        assert!(e.contains("without the security officer's approval"), "{e}");
     }
 }
