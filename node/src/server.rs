@@ -113,11 +113,18 @@ impl NodeServer {
                     }
                     let node = node.clone();
                     tokio::spawn(async move {
-                        match frame::receive::<MeshMessage>(&mut recv, DEFAULT_FRAME_LIMIT).await {
-                            Ok(message) => {
+                        let received = recv
+                            .read_to_end(DEFAULT_FRAME_LIMIT)
+                            .await
+                            .map_err(|e| frame::FrameError::Stream(e.to_string()))
+                            .and_then(|bytes| {
+                                frame::decode::<MeshMessage>(&bytes).map(|m| (m, bytes.len()))
+                            });
+                        match received {
+                            Ok((message, size)) => {
                                 // The sender waits for the acknowledgement to know the message arrived; a
                                 // refused message (the peer is over its share) is answered otherwise.
-                                let answer = match node.mesh.deliver(peer, message) {
+                                let answer = match node.mesh.deliver(peer, message, size) {
                                     Ok(()) => MESSAGE_ACK,
                                     Err(_) => MESSAGE_REFUSED,
                                 };

@@ -121,8 +121,10 @@ impl MeshTransport for MemoryMesh {
             if !peer.mesh().is_peer(self.me) {
                 return Err(lost("the peer does not take messages from this node"));
             }
+            // Its size as the QUIC transport would have received it.
+            let size = vhsm_wire::frame::encode(message).map_or(0, |bytes| bytes.len());
             peer.mesh()
-                .deliver(self.me, message.clone())
+                .deliver(self.me, message.clone(), size)
                 .map_err(|e| SendError {
                     peer: to,
                     reason: format!("the peer refused it: {e}"),

@@ -9,9 +9,12 @@
 //!
 //! A peer is held to its share (issue 14, item 9: one peer filled every inbox slot with random session ids, and
 //! honest sessions' early messages were dropped but acknowledged): it may open at most [`MAX_UNCLAIMED_PER_PEER`]
-//! sessions this node has not claimed, and send at most [`MAX_MESSAGES_PER_PEER`] messages into one session.
-//! Beyond that its messages are **refused** — not acknowledged, so the sender knows — and the other peers' are not
-//! affected. The first refusal of a flood is logged with the peer named.
+//! sessions this node has not claimed, and send at most [`MAX_MESSAGES_PER_PEER`] messages into one session; and
+//! in bytes (encoded sizes, as the transport received them), at most [`MAX_SESSION_BYTES_PER_PEER`] into one
+//! session and [`MAX_UNCLAIMED_BYTES_PER_PEER`] into all the sessions this node has not claimed, so that what a
+//! peer can make this node hold is bounded whatever the size of its messages. Beyond that its messages are
+//! **refused** — not acknowledged, so the sender knows — and the other peers' are not affected. The first refusal
+//! of a flood is logged with the peer named.
 //!
 //! The peers change at run time ([`Mesh::set_peers`], when the cluster's membership changes): the transport is
 //! told to drop its links to a node that left (both those this node made and those it accepted), and messages
@@ -59,6 +62,12 @@ const MAX_INBOXES: usize = 4096;
 pub const MAX_UNCLAIMED_PER_PEER: usize = MAX_INBOXES / 4;
 /// At most this many messages from one peer into one session (a protocol sends a handful per round).
 pub const MAX_MESSAGES_PER_PEER: usize = 1024;
+/// At most this many bytes from one peer into one session. The largest protocol, a DKLs23 key generation or
+/// ECDSA reshare, has a peer send a few messages of up to ~150 KiB (base OTs and the OT extension).
+pub const MAX_SESSION_BYTES_PER_PEER: usize = 16 * 1024 * 1024;
+/// At most this many bytes from one peer waiting in sessions this node has not claimed (an honest peer is at
+/// most a round ahead of this node; a flood of large messages into random sessions stops here).
+pub const MAX_UNCLAIMED_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
 
 /// Why a peer's message was not taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +78,12 @@ pub enum Refused {
     /// The peer has sent too many messages into this session.
     #[error("too many messages from this peer in one session")]
     SessionFull,
+    /// The peer has sent too many bytes into this session.
+    #[error("too many bytes from this peer in one session")]
+    SessionBytes,
+    /// The peer has too many bytes waiting in sessions this node has not started.
+    #[error("too many bytes from this peer waiting in sessions not started here")]
+    PeerBytes,
     /// This node has too many open sessions.
     #[error("too many open sessions")]
     TooManySessions,
@@ -86,6 +101,8 @@ struct Inbox {
     /// (sender, message id) of every message delivered, to drop a resent one; at most
     /// [`MAX_MESSAGES_PER_PEER`] per sender.
     seen: HashSet<(NodeId, u64)>,
+    /// Bytes delivered per sender; at most [`MAX_SESSION_BYTES_PER_PEER`] each.
+    bytes: HashMap<NodeId, usize>,
 }
 
 impl Inbox {
@@ -95,6 +112,15 @@ impl Inbox {
 
     fn expired(&self) -> bool {
         self.receiver.is_some() && self.created.elapsed() >= UNCLAIMED_INBOX_TTL
+    }
+
+    /// Bytes from `peer` waiting here, if this node has not claimed the session.
+    fn unclaimed_bytes_from(&self, peer: NodeId) -> usize {
+        if self.receiver.is_some() {
+            self.bytes.get(&peer).copied().unwrap_or(0)
+        } else {
+            0
+        }
     }
 }
 
@@ -228,11 +254,11 @@ impl Mesh {
         self.transport.send(to, &address, message).await
     }
 
-    /// Routes a message received from peer `from` to its session's inbox (once: a resent message is dropped, and
-    /// taken). Refused when the peer is over its share (see the module docs): the transport then does not
-    /// acknowledge it.
-    pub fn deliver(&self, from: NodeId, message: MeshMessage) -> Result<(), Refused> {
-        let result = self.route(from, message);
+    /// Routes a message received from peer `from`, `size` bytes as it arrived, to its session's inbox (once: a
+    /// resent message is dropped, and taken). Refused when the peer is over its share (see the module docs): the
+    /// transport then does not acknowledge it.
+    pub fn deliver(&self, from: NodeId, message: MeshMessage, size: usize) -> Result<(), Refused> {
+        let result = self.route(from, message, size);
         let mut flooding = self.flooding.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Err(why) => {
@@ -249,8 +275,17 @@ impl Mesh {
         result
     }
 
-    fn route(&self, from: NodeId, message: MeshMessage) -> Result<(), Refused> {
+    fn route(&self, from: NodeId, message: MeshMessage, size: usize) -> Result<(), Refused> {
         let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        let claimed = inboxes
+            .get(&message.session)
+            .is_some_and(|i| i.receiver.is_none());
+        if !claimed {
+            let waiting: usize = inboxes.values().map(|i| i.unclaimed_bytes_from(from)).sum();
+            if waiting.saturating_add(size) > MAX_UNCLAIMED_BYTES_PER_PEER {
+                return Err(Refused::PeerBytes);
+            }
+        }
         if !inboxes.contains_key(&message.session) {
             inboxes.retain(|_, inbox| !inbox.expired());
             let opened = inboxes.values().filter(|i| i.unclaimed_by(from)).count();
@@ -273,7 +308,12 @@ impl Mesh {
         if inbox.seen.iter().filter(|(n, _)| *n == from).count() >= MAX_MESSAGES_PER_PEER {
             return Err(Refused::SessionFull);
         }
+        let bytes = inbox.bytes.get(&from).copied().unwrap_or(0);
+        if bytes.saturating_add(size) > MAX_SESSION_BYTES_PER_PEER {
+            return Err(Refused::SessionBytes);
+        }
         inbox.seen.insert((from, message.id));
+        inbox.bytes.insert(from, bytes.saturating_add(size));
         // A send fails only if the session has ended; the message is then of no use.
         let _ = inbox.sender.send((from, message.payload));
         Ok(())
@@ -409,6 +449,7 @@ fn new_inbox() -> Inbox {
         created: Instant::now(),
         opened_by: None,
         seen: HashSet::new(),
+        bytes: HashMap::new(),
     }
 }
 
@@ -492,7 +533,7 @@ mod tests {
         let mut refused = 0;
         for i in 0..MAX_INBOXES {
             if mesh
-                .deliver(3, message(SessionId::random(&mut OsRng), i as u64))
+                .deliver(3, message(SessionId::random(&mut OsRng), i as u64), 100)
                 .is_err()
             {
                 refused += 1;
@@ -500,12 +541,12 @@ mod tests {
         }
         assert_eq!(refused, MAX_INBOXES - MAX_UNCLAIMED_PER_PEER);
         assert_eq!(
-            mesh.deliver(3, message(SessionId::random(&mut OsRng), 0)),
+            mesh.deliver(3, message(SessionId::random(&mut OsRng), 0), 100),
             Err(Refused::PeerQuota)
         );
         // An honest peer's early message for a new session is still taken, and its session finds it.
         let honest = SessionId::random(&mut OsRng);
-        mesh.deliver(2, message(honest, 7)).unwrap();
+        mesh.deliver(2, message(honest, 7), 100).unwrap();
         let mut inbox = mesh.claim(honest).unwrap();
         let (from, _) = inbox.recv().await.unwrap();
         assert_eq!(from, 2);
@@ -517,15 +558,15 @@ mod tests {
         let session = SessionId::random(&mut OsRng);
         let mut inbox = mesh.claim(session).unwrap();
         for i in 0..MAX_MESSAGES_PER_PEER {
-            mesh.deliver(3, message(session, i as u64)).unwrap();
+            mesh.deliver(3, message(session, i as u64), 100).unwrap();
         }
         assert_eq!(
-            mesh.deliver(3, message(session, u64::MAX)),
+            mesh.deliver(3, message(session, u64::MAX), 100),
             Err(Refused::SessionFull)
         );
         // A resent message is still recognised (and taken, not refused).
-        mesh.deliver(3, message(session, 0)).unwrap();
-        mesh.deliver(2, message(session, 1)).unwrap();
+        mesh.deliver(3, message(session, 0), 100).unwrap();
+        mesh.deliver(2, message(session, 1), 100).unwrap();
         let mut from_2 = false;
         for _ in 0..=MAX_MESSAGES_PER_PEER {
             if inbox.recv().await.unwrap().0 == 2 {
@@ -533,5 +574,46 @@ mod tests {
             }
         }
         assert!(from_2, "node 2's message was lost in node 3's flood");
+    }
+
+    /// Issue 14, item 9 (the rest): the quotas counted messages only, so a peer could make this node hold up to
+    /// a thousand sessions × a thousand messages of up to 4 MiB each. Bytes are bounded too.
+    #[tokio::test]
+    async fn a_peer_sending_large_messages_is_held_to_its_bytes() {
+        const BIG: usize = 4 * 1024 * 1024;
+        let mesh = mesh();
+        // Into sessions this node has not started: at most MAX_UNCLAIMED_BYTES_PER_PEER waiting.
+        let mut taken = 0;
+        let refusal = loop {
+            match mesh.deliver(3, message(SessionId::random(&mut OsRng), 0), BIG) {
+                Ok(()) => taken += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            (refusal, taken),
+            (Refused::PeerBytes, MAX_UNCLAIMED_BYTES_PER_PEER / BIG)
+        );
+        // Another peer is not affected, nor is a session this node has claimed.
+        mesh.deliver(2, message(SessionId::random(&mut OsRng), 0), BIG)
+            .unwrap();
+        let session = SessionId::random(&mut OsRng);
+        let mut inbox = mesh.claim(session).unwrap();
+        mesh.deliver(3, message(session, 0), BIG).unwrap();
+        assert!(inbox.recv().await.is_some());
+        // Into one claimed session: at most MAX_SESSION_BYTES_PER_PEER, however few the messages.
+        let mut id = 1;
+        let refusal = loop {
+            match mesh.deliver(3, message(session, id), BIG) {
+                Ok(()) => id += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(refusal, Refused::SessionBytes);
+        assert_eq!(
+            usize::try_from(id).unwrap(),
+            MAX_SESSION_BYTES_PER_PEER / BIG
+        );
+        mesh.deliver(2, message(session, 0), 100).unwrap();
     }
 }
