@@ -12,6 +12,7 @@
 //! | false complaints | complains in every reshare about every other dealer | the honest nodes' "complaint was refuted" lines (`accuser=3`) |
 //! | inbox flood | thousands of mesh messages for random sessions, and into one session, to every peer | the honest nodes' "refusing protocol messages" lines (`peer=3`) |
 //! | stale store copy | (no fault) its data directory put back to a copy from before a refresh | `vhsm status` (`behind`), or its own refusal to start |
+//! | unusable ECDSA share | refuses every ECDSA signature, as a node with a rolled-back or damaged share would | its own refusal, passed to its co-signer ("node 3 gave up"), which stops at once |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -757,4 +758,62 @@ async fn a_node_put_back_to_a_stale_copy_of_its_store_regresses_nothing() {
             Some((KeyState::Deactivated, 0))
         );
     }
+}
+
+/// Issue 15, item 1: a node that cannot use its ECDSA share (its store rolled back to before a refresh, a damaged
+/// record — here the fault-injection mode `unusable_ecdsa_shares`) refuses at once and tells its co-signer, which
+/// stops instead of waiting out the 10 s session; the coordinator leaves the refusing node out — never the
+/// healthy one, whom nobody keeps apart — and the next signatures do not ask it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecdsa_signer_that_cannot_use_its_share_is_left_out_and_its_peer_does_not_wait() {
+    let cluster = ProcessCluster::start_with_fault(3, 2, 3, "unusable_ecdsa_shares = true").await;
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::EcdsaP256, "unusable-share")
+        .await
+        .unwrap();
+    // Every signature succeeds at its first request, well within the session's 10 s, whichever set is tried first
+    // (the rotation puts node 3 in the second one).
+    let mut signer_sets = Vec::new();
+    for i in 0..6 {
+        let started = Instant::now();
+        signer_sets.push(sign_once(&client, &key, &format!("unusable share {i}")).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ECDSA signature {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        signer_sets.iter().all(|s| s == &vec![1, 2]),
+        "{signer_sets:?}"
+    );
+    // Node 3 was asked, refused once, and was not asked again.
+    let log3 = cluster.read_log("node-3");
+    assert_eq!(
+        log3.matches("fault injection: this node's ECDSA share is unusable")
+            .count(),
+        1,
+        "{log3}"
+    );
+    // Its co-signer learnt it from node 3 itself and stopped: no session waited out its timeout.
+    let peers = format!(
+        "{}{}",
+        cluster.read_log("node-1"),
+        cluster.read_log("node-2")
+    );
+    assert!(
+        peers.contains("node 3 gave up the ECDSA signing session"),
+        "no co-signer heard node 3 give up:\n{peers}"
+    );
+    assert!(!peers.contains("did not finish within"), "{peers}");
+    // Nobody banned or kept apart: the healthy nodes are not blamed.
+    let status = client.status().await.unwrap();
+    assert!(
+        status
+            .nodes
+            .iter()
+            .all(|n| n.status.as_ref().is_some_and(|s| s.banned.is_empty())),
+        "{status:?}"
+    );
 }

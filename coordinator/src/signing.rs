@@ -79,6 +79,10 @@ pub struct Signer {
     precommitments: Precommitments,
     /// FROST keys' public key packages, decoded once (each point check costs tens of microseconds).
     public_keys: Mutex<HashMap<KeyId, CachedPublicKeys>>,
+    /// Per key and epoch, the holders that lately could not sign with their share (they said so themselves:
+    /// a share behind the key's epoch, a damaged record): picked last, so that the next signatures do not pay for
+    /// them again (issue 15, item 1). Forgotten at the key's next epoch (a repair or refresh).
+    unable: Mutex<HashMap<(KeyId, u64), BTreeSet<NodeId>>>,
 }
 
 /// A FROST key's public key package as stored (to notice a change), and decoded.
@@ -233,8 +237,26 @@ impl Signer {
         Ok(decoded)
     }
 
+    fn note_unable(&self, key: &KeyInfo, node: NodeId) {
+        if let Ok(mut unable) = self.unable.lock() {
+            if unable.len() >= 100_000 {
+                unable.clear();
+            }
+            unable.retain(|(id, epoch), _| *id != key.id || *epoch == key.epoch);
+            unable.entry((key.id, key.epoch)).or_default().insert(node);
+        }
+    }
+
+    fn unable(&self, key: &KeyInfo) -> BTreeSet<NodeId> {
+        self.unable
+            .lock()
+            .ok()
+            .and_then(|u| u.get(&(key.id, key.epoch)).cloned())
+            .unwrap_or_default()
+    }
+
     /// Picks `t` holders not excluded and no two of them a pair kept `apart`: first those that did not fail
-    /// lately, starting at a rotating offset.
+    /// lately (nor said lately they cannot use their share of this key), starting at a rotating offset.
     fn pick(
         &self,
         pool: &NodePool,
@@ -259,8 +281,9 @@ impl Signer {
             .skip(offset)
             .take(candidates.len())
             .copied();
+        let unable = self.unable(key);
         let (healthy, failed): (Vec<NodeId>, Vec<NodeId>) =
-            rotated.partition(|n| !pool.recently_failed(*n));
+            rotated.partition(|n| !pool.recently_failed(*n) && !unable.contains(n));
         let preferred: Vec<NodeId> = healthy.into_iter().chain(failed).collect();
         let mut chosen = choose_apart(&preferred, t, apart)?;
         chosen.sort_unstable();
@@ -344,6 +367,9 @@ impl Signer {
                     blame,
                     reason,
                 }) => {
+                    if accused.is_empty() {
+                        self.note_unable(key, accuser);
+                    }
                     match blame {
                         Blame::Banned => {
                             tracing::error!(
@@ -387,6 +413,12 @@ impl Signer {
                 Err(Attempt::Refused(node, error)) => {
                     if error.kind == ErrorKind::NotFound {
                         tracing::warn!(key = %key.id, node, "signing: holder does not have the key");
+                    }
+                    if !matches!(
+                        error.kind,
+                        ErrorKind::Forbidden | ErrorKind::BadRequest | ErrorKind::InvalidData
+                    ) {
+                        self.note_unable(key, node);
                     }
                     if error.kind == ErrorKind::Forbidden && forbidden.is_none() {
                         forbidden = Some((node, error.clone()));
@@ -691,11 +723,34 @@ impl Signer {
                 "answered a signature that does not verify".into(),
             ));
         }
-        if let Some(worst) = Attempt::worst(failures) {
+        if let Some(worst) = Attempt::worst(without_waiters(failures)) {
             return Err(worst);
         }
         signature.ok_or_else(|| Attempt::Misbehaved(set.to_vec(), "no signature".into()))
     }
+}
+
+/// Drops the reports of signers that only waited for a co-signer which itself said it could not take part (it
+/// gave up the session, or never started it): the blame is the refusing node's, never its peers' (issue 15, item
+/// 1: a healthy peer's "node 3 gave up" used to rank with node 3's own refusal, and the healthy one was left out).
+fn without_waiters(failures: Vec<Attempt>) -> Vec<Attempt> {
+    let gave_up: BTreeSet<NodeId> = failures
+        .iter()
+        .filter_map(|f| match f {
+            Attempt::Refused(node, _) | Attempt::Stale(node, _) => Some(*node),
+            Attempt::Accused {
+                accuser, accused, ..
+            } if accused.is_empty() => Some(*accuser),
+            _ => None,
+        })
+        .collect();
+    failures
+        .into_iter()
+        .filter(|f| {
+            !matches!(f, Attempt::Accused { blame: Blame::Unreachable, accused, .. }
+                if !accused.is_empty() && accused.iter().all(|a| gave_up.contains(a)))
+        })
+        .collect()
 }
 
 /// The first signature that verifies among the signers' answers, and the nodes whose answer did not verify.

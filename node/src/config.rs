@@ -29,6 +29,10 @@ pub struct FaultInjection {
     /// Send corrupted threshold-ECDSA signing messages.
     #[serde(default)]
     pub corrupt_ecdsa_messages: bool,
+    /// Refuse every threshold-ECDSA signing (not the new key's pairwise test) as a node whose share cannot be used
+    /// would: its store rolled back to before a refresh, the record damaged (`handlers/signing.rs`).
+    #[serde(default)]
+    pub unusable_ecdsa_shares: bool,
     /// Answer split-AES evaluations with a wrong partial (a proof that does not verify).
     #[serde(default)]
     pub wrong_partials: bool,

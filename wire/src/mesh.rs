@@ -34,4 +34,7 @@ pub enum MeshPayload {
     Reshare(ReshareMessage),
     /// Threshold ECDSA after a reshare: the pairwise set-up between the new holders.
     EcdsaRefresh(EcdsaMessage),
+    /// The sender gives up the session (it cannot take part: its share is unusable, a check failed), with why, so
+    /// that the other members stop at once instead of waiting out the session's timeout (issue 15, item 1).
+    Abort(String),
 }

@@ -505,6 +505,7 @@ fn main() {
     for (i, m) in reshare_messages.values().chain(ecdsa_reshare_messages.values()).enumerate() {
         mesh(format!("reshare_{i}"), MeshPayload::Reshare(m.clone()));
     }
+    mesh("abort".into(), MeshPayload::Abort("node 3: its share of this key is at epoch 0, not 1".into()));
 
     let t = "protocol_messages";
     for (i, m) in frost_messages.values().enumerate() {

@@ -13,7 +13,6 @@ use vhsm_wire::{
 #[cfg(feature = "fault-injection")]
 use vhsm_protocols::ProtocolError;
 
-#[cfg(feature = "fault-injection")]
 use crate::sessions::SessionError;
 use crate::{
     error::ServiceError,
@@ -107,6 +106,45 @@ impl Node {
         signers: Vec<NodeId>,
         digest: [u8; 32],
     ) -> Result<NodeResponse, ServiceError> {
+        let result = self
+            .ecdsa_sign_session(session, key_id, epoch, &signers, digest)
+            .await;
+        // A node that cannot take part says so to its co-signers at once, so that they do not wait out the
+        // session's timeout for its messages (issue 15, item 1) — unless it stopped because one of them gave up.
+        if let Err(e) = &result {
+            if !matches!(
+                e,
+                ServiceError::Session(
+                    SessionError::PeerAborted { .. } | SessionError::AlreadyRunning(_)
+                )
+            ) {
+                self.mesh
+                    .abort(session, &signers, &format!("node {}: {e}", self.id))
+                    .await;
+            }
+        }
+        result
+    }
+
+    async fn ecdsa_sign_session(
+        &self,
+        session: SessionId,
+        key_id: KeyId,
+        epoch: u64,
+        signers: &[NodeId],
+        digest: [u8; 32],
+    ) -> Result<NodeResponse, ServiceError> {
+        #[cfg(feature = "fault-injection")]
+        if self.faults.unusable_ecdsa_shares
+            && digest != vhsm_protocols::pairwise::ecdsa_digest(&key_id)
+        {
+            tracing::warn!(key = %key_id, %session, "fault injection: this node's ECDSA share is unusable");
+            return Err(ServiceError::EpochNotHeld {
+                node: self.id,
+                key_id,
+                epoch,
+            });
+        }
         let key = self
             .key_at(
                 key_id,
@@ -132,7 +170,7 @@ impl Node {
         let request = EcdsaSignRequest {
             me: self.id,
             session,
-            signers: &signers,
+            signers,
             digest,
             banned: &banned,
             tamper: self.tamper(),

@@ -254,6 +254,23 @@ impl Mesh {
         self.transport.send(to, &address, message).await
     }
 
+    /// Tells the other `members` of `session` that this node gives up the session, and why
+    /// ([`MeshPayload::Abort`]): they stop at once instead of waiting for its messages. Best effort, each peer
+    /// given at most `ABORT_TIMEOUT`.
+    pub async fn abort(&self, session: SessionId, members: &[NodeId], reason: &str) {
+        const ABORT_TIMEOUT: Duration = Duration::from_secs(2);
+        let message = MeshMessage {
+            session,
+            id: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
+            payload: MeshPayload::Abort(reason.to_string()),
+        };
+        let sends = members
+            .iter()
+            .filter(|m| **m != self.me)
+            .map(|to| tokio::time::timeout(ABORT_TIMEOUT, self.send(*to, &message)));
+        futures_util::future::join_all(sends).await;
+    }
+
     /// Routes a message received from peer `from`, `size` bytes as it arrived, to its session's inbox (once: a
     /// resent message is dropped, and taken). Refused when the peer is over its share (see the module docs): the
     /// transport then does not acknowledge it.

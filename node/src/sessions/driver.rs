@@ -152,6 +152,13 @@ impl<C> Session<'_, C> {
                     return Err(SessionError::Cancelled { what });
                 };
                 tracing::debug!(session = %self.session, from, what, "session message received");
+                if let MeshPayload::Abort(reason) = payload {
+                    return Err(SessionError::PeerAborted {
+                        what,
+                        peer: from,
+                        reason,
+                    });
+                }
                 let Some(message) = self.codec.unwrap(payload) else {
                     return Err(SessionError::ForeignMessage { what, from });
                 };

@@ -59,6 +59,17 @@ pub enum SessionError {
         /// The time it had.
         after: Duration,
     },
+    /// Another member gave up the session and said why ([`ErrorKind::Unavailable`], naming it): nothing was
+    /// wrong with this node.
+    #[error("node {peer} gave up the {what} session: {reason}")]
+    PeerAborted {
+        /// The run.
+        what: &'static str,
+        /// The member that gave up.
+        peer: NodeId,
+        /// Its reason, in its words.
+        reason: String,
+    },
     /// The protocol finished without an output ([`ErrorKind::Internal`]).
     #[error("{what} finished without output")]
     NoOutput {
@@ -187,6 +198,7 @@ impl SessionError {
             SessionError::Unreachable { .. }
             | SessionError::Cancelled { .. }
             | SessionError::TimedOut { .. }
+            | SessionError::PeerAborted { .. }
             | SessionError::CannotDeal { .. }
             | SessionError::DealerEpoch { .. } => ErrorKind::Unavailable,
             SessionError::ForeignMessage { .. } | SessionError::OtherKey => ErrorKind::Misbehaviour,
@@ -213,6 +225,7 @@ impl SessionError {
                 nodes
             }
             SessionError::ForeignMessage { from, .. } => std::slice::from_ref(from),
+            SessionError::PeerAborted { peer, .. } => std::slice::from_ref(peer),
             SessionError::Cancelled { .. }
             | SessionError::TimedOut { .. }
             | SessionError::NoOutput { .. }
