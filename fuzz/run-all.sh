@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")"
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"templates mechanism_params client_request client_response node_request node_response mesh_message ciphertext_blob backup_header sealed_record store_record protocol_messages"}
+TARGETS=${*:-"templates mechanism_params client_request client_response node_request node_response mesh_message ciphertext_blob backup_header sealed_record unseal_envelope store_record protocol_messages"}
 if [ -n "${RUNS:-}" ]; then LIMIT="-runs=$RUNS"; else LIMIT="-max_total_time=$SECONDS_EACH"; fi
 for target in $TARGETS; do
     echo "=== $target"

@@ -1,4 +1,5 @@
-//! Sealed nodes (storage key under an operator passphrase), and a node's backup and restore: real processes.
+//! Sealed nodes (each node's storage key under its own unseal secret, delivered end to end), changing a node's
+//! secret, a compromised coordinator relaying unseals, and a node's backup and restore: real processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -10,13 +11,37 @@ use std::{
 
 use common::{run_vhsm_env, sign_with_retries, verify_ed25519, ProcessCluster};
 use vhsm_client::Client;
+use vhsm_coordinator::nodes::{NodeCallError, NodePool};
 use vhsm_core::Algorithm;
-use vhsm_node::{seal::SealedKeyFile, store::ShareStore};
+use vhsm_node::{
+    seal::{SealError, SealedKeyFile},
+    store::ShareStore,
+    unseal::UnsealPublicKey,
+};
+use vhsm_wire::{
+    client_api::ClientRequest,
+    node_api::{NodeRequest, NodeResponse},
+    ErrorKind,
+};
 
-const PASSPHRASE: &str = "test passphrase: correct horse battery staple";
+/// Node `id`'s unseal secret, as `vhsm init --seal` wrote it on the operator's side.
+fn secret(cluster: &ProcessCluster, id: u16) -> String {
+    let text = std::fs::read_to_string(secret_file(cluster, id)).unwrap();
+    text.strip_suffix('\n').unwrap().to_string()
+}
 
-fn env() -> Vec<(&'static str, &'static str)> {
-    vec![("VHSM_NODE_PASSPHRASE", PASSPHRASE)]
+fn secret_file(cluster: &ProcessCluster, id: u16) -> PathBuf {
+    cluster
+        .path()
+        .join("unseal")
+        .join(format!("node-{id}.secret"))
+}
+
+/// Starts node `id` unsealed at start: its own secret in `VHSM_NODE_PASSPHRASE` (an unattended start on its
+/// machine).
+fn start_unsealed(cluster: &mut ProcessCluster, id: u16) {
+    let secret = secret(cluster, id);
+    cluster.start_node_with_env(id, &[("VHSM_NODE_PASSPHRASE", &secret)]);
 }
 
 /// `vhsm --cluster DIR ARGS` with `env`; (success, stdout, stderr).
@@ -75,11 +100,29 @@ fn assert_absent(haystack: &[u8], needle: &[u8], what: &str, file: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_the_clear() {
-    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &env());
-    for id in 1..=3 {
-        assert!(cluster.node_dir(id).join("sealed.key").exists());
-        assert!(!cluster.node_dir(id).join("storage.key").exists());
-        cluster.start_node_with_env(id, &env());
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &[]);
+    // Every node its own secret, on the operator's side only (mode 0600), and its unseal key pair.
+    let secrets: Vec<String> = (1..=3).map(|id| secret(&cluster, id)).collect();
+    assert!(secrets[0] != secrets[1] && secrets[1] != secrets[2] && secrets[0] != secrets[2]);
+    for id in 1..=3u16 {
+        let dir = cluster.node_dir(id);
+        assert!(dir.join("sealed.key").exists());
+        assert!(dir.join("unseal.key").exists());
+        assert!(!dir.join("storage.key").exists());
+        assert!(cluster
+            .path()
+            .join("unseal")
+            .join(format!("node-{id}.pub"))
+            .exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&secret_file(&cluster, id)), 0o600);
+            assert_eq!(mode(&dir.join("unseal.key")), 0o600);
+            assert_eq!(mode(&cluster.path().join("unseal")), 0o700);
+        }
+        start_unsealed(&mut cluster, id);
     }
     cluster.start_coordinator();
     cluster.wait_all_reachable().await;
@@ -89,7 +132,7 @@ async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_t
         .await
         .unwrap();
 
-    // Node 3 restarted without its passphrase: sealed.
+    // Node 3 restarted without its secret: sealed.
     cluster.kill("node-3");
     cluster.start_node(3);
     wait_sealed(&cluster, 3, true).await;
@@ -113,33 +156,59 @@ async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_t
     // Unavailable, not misbehaving: the coordinator names it among the unreachable holders.
     assert!(err.contains("unreachable: [1, 3]"), "{err}");
 
-    // A wrong passphrase: refused, still sealed, data intact.
+    // A wrong secret: refused, still sealed, data intact.
     let (ok, _, err) = vhsm(
         &cluster,
         &["node", "unseal", "3"],
-        &[("VHSM_NODE_PASSPHRASE", "not the passphrase")],
+        &[("VHSM_NODE_PASSPHRASE", "not the secret")],
     );
-    assert!(!ok && err.contains("wrong passphrase"), "{err}");
+    assert!(
+        !ok && err.contains("wrong unseal secret") && err.contains("VHSM_NODE_PASSPHRASE"),
+        "{err}"
+    );
+    wait_sealed(&cluster, 3, true).await;
+    // Another node's secret does not open it either.
+    let node_1_secret = secret_file(&cluster, 1);
+    let (ok, _, err) = vhsm(
+        &cluster,
+        &[
+            "node",
+            "unseal",
+            "3",
+            "--secret-file",
+            node_1_secret.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
     wait_sealed(&cluster, 3, true).await;
 
-    // The right one: it serves, and signs with node 2.
-    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "3"], &env());
-    assert!(ok, "{out}\n{err}");
+    // Its own secret (from D/unseal/node-3.secret): it serves, and signs with node 2.
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "3"], &[]);
+    assert!(ok && out.contains("node 3 unsealed"), "{out}\n{err}");
     wait_sealed(&cluster, 3, false).await;
     let (signature, signers) = sign_with_retries(&client, key.id, b"after unseal")
         .await
         .unwrap();
     assert!(signers.contains(&3), "{signers:?}");
     assert!(verify_ed25519(&key.public_key, b"after unseal", &signature));
+    // Unsealing an unsealed node sends nothing.
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "3"], &[]);
+    assert!(ok && out.contains("not sealed"), "{out}\n{err}");
     drop(client);
 
-    // Nothing in the clear under any node's directory: no passphrase, no storage key, no share.
+    // Nothing in the clear under any node's or the coordinator's directory: no unseal secret (of any node), no
+    // storage key, no share.
     cluster.kill("node-2");
     cluster.kill("node-3");
+    let mut elsewhere = Vec::new();
+    files_under(&cluster.path().join("coordinator"), &mut elsewhere);
+    elsewhere.push(cluster.log("coordinator"));
+    elsewhere.extend((1..=3).map(|id| cluster.log(&format!("node-{id}"))));
     for id in 1..=3u16 {
         let dir = cluster.node_dir(id);
-        let storage_key =
-            SealedKeyFile::load(&dir.join("sealed.key"), PASSPHRASE.as_bytes()).unwrap();
+        let own = &secrets[usize::from(id - 1)];
+        let storage_key = SealedKeyFile::load(&dir.join("sealed.key"), own.as_bytes()).unwrap();
         let raw_key = storage_key.secret_bytes_for_tests();
         let store =
             ShareStore::open(&dir.join("data").join("shares.redb"), storage_key, id).unwrap();
@@ -151,26 +220,416 @@ async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_t
         drop(store);
         let mut files = Vec::new();
         files_under(&dir, &mut files);
-        for file in files {
-            let bytes = std::fs::read(&file).unwrap();
-            assert!(
-                !bytes
-                    .windows(PASSPHRASE.len())
-                    .any(|w| w == PASSPHRASE.as_bytes()),
-                "passphrase in {}",
-                file.display()
-            );
-            assert_absent(&bytes, &raw_key, "storage key", &file);
-            assert_absent(&bytes, &share, "share", &file);
+        for file in files.iter().chain(&elsewhere) {
+            let bytes = std::fs::read(file).unwrap();
+            for s in &secrets {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                    "an unseal secret in {}",
+                    file.display()
+                );
+            }
+            assert_absent(&bytes, &raw_key, "storage key", file);
+            assert_absent(&bytes, &share, "share", file);
         }
     }
+    // Each secret opens its own node's sealed.key only.
+    for (id, other) in [(1u16, 2u16), (2, 3), (3, 1)] {
+        let theirs = cluster.node_dir(other).join("sealed.key");
+        assert!(
+            matches!(
+                SealedKeyFile::load(&theirs, secrets[usize::from(id - 1)].as_bytes()),
+                Err(SealError::WrongPassphrase)
+            ),
+            "node {id}'s secret opened node {other}'s sealed.key"
+        );
+    }
+}
+
+/// How long the compromised coordinator waits for a node's answer.
+const EVIL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A challenge from node `id`, asked by the compromised coordinator.
+async fn challenge_of(pool: &NodePool, id: u16) -> [u8; 32] {
+    match pool
+        .call(id, &NodeRequest::UnsealChallenge, EVIL_TIMEOUT)
+        .await
+    {
+        Ok(NodeResponse::UnsealChallenge { challenge, .. }) => challenge,
+        other => panic!("node {id} gave no challenge: {other:?}"),
+    }
+}
+
+/// Whether node `id` says it is sealed (waiting for it to answer, after a restart).
+async fn sealed(pool: &NodePool, id: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match pool.call(id, &NodeRequest::Status, EVIL_TIMEOUT).await {
+            Ok(NodeResponse::Status(status)) => return status.sealed,
+            other => assert!(
+                Instant::now() < deadline,
+                "node {id} did not answer: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The node's refusal of `request`: its kind and words.
+async fn refusal(pool: &NodePool, id: u16, request: &NodeRequest) -> (ErrorKind, String) {
+    match pool.call(id, request, EVIL_TIMEOUT).await {
+        Err(NodeCallError::Refused { error, .. }) => (error.kind, error.message),
+        other => panic!("node {id} did not refuse: {other:?}"),
+    }
+}
+
+/// What the operator's CLI sends for node `id` (`vhsm node unseal`): its secret sealed to its pinned key,
+/// answering `challenge`.
+fn operator_envelope(cluster: &ProcessCluster, id: u16, challenge: &[u8; 32]) -> Vec<u8> {
+    let public =
+        UnsealPublicKey::load(&cluster.path().join("unseal").join(format!("node-{id}.pub")))
+            .unwrap();
+    let secret = vhsm_core::SecretBytes::new(secret(cluster, id).into_bytes());
+    public.seal_unseal(id, challenge, &secret).unwrap()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Issue 14, item 7: a compromised coordinator (a client of the node API with the coordinator's certificate)
+/// relays unseals but learns no secret, cannot replay what it relayed — after the node restarts, or answering a
+/// fresh challenge — and cannot turn one node's unseal into another's; each attempt is refused with its kind,
+/// leaves the node sealed, and is in the node's audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compromised_coordinator_relays_only_ciphertext_and_can_neither_replay_nor_redirect_it() {
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &[]);
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.start_coordinator();
+    cluster.wait_all_reachable().await;
+    let (_, evil) = common::as_coordinator(&cluster);
+    for id in 1..=3 {
+        assert!(sealed(&evil, id).await, "node {id} starts sealed");
+    }
+    let secrets: Vec<String> = (1..=3).map(|id| secret(&cluster, id)).collect();
+
+    // (a) It relays node 1's unseal: what passes through it holds no secret, and the request types have no
+    // field for one (these patterns name every field).
+    let c1 = challenge_of(&evil, 1).await;
+    let recorded = operator_envelope(&cluster, 1, &c1);
+    let request = NodeRequest::Unseal {
+        envelope: recorded.clone(),
+    };
+    let NodeRequest::Unseal { envelope: relayed } = &request else {
+        unreachable!()
+    };
+    let ClientRequest::UnsealNode {
+        node: _,
+        envelope: _,
+    } = (ClientRequest::UnsealNode {
+        node: 1,
+        envelope: relayed.clone(),
+    })
+    else {
+        unreachable!()
+    };
+    let wire = postcard::to_allocvec(&request).unwrap();
+    for s in &secrets {
+        let ungrouped: String = s.chars().filter(|c| *c != '-').collect();
+        for bytes in [&wire, relayed] {
+            assert!(
+                !contains(bytes, s.as_bytes()),
+                "a secret in what is relayed"
+            );
+            assert!(!contains(bytes, ungrouped.as_bytes()));
+            assert!(!contains(bytes, hex::encode(s).as_bytes()));
+        }
+    }
+    assert!(matches!(
+        evil.call(1, &request, EVIL_TIMEOUT).await,
+        Ok(NodeResponse::Ok)
+    ));
+    assert!(
+        !sealed(&evil, 1).await,
+        "node 1 unsealed by the operator's envelope"
+    );
+
+    // (c) Node 1's envelope sent to node 3: refused, naming node 1.
+    let _ = challenge_of(&evil, 3).await;
+    let (kind, why) = refusal(&evil, 3, &request).await;
+    assert_eq!(kind, ErrorKind::InvalidCiphertext, "{why}");
+    assert!(why.contains("made for node 1, not for node 3"), "{why}");
+    // Rewritten to name node 3 and answer node 3's fresh challenge: it does not open with node 3's key.
+    let c3 = challenge_of(&evil, 3).await;
+    let mut redirected = recorded.clone();
+    redirected[1..3].copy_from_slice(&3u16.to_be_bytes());
+    redirected[4..36].copy_from_slice(&c3);
+    let (kind, why) = refusal(
+        &evil,
+        3,
+        &NodeRequest::Unseal {
+            envelope: redirected,
+        },
+    )
+    .await;
+    assert_eq!(kind, ErrorKind::InvalidCiphertext, "{why}");
+    assert!(
+        why.contains("does not open with node 3's unseal key"),
+        "{why}"
+    );
+    assert!(sealed(&evil, 3).await);
+    // Node 1's secret, sent properly to node 3 by the operator's CLI: the wrong secret for node 3.
+    let node_1_secret = secret_file(&cluster, 1);
+    let (ok, _, err) = vhsm(
+        &cluster,
+        &[
+            "node",
+            "unseal",
+            "3",
+            "--secret-file",
+            node_1_secret.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
+    assert!(sealed(&evil, 3).await);
+    assert!(matches!(
+        SealedKeyFile::load(
+            &cluster.node_dir(2).join("sealed.key"),
+            secrets[0].as_bytes()
+        ),
+        Err(SealError::WrongPassphrase)
+    ));
+
+    // The operator unseals nodes 2 and 3 through the real coordinator, which sees no secret: none in its
+    // directory or its log.
+    for id in ["2", "3"] {
+        let (ok, out, err) = vhsm(&cluster, &["node", "unseal", id], &[]);
+        assert!(ok, "{out}\n{err}");
+    }
+    assert!(!sealed(&evil, 2).await && !sealed(&evil, 3).await);
+    let mut files = Vec::new();
+    files_under(&cluster.path().join("coordinator"), &mut files);
+    files.push(cluster.log("coordinator"));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for s in &secrets {
+            assert!(
+                !contains(&bytes, s.as_bytes()),
+                "a secret in {}",
+                file.display()
+            );
+        }
+    }
+
+    // (b) Node 1 restarts (sealed); the recorded envelope is replayed: refused, as it is...
+    cluster.kill("node-1");
+    cluster.start_node(1);
+    assert!(sealed(&evil, 1).await);
+    let (kind, why) = refusal(&evil, 1, &request).await;
+    assert_eq!(kind, ErrorKind::Stale, "{why}");
+    assert!(why.contains("no unseal challenge outstanding"), "{why}");
+    // ...after asking for a fresh challenge...
+    let _ = challenge_of(&evil, 1).await;
+    let (kind, why) = refusal(&evil, 1, &request).await;
+    assert_eq!(kind, ErrorKind::Stale, "{why}");
+    // ...and with the fresh challenge written into it: the challenge is bound, so it does not open.
+    let fresh = challenge_of(&evil, 1).await;
+    let mut rewritten = recorded.clone();
+    rewritten[4..36].copy_from_slice(&fresh);
+    let (kind, why) = refusal(
+        &evil,
+        1,
+        &NodeRequest::Unseal {
+            envelope: rewritten,
+        },
+    )
+    .await;
+    assert_eq!(kind, ErrorKind::InvalidCiphertext, "{why}");
+    assert!(sealed(&evil, 1).await, "node 1 stays sealed");
+
+    // Every attempt on node 1 and node 3 is in its audit log with its outcome.
+    let outcomes = |id: u16| -> Vec<String> {
+        std::fs::read_to_string(cluster.node_dir(id).join("data").join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["op"] == "unseal" && e["result"] != "attempt")
+            .map(|e| {
+                e["result"]
+                    .as_str()
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        outcomes(1),
+        [
+            "ok",
+            "error Stale",
+            "error Stale",
+            "error InvalidCiphertext"
+        ]
+    );
+    assert_eq!(
+        outcomes(3),
+        [
+            "error InvalidCiphertext",
+            "error InvalidCiphertext",
+            "error PinIncorrect",
+            "ok"
+        ]
+    );
+
+    // The operator's own unseal still works.
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "1"], &[]);
+    assert!(ok, "{out}\n{err}");
+    assert!(!sealed(&evil, 1).await);
+}
+
+/// Issue 14, item 7: `vhsm node change-passphrase` — refused for a sealed node and with a wrong old secret
+/// (nothing changes, no file left behind), refused while an earlier change is unfinished; once done, the old secret
+/// is refused and the new one unseals, also after a restart; a passphrase of one's own works for an unattended
+/// start; the keys are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_node_s_secret_keeps_the_keys_and_only_the_new_secret_opens_it() {
+    let mut cluster = ProcessCluster::init_with(2, 2, &["--seal"], &[]);
+    start_unsealed(&mut cluster, 1);
+    cluster.start_node(2);
+    cluster.start_coordinator();
+    cluster.wait_all_reachable().await;
+    let file2 = secret_file(&cluster, 2);
+    let pending2 = cluster.path().join("unseal").join("node-2.secret.new");
+    let old2 = secret(&cluster, 2);
+
+    // Sealed: refused before anything is written.
+    let (ok, _, err) = vhsm(&cluster, &["node", "change-passphrase", "2"], &[]);
+    assert!(
+        !ok && err.contains("node 2 is sealed: unseal it first"),
+        "{err}"
+    );
+    assert!(!pending2.exists());
+    assert_eq!(secret(&cluster, 2), old2);
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "2"], &[]);
+    assert!(ok, "{out}\n{err}");
+    wait_sealed(&cluster, 2, false).await;
+    let client = cluster.client().await;
+    let key = client.create_key(Algorithm::Ed25519, "kept").await.unwrap();
+
+    // A wrong old secret: refused by the node; the new secret it would have set is removed again.
+    let wrong = cluster.path().join("wrong.secret");
+    std::fs::write(&wrong, "not node 2's secret\n").unwrap();
+    let (ok, _, err) = vhsm(
+        &cluster,
+        &[
+            "node",
+            "change-passphrase",
+            "2",
+            "--secret-file",
+            wrong.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
+    assert!(!cluster.path().join("wrong.secret.new").exists());
+    assert_eq!(
+        std::fs::read_to_string(&wrong).unwrap(),
+        "not node 2's secret\n"
+    );
+    // An unfinished earlier change: refused, saying what to do; nothing sent.
+    std::fs::write(&pending2, "LEFT-OVER\n").unwrap();
+    let (ok, _, err) = vhsm(&cluster, &["node", "change-passphrase", "2"], &[]);
+    assert!(!ok && err.contains("did not finish"), "{err}");
+    std::fs::remove_file(&pending2).unwrap();
+
+    // Changed: a new random secret in D/unseal/node-2.secret, no .new file left.
+    let (ok, out, err) = vhsm(&cluster, &["node", "change-passphrase", "2"], &[]);
+    assert!(ok && out.contains("unseal secret changed"), "{out}\n{err}");
+    let new2 = secret(&cluster, 2);
+    assert_ne!(new2, old2);
+    assert_eq!(new2.len(), 39, "grouped base32: {new2}");
+    assert!(!pending2.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file2).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(matches!(
+        SealedKeyFile::load(&cluster.node_dir(2).join("sealed.key"), old2.as_bytes()),
+        Err(SealError::WrongPassphrase)
+    ));
+    // Node 1 gets a passphrase of the operator's choosing.
+    let chosen = cluster.path().join("chosen");
+    std::fs::write(&chosen, "node one: a passphrase of my own\n").unwrap();
+    let (ok, out, err) = vhsm(
+        &cluster,
+        &[
+            "node",
+            "change-passphrase",
+            "1",
+            "--new-secret-file",
+            chosen.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(secret(&cluster, 1), "node one: a passphrase of my own");
+
+    // Node 2 restarted: sealed; the old secret is refused, the new one (from its file) unseals.
+    cluster.kill("node-2");
+    cluster.start_node(2);
+    wait_sealed(&cluster, 2, true).await;
+    let (ok, _, err) = vhsm(
+        &cluster,
+        &["node", "unseal", "2"],
+        &[("VHSM_NODE_PASSPHRASE", &old2)],
+    );
+    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
+    wait_sealed(&cluster, 2, true).await;
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "2"], &[]);
+    assert!(ok, "{out}\n{err}");
+    wait_sealed(&cluster, 2, false).await;
+    // Node 1 restarted unattended with its new passphrase: unsealed at start.
+    cluster.kill("node-1");
+    cluster.start_node_with_env(
+        1,
+        &[("VHSM_NODE_PASSPHRASE", "node one: a passphrase of my own")],
+    );
+    wait_sealed(&cluster, 1, false).await;
+
+    // The keys are what they were: 2-of-2, both nodes sign.
+    let (signature, signers) = sign_with_retries(&client, key.id, b"after the change")
+        .await
+        .unwrap();
+    assert_eq!(signers.len(), 2, "{signers:?}");
+    assert!(verify_ed25519(
+        &key.public_key,
+        b"after the change",
+        &signature
+    ));
+    // The change is in node 2's audit log (attempts and outcomes), the secrets nowhere.
+    let log = std::fs::read_to_string(cluster.node_dir(2).join("data").join("audit.log")).unwrap();
+    let changes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"op\":\"change-unseal-secret\""))
+        .collect();
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert!(changes[1].contains("error PinIncorrect") && changes[3].contains("\"ok\""));
+    assert!(!log.contains(&old2) && !log.contains(&new2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
-    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &env());
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &[]);
     for id in 1..=3 {
-        cluster.start_node_with_env(id, &env());
+        start_unsealed(&mut cluster, id);
     }
     cluster.start_coordinator();
     cluster.wait_all_reachable().await;
@@ -194,7 +653,7 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
     // Node 3 loses its data; it comes back empty and is restored.
     cluster.kill("node-3");
     std::fs::remove_dir_all(cluster.node_dir(3).join("data")).unwrap();
-    cluster.start_node_with_env(3, &env());
+    start_unsealed(&mut cluster, 3);
     wait_sealed(&cluster, 3, false).await;
     let (ok, out, err) = vhsm(
         &cluster,
@@ -212,7 +671,7 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
     assert!(verify_ed25519(&key.public_key, b"restored", &signature));
 
     // A refresh moves the key to epoch 1: the epoch-0 backup no longer combines and is refused.
-    cluster.start_node_with_env(1, &env());
+    start_unsealed(&mut cluster, 1);
     cluster.wait_all_reachable().await;
     let (ok, out, err) = vhsm(&cluster, &["key", "refresh", &key.id.to_string()], &[]);
     assert!(ok, "{out}\n{err}");
@@ -236,7 +695,7 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
     assert!(signers.contains(&3), "{signers:?}");
 
     // A destroyed key does not come back from a backup made before its destruction.
-    cluster.start_node_with_env(2, &env());
+    start_unsealed(&mut cluster, 2);
     cluster.wait_all_reachable().await;
     let doomed = client
         .create_key(Algorithm::Ed25519, "doomed")

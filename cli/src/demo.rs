@@ -102,7 +102,7 @@ impl TemporaryCluster {
                 host: "127.0.0.1".into(),
                 base_port: 0,
                 user_pin: None,
-                seal: None,
+                seal: false,
             },
         )?;
         if !json {

@@ -16,6 +16,7 @@ use vhsm_coordinator::token::{hash_pin, TokenConfig};
 use vhsm_node::{
     config::{NodeConfig, PeerConfig},
     seal::{write_private_file, KdfParams, SealedKeyFile, StorageKey},
+    unseal::{generate_key_pair, generate_secret},
 };
 use vhsm_wire::{pki::ClusterCa, Role};
 use zeroize::Zeroizing;
@@ -31,9 +32,9 @@ pub struct InitOptions {
     pub base_port: u16,
     /// The token user's PIN; a random 8-digit PIN if `None`.
     pub user_pin: Option<String>,
-    /// Seal every node's storage key under this operator passphrase (`vhsm init --seal`); `None`: development
-    /// key files (what `vhsm up` uses).
-    pub seal: Option<std::sync::Arc<vhsm_core::SecretBytes>>,
+    /// Seal every node's storage key under its own random unseal secret, with an unseal key pair for end-to-end
+    /// unsealing (`vhsm init --seal`); `false`: development key files (what `vhsm up` uses).
+    pub seal: bool,
 }
 
 /// A random PIN of `digits` decimal digits.
@@ -141,7 +142,7 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
 
     let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
     for node in &nodes {
-        write_node_storage(layout, &ca, node, &nodes, &officer, options.seal.as_deref())?;
+        write_node_storage(layout, &ca, node, &nodes, &officer, options.seal)?;
     }
 
     let dir = layout.coordinator_dir();
@@ -212,19 +213,43 @@ pub fn write_node(
     let officer = ApprovalKey::of_cluster(&layout.client())
         .context("a new node pins the security officer's approval key")?
         .public_key_hex();
-    write_node_storage(layout, ca, node, members, &officer, None)
+    write_node_storage(layout, ca, node, members, &officer, false)
 }
 
-/// Like [`write_node`], pinning `security_officer_key` (hex); with `passphrase`, the storage key is written
-/// wrapped under it (`sealed.key`, Argon2id with [`KdfParams::RECOMMENDED`]) instead of as a development key file,
-/// and the node starts sealed.
+/// Creates the operator's side of a sealed cluster, `D/unseal/` (mode 0700).
+fn create_unseal_dir(layout: &Layout) -> anyhow::Result<()> {
+    let dir = layout.unseal_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes an unseal secret file: the secret and a newline (mode 0600, never overwriting one). The file is also a
+/// valid `passphrase_file` for the node's unattended start.
+pub fn write_secret_file(path: &Path, secret: &vhsm_core::SecretBytes) -> anyhow::Result<()> {
+    let mut text = Zeroizing::new(secret.expose().to_vec());
+    text.push(b'\n');
+    write_private(path, &text)?;
+    vhsm_node::seal::sync_parent(path).with_context(|| format!("cannot sync {}", path.display()))
+}
+
+/// Like [`write_node`], pinning `security_officer_key` (hex); with `seal`, the node gets its own random unseal
+/// secret (written on the operator's side, `D/unseal/node-N.secret`, never into the node's or the coordinator's
+/// directory), its storage key wrapped under it (`sealed.key`, Argon2id with [`KdfParams::RECOMMENDED`]) instead
+/// of a development key file, and an unseal key pair: the private key in its directory (`unseal.key`), the public
+/// key pinned at `D/unseal/node-N.pub`. The node starts sealed.
 pub fn write_node_storage(
     layout: &Layout,
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
     security_officer_key: &str,
-    passphrase: Option<&vhsm_core::SecretBytes>,
+    seal: bool,
 ) -> anyhow::Result<()> {
     let header =
         "# Written by `vhsm init` or `vhsm node add`. Relative paths are relative to this file.";
@@ -232,29 +257,40 @@ pub fn write_node_storage(
     std::fs::create_dir_all(dir.join("data"))?;
     write_member_identity(&dir, ca, &Role::Node(node.id), "node")?;
     let storage_key = StorageKey::generate();
-    let (storage_key_file, sealed_key_file, note) = match passphrase {
-        Some(passphrase) => {
-            SealedKeyFile::write_new(
-                &dir.join("sealed.key"),
-                &storage_key,
-                passphrase.expose(),
-                KdfParams::RECOMMENDED,
-            )?;
-            (
-                None,
-                Some("sealed.key".into()),
-                "# sealed.key holds the storage key wrapped under the operator's passphrase (Argon2id): the node \
-                 starts sealed until `vhsm node unseal`.\n",
-            )
-        }
-        None => {
-            storage_key.write_new(&dir.join("storage.key"))?;
-            (
-                Some("storage.key".into()),
-                None,
-                "# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n",
-            )
-        }
+    let (storage_key_file, sealed_key_file, unseal_key_file, note) = if seal {
+        create_unseal_dir(layout)?;
+        let secret = generate_secret();
+        write_secret_file(&layout.unseal_secret(node.id), &secret)?;
+        SealedKeyFile::write_new(
+            &dir.join("sealed.key"),
+            &storage_key,
+            secret.expose(),
+            KdfParams::RECOMMENDED,
+        )?;
+        let (private, public) = generate_key_pair();
+        private.write_new(&dir.join("unseal.key"))?;
+        public.write_new(&layout.unseal_public_key(node.id), node.id)?;
+        (
+            None,
+            Some("sealed.key".into()),
+            Some("unseal.key".into()),
+            format!(
+                "# sealed.key holds the storage key wrapped under this node's own unseal secret (Argon2id), which \
+                 is not here:\n# it is on the operator's side (unseal/node-{id}.secret of the cluster directory). \
+                 The node starts sealed until\n# `vhsm node unseal {id}`, which encrypts the secret to this node's \
+                 unseal.key (HPKE, RFC 9180): the\n# coordinator relays only ciphertext.\n",
+                id = node.id
+            ),
+        )
+    } else {
+        storage_key.write_new(&dir.join("storage.key"))?;
+        (
+            Some("storage.key".into()),
+            None,
+            None,
+            "# storage.key is a DEVELOPMENT storage key: it seals this node's shares but lies beside them.\n"
+                .to_string(),
+        )
     };
     let config = NodeConfig {
         node_id: node.id,
@@ -267,6 +303,7 @@ pub fn write_node_storage(
         storage_key_file,
         sealed_key_file,
         passphrase_file: None,
+        unseal_key_file,
         data_dir: "data".into(),
         security_officer_key: Some(security_officer_key.to_string()),
         peers: members
@@ -325,6 +362,15 @@ pub fn describe(layout: &Layout, cluster: &ClusterFile) -> String {
         layout.client_dir().join("user.pin").display(),
         layout.client_dir().join("so.pin").display()
     ));
+    if layout.unseal_dir().exists() {
+        out.push_str(&format!(
+            "  sealed       every node starts SEALED; node N's own unseal secret is {} (mode 0600): each opens \
+             only its own node.\n               Move them offline or hand each to its node's custodian (keep \
+             node-N.pub here);\n               unseal with `vhsm node unseal N [--secret-file F]`, change with \
+             `vhsm node change-passphrase N`.\n",
+            layout.unseal_dir().join("node-N.secret").display()
+        ));
+    }
     out.push_str(&format!(
         "  SO approvals {} (signs changes of a key's holders or threshold; every node pins its public key)\n",
         layout.client_dir().join(approval::KEY_FILE).display()

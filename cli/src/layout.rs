@@ -4,8 +4,15 @@
 //! D/cluster.toml                      the cluster at a glance: threshold, coordinator and node addresses
 //! D/ca/ca.pem, D/ca/ca.key            the cluster CA (keep ca.key offline once the cluster is set up)
 //! D/nodes/node-N/node.toml            each node's own directory: its config, certificate, TLS key,
-//!               /node.pem, node.key   development storage key and share database; copy it to the
-//!               /storage.key, data/   machine that runs that node
+//!               /node.pem, node.key   development storage key (or, sealed, its sealed storage key and
+//!               /storage.key, data/   unseal private key) and share database; copy it to the machine
+//!               /sealed.key           that runs that node
+//!               /unseal.key
+//! D/unseal/node-N.secret              sealed clusters (`vhsm init --seal`): node N's own unseal secret (the
+//!                                     operator's side: move it offline or to the node's custodian; it opens
+//!                                     only node N)
+//! D/unseal/node-N.pub                 node N's unseal public key, pinned: `vhsm node unseal N` encrypts
+//!                                     the secret to it (HPKE), so the coordinator relays only ciphertext
 //! D/coordinator/coordinator.toml ...  the coordinator's directory
 //! D/client/client.toml ...            a client's directory (what `vhsm key`, `vhsm sign` use)
 //! D/logs/                             logs of the processes `vhsm up` starts
@@ -55,6 +62,18 @@ impl Layout {
     }
     pub fn node_config(&self, id: NodeId) -> PathBuf {
         self.node_dir(id).join("node.toml")
+    }
+    /// The operator's side of a sealed cluster: each node's unseal secret and pinned unseal public key.
+    pub fn unseal_dir(&self) -> PathBuf {
+        self.root.join("unseal")
+    }
+    /// Node `id`'s unseal secret (`vhsm init --seal`, `vhsm node change-passphrase`).
+    pub fn unseal_secret(&self, id: NodeId) -> PathBuf {
+        self.unseal_dir().join(format!("node-{id}.secret"))
+    }
+    /// Node `id`'s pinned unseal public key.
+    pub fn unseal_public_key(&self, id: NodeId) -> PathBuf {
+        self.unseal_dir().join(format!("node-{id}.pub"))
     }
     pub fn coordinator_dir(&self) -> PathBuf {
         self.root.join("coordinator")

@@ -74,7 +74,7 @@ impl ClusterShape {
             host: self.host.clone(),
             base_port: self.base_port,
             user_pin: self.user_pin.clone(),
-            seal: None,
+            seal: false,
         }
     }
 }
@@ -88,13 +88,18 @@ enum Command {
         dir: Option<PathBuf>,
         #[command(flatten)]
         shape: ClusterShape,
-        /// Seal each node's storage key under an operator passphrase (Argon2id) instead of writing development
-        /// key files: nodes start sealed until `vhsm node unseal ID`. The passphrase comes from
-        /// --passphrase-file, VHSM_NODE_PASSPHRASE, or a prompt.
+        /// Seal each node's storage key under its own random unseal secret (Argon2id) instead of writing
+        /// development key files: nodes start sealed until `vhsm node unseal ID`. The secrets are written to
+        /// D/unseal/node-N.secret (one per node: each opens only its own node; move them offline or hand each to
+        /// its node's custodian), never into a node's or the coordinator's directory. Each node also gets an
+        /// unseal key pair (D/nodes/node-N/unseal.key; public half pinned in D/unseal/node-N.pub): `vhsm node
+        /// unseal` encrypts the secret to the node (HPKE), so the coordinator relays only ciphertext. Choose
+        /// your own passphrases afterwards with `vhsm node change-passphrase ID --new-secret-file F`.
         #[arg(long)]
         seal: bool,
-        /// A file whose first line is the passphrase (with --seal).
-        #[arg(long, value_name = "FILE", requires = "seal")]
+        /// No longer taken: `--seal` makes a random secret per node (set your own later with `vhsm node
+        /// change-passphrase ID --new-secret-file F`).
+        #[arg(long, value_name = "FILE", hide = true)]
         passphrase_file: Option<PathBuf>,
     },
     /// Run a whole cluster on this machine (initialising it first if needed) until Ctrl-C.
@@ -282,15 +287,40 @@ enum NodeAction {
         /// The node's id.
         id: NodeId,
     },
-    /// Unseal a sealed node (one made by `vhsm init --seal`): it opens its store and serves. The passphrase comes
-    /// from --passphrase-file, VHSM_NODE_PASSPHRASE, or a prompt; a wrong one is refused and changes nothing.
-    /// Security officer (VHSM_SO_PIN or client/so.pin).
+    /// Unseal a sealed node (one made by `vhsm init --seal`): it opens its store and serves. The node's own
+    /// unseal secret comes from --secret-file, else VHSM_NODE_PASSPHRASE, else D/unseal/node-ID.secret, else a
+    /// prompt. It is encrypted end to end to the node's unseal key pinned in D/unseal/node-ID.pub (HPKE, RFC
+    /// 9180), answering a single-use challenge the node hands out: the coordinator relays only ciphertext, and a
+    /// recorded request cannot be replayed. A wrong secret is refused and changes nothing. Security officer
+    /// (VHSM_SO_PIN or client/so.pin).
     Unseal {
         /// The node's id.
         id: NodeId,
-        /// A file whose first line is the passphrase.
+        /// A file whose first line is the node's unseal secret (or the passphrase set with change-passphrase).
+        #[arg(long, value_name = "FILE", alias = "passphrase-file")]
+        secret_file: Option<PathBuf>,
+    },
+    /// Change a node's unseal secret (or passphrase). Makes a new random secret (or takes yours from
+    /// --new-secret-file), writes it to FILE.new beside the secret file, sends the old and the new secret to the
+    /// node encrypted end to end (HPKE, a fresh single-use challenge; the coordinator relays only ciphertext); the
+    /// node checks the old one against its sealed.key and rewrites that file atomically. Only once the node
+    /// confirmed is FILE.new renamed over the secret file, so an interruption never loses the secret in force.
+    /// The node must be unsealed. The old secret comes from --secret-file, else VHSM_NODE_PASSPHRASE, else
+    /// D/unseal/node-ID.secret, else a prompt; the new one ends up in --secret-file (default
+    /// D/unseal/node-ID.secret). A node that starts unattended (passphrase_file, VHSM_NODE_PASSPHRASE) needs the
+    /// new secret there before it restarts. Security officer (VHSM_SO_PIN or client/so.pin).
+    #[command(alias = "change-secret")]
+    ChangePassphrase {
+        /// The node's id.
+        id: NodeId,
+        /// The file holding the node's secret in force; it holds the new one afterwards (default
+        /// D/unseal/node-ID.secret).
         #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
+        secret_file: Option<PathBuf>,
+        /// A file whose first line is the new secret (a passphrase of your choosing, 1 to 1024 bytes). Default: a
+        /// new random secret (160 bits, grouped base32).
+        #[arg(long, value_name = "FILE")]
+        new_secret_file: Option<PathBuf>,
     },
     /// Write a backup of one node: its keys' shares and metadata, objects and membership, sealed under the node's
     /// own storage key (it restores only on that node) with a readable header of key ids and epochs. Security
@@ -460,13 +490,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             passphrase_file,
         } => {
             let layout = Layout::new(&dir.clone().unwrap_or_else(cluster_dir));
-            let mut options = shape.options();
-            if *seal {
-                options.seal = Some(std::sync::Arc::new(sealing::read_passphrase(
-                    passphrase_file.as_deref(),
-                    true,
-                )?));
+            if passphrase_file.is_some() {
+                anyhow::bail!(
+                    "--passphrase-file is no longer taken by `vhsm init`: `--seal` makes a random unseal secret for \
+                     each node (one passphrase for every node would let one guessed or leaked secret open them all); \
+                     set a passphrase of your choosing afterwards with `vhsm node change-passphrase ID \
+                     --new-secret-file F`"
+                );
             }
+            let mut options = shape.options();
+            options.seal = *seal;
             let cluster = init::init(&layout, &options)?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&cluster)?);
@@ -495,13 +528,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         }) => reshare::repair(&layout, *id, cli.json).await,
         Command::Node(NodeArgs {
+            action: Some(NodeAction::Unseal { id, secret_file }),
+            ..
+        }) => sealing::unseal(&layout, *id, secret_file.as_deref(), cli.json).await,
+        Command::Node(NodeArgs {
             action:
-                Some(NodeAction::Unseal {
+                Some(NodeAction::ChangePassphrase {
                     id,
-                    passphrase_file,
+                    secret_file,
+                    new_secret_file,
                 }),
             ..
-        }) => sealing::unseal(&layout, *id, passphrase_file.as_deref(), cli.json).await,
+        }) => {
+            sealing::change_passphrase(
+                &layout,
+                *id,
+                secret_file.as_deref(),
+                new_secret_file.as_deref(),
+                cli.json,
+            )
+            .await
+        }
         Command::Node(NodeArgs {
             action: Some(NodeAction::Backup { id, out }),
             ..

@@ -375,6 +375,14 @@ pub async fn add(layout: &Layout, options: &AddOptions, json: bool) -> anyhow::R
             );
         }
     }
+    if made && layout.unseal_dir().exists() {
+        // The coordinator relays unseal envelopes to members only, and a node must be unsealed to join: a sealed
+        // new node could not be let in. Say so rather than let the operator believe it is sealed.
+        eprintln!(
+            "warning: this cluster's nodes are sealed, but node {id} gets a DEVELOPMENT storage key (storage.key \
+             beside its data): `vhsm node add` does not seal new nodes"
+        );
+    }
     let mut started = None;
     if options.start {
         let s = start_detached(layout, id)?;

@@ -1,50 +1,111 @@
-//! `vhsm node unseal|backup|restore` (the security officer's), and reading an operator passphrase.
+//! `vhsm node unseal|change-passphrase|backup|restore` (the security officer's), and reading a node's unseal
+//! secret.
 //!
-//! A passphrase comes from, in this order: `--passphrase-file F` (its first line), the environment variable
-//! `VHSM_NODE_PASSPHRASE` (for automation), or a prompt on the terminal that does not echo. It is held in
-//! zeroizing memory, sent to the node over the coordinator's mutually authenticated TLS connections, and never
-//! logged or written anywhere by the CLI.
+//! A sealed node (`vhsm init --seal`) has its own unseal secret: `D/unseal/node-N.secret` as `vhsm init` wrote it
+//! (or wherever its custodian keeps it). The CLI reads it from, in this order: `--secret-file F` (its first line),
+//! the environment variable `VHSM_NODE_PASSPHRASE` (for automation), `D/unseal/node-N.secret`, or a prompt on the
+//! terminal that does not echo. It is held in zeroizing memory and never logged.
+//!
+//! It never travels in the clear: the CLI asks the node (through the coordinator) for a fresh single-use
+//! challenge, encrypts the secret to the node's unseal public key pinned at `vhsm init` (`D/unseal/node-N.pub`)
+//! with HPKE bound to the node id and the challenge (`vhsm_node::unseal`, RFC 9180), and the coordinator relays
+//! that ciphertext. A compromised coordinator sees no secret, cannot replay what it relayed (the challenge is used
+//! up), and cannot redirect it to another node.
+//!
+//! `change-passphrase` keeps the secret in force until the node confirmed the new one: the new secret is written to
+//! `FILE.new` (synced) before anything is sent and renamed over `FILE` only after the node answered that its
+//! `sealed.key` was rewritten. If the outcome is unknown (the connection dropped), both files stay and the command
+//! says how to find out which one the node takes.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{bail, Context};
+use vhsm_client::ClientError;
 use vhsm_core::SecretBytes;
-use vhsm_node::node::{trim_passphrase, PASSPHRASE_ENV};
-use vhsm_wire::NodeId;
+use vhsm_node::{
+    node::{trim_passphrase, PASSPHRASE_ENV},
+    seal::{sync_parent, write_private_file},
+    unseal::{generate_secret, UnsealPublicKey, MAX_SECRET_LEN},
+};
+use vhsm_wire::{ErrorKind, NodeId};
 use zeroize::Zeroizing;
 
 use super::{layout::Layout, membership::connect_security_officer};
 
-/// Reads the operator's passphrase (see the module documentation). `confirm`: on a terminal, ask twice (for a new
-/// passphrase).
-pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<SecretBytes> {
-    let passphrase = if let Some(path) = file {
-        let bytes = Zeroizing::new(
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-        );
-        let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-        SecretBytes::new(trim_passphrase(first_line).to_vec())
-    } else if let Some(value) = std::env::var_os(PASSPHRASE_ENV).filter(|v| !v.is_empty()) {
-        SecretBytes::new(value.as_encoded_bytes().to_vec())
-    } else if std::io::stdin().is_terminal() {
-        let first = prompt("Node passphrase: ")?;
-        if confirm {
-            let again = prompt("Again: ")?;
-            if first != again {
-                bail!("the two passphrases differ");
-            }
+/// Where a secret was read from, for the operator's messages.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Environment,
+    Prompt,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Environment => write!(f, "{PASSPHRASE_ENV}"),
+            Source::Prompt => f.write_str("the prompt"),
         }
-        first
-    } else {
-        bail!("no passphrase: give --passphrase-file F, set {PASSPHRASE_ENV}, or run on a terminal to be asked");
-    };
-    if passphrase.is_empty() {
-        bail!("the passphrase is empty");
     }
-    Ok(passphrase)
+}
+
+/// The first line of `path`, without its newline.
+fn read_secret_file(path: &Path) -> anyhow::Result<SecretBytes> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let secret = SecretBytes::new(trim_passphrase(first_line).to_vec());
+    if secret.is_empty() {
+        bail!(
+            "{} holds no secret (its first line is empty)",
+            path.display()
+        );
+    }
+    if secret.len() > MAX_SECRET_LEN {
+        bail!(
+            "{}: a secret may have at most {MAX_SECRET_LEN} bytes",
+            path.display()
+        );
+    }
+    Ok(secret)
+}
+
+/// Node `node`'s secret in force (see the module documentation for the order of the sources).
+fn read_secret(
+    layout: &Layout,
+    node: NodeId,
+    file: Option<&Path>,
+) -> anyhow::Result<(SecretBytes, Source)> {
+    if let Some(path) = file {
+        return Ok((read_secret_file(path)?, Source::File(path.to_path_buf())));
+    }
+    if let Some(value) = std::env::var_os(PASSPHRASE_ENV).filter(|v| !v.is_empty()) {
+        return Ok((
+            SecretBytes::new(value.as_encoded_bytes().to_vec()),
+            Source::Environment,
+        ));
+    }
+    let default = layout.unseal_secret(node);
+    if default.exists() {
+        return Ok((read_secret_file(&default)?, Source::File(default)));
+    }
+    if std::io::stdin().is_terminal() {
+        let secret = prompt(&format!("Unseal secret of node {node}: "))?;
+        if secret.is_empty() {
+            bail!("the secret is empty");
+        }
+        return Ok((secret, Source::Prompt));
+    }
+    bail!(
+        "no unseal secret for node {node}: give --secret-file F, set {PASSPHRASE_ENV}, put it in {}, or run on a \
+         terminal to be asked",
+        default.display()
+    )
 }
 
 /// Asks on the terminal with echo off.
@@ -62,28 +123,218 @@ fn prompt(question: &str) -> anyhow::Result<SecretBytes> {
     let read = stdin.lock().read_line(&mut line);
     // Echo back on whatever happened.
     let restored = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
-    read.context("cannot read the passphrase")?;
+    read.context("cannot read the secret")?;
     restored.context("cannot restore the terminal's echo")?;
     Ok(SecretBytes::new(trim_passphrase(line.as_bytes()).to_vec()))
 }
 
-/// `vhsm node unseal ID`.
+/// Node `node`'s unseal public key, as `vhsm init --seal` pinned it.
+fn pinned_key(layout: &Layout, node: NodeId) -> anyhow::Result<UnsealPublicKey> {
+    let path = layout.unseal_public_key(node);
+    if !path.exists() {
+        bail!(
+            "no pinned unseal key for node {node} ({} is missing): the secret is sent only encrypted to the key \
+             `vhsm init --seal` pinned there. A node sealed by an older vHSM has none: unseal it on its own machine \
+             (passphrase_file in its node.toml, or {PASSPHRASE_ENV})",
+            path.display()
+        );
+    }
+    Ok(UnsealPublicKey::load(&path)?)
+}
+
+/// Whether a failed request certainly left the node as it was: the node (or the coordinator) refused it in words,
+/// rather than an answer that never came.
+fn refused(error: &ClientError) -> bool {
+    match error {
+        ClientError::Service(e) => !matches!(
+            e.kind,
+            ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::Misbehaviour
+        ),
+        _ => false,
+    }
+}
+
+/// What to do about a refusal, in the operator's words.
+fn advice(error: &ClientError, node: NodeId, source: &Source) -> String {
+    let ClientError::Service(e) = error else {
+        return String::new();
+    };
+    match e.kind {
+        ErrorKind::PinIncorrect => format!(
+            " (the secret from {source} is not node {node}'s: each node has its own, D/unseal/node-{node}.secret as \
+             `vhsm init --seal` wrote it, or the one set by `vhsm node change-passphrase {node}`)"
+        ),
+        ErrorKind::Stale => " (the node's single-use challenge was used by another request before this one \
+                              arrived, or lapsed: run the command again)"
+            .into(),
+        ErrorKind::InvalidCiphertext => format!(
+            " (the node cannot open what was sent: is D/unseal/node-{node}.pub the key `vhsm init --seal` pinned \
+             for this node, and did the node keep its unseal.key?)"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// `vhsm node unseal ID [--secret-file F]`.
 pub async fn unseal(
     layout: &Layout,
     node: NodeId,
-    passphrase_file: Option<&Path>,
+    secret_file: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let passphrase = read_passphrase(passphrase_file, false)?;
+    let public = pinned_key(layout, node)?;
+    let (secret, source) = read_secret(layout, node, secret_file)?;
     let client = connect_security_officer(layout).await?;
-    client
-        .unseal_node(node, passphrase)
+    let (challenge, sealed) = client
+        .unseal_challenge(node)
         .await
-        .with_context(|| format!("node {node} not unsealed"))?;
+        .with_context(|| format!("node {node} not unsealed: no challenge from it"))?;
+    if !sealed {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "node": node, "sealed": false, "was_sealed": false })
+            );
+        } else {
+            println!("node {node} is not sealed: nothing to do (no secret was sent)");
+        }
+        return Ok(());
+    }
+    let envelope = public.seal_unseal(node, &challenge, &secret)?;
+    drop(secret);
+    if let Err(e) = client.unseal_node(node, envelope).await {
+        let advice = advice(&e, node, &source);
+        return Err(anyhow::Error::new(e).context(format!("node {node} not unsealed{advice}")));
+    }
     if json {
-        println!("{}", serde_json::json!({ "node": node, "sealed": false }));
+        println!(
+            "{}",
+            serde_json::json!({ "node": node, "sealed": false, "was_sealed": true })
+        );
     } else {
-        println!("node {node} unsealed: it serves again");
+        println!("node {node} unsealed with the secret from {source}: it serves again");
+    }
+    Ok(())
+}
+
+/// `PATH.new`: where `change-passphrase` keeps the new secret until the node confirmed it.
+fn pending_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+/// `vhsm node change-passphrase ID [--secret-file F] [--new-secret-file G]`.
+pub async fn change_passphrase(
+    layout: &Layout,
+    node: NodeId,
+    secret_file: Option<&Path>,
+    new_secret_file: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let public = pinned_key(layout, node)?;
+    let target = secret_file.map_or_else(|| layout.unseal_secret(node), Path::to_path_buf);
+    let pending = pending_path(&target);
+    if pending.exists() {
+        bail!(
+            "{pending} exists: an earlier change of node {node}'s secret did not finish, and the node may have \
+             taken the secret in {pending} or kept the one in {target}. Find out which opens it (e.g. `vhsm node \
+             change-passphrase {node} --secret-file {pending}` succeeds only if the node took it, and then leaves \
+             a fresh secret in {pending_file}), keep that one as {target} and delete the other; then run this \
+             command again",
+            pending = pending.display(),
+            target = target.display(),
+            pending_file = pending.display(),
+        );
+    }
+    let (old, source) = read_secret(layout, node, secret_file)?;
+    let (new, chosen) = match new_secret_file {
+        Some(path) => (read_secret_file(path)?, true),
+        None => (generate_secret(), false),
+    };
+    if new == old {
+        bail!("the new secret is the secret in force: nothing to change");
+    }
+
+    // Connect and check before anything is written: a refusal here leaves no file behind.
+    let client = connect_security_officer(layout).await?;
+    let (challenge, sealed) = client
+        .unseal_challenge(node)
+        .await
+        .with_context(|| format!("node {node}'s secret not changed: no challenge from it"))?;
+    if sealed {
+        bail!(
+            "node {node} is sealed: unseal it first (vhsm node unseal {node}), then change its secret (a sealed node \
+             cannot record the change in its audit log)"
+        );
+    }
+    let envelope = public.seal_change(node, &challenge, &old, &new)?;
+    drop(old);
+
+    // The new secret goes to disk, synced, before it is sent: whatever happens next, it is not lost.
+    if let Some(parent) = pending.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut text = Zeroizing::new(new.expose().to_vec());
+    text.push(b'\n');
+    write_private_file(&pending, &text)
+        .with_context(|| format!("cannot write {} (nothing was sent)", pending.display()))?;
+    sync_parent(&pending).with_context(|| format!("cannot sync {}", pending.display()))?;
+    drop(new);
+
+    match client.change_unseal_secret(node, envelope).await {
+        Ok(()) => {}
+        Err(e) if refused(&e) => {
+            let advice = advice(&e, node, &source);
+            std::fs::remove_file(&pending).with_context(|| {
+                format!(
+                    "node {node} refused the change; remove {} (it never opened the node)",
+                    pending.display()
+                )
+            })?;
+            return Err(
+                anyhow::Error::new(e).context(format!("node {node}'s secret not changed{advice}"))
+            );
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the outcome is unknown: node {node} may have taken the new secret ({pending}) or kept the old \
+                 one ({source}). Both are kept. Find out which opens it — `vhsm node change-passphrase {node} \
+                 --secret-file {pending}` works only if the node took it — then keep that one as {target} and \
+                 delete the other",
+                pending = pending.display(),
+                target = target.display(),
+            )));
+        }
+    }
+    std::fs::rename(&pending, &target).with_context(|| {
+        format!(
+            "node {node} took the new secret, which is in {}: move it over {} yourself (the old one no longer \
+             opens the node)",
+            pending.display(),
+            target.display()
+        )
+    })?;
+    sync_parent(&target).with_context(|| format!("cannot sync {}", target.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "node": node,
+                "changed": true,
+                "secret_file": target.display().to_string(),
+                "chosen": chosen,
+            })
+        );
+    } else {
+        println!(
+            "node {node}'s unseal secret changed: {} holds the new one (mode 0600); the old one no longer opens \
+             the node. Move it offline or to the node's custodian. If node {node} starts unattended \
+             (passphrase_file in its node.toml, or {PASSPHRASE_ENV}), give it the new secret there before it \
+             restarts.",
+            target.display()
+        );
     }
     Ok(())
 }

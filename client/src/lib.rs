@@ -512,13 +512,31 @@ impl Client {
         }
     }
 
-    /// Security officer: unseals node `node` with the operator's passphrase.
-    pub async fn unseal_node(
+    /// Security officer: a fresh single-use challenge from node `node` for its next unseal envelope, and whether
+    /// the node says it is sealed (relayed by the coordinator: an envelope answering another challenge is refused by
+    /// the node).
+    pub async fn unseal_challenge(&self, node: NodeId) -> Result<([u8; 32], bool), ClientError> {
+        match self.call(&ClientRequest::UnsealChallenge { node }).await? {
+            ClientResponse::UnsealChallenge { challenge, sealed } => Ok((challenge, sealed)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Security officer: unseals node `node` with `envelope`: its unseal secret encrypted to the node's unseal key,
+    /// answering its challenge (`vhsm_node::unseal`; the coordinator only relays it).
+    pub async fn unseal_node(&self, node: NodeId, envelope: Vec<u8>) -> Result<(), ClientError> {
+        self.expect_ok(&ClientRequest::UnsealNode { node, envelope })
+            .await
+    }
+
+    /// Security officer: changes node `node`'s unseal secret with `envelope` (the old and the new secret encrypted
+    /// to the node's unseal key, answering its challenge; `vhsm_node::unseal`).
+    pub async fn change_unseal_secret(
         &self,
         node: NodeId,
-        passphrase: SecretBytes,
+        envelope: Vec<u8>,
     ) -> Result<(), ClientError> {
-        self.expect_ok(&ClientRequest::UnsealNode { node, passphrase })
+        self.expect_ok(&ClientRequest::ChangeUnsealSecret { node, envelope })
             .await
     }
 
@@ -564,6 +582,7 @@ fn unexpected(response: &ClientResponse) -> ClientError {
         ClientResponse::Backup(_) => "a backup",
         ClientResponse::Restored { .. } => "a restore report",
         ClientResponse::Audit(_) => "an audit log page",
+        ClientResponse::UnsealChallenge { .. } => "an unseal challenge",
         ClientResponse::Error(_) => "an error",
     };
     ClientError::Unexpected(format!("got {kind}"))

@@ -1,5 +1,6 @@
-//! Unsealing a node, and backing a node up and restoring it (the security officer's `vhsm node
-//! unseal|backup|restore`).
+//! Unsealing a node and changing its unseal secret (relaying the operator's envelopes, which only the node opens:
+//! the node's `unseal` module), and backing a node up and restoring it (the security officer's `vhsm node
+//! unseal|change-passphrase|backup|restore`).
 //!
 //! A restore is checked against the cluster before the node sees it: every other member is asked for its keys,
 //! and for each key in the backup's (readable, authenticated) header:
@@ -17,7 +18,6 @@ use std::{collections::HashMap, time::Duration};
 
 use vhsm_core::backup;
 use vhsm_core::{KeyId, KeyInfo, KeyState};
-use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
     NodeId,
@@ -26,8 +26,11 @@ use vhsm_wire::{
 use crate::error::Error;
 use crate::nodes::{NodeCallError, NodePool};
 
-/// How long to wait for a node to unseal (Argon2id with strong parameters takes a moment).
+/// How long to wait for a node to unseal or change its unseal secret (Argon2id with strong parameters takes a
+/// moment).
 const UNSEAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for an unseal challenge.
+const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for a backup or a restore.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for the other members' key lists.
@@ -50,17 +53,56 @@ fn member(pool: &NodePool, node: NodeId) -> Result<(), Error> {
     }
 }
 
-/// Gives `node` the passphrase to unseal with (never logged, dropped — zeroized — once sent).
-pub async fn unseal(pool: &NodePool, node: NodeId, passphrase: SecretBytes) -> Result<(), Error> {
+/// Asks `node` for a fresh challenge for its next unseal envelope; returns it with whether the node is sealed.
+pub async fn unseal_challenge(pool: &NodePool, node: NodeId) -> Result<([u8; 32], bool), Error> {
     member(pool, node)?;
     match pool
-        .call(node, &NodeRequest::Unseal { passphrase }, UNSEAL_TIMEOUT)
+        .call(node, &NodeRequest::UnsealChallenge, CHALLENGE_TIMEOUT)
+        .await
+        .map_err(call_error)?
+    {
+        NodeResponse::UnsealChallenge { challenge, sealed } => Ok((challenge, sealed)),
+        other => Err(Error::Internal(format!(
+            "node {node} answered the unseal challenge request with {other:?}"
+        ))),
+    }
+}
+
+/// Relays an unseal envelope to `node`: the operator's CLI encrypted the node's secret to the node's own key, so
+/// this is ciphertext only (the coordinator cannot open it).
+pub async fn unseal(pool: &NodePool, node: NodeId, envelope: Vec<u8>) -> Result<(), Error> {
+    member(pool, node)?;
+    match pool
+        .call(node, &NodeRequest::Unseal { envelope }, UNSEAL_TIMEOUT)
         .await
         .map_err(call_error)?
     {
         NodeResponse::Ok => Ok(()),
         other => Err(Error::Internal(format!(
             "node {node} answered the unseal with {other:?}"
+        ))),
+    }
+}
+
+/// Relays an envelope changing `node`'s unseal secret (ciphertext only, like [`unseal`]).
+pub async fn change_unseal_secret(
+    pool: &NodePool,
+    node: NodeId,
+    envelope: Vec<u8>,
+) -> Result<(), Error> {
+    member(pool, node)?;
+    match pool
+        .call(
+            node,
+            &NodeRequest::ChangeUnsealSecret { envelope },
+            UNSEAL_TIMEOUT,
+        )
+        .await
+        .map_err(call_error)?
+    {
+        NodeResponse::Ok => Ok(()),
+        other => Err(Error::Internal(format!(
+            "node {node} answered the change of its unseal secret with {other:?}"
         ))),
     }
 }

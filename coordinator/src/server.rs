@@ -314,8 +314,15 @@ impl Coordinator {
                     .await
             }
             ClientRequest::ChangeStatus { job } => self.change_status(session, job).await,
-            ClientRequest::UnsealNode { node, passphrase } => {
-                self.unseal_node(session, nodes, node, passphrase).await
+            ClientRequest::UnsealNode { node, envelope } => {
+                self.unseal_node(session, nodes, node, envelope).await
+            }
+            ClientRequest::UnsealChallenge { node } => {
+                self.unseal_challenge(session, nodes, node).await
+            }
+            ClientRequest::ChangeUnsealSecret { node, envelope } => {
+                self.change_unseal_secret(session, nodes, node, envelope)
+                    .await
             }
             ClientRequest::BackupNode { node } => self.backup_node(session, nodes, node).await,
             ClientRequest::RestoreNode { node, backup } => {

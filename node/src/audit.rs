@@ -16,13 +16,13 @@
 //! | `seq` | 0, 1, 2, … — equal to the line number |
 //! | `time` | seconds since the Unix epoch |
 //! | `prev` | the previous entry's `hash` (64 hex digits; 64 zeros for the first entry) |
-//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `precommit` (FROST nonce commitments handed out ahead of time), `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `release-share`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `backup`, `restore`, `login-failed` |
+//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `precommit` (FROST nonce commitments handed out ahead of time), `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `release-share`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `change-unseal-secret`, `backup`, `restore`, `login-failed` |
 //! | `requester` | who asked: the client's certificate name and PIN user as the coordinator reported them (`alice (user)`), or `coordinator` for the coordinator's own housekeeping |
 //! | `purpose` | the client request that caused it (`sign`, `encrypt`, `create-key`, …), empty if none |
 //! | `key` | the key id (hex), if the operation concerns a key |
 //! | `session` | the protocol session id (hex), if any: the entries of one operation on different nodes share it |
 //! | `parties` | on the `ok` entry of a protocol run over the mesh (`generate`, an ECDSA `sign`, `reshare`): every node of the session (holders; signers; dealers and new committee). The run cannot complete without a message from each, and each wrote its own `attempt` entry (fsynced) before it sent one — so every node listed here holds an entry of the session. Empty otherwise (a FROST signature share is answered to the coordinator alone and proves nothing about the other signers) |
-//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` of the constant `unseal`, never of a passphrase; for `sign` with the node's own nonce handle set to 0, so that every signer records the same input): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
+//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` and `change-unseal-secret` of the request with its HPKE envelope, which carries the secret only encrypted to the node — never of a secret in the clear; for `sign` with the node's own nonce handle set to 0, so that every signer records the same input): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
 //! | `result` | `attempt`, `ok`, or `error KIND: message` |
 //! | `gen` | the store's generation (see `crate::store`) when the entry was written: the last one committed, so never more than the store on disk holds; `null` while the node is sealed (its store is not open) |
 //! | `hash` | SHA-256 over `"vhsm/audit-entry/v2"` and the postcard encoding of every field above (in order) |
@@ -51,10 +51,11 @@
 //! Every recorded request gets two entries: an `attempt` entry written and fsynced **before** the node does
 //! anything, and a result entry (`ok` / `error …`) written and fsynced before the answer leaves the node —
 //! except the requests whose only effect is their answer (a FROST signature share, a split-AES partial
-//! evaluation, nonce commitments handed out): they get the result entry alone, written and fsynced before the
-//! answer leaves. If the node stops before that entry is on disk, nothing of the operation left the node, so an
-//! `attempt` entry would record nothing more (and it cost an fsync on the hot path of every signature). An ECDSA
-//! signature is not such a request: its protocol messages leave the node over the mesh while it runs.
+//! evaluation, nonce commitments handed out): they get the result entry alone, written and
+//! fsynced before the answer leaves. If the node stops before that entry is on disk, nothing of the operation left
+//! the node, so an `attempt` entry would record nothing more (and it cost an fsync on the hot path of every
+//! signature). An ECDSA signature is not such a request: its protocol messages leave the node over the mesh while
+//! it runs.
 //! Appends that arrive together share one fsync (group commit): each append writes its line under the chain's
 //! lock, then waits until an fsync that began after its write has finished — the first waiter runs it for all.
 //! An append therefore returns only once its own entry is on disk, but concurrent requests do not queue behind
@@ -518,9 +519,9 @@ pub struct Operation {
 pub fn describe(request: &NodeRequest) -> Option<Operation> {
     let op = request.audit_name()?;
     let (key, session) = (request.key_id(), request.session());
-    // Never a digest of a passphrase (it could be guessed from it).
+    // `Unseal` and `ChangeUnsealSecret` carry no secret in the clear: their HPKE envelope is hashed like any
+    // request (the digest of a ciphertext tells nothing of the secret it carries).
     let encoded = match request {
-        NodeRequest::Unseal { .. } => b"unseal".to_vec(),
         // Every signer of one signature records the same input: the handle of its own nonces is left out.
         NodeRequest::SignShare {
             session,

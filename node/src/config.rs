@@ -97,6 +97,12 @@ pub struct NodeConfig {
     /// unseal` (or `VHSM_NODE_PASSPHRASE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_file: Option<PathBuf>,
+    /// The node's unseal private key (X25519, 64 hex digits, mode 0600; `vhsm init --seal` writes `unseal.key`):
+    /// `vhsm node unseal` and `vhsm node change-passphrase` encrypt the node's secret to its public half (HPKE,
+    /// see `crate::unseal`), so the coordinator relays only ciphertext. Without it the node can be unsealed only on
+    /// its own machine (`passphrase_file`, `VHSM_NODE_PASSPHRASE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseal_key_file: Option<PathBuf>,
     /// Where the share database lives.
     pub data_dir: PathBuf,
     /// The security officer's Ed25519 public key (64 hex digits), pinned by `vhsm init`: the node reshares a key
@@ -145,6 +151,7 @@ impl NodeConfig {
             config.storage_key_file.as_mut(),
             config.sealed_key_file.as_mut(),
             config.passphrase_file.as_mut(),
+            config.unseal_key_file.as_mut(),
             Some(&mut config.data_dir),
         ]
         .into_iter()

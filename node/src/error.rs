@@ -14,7 +14,7 @@ use vhsm_wire::{frame::FrameError, tls::TlsError, ErrorKind, NodeId, Role, WireE
 
 use crate::{
     audit::AuditError, seal::SealError, selftest::SelfTestError, sessions::signing::NonceError,
-    sessions::SessionError, store::StoreError,
+    sessions::SessionError, store::StoreError, unseal::EnvelopeError,
 };
 
 /// Why this node refused or failed a request.
@@ -132,8 +132,9 @@ pub enum ServiceError {
         /// This node.
         node: NodeId,
     },
-    /// The unseal passphrase is wrong ([`ErrorKind::PinIncorrect`]); the node stays sealed.
-    #[error("node {node}: wrong passphrase (it does not unwrap the sealed key file); the node stays sealed")]
+    /// The unseal secret (or passphrase) is wrong ([`ErrorKind::PinIncorrect`]): it does not unwrap this node's
+    /// sealed key file. Nothing changed (a sealed node stays sealed; a secret is not changed).
+    #[error("node {node}: wrong unseal secret (wrong passphrase: it does not unwrap this node's sealed key file); nothing changed")]
     WrongPassphrase {
         /// This node.
         node: NodeId,
@@ -141,6 +142,18 @@ pub enum ServiceError {
     /// An unseal request to a node that has a development key file ([`ErrorKind::BadRequest`]).
     #[error("this node has a development key file and is never sealed")]
     NeverSealed,
+    /// An unseal envelope refused before its secret was tried: malformed, for another node, replayed or stale
+    /// (its challenge is not the one outstanding), or not opening with this node's unseal key. The kind is the
+    /// envelope error's ([`EnvelopeError::kind`]: `BadRequest`, `InvalidCiphertext`, `Stale`).
+    #[error(transparent)]
+    UnsealEnvelope(EnvelopeError),
+    /// The node has no unseal key (`unseal_key_file` in `node.toml`), so no envelope can reach it
+    /// ([`ErrorKind::BadRequest`]).
+    #[error("node {node} has no unseal key (unseal_key_file in its node.toml): it can be unsealed only on its own machine (passphrase_file in node.toml, or VHSM_NODE_PASSPHRASE)")]
+    NoUnsealKey {
+        /// This node.
+        node: NodeId,
+    },
     /// The sealed key file cannot be used ([`ErrorKind::Internal`]).
     #[error(transparent)]
     Unseal(SealError),
@@ -222,8 +235,10 @@ impl ServiceError {
             | ServiceError::BatchTooLarge { .. }
             | ServiceError::CannotSign(_)
             | ServiceError::NeverSealed
+            | ServiceError::NoUnsealKey { .. }
             | ServiceError::InvalidMembership { .. }
             | ServiceError::NotInMembership { .. } => ErrorKind::BadRequest,
+            ServiceError::UnsealEnvelope(e) => e.kind(),
             ServiceError::KeygenAborted
             | ServiceError::EpochPassed { .. }
             | ServiceError::EpochNotHeld { .. } => ErrorKind::Unavailable,
@@ -274,6 +289,8 @@ impl ServiceError {
             | ServiceError::Sealed { .. }
             | ServiceError::WrongPassphrase { .. }
             | ServiceError::NeverSealed
+            | ServiceError::UnsealEnvelope(_)
+            | ServiceError::NoUnsealKey { .. }
             | ServiceError::Unseal(_)
             | ServiceError::Store(_)
             | ServiceError::StoreOpen(_)
@@ -347,6 +364,9 @@ pub enum StartError {
     /// The configuration has a value the node cannot use.
     #[error("node: node.toml: {0}")]
     Config(String),
+    /// The unseal key file (`unseal_key_file`) cannot be loaded.
+    #[error("node: {0}")]
+    UnsealKey(EnvelopeError),
     /// The configuration names neither a storage key file nor a sealed one.
     #[error("node: node.toml names no storage key file")]
     NoStorageKey,
@@ -486,6 +506,30 @@ mod tests {
                 ErrorKind::PinIncorrect,
             ),
             (ServiceError::NeverSealed, ErrorKind::BadRequest),
+            (ServiceError::NoUnsealKey { node: 3 }, ErrorKind::BadRequest),
+            (
+                ServiceError::UnsealEnvelope(EnvelopeError::NoChallenge { node: 3 }),
+                ErrorKind::Stale,
+            ),
+            (
+                ServiceError::UnsealEnvelope(EnvelopeError::ChallengeMismatch { node: 3 }),
+                ErrorKind::Stale,
+            ),
+            (
+                ServiceError::UnsealEnvelope(EnvelopeError::DoesNotOpen { node: 3 }),
+                ErrorKind::InvalidCiphertext,
+            ),
+            (
+                ServiceError::UnsealEnvelope(EnvelopeError::OtherNode {
+                    made_for: 1,
+                    node: 3,
+                }),
+                ErrorKind::InvalidCiphertext,
+            ),
+            (
+                ServiceError::UnsealEnvelope(EnvelopeError::Malformed("short".into())),
+                ErrorKind::BadRequest,
+            ),
             (
                 ServiceError::Unseal(SealError::KeyFile("truncated".into())),
                 ErrorKind::Internal,

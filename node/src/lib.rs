@@ -27,6 +27,7 @@ pub mod server;
 pub mod sessions;
 pub mod share;
 pub mod store;
+pub mod unseal;
 
 pub use config::NodeConfig;
 pub use error::{ServiceError, StartError};

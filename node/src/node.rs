@@ -11,8 +11,9 @@
 //!
 //! The audit log is opened (and its hash chain verified) first, before the storage key is known: a sealed node
 //! records its unseal attempts. Once the key is known — at start with a key file or a passphrase, or later by
-//! [`NodeRequest::Unseal`] — the node opens the store (whose records must match the digest sealed in its metadata
-//! row: `crate::store`), then checks the log against the store and the audit key derived from the storage key
+//! [`NodeRequest::Unseal`], whose secret arrives encrypted to this node (`crate::unseal`) — the node opens the
+//! store (whose records must match the digest sealed in its metadata row: `crate::store`), then checks the log
+//! against the store and the audit key derived from the storage key
 //! (`AuditLog::check_sealed`: every MAC, the store's audit head present in the log, no entry recording a newer
 //! store generation than the store's, no key-holding store with a log that was missing or empty), and refuses to
 //! serve if any check fails: at start the node exits with the error (naming the file, what is missing and what to
@@ -39,6 +40,7 @@ use crate::{
     seal::{SealError, SealedKeyFile, StorageKey},
     sessions::signing::NonceStore,
     store::{LoadedKey, ShareStore, StoreError},
+    unseal::UnsealPrivateKey,
 };
 
 /// A running node's state.
@@ -49,8 +51,11 @@ pub struct Node {
     pub(crate) unsealed: std::sync::OnceLock<Unsealed>,
     /// How to unseal, for a node that starts sealed.
     pub(crate) seal: SealSetup,
-    /// One unseal attempt at a time (Argon2id takes a moment; a second attempt waits and sees the first's result).
+    /// One unseal attempt (or change of the unseal secret) at a time (Argon2id takes a moment; a second attempt
+    /// waits and sees the first's result).
     pub(crate) unsealing: tokio::sync::Mutex<()>,
+    /// The unseal challenge this node handed out last (single use, in memory only; see `crate::unseal`).
+    pub(crate) challenges: crate::unseal::ChallengeSlot,
     pub(crate) mesh: Mesh,
     pub(crate) nonces: Arc<NonceStore>,
     /// The security officer's pinned key: approvals of reshares onto other holders or thresholds verify with it.
@@ -114,8 +119,16 @@ impl Node {
             )
             .map_err(StartError::AuditLog)?,
         );
+        let unseal_key = config
+            .unseal_key_file
+            .as_deref()
+            .map(UnsealPrivateKey::load)
+            .transpose()
+            .map_err(StartError::UnsealKey)?;
         let seal = SealSetup {
             sealed_key_file: config.sealed_key_file.clone(),
+            unseal_key,
+            passphrase_file: config.passphrase_file.clone(),
             data_dir: config.data_dir.clone(),
             peers: config.peers.clone(),
         };
@@ -160,6 +173,7 @@ impl Node {
             unsealed,
             seal,
             unsealing: tokio::sync::Mutex::new(()),
+            challenges: Default::default(),
             mesh,
             nonces: Arc::new(NonceStore::default()),
             security_officer: config
@@ -242,7 +256,8 @@ impl Node {
         ServiceError::Sealed { node: self.id }
     }
 
-    /// Unseals the node with `passphrase` (a no-op if it is unsealed). A wrong passphrase changes nothing.
+    /// Unseals the node with `passphrase` — its unseal secret, out of an envelope (`crate::unseal`) — (a no-op if
+    /// it is unsealed). A wrong passphrase changes nothing.
     pub(crate) async fn unseal(&self, passphrase: SecretBytes) -> Result<(), ServiceError> {
         let _one_at_a_time = self.unsealing.lock().await;
         if self.unsealed.get().is_some() {
@@ -261,7 +276,7 @@ impl Node {
         let key = match key {
             Ok(key) => key,
             Err(SealError::WrongPassphrase) => {
-                tracing::warn!(node = self.id, "unseal refused: wrong passphrase");
+                tracing::warn!(node = self.id, "unseal refused: wrong unseal secret");
                 return Err(ServiceError::WrongPassphrase { node: self.id });
             }
             Err(e) => return Err(ServiceError::Unseal(e)),
@@ -545,12 +560,19 @@ impl Node {
                         sealed: true,
                     }))
                 }
-                NodeRequest::Unseal { .. } => {}
+                // The change of the unseal secret refuses itself while sealed, using up its challenge.
+                NodeRequest::Unseal { .. }
+                | NodeRequest::UnsealChallenge
+                | NodeRequest::ChangeUnsealSecret { .. } => {}
                 _ => return Err(self.sealed_error()),
             }
         }
         match request {
-            NodeRequest::Unseal { passphrase } => self.unseal_request(passphrase).await,
+            NodeRequest::Unseal { envelope } => self.unseal_request(envelope).await,
+            NodeRequest::UnsealChallenge => self.unseal_challenge(),
+            NodeRequest::ChangeUnsealSecret { envelope } => {
+                self.change_unseal_secret(envelope).await
+            }
             NodeRequest::Status => self.status().await,
             NodeRequest::SetMembership { membership } => self.set_membership(membership).await,
             NodeRequest::GenerateKey { session, key } => self.generate_key(session, key).await,
@@ -702,7 +724,11 @@ fn open_unsealed(
 /// What a sealed node needs to unseal itself.
 pub(crate) struct SealSetup {
     /// `None`: a development key file (never sealed).
-    sealed_key_file: Option<std::path::PathBuf>,
+    pub(crate) sealed_key_file: Option<std::path::PathBuf>,
+    /// The private key unseal envelopes are encrypted to (`unseal_key_file`), if the node has one.
+    pub(crate) unseal_key: Option<UnsealPrivateKey>,
+    /// The passphrase file of unattended starts, if `node.toml` names one (a change of secret leaves it stale).
+    pub(crate) passphrase_file: Option<std::path::PathBuf>,
     data_dir: std::path::PathBuf,
     peers: Vec<crate::config::PeerConfig>,
 }
@@ -747,7 +773,7 @@ mod tests {
         simulator::Simulation,
         SessionId,
     };
-    use vhsm_wire::mesh::MeshMessage;
+    use vhsm_wire::{mesh::MeshMessage, ErrorKind};
 
     use super::*;
     use crate::{
@@ -792,6 +818,7 @@ mod tests {
             storage_key_file: Some(key),
             sealed_key_file: None,
             passphrase_file: None,
+            unseal_key_file: None,
             data_dir: dir.join("data"),
             security_officer_key: None,
             peers: Vec::new(),
@@ -1143,10 +1170,15 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("passphrase"), passphrase).unwrap();
+        let (unseal_key, public) = crate::unseal::generate_key_pair();
+        unseal_key
+            .write_new(&dir.path().join("unseal.key"))
+            .unwrap();
         let mut config = config(dir.path());
         config.storage_key_file = None;
         config.sealed_key_file = Some(sealed);
         config.passphrase_file = Some(dir.path().join("passphrase"));
+        config.unseal_key_file = Some(dir.path().join("unseal.key"));
         {
             let node = open(&config).unwrap();
             assert!(node.unsealed.get().is_some());
@@ -1163,10 +1195,13 @@ mod tests {
         config.passphrase_file = None;
         let node = open(&config).unwrap();
         assert!(node.unsealed.get().is_none());
+        let (challenge, sealed) = challenge(&node).await;
+        assert!(sealed);
+        let envelope = public
+            .seal_unseal(1, &challenge, &SecretBytes::new(passphrase.to_vec()))
+            .unwrap();
         let err = node
-            .audited(NodeRequest::Unseal {
-                passphrase: SecretBytes::new(passphrase.to_vec()),
-            })
+            .audited(NodeRequest::Unseal { envelope })
             .await
             .unwrap_err()
             .to_string();
@@ -1187,6 +1222,232 @@ mod tests {
         assert_eq!(tail.len(), 2);
         assert!(tail.iter().all(|e| e.op == "unseal" && e.mac.is_none()));
         assert!(tail[1].result.starts_with("error"), "{:?}", tail[1]);
+    }
+
+    /// A sealed node (`sealed.key` under `secret`, minimum Argon2id parameters) with an unseal key pair: its
+    /// configuration and the public key the operator pins.
+    fn sealed_node(dir: &Path, secret: &[u8]) -> (NodeConfig, crate::unseal::UnsealPublicKey) {
+        let sealed = dir.join("sealed.key");
+        SealedKeyFile::write_new(
+            &sealed,
+            &StorageKey::generate(),
+            secret,
+            crate::seal::KdfParams::MINIMUM,
+        )
+        .unwrap();
+        let (private, public) = crate::unseal::generate_key_pair();
+        private.write_new(&dir.join("unseal.key")).unwrap();
+        let mut config = config(dir);
+        config.storage_key_file = None;
+        config.sealed_key_file = Some(sealed);
+        config.unseal_key_file = Some(dir.join("unseal.key"));
+        (config, public)
+    }
+
+    /// A fresh unseal challenge of `node`, and whether it says it is sealed.
+    async fn challenge(node: &Node) -> ([u8; 32], bool) {
+        match node.audited(NodeRequest::UnsealChallenge).await.unwrap() {
+            NodeResponse::UnsealChallenge { challenge, sealed } => (challenge, sealed),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The kind of a refusal.
+    async fn refusal(node: &Node, request: NodeRequest) -> (ErrorKind, String) {
+        let e = node.audited(request).await.unwrap_err();
+        (e.kind(), e.to_string())
+    }
+
+    /// The results of the audit entries of `op`, in order.
+    fn results(dir: &Path, op: &str) -> Vec<String> {
+        lines(&audit_path(dir))
+            .iter()
+            .map(|l| serde_json::from_str::<Entry>(l).unwrap())
+            .filter(|e| e.op == op)
+            .map(|e| e.result)
+            .collect()
+    }
+
+    /// Issue 14, item 7: an unseal envelope opens only on its node, with the challenge that node handed out last,
+    /// once; a wrong secret, a replay (also after a restart), an envelope for another node or another key are
+    /// refused with their own kinds, change nothing, and are audited with their outcome — never the secret.
+    #[tokio::test]
+    async fn unseal_envelopes_are_single_use_bound_to_the_node_and_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretBytes::new(b"node one's unseal secret".to_vec());
+        let (config, public) = sealed_node(dir.path(), secret.expose());
+        let node = open(&config).unwrap();
+        assert!(node.unsealed.get().is_none());
+        let unseal = |envelope: &Vec<u8>| NodeRequest::Unseal {
+            envelope: envelope.clone(),
+        };
+
+        // Nothing asked for yet: no challenge outstanding.
+        let early = public.seal_unseal(1, &[0; 32], &secret).unwrap();
+        let (kind, why) = refusal(&node, unseal(&early)).await;
+        assert_eq!(kind, ErrorKind::Stale, "{why}");
+        assert!(why.contains("no unseal challenge outstanding"), "{why}");
+
+        // A wrong secret: PinIncorrect; still sealed; its challenge is used up.
+        let (c, sealed) = challenge(&node).await;
+        assert!(sealed);
+        let wrong = public
+            .seal_unseal(1, &c, &SecretBytes::new(b"not the secret".to_vec()))
+            .unwrap();
+        let (kind, why) = refusal(&node, unseal(&wrong)).await;
+        assert_eq!(kind, ErrorKind::PinIncorrect, "{why}");
+        assert!(why.contains("wrong unseal secret"), "{why}");
+        assert!(node.unsealed.get().is_none());
+        let right_but_used = public.seal_unseal(1, &c, &secret).unwrap();
+        let (kind, _) = refusal(&node, unseal(&right_but_used)).await;
+        assert_eq!(kind, ErrorKind::Stale);
+
+        // Made for node 2 (its key and id): refused, named.
+        let (c, _) = challenge(&node).await;
+        let (_, node2_public) = crate::unseal::generate_key_pair();
+        let for_node_2 = node2_public.seal_unseal(2, &c, &secret).unwrap();
+        let (kind, why) = refusal(&node, unseal(&for_node_2)).await;
+        assert_eq!(kind, ErrorKind::InvalidCiphertext, "{why}");
+        assert!(why.contains("made for node 2, not for node 1"), "{why}");
+        // For node 1's id but another key (not the pinned one): does not open.
+        let (c, _) = challenge(&node).await;
+        let other_key = node2_public.seal_unseal(1, &c, &secret).unwrap();
+        let (kind, why) = refusal(&node, unseal(&other_key)).await;
+        assert_eq!(kind, ErrorKind::InvalidCiphertext, "{why}");
+        assert!(
+            why.contains("does not open with node 1's unseal key"),
+            "{why}"
+        );
+        assert!(node.unsealed.get().is_none());
+
+        // The right secret, answering a fresh challenge: unsealed.
+        let (c, _) = challenge(&node).await;
+        let good = public.seal_unseal(1, &c, &secret).unwrap();
+        node.audited(unseal(&good)).await.unwrap();
+        assert!(node.unsealed.get().is_some());
+        let (_, sealed) = challenge(&node).await;
+        assert!(!sealed);
+        // Replayed: refused (the node's challenge is another one now).
+        let (kind, why) = refusal(&node, unseal(&good)).await;
+        assert_eq!(kind, ErrorKind::Stale, "{why}");
+        assert!(why.contains("another challenge"), "{why}");
+
+        // Restarted: the recorded envelope finds no challenge; the node stays sealed.
+        drop(node);
+        let node = open(&config).unwrap();
+        let (kind, _) = refusal(&node, unseal(&good)).await;
+        assert_eq!(kind, ErrorKind::Stale);
+        assert!(node.unsealed.get().is_none(), "still sealed");
+
+        // Every attempt and its outcome is in the audit log; the secret nowhere.
+        let results = results(dir.path(), "unseal");
+        let expected = [
+            "error Stale",
+            "error PinIncorrect",
+            "error Stale",
+            "error InvalidCiphertext",
+            "error InvalidCiphertext",
+            "ok",
+            "error Stale",
+            "error Stale",
+        ];
+        assert_eq!(results.len(), 2 * expected.len(), "{results:?}");
+        for (pair, outcome) in results.chunks(2).zip(expected) {
+            assert_eq!(pair[0], "attempt", "{results:?}");
+            assert!(pair[1].starts_with(outcome), "{results:?}");
+        }
+        let log = std::fs::read(audit_path(dir.path())).unwrap();
+        assert!(!log.windows(secret.len()).any(|w| w == secret.expose()));
+    }
+
+    /// Issue 14, item 7: the unseal secret changes only with the old one, from an unsealed node, atomically; the
+    /// old one is refused afterwards and the new one unseals, also after a restart.
+    #[tokio::test]
+    async fn a_change_of_the_unseal_secret_needs_the_old_one_and_holds_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SecretBytes::new(b"the old secret".to_vec());
+        let new = SecretBytes::new(b"the new secret".to_vec());
+        let (config, public) = sealed_node(dir.path(), old.expose());
+        let sealed_key = config.sealed_key_file.clone().unwrap();
+        let node = open(&config).unwrap();
+        let change = |envelope: Vec<u8>| NodeRequest::ChangeUnsealSecret { envelope };
+        let unseal = |envelope: Vec<u8>| NodeRequest::Unseal { envelope };
+
+        // Sealed: refused, and the challenge is used up all the same.
+        let (c, _) = challenge(&node).await;
+        let (kind, _) = refusal(
+            &node,
+            change(public.seal_change(1, &c, &old, &new).unwrap()),
+        )
+        .await;
+        assert_eq!(kind, ErrorKind::Sealed);
+        let (kind, _) = refusal(&node, unseal(public.seal_unseal(1, &c, &old).unwrap())).await;
+        assert_eq!(kind, ErrorKind::Stale);
+        let (c, _) = challenge(&node).await;
+        node.audited(unseal(public.seal_unseal(1, &c, &old).unwrap()))
+            .await
+            .unwrap();
+
+        // A wrong old secret: refused, the file untouched.
+        let before = std::fs::read(&sealed_key).unwrap();
+        let (c, _) = challenge(&node).await;
+        let wrong = SecretBytes::new(b"a wrong secret".to_vec());
+        let (kind, _) = refusal(
+            &node,
+            change(public.seal_change(1, &c, &wrong, &new).unwrap()),
+        )
+        .await;
+        assert_eq!(kind, ErrorKind::PinIncorrect);
+        assert_eq!(std::fs::read(&sealed_key).unwrap(), before);
+        // An unseal envelope is not a change.
+        let (c, _) = challenge(&node).await;
+        let (kind, _) = refusal(&node, change(public.seal_unseal(1, &c, &new).unwrap())).await;
+        assert_eq!(kind, ErrorKind::BadRequest);
+        assert_eq!(std::fs::read(&sealed_key).unwrap(), before);
+
+        // The old secret: changed; a replay of the change is refused.
+        let (c, _) = challenge(&node).await;
+        let envelope = public.seal_change(1, &c, &old, &new).unwrap();
+        node.audited(change(envelope.clone())).await.unwrap();
+        let (kind, _) = refusal(&node, change(envelope)).await;
+        assert_eq!(kind, ErrorKind::Stale);
+        assert!(matches!(
+            SealedKeyFile::load(&sealed_key, old.expose()),
+            Err(SealError::WrongPassphrase)
+        ));
+        assert!(SealedKeyFile::load(&sealed_key, new.expose()).is_ok());
+        assert!(node.unsealed.get().is_some(), "still unsealed");
+
+        // Restarted: sealed; the old secret is refused, the new one unseals.
+        drop(node);
+        let node = open(&config).unwrap();
+        assert!(node.unsealed.get().is_none());
+        let (c, _) = challenge(&node).await;
+        let (kind, _) = refusal(&node, unseal(public.seal_unseal(1, &c, &old).unwrap())).await;
+        assert_eq!(kind, ErrorKind::PinIncorrect);
+        let (c, _) = challenge(&node).await;
+        node.audited(unseal(public.seal_unseal(1, &c, &new).unwrap()))
+            .await
+            .unwrap();
+        assert!(node.unsealed.get().is_some());
+
+        // Audited: the sealed refusal, the wrong one, the mistaken envelope, the change, its replay.
+        let results = results(dir.path(), "change-unseal-secret");
+        let outcomes: Vec<&String> = results.iter().skip(1).step_by(2).collect();
+        assert_eq!(results.len(), 10, "{results:?}");
+        for (got, expected) in outcomes.iter().zip([
+            "error Sealed",
+            "error PinIncorrect",
+            "error BadRequest",
+            "ok",
+            "error Stale",
+        ]) {
+            assert!(got.starts_with(expected), "{results:?}");
+        }
+        let log = std::fs::read(audit_path(dir.path())).unwrap();
+        for secret in [&old, &new] {
+            assert!(!log.windows(secret.len()).any(|w| w == secret.expose()));
+        }
     }
 
     #[tokio::test]

@@ -23,10 +23,13 @@
 //! The storage key is 32 random bytes made once by `vhsm init`. It is kept in one of two files:
 //!
 //! - a **sealed key file** (`vhsm init --seal`, the production mode): the storage key wrapped with AES-256-GCM
-//!   under a key-encryption key derived from the operator's passphrase with Argon2id ([`SealedKeyFile`]). The node
-//!   starts sealed and opens its store only once it is given the passphrase (`vhsm node unseal`, a passphrase file
-//!   named in `node.toml`, or `VHSM_NODE_PASSPHRASE`). A wrong passphrase fails the AEAD check and changes nothing.
-//!   Because the storage key is random and only wrapped, a passphrase change rewraps 48 bytes and reseals no record.
+//!   under a key-encryption key derived with Argon2id from the node's own unseal secret — random, one per node, kept
+//!   on the operator's side — or a passphrase the operator set later ([`SealedKeyFile`]). The node starts sealed and
+//!   opens its store only once it is given the secret (`vhsm node unseal`, which sends it encrypted to this node
+//!   only: `crate::unseal`; a passphrase file named in `node.toml`; or `VHSM_NODE_PASSPHRASE`). A wrong secret
+//!   fails the AEAD check and changes nothing. Because the storage key is random and only wrapped, a change of
+//!   secret ([`SealedKeyFile::change_passphrase`], `vhsm node change-passphrase`) rewraps 48 bytes, replaces the
+//!   file atomically and reseals no record.
 //! - a **development key file** (64 hex digits, mode 0600, beside the data; what `vhsm up` uses): anyone who reads
 //!   the node's directory can open its records. The node says so loudly at every start.
 //!
@@ -351,6 +354,77 @@ impl SealedKeyFile {
             other => other,
         })
     }
+
+    /// The Argon2id parameters a sealed key file names (not checked against the bounds: [`Self::unwrap`] does).
+    fn params(file: &[u8]) -> Option<KdfParams> {
+        let word = |i: usize| -> Option<u32> {
+            let bytes = file.get(17 + i * 4..21 + i * 4)?;
+            let mut b = [0u8; 4];
+            b.copy_from_slice(bytes);
+            Some(u32::from_be_bytes(b))
+        };
+        Some(KdfParams {
+            m_cost: word(0)?,
+            t_cost: word(1)?,
+            p_cost: word(2)?,
+        })
+    }
+
+    /// The same storage key, wrapped under `new` instead of `old` (fresh salt and nonce, the file's own Argon2id
+    /// parameters): a wrong `old` is [`SealError::WrongPassphrase`].
+    pub fn rewrap(file: &[u8], old: &[u8], new: &[u8]) -> Result<Vec<u8>, SealError> {
+        let key = Self::unwrap(file, old)?;
+        let params = Self::params(file)
+            .ok_or_else(|| SealError::KeyFile("not a sealed key file: truncated".into()))?;
+        Self::wrap(&key, new, params)
+    }
+
+    /// Changes the passphrase of the sealed key file at `path` from `old` to `new`: the new file is written beside
+    /// it (`NAME.tmp`, mode 0600), synced, renamed over it, and the directory synced — so a crash at any point
+    /// leaves either the old file or the new one, each opening with its own passphrase. A wrong `old` is
+    /// [`SealError::WrongPassphrase`] and changes nothing.
+    pub fn change_passphrase(path: &Path, old: &[u8], new: &[u8]) -> Result<(), SealError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| SealError::KeyFile(format!("cannot read {}: {e}", path.display())))?;
+        let rewrapped = Self::rewrap(&bytes, old, new).map_err(|e| match e {
+            SealError::KeyFile(why) => SealError::KeyFile(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
+        replace_private_file(path, &rewrapped)
+            .map_err(|e| SealError::KeyFile(format!("cannot replace {}: {e}", path.display())))
+    }
+}
+
+/// Replaces `path` atomically with `contents` (mode 0600): a temporary file beside it (`NAME.tmp`, any stale one
+/// removed first), synced, renamed over `path`, then the directory synced so that the rename is durable.
+pub fn replace_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    write_private_file(&tmp, contents)?;
+    std::fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
+/// Syncs the directory holding `path` (after a rename or a new file in it), where the OS allows it.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Creates `path` readable and writable by its owner only (mode 0600), writes `contents` and syncs it. Refuses to
@@ -727,6 +801,35 @@ mod tests {
         let err = SealedKeyFile::unwrap(&weak, b"correct horse").unwrap_err();
         assert!(err.to_string().contains("minimum"), "{err}");
         assert!(SealedKeyFile::wrap(&key, b"", KdfParams::MINIMUM).is_err());
+    }
+
+    #[test]
+    fn a_passphrase_change_rewraps_the_same_key_and_a_wrong_old_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sealed.key");
+        let key = StorageKey::generate();
+        SealedKeyFile::write_new(&path, &key, b"old secret", KdfParams::MINIMUM).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            SealedKeyFile::change_passphrase(&path, b"not it", b"new secret"),
+            Err(SealError::WrongPassphrase)
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing changed");
+        SealedKeyFile::change_passphrase(&path, b"old secret", b"new secret").unwrap();
+        assert!(matches!(
+            SealedKeyFile::load(&path, b"old secret"),
+            Err(SealError::WrongPassphrase)
+        ));
+        assert_eq!(SealedKeyFile::load(&path, b"new secret").unwrap().0, key.0);
+        let after = std::fs::read(&path).unwrap();
+        assert_eq!(SealedKeyFile::params(&after), Some(KdfParams::MINIMUM));
+        assert!(!dir.path().join("sealed.key.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -167,12 +167,14 @@ pub enum ClientRequest {
         /// (a key not yet on every member, a member left out, a holder being repaired).
         approval: Option<ChangeApproval>,
     },
-    /// Security officer: unseal a sealed node with the operator's passphrase (passed on to the node, never kept).
+    /// Security officer: unseal a sealed node. `envelope` is the node's unseal secret encrypted by the operator's
+    /// CLI to the node's own unseal key (HPKE), answering the node's challenge ([`ClientRequest::UnsealChallenge`]);
+    /// the coordinator passes it on unchanged and never sees the secret.
     UnsealNode {
         /// The node.
         node: NodeId,
-        /// The passphrase.
-        passphrase: SecretBytes,
+        /// The HPKE envelope for the node.
+        envelope: Vec<u8>,
     },
     /// Security officer: a backup of one node ([`ClientResponse::Backup`]).
     BackupNode {
@@ -193,6 +195,21 @@ pub enum ClientRequest {
         node: NodeId,
         /// The first line wanted (0-based).
         from_line: u64,
+    },
+    /// Security officer: a fresh single-use challenge from node `node`, for the next unseal envelope
+    /// ([`ClientResponse::UnsealChallenge`]).
+    UnsealChallenge {
+        /// The node.
+        node: NodeId,
+    },
+    /// Security officer: change node `node`'s unseal secret. `envelope` carries the secret in force and the new one,
+    /// encrypted by the operator's CLI to the node's unseal key (HPKE), answering the node's challenge; the
+    /// coordinator passes it on unchanged.
+    ChangeUnsealSecret {
+        /// The node.
+        node: NodeId,
+        /// The HPKE envelope for the node.
+        envelope: Vec<u8>,
     },
 }
 
@@ -228,6 +245,8 @@ impl ClientRequest {
             ClientRequest::UnsealNode { .. } => "unseal-node",
             ClientRequest::BackupNode { .. } => "backup-node",
             ClientRequest::RestoreNode { .. } => "restore-node",
+            ClientRequest::UnsealChallenge { .. } => "unseal-challenge",
+            ClientRequest::ChangeUnsealSecret { .. } => "change-unseal-secret",
         }
     }
 }
@@ -278,6 +297,13 @@ pub enum ClientResponse {
     Audit(AuditPage),
     /// The request failed.
     Error(WireError),
+    /// Answer to `UnsealChallenge`: the node's challenge, as the node gave it.
+    UnsealChallenge {
+        /// The challenge (random; single use).
+        challenge: [u8; 32],
+        /// Whether the node says it is sealed.
+        sealed: bool,
+    },
 }
 
 /// A node's answer to `Status`.

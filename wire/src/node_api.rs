@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use vhsm_core::{
-    ChangeApproval, KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, SecretBytes,
-    StoredObject,
+    ChangeApproval, KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, StoredObject,
 };
 use vhsm_protocols::{
     frost::{
@@ -253,11 +252,15 @@ pub enum NodeRequest {
         /// for a blob without one (version 1) and for an encryption.
         receipt: Vec<u8>,
     },
-    /// Unseal a sealed node: its storage key is unwrapped with a key derived from `passphrase` (Argon2id). A wrong
-    /// passphrase is refused (`PinIncorrect`) and changes nothing. Unsealing an unsealed node is a no-op.
+    /// Unseal a sealed node. `envelope` is the node's unseal secret encrypted to the node's own unseal key by the
+    /// operator's CLI (HPKE, RFC 9180; the node's `unseal` module has the format), answering the challenge the node
+    /// handed out last ([`NodeRequest::UnsealChallenge`]): the coordinator relays it and never sees the secret.
+    /// The node takes its challenge out at the first envelope, right or wrong: a replayed or stale envelope is
+    /// refused (`Stale`), one made for another node or altered does not open (`InvalidCiphertext`), a wrong
+    /// secret is refused (`PinIncorrect`); each changes nothing. Unsealing an unsealed node is a no-op.
     Unseal {
-        /// The operator's passphrase.
-        passphrase: SecretBytes,
+        /// The HPKE envelope (header ‖ encapsulated key ‖ ciphertext).
+        envelope: Vec<u8>,
     },
     /// Write a backup of this node's keys, shares, objects and membership: [`NodeResponse::Backup`].
     Backup,
@@ -297,6 +300,19 @@ pub enum NodeRequest {
         /// At most this many lines.
         max_lines: u32,
     },
+    /// A fresh single-use challenge for the next unseal envelope ([`NodeResponse::UnsealChallenge`]); it replaces
+    /// any challenge the node handed out before and lives in its memory only. Answered sealed or not. Not recorded
+    /// in the audit log (it changes nothing on disk; the envelope that answers it is recorded).
+    UnsealChallenge,
+    /// Change a node's unseal secret: `envelope` (as for [`NodeRequest::Unseal`], answering a fresh challenge)
+    /// carries the secret in force and the new one. The node checks the old one against its sealed key file and
+    /// replaces the file atomically with the storage key wrapped under the new one; a wrong old secret is refused
+    /// (`PinIncorrect`) and changes nothing. Refused while the node is sealed (`Sealed`: a sealed node cannot
+    /// MAC the entry recording the change; unseal it first) — after using up the challenge all the same.
+    ChangeUnsealSecret {
+        /// The HPKE envelope (header ‖ encapsulated key ‖ ciphertext).
+        envelope: Vec<u8>,
+    },
 }
 
 impl NodeRequest {
@@ -309,6 +325,7 @@ impl NodeRequest {
             | NodeRequest::ListObjects
             | NodeRequest::ListStaged
             | NodeRequest::AuditLog { .. }
+            | NodeRequest::UnsealChallenge
             | NodeRequest::OnBehalf { .. }
             | NodeRequest::Batch(_) => return None,
             NodeRequest::GenerateKey { .. } => "generate",
@@ -329,6 +346,7 @@ impl NodeRequest {
             NodeRequest::LoginFailed { .. } => "login-failed",
             NodeRequest::SetKeyState { .. } => "set-key-state",
             NodeRequest::Unseal { .. } => "unseal",
+            NodeRequest::ChangeUnsealSecret { .. } => "change-unseal-secret",
             NodeRequest::Backup => "backup",
             NodeRequest::Restore { .. } => "restore",
         })
@@ -413,6 +431,13 @@ pub enum NodeResponse {
         partial: PartialEvaluation,
         /// The receipt partial, for the blob.
         receipt: ReceiptPartial,
+    },
+    /// Answer to `UnsealChallenge`.
+    UnsealChallenge {
+        /// The challenge the next envelope must answer (random; single use).
+        challenge: [u8; 32],
+        /// Whether the node is sealed now.
+        sealed: bool,
     },
 }
 

@@ -1,6 +1,6 @@
 //! The security officer's cluster operations: membership, unseal, backup and restore, audit logs.
 
-use vhsm_core::{ChangeApproval, NodeId, SecretBytes};
+use vhsm_core::{ChangeApproval, NodeId};
 use vhsm_wire::{
     client_api::ClientResponse,
     node_api::{NodeRequest, NodeResponse},
@@ -83,22 +83,56 @@ impl Coordinator {
         }
     }
 
-    /// `UnsealNode`: passes the operator's passphrase to a sealed node (never kept here). Security officer.
+    /// `UnsealChallenge`: a fresh challenge from the node, for the operator's next envelope. Security officer.
+    pub(crate) async fn unseal_challenge(
+        &self,
+        session: &ClientSession,
+        nodes: &NodePool,
+        node: NodeId,
+    ) -> Result<ClientResponse, Error> {
+        session.require_security_officer()?;
+        let (challenge, sealed) = crate::node_backup::unseal_challenge(nodes, node).await?;
+        Ok(ClientResponse::UnsealChallenge { challenge, sealed })
+    }
+
+    /// `UnsealNode`: relays the operator's envelope to a sealed node. The envelope is the node's secret encrypted
+    /// to the node's own key: the coordinator cannot read it. Security officer.
     pub(crate) async fn unseal_node(
         &self,
         session: &ClientSession,
         nodes: &NodePool,
         node: NodeId,
-        passphrase: SecretBytes,
+        envelope: Vec<u8>,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
         session.require_security_officer()?;
         tracing::warn!(%client, node, "security officer unseals a node");
-        crate::node_backup::unseal(nodes, node, passphrase)
+        crate::node_backup::unseal(nodes, node, envelope)
             .await
             .inspect_err(|e| tracing::warn!(%client, node, error = %e, "node not unsealed"))?;
         // Learn the keys the node holds now that it can say.
         self.registry.refresh(nodes).await;
+        Ok(ClientResponse::Ok)
+    }
+
+    /// `ChangeUnsealSecret`: relays the operator's envelope (old and new secret, encrypted to the node) to the
+    /// node. Security officer.
+    pub(crate) async fn change_unseal_secret(
+        &self,
+        session: &ClientSession,
+        nodes: &NodePool,
+        node: NodeId,
+        envelope: Vec<u8>,
+    ) -> Result<ClientResponse, Error> {
+        let client = session.client.as_str();
+        session.require_security_officer()?;
+        tracing::warn!(%client, node, "security officer changes a node's unseal secret");
+        crate::node_backup::change_unseal_secret(nodes, node, envelope)
+            .await
+            .inspect_err(
+                |e| tracing::warn!(%client, node, error = %e, "unseal secret not changed"),
+            )?;
+        tracing::warn!(%client, node, "node's unseal secret CHANGED");
         Ok(ClientResponse::Ok)
     }
 

@@ -518,10 +518,43 @@ impl NodePool {
                 reason: "not a node of this cluster".into(),
             });
         };
+        let result = match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
+            Ok(Err((reason, reused))) if reused && repeatable(request) => {
+                // A connection kept from before may be to a process that has since restarted (QUIC notices a
+                // dead peer only at its next packet): forget it and ask once more on a fresh one.
+                tracing::debug!(node, %reason, "request failed on a kept connection; retrying on a new one");
+                if let Some(conn) = link.connection.lock().await.take() {
+                    conn.close("stale");
+                }
+                match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
+                    Ok(r) => r.map_err(|(reason, _)| reason),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                }
+            }
+            Ok(r) => r.map_err(|(reason, _)| reason),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        };
+        self.settle(node, &link, request, result).await
+    }
+
+    /// One try of `request` on node `node`'s connection; on failure, why and whether the connection was one kept
+    /// from before (not made for this try).
+    async fn attempt(
+        &self,
+        node: NodeId,
+        link: &Link,
+        request: &NodeRequest,
+    ) -> Result<NodeResponse, (String, bool)> {
+        let reused = link
+            .connection
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|c| c.is_open());
         let attempt = async {
-            let conn = self.connection(node, &link).await?;
+            let conn = self.connection(node, link).await?;
             if !matches!(request, NodeRequest::SetMembership { .. }) {
-                self.deliver_membership(node, &link, &conn).await?;
+                self.deliver_membership(node, link, &conn).await?;
             }
             // For the nodes' audit logs: who asked (see `crate::audit`).
             let wrapped = self
@@ -538,25 +571,32 @@ impl NodePool {
                 .await
                 .map_err(|e| e.0)
         };
-        let result = match tokio::time::timeout(timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {timeout:?}")),
-        };
+        attempt.await.map_err(|reason| (reason, reused))
+    }
+
+    /// Turns a call's outcome into its answer, marking the node's health.
+    async fn settle(
+        &self,
+        node: NodeId,
+        link: &Link,
+        request: &NodeRequest,
+        result: Result<NodeResponse, String>,
+    ) -> Result<NodeResponse, NodeCallError> {
         match result {
             // A sealed node is not at fault: it is unavailable until an operator unseals it.
             Ok(NodeResponse::Error(error)) if error.kind == ErrorKind::Sealed => {
-                Self::mark(&link, Some(error.message.clone()));
+                Self::mark(link, Some(error.message.clone()));
                 Err(NodeCallError::Unreachable {
                     node,
                     reason: error.message,
                 })
             }
             Ok(NodeResponse::Error(error)) => {
-                Self::mark(&link, None);
+                Self::mark(link, None);
                 Err(NodeCallError::Refused { node, error })
             }
             Ok(response) => {
-                Self::mark(&link, None);
+                Self::mark(link, None);
                 if let (NodeRequest::SetMembership { membership }, NodeResponse::Ok) =
                     (request, &response)
                 {
@@ -569,7 +609,7 @@ impl NodePool {
                 if let Some(conn) = link.connection.lock().await.take() {
                     conn.close("unresponsive");
                 }
-                Self::mark(&link, Some(reason.clone()));
+                Self::mark(link, Some(reason.clone()));
                 Err(NodeCallError::Unreachable { node, reason })
             }
         }
@@ -588,4 +628,18 @@ impl NodePool {
         });
         futures_util::future::join_all(calls).await
     }
+}
+
+/// Whether `request` may be sent again after it failed on a connection that turned out to be dead: it reads, or
+/// its repetition does no harm (a new unseal challenge replaces one the caller never received).
+fn repeatable(request: &NodeRequest) -> bool {
+    matches!(
+        request,
+        NodeRequest::Status
+            | NodeRequest::ListKeys
+            | NodeRequest::ListStaged
+            | NodeRequest::ListObjects
+            | NodeRequest::AuditLog { .. }
+            | NodeRequest::UnsealChallenge
+    )
 }

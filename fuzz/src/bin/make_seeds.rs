@@ -27,6 +27,7 @@ use vhsm_node::{
     seal::{seal, seal_bound, KdfParams, RecordKind, SealedKeyFile, Subject},
     share::KeyShare,
     store::ShareStore,
+    unseal::generate_key_pair,
 };
 use vhsm_protocols::{
     ecdsa::{EcdsaCurve, EcdsaDkg, EcdsaKeyShare, EcdsaMessage, EcdsaSignature},
@@ -241,6 +242,12 @@ fn main() {
         destroyed: false,
         attributes: vec![(0, vec![1, 0, 0, 0, 0, 0, 0, 0]), (0x11, b"certificate".to_vec())],
     };
+    // Real unseal envelopes (to a key made here; node 2; challenge 05…05).
+    let (_, unseal_public) = generate_key_pair();
+    let unseal_secret = SecretBytes::new(b"ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567".to_vec());
+    let new_secret = SecretBytes::new(b"a passphrase of my own".to_vec());
+    let unseal_envelope = unseal_public.seal_unseal(2, &[5; 32], &unseal_secret).unwrap();
+    let change_envelope = unseal_public.seal_change(2, &[5; 32], &unseal_secret, &new_secret).unwrap();
     let node_status = NodeStatus { node_id: 1, version: "0.1.0".into(), keys: 3, banned: vec![3], sealed: false };
     let audit = AuditPage {
         node: 1,
@@ -308,10 +315,12 @@ fn main() {
         ("remove_node", ClientRequest::RemoveNode { id: 4, threshold: Some(2), approval: Some(approval(&[1, 2, 3], 2)) }),
         ("set_threshold", ClientRequest::SetThreshold { threshold: 3, approval: None }),
         ("reshare_key", ClientRequest::ReshareKey { key_id: frost_key, avoid_dealers: vec![2], leave_out: vec![3], approval: Some(approval(&[1, 2], 2)) }),
-        ("unseal_node", ClientRequest::UnsealNode { node: 2, passphrase: SecretBytes::new(b"passphrase".to_vec()) }),
+        ("unseal_node", ClientRequest::UnsealNode { node: 2, envelope: unseal_envelope.clone() }),
         ("backup_node", ClientRequest::BackupNode { node: 1 }),
         ("restore_node", ClientRequest::RestoreNode { node: 1, backup: backup.clone() }),
         ("audit_log", ClientRequest::AuditLog { node: 1, from_line: 300 }),
+        ("unseal_challenge", ClientRequest::UnsealChallenge { node: 2 }),
+        ("change_unseal_secret", ClientRequest::ChangeUnsealSecret { node: 2, envelope: change_envelope.clone() }),
     ];
     for (name, r) in &requests {
         s.frame(t, name, r);
@@ -358,6 +367,7 @@ fn main() {
         ("signature", ClientResponse::Signature { signature: vec![9; 64], signers: vec![1, 2] }),
         ("audit", ClientResponse::Audit(audit.clone())),
         ("error", ClientResponse::Error(error.clone())),
+        ("unseal_challenge", ClientResponse::UnsealChallenge { challenge: [5; 32], sealed: true }),
     ];
     for (name, r) in &responses {
         s.frame(t, name, r);
@@ -412,7 +422,7 @@ fn main() {
                 receipt: CiphertextBlob::parse(&blob).unwrap().receipt,
             },
         ),
-        ("unseal", NodeRequest::Unseal { passphrase: SecretBytes::new(b"passphrase".to_vec()) }),
+        ("unseal", NodeRequest::Unseal { envelope: unseal_envelope.clone() }),
         ("backup", NodeRequest::Backup),
         ("restore", NodeRequest::Restore { backup: backup.clone(), keys: vec![frost_key] }),
         (
@@ -444,6 +454,8 @@ fn main() {
         ),
         ("login_failed", NodeRequest::LoginFailed { user: PinUser::SecurityOfficer, error: "wrong PIN".into() }),
         ("audit_log", NodeRequest::AuditLog { from_line: 10, max_lines: 2000 }),
+        ("unseal_challenge", NodeRequest::UnsealChallenge),
+        ("change_unseal_secret", NodeRequest::ChangeUnsealSecret { envelope: change_envelope.clone() }),
     ];
     for (name, r) in &requests {
         s.frame(t, name, r);
@@ -537,6 +549,23 @@ fn main() {
     }
     let signature = EcdsaSignature { r: [1; 32], s: [2; 32] };
     s.selected(t, "9_ecdsa_signature", 9, &signature.to_bytes());
+
+    // --- unseal_envelope (the target makes its own key pair: these envelopes reach its header checks, and the
+    // `0xff` inputs its seal/open round trip)
+    let t = "unseal_envelope";
+    s.put(t, "envelope_node_2", &unseal_envelope);
+    s.put(t, "change_node_2", &change_envelope);
+    let mut for_node_1 = unseal_public.seal_unseal(1, &[7; 32], &unseal_secret).unwrap();
+    s.put(t, "envelope_node_1_other_key", &for_node_1);
+    for_node_1[4] ^= 1;
+    s.put(t, "envelope_node_1_other_challenge", &for_node_1);
+    let mut round_trip = vec![0xff, 0, 0x01, 0x23, 0, 0];
+    round_trip.extend_from_slice(unseal_secret.expose());
+    s.put(t, "round_trip_unseal", &round_trip);
+    let mut round_trip = vec![0xff, 1, 0x02, 0x34, 0, 39];
+    round_trip.extend_from_slice(unseal_secret.expose());
+    round_trip.extend_from_slice(new_secret.expose());
+    s.put(t, "round_trip_change", &round_trip);
 
     // --- ciphertext_blob
     let t = "ciphertext_blob";
