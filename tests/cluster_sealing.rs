@@ -274,3 +274,67 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
         "node 3 keeps only the tombstone"
     );
 }
+
+/// Issue 14, item 11: the nodes check the PINs, and a sealed node cannot (its counters are in its sealed store), so
+/// nobody can log in while fewer than t nodes are unsealed. Until then the operator unseals with the passphrase
+/// alone (which each node checks); from t unsealed nodes on, unsealing is the security officer's again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_starts_sealed_is_unsealed_with_the_passphrase_until_t_nodes_check_pins() {
+    use vhsm_client::ClientError;
+    use vhsm_core::{PinUser, SecretBytes};
+    use vhsm_wire::ErrorKind;
+    let kind = |e: &ClientError| match e {
+        ClientError::Service(w) => Some(w.kind),
+        _ => None,
+    };
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &env());
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.start_coordinator();
+    cluster.wait_all_reachable().await;
+    for id in 1..=3 {
+        wait_sealed(&cluster, id, true).await;
+    }
+    let anonymous = cluster.anonymous_client().await;
+    let e = anonymous
+        .login(PinUser::User, cluster.user_pin().trim().as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&e), Some(ErrorKind::Unavailable), "{e}");
+
+    // Node 1 by the CLI, node 2 by a client that is not logged in: the passphrase is checked by each node.
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "1"], &env());
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("the passphrase alone"), "{err}");
+    let e = anonymous
+        .unseal_node(2, SecretBytes::new(b"not the passphrase".to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&e), Some(ErrorKind::PinIncorrect), "{e}");
+    anonymous
+        .unseal_node(2, SecretBytes::new(PASSPHRASE.as_bytes().to_vec()))
+        .await
+        .unwrap();
+    wait_sealed(&cluster, 2, false).await;
+
+    // Two nodes check PINs now: logins work, and unsealing is the security officer's again.
+    let e = anonymous
+        .unseal_node(3, SecretBytes::new(PASSPHRASE.as_bytes().to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&e), Some(ErrorKind::NotLoggedIn), "{e}");
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "3"], &env());
+    assert!(ok, "{out}\n{err}");
+    assert!(!err.contains("the passphrase alone"), "{err}");
+    wait_sealed(&cluster, 3, false).await;
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::Ed25519, "unsealed")
+        .await
+        .unwrap();
+    let (signature, _) = sign_with_retries(&client, key.id, b"all unsealed")
+        .await
+        .unwrap();
+    assert!(verify_ed25519(&key.public_key, b"all unsealed", &signature));
+}

@@ -9,9 +9,10 @@ use anyhow::{bail, Context};
 use rand_core::{OsRng, RngCore};
 use vhsm_client::ClientConfig;
 use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
-use vhsm_coordinator::token::{hash_pin, TokenConfig};
+use vhsm_coordinator::token::TokenConfig;
 use vhsm_node::{
-    config::{NodeConfig, PeerConfig},
+    config::{NodeConfig, PeerConfig, PinConfig, DEFAULT_MAX_PIN_FAILURES},
+    pins::hash_pin,
     seal::{write_private_file, KdfParams, SealedKeyFile, StorageKey},
 };
 use vhsm_wire::{pki::ClusterCa, Role};
@@ -132,18 +133,24 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
     write_private(&ca_dir.join("ca.key"), ca.key_pem().as_bytes())?;
 
     let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
-    for node in &nodes {
-        write_node_storage(layout, &ca, node, &nodes, options.seal.as_deref())?;
-    }
-
-    let dir = layout.coordinator_dir();
-    std::fs::create_dir_all(&dir)?;
-    write_member_identity(&dir, &ca, &Role::Coordinator, "coordinator")?;
+    // The PINs are checked by the nodes: every node gets their hashes (the same), the coordinator none.
     let user_pin = match &options.user_pin {
         Some(pin) => Zeroizing::new(pin.clone()),
         None => random_pin(8),
     };
     let so_pin = random_pin(16);
+    let pins = PinConfig {
+        user_pin_hash: hash_pin(user_pin.as_bytes()).map_err(anyhow::Error::msg)?,
+        so_pin_hash: hash_pin(so_pin.as_bytes()).map_err(anyhow::Error::msg)?,
+        max_pin_failures: DEFAULT_MAX_PIN_FAILURES,
+    };
+    for node in &nodes {
+        write_node_storage(layout, &ca, node, &nodes, &pins, options.seal.as_deref())?;
+    }
+
+    let dir = layout.coordinator_dir();
+    std::fs::create_dir_all(&dir)?;
+    write_member_identity(&dir, &ca, &Role::Coordinator, "coordinator")?;
     let mut serial = [0u8; 8];
     OsRng.fill_bytes(&mut serial);
     let config = CoordinatorConfig {
@@ -153,13 +160,7 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
         key: "coordinator.key".into(),
         threshold: options.threshold,
         nodes: nodes.clone(),
-        token: TokenConfig {
-            label: "vHSM".into(),
-            serial: hex::encode(serial),
-            user_pin_hash: hash_pin(user_pin.as_bytes()).map_err(anyhow::Error::msg)?,
-            so_pin_hash: hash_pin(so_pin.as_bytes()).map_err(anyhow::Error::msg)?,
-            max_pin_failures: 5,
-        },
+        token: TokenConfig::new("vHSM", hex::encode(serial)),
     };
     config.check().map_err(anyhow::Error::msg)?;
     write_toml(&layout.coordinator_config(), header, &config)?;
@@ -193,14 +194,16 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
 
 /// Writes node `node`'s directory: its certificate and TLS key issued by `ca` (the CA's own key stays where it
 /// is), a new development storage key, an empty data directory, and `node.toml` with `members` (every node of
-/// the cluster, `node` included or not) as its peers. Refuses to overwrite a node's key files.
+/// the cluster, `node` included or not) as its peers and `pins` (the token's PIN hashes) as its `[token]`.
+/// Refuses to overwrite a node's key files.
 pub fn write_node(
     layout: &Layout,
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
+    pins: &PinConfig,
 ) -> anyhow::Result<()> {
-    write_node_storage(layout, ca, node, members, None)
+    write_node_storage(layout, ca, node, members, pins, None)
 }
 
 /// Like [`write_node`]; with `passphrase`, the storage key is written wrapped under it (`sealed.key`, Argon2id
@@ -210,6 +213,7 @@ pub fn write_node_storage(
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
+    pins: &PinConfig,
     passphrase: Option<&vhsm_core::SecretBytes>,
 ) -> anyhow::Result<()> {
     let header =
@@ -262,12 +266,16 @@ pub fn write_node_storage(
                 address: p.address.clone(),
             })
             .collect(),
+        token: Some(pins.clone()),
         #[cfg(feature = "fault-injection")]
         fault_injection: Default::default(),
     };
     write_toml(
         &layout.node_config(node.id),
-        &format!("{header}\n{note}"),
+        &format!(
+            "{header}\n{note}# [token]: Argon2id hashes of the token's PINs, the same on every node. This node checks \
+             every login's PIN against them and counts the failures in its sealed store.\n"
+        ),
         &config,
     )
 }
@@ -306,7 +314,8 @@ pub fn describe(layout: &Layout, cluster: &ClusterFile) -> String {
         layout.ca_dir().join("ca.key").display()
     ));
     out.push_str(&format!(
-        "  token PINs   {} (user), {} (security officer): the CLI logs in with the user PIN from there\n",
+        "  token PINs   {} (user), {} (security officer): the CLI logs in with the user PIN from there; the \
+         nodes check them (their Argon2id hashes are in each node.toml)\n",
         layout.client_dir().join("user.pin").display(),
         layout.client_dir().join("so.pin").display()
     ));

@@ -1,4 +1,6 @@
-//! `vhsm node unseal|backup|restore` (the security officer's), and reading an operator passphrase.
+//! `vhsm node unseal|backup|restore` (the security officer's), and reading an operator passphrase. While too few
+//! nodes are unsealed for the security officer to log in (the nodes check PINs; a sealed node cannot), `vhsm node
+//! unseal` unseals with the passphrase alone.
 //!
 //! A passphrase comes from, in this order: `--passphrase-file F` (its first line), the environment variable
 //! `VHSM_NODE_PASSPHRASE` (for automation), or a prompt on the terminal that does not echo. It is held in
@@ -16,7 +18,10 @@ use vhsm_node::node::{trim_passphrase, PASSPHRASE_ENV};
 use vhsm_wire::NodeId;
 use zeroize::Zeroizing;
 
-use super::{layout::Layout, membership::connect_security_officer};
+use vhsm_client::{Client, ClientError};
+use vhsm_wire::ErrorKind;
+
+use super::{keys::connect, layout::Layout, membership::connect_security_officer};
 
 /// Reads the operator's passphrase (see the module documentation). `confirm`: on a terminal, ask twice (for a new
 /// passphrase).
@@ -75,7 +80,7 @@ pub async fn unseal(
     json: bool,
 ) -> anyhow::Result<()> {
     let passphrase = read_passphrase(passphrase_file, false)?;
-    let client = connect_security_officer(layout).await?;
+    let client = connect_to_unseal(layout).await?;
     client
         .unseal_node(node, passphrase)
         .await
@@ -86,6 +91,28 @@ pub async fn unseal(
         println!("node {node} unsealed: it serves again");
     }
     Ok(())
+}
+
+/// A connection to unseal a node with: logged in as the security officer; or, while too few nodes are unsealed to
+/// check a PIN (the login is `Unavailable`: the nodes check PINs, and a sealed node cannot), not logged in — the
+/// coordinator then takes the passphrase, which the node checks, as the only authorisation there can be.
+async fn connect_to_unseal(layout: &Layout) -> anyhow::Result<Client> {
+    match connect_security_officer(layout).await {
+        Ok(client) => Ok(client),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<ClientError>(),
+                Some(ClientError::Service(w)) if w.kind == ErrorKind::Unavailable
+            ) =>
+        {
+            eprintln!(
+                "note: the security officer cannot log in yet ({e:#}); too few nodes are unsealed to check a PIN, so \
+                 the passphrase alone unseals this node"
+            );
+            connect(layout).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `vhsm node backup ID --out F`.

@@ -84,8 +84,19 @@ impl Coordinator {
         passphrase: SecretBytes,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
-        session.require_security_officer()?;
-        tracing::warn!(%client, node, "security officer unseals a node");
+        if session.logged_in() == Some(vhsm_core::PinUser::SecurityOfficer) {
+            tracing::warn!(%client, node, "security officer unseals a node");
+        } else {
+            // Nobody can log in while fewer than t nodes can check a PIN (a sealed node cannot: its counters are in
+            // its sealed store). Until then the passphrase, which the node checks, is the only authorisation there
+            // can be: without it a cluster whose nodes all start sealed could never be unsealed.
+            let threshold = usize::from(nodes.membership().threshold);
+            let checkers = crate::token::pin_state(nodes).await.reports;
+            if checkers >= threshold {
+                session.require_security_officer()?;
+            }
+            tracing::warn!(%client, node, checkers, threshold, "a node is unsealed without a security officer login: too few nodes are unsealed to check a PIN; the node checks the passphrase");
+        }
         crate::node_backup::unseal(nodes, node, passphrase)
             .await
             .inspect_err(|e| tracing::warn!(%client, node, error = %e, "node not unsealed"))?;
