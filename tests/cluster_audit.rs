@@ -120,12 +120,27 @@ async fn audit_log_records_verifies_names_a_flipped_entry_and_fails_closed() {
     assert!(ok);
     assert_eq!(out.trim(), "[]");
 
-    // Every node recorded the failed login; the encryption and the decryption were recorded by (at least) two
-    // nodes each; no plaintext in any log; the files are private.
+    // Every node recorded the failed login (its own PIN check); the encryption and the decryption were recorded by
+    // (at least) two nodes each; no plaintext in any log; the files are private.
     let mut evaluations = 0;
     for id in 1..=3 {
         let text = std::fs::read_to_string(audit_file(id)).unwrap();
-        assert!(text.contains("\"op\":\"login-failed\""), "node {id}");
+        // Every node checked both logins' PINs itself, and recorded the outcome (never the PIN).
+        let checks: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("\"op\":\"check-pin\""))
+            .collect();
+        assert!(
+            checks
+                .iter()
+                .any(|l| l.contains("\"result\":\"error PinIncorrect")
+                    && l.contains("(not logged in)")),
+            "node {id}: {checks:?}"
+        );
+        assert!(
+            checks.iter().any(|l| l.contains("\"result\":\"ok\"")),
+            "node {id}: {checks:?}"
+        );
         evaluations += text
             .lines()
             .filter(|l| l.contains("\"op\":\"evaluate\"") && l.contains("\"result\":\"ok\""))

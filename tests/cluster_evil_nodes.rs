@@ -13,6 +13,7 @@
 //! | inbox flood | thousands of mesh messages for random sessions, and into one session, to every peer | the honest nodes' "refusing protocol messages" lines (`peer=3`) |
 //! | stale store copy | (no fault) its data directory put back to a copy from before a refresh | `vhsm status` (`behind`), or its own refusal to start |
 //! | unusable ECDSA share | refuses every ECDSA signature, as a node with a rolled-back or damaged share would | its own refusal, passed to its co-signer ("node 3 gave up"), which stops at once |
+//! | PIN checks | accepts every PIN unchecked, then refuses every PIN unchecked | the coordinator's WARN lines naming the nodes that disagreed |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -816,4 +817,92 @@ async fn an_ecdsa_signer_that_cannot_use_its_share_is_left_out_and_its_peer_does
             .all(|n| n.status.as_ref().is_some_and(|s| s.banned.is_empty())),
         "{status:?}"
     );
+}
+
+/// Issue 14, item 11: node 3 accepts every PIN without checking or counting it, then (restarted) refuses every PIN.
+/// Neither matters with t = 2 honest nodes up: wrong PINs are refused and counted by nodes 1 and 2, the right PIN
+/// logs in, and the coordinator logs the disagreement naming node 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_accepting_any_pin_lets_no_wrong_pin_in_and_one_refusing_every_pin_keeps_no_right_one_out(
+) {
+    use vhsm_client::ClientError;
+    use vhsm_core::PinUser;
+    let mut cluster = ProcessCluster::start_with_fault(3, 2, 3, "accept_any_pin = true").await;
+    let client = cluster.anonymous_client().await;
+    for _ in 0..2 {
+        match client.login(PinUser::User, b"wrong-pin").await {
+            Err(ClientError::Service(e)) => assert!(
+                e.kind == ErrorKind::PinIncorrect && e.message.contains("accepted by nodes [3]"),
+                "{e:?}"
+            ),
+            other => panic!("a wrong PIN: {other:?}"),
+        }
+    }
+    let refused = client
+        .create_key(Algorithm::Ed25519, "not logged in")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Service(e) if e.kind == ErrorKind::NotLoggedIn),
+        "{refused}"
+    );
+    assert_eq!(client.token_info().await.unwrap().user_pin_failures, 2);
+    wait_for_lines(
+        &cluster,
+        "coordinator",
+        &["nodes accepted a PIN that too few others accepted", "[3]"],
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    let audit = |id: u16| {
+        std::fs::read_to_string(cluster.node_dir(id).join("data").join("audit.log")).unwrap()
+    };
+    let results = |log: String| -> Vec<String> {
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["op"] == "check-pin" && e["result"] != "attempt")
+            .map(|e| e["result"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(results(audit(3)), vec!["ok", "ok"]);
+    for id in [1, 2] {
+        let results = results(audit(id));
+        assert!(
+            results.len() == 2 && results.iter().all(|r| r.starts_with("error PinIncorrect")),
+            "node {id}: {results:?}"
+        );
+    }
+
+    // Node 3 now refuses every PIN: the right PIN logs in with nodes 1 and 2 (and resets their counters).
+    cluster.kill("node-3");
+    cluster.clear_fault(3, "accept_any_pin");
+    cluster.inject_fault(3, "refuse_every_pin = true");
+    cluster.start_node(3);
+    cluster.wait_all_reachable().await;
+    client
+        .login(PinUser::User, cluster.user_pin().trim().as_bytes())
+        .await
+        .unwrap();
+    let key = client
+        .create_key(Algorithm::Ed25519, "logged in despite node 3")
+        .await
+        .unwrap();
+    sign_once(&client, &key, "after the PIN").await;
+    let info = client.token_info().await.unwrap();
+    assert!(
+        info.user_pin_failures == 0 && !info.user_pin_locked,
+        "{info:?}"
+    );
+    wait_for_lines(
+        &cluster,
+        "coordinator",
+        &[
+            "nodes refused a PIN that the threshold of nodes accepted",
+            "[3]",
+        ],
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
 }

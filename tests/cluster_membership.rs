@@ -108,6 +108,14 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     assert!(out.contains("node 4 added"), "{out}");
     let cluster_toml = std::fs::read_to_string(dir.join("cluster.toml")).unwrap();
     assert!(cluster_toml.contains(&address4), "{cluster_toml}");
+    // The nodes check the PINs: node 4 got the members' PIN hashes (issue 14, item 11).
+    let token = |id: u16| {
+        vhsm_node::NodeConfig::load(&cluster.node_config(id))
+            .unwrap()
+            .token
+            .expect("a [token] section")
+    };
+    assert_eq!(token(4), token(1));
 
     // The coordinator reaches all four, and new keys are shared among them.
     let (ok, out, err) = vhsm_in(&dir, &["--json", "status"]);

@@ -51,6 +51,23 @@ fn vhsm(cluster: &ProcessCluster, args: &[&str], env: &[(&str, &str)]) -> (bool,
     run_vhsm_env(&all, env, Duration::from_secs(60))
 }
 
+/// `vhsm node unseal 3 --secret-file <node 1's secret>`: refused as the wrong secret.
+fn unseal_3_with_node_1s_secret(cluster: &ProcessCluster) {
+    let node_1_secret = secret_file(cluster, 1);
+    let (ok, _, err) = vhsm(
+        cluster,
+        &[
+            "node",
+            "unseal",
+            "3",
+            "--secret-file",
+            node_1_secret.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
+}
+
 /// Waits until the coordinator's status says node `id` is (or is not) sealed.
 async fn wait_sealed(cluster: &ProcessCluster, id: u16, sealed: bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -168,19 +185,7 @@ async fn a_sealed_node_serves_nothing_until_unsealed_and_nothing_is_on_disk_in_t
     );
     wait_sealed(&cluster, 3, true).await;
     // Another node's secret does not open it either.
-    let node_1_secret = secret_file(&cluster, 1);
-    let (ok, _, err) = vhsm(
-        &cluster,
-        &[
-            "node",
-            "unseal",
-            "3",
-            "--secret-file",
-            node_1_secret.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
+    unseal_3_with_node_1s_secret(&cluster);
     wait_sealed(&cluster, 3, true).await;
 
     // Its own secret (from D/unseal/node-3.secret): it serves, and signs with node 2.
@@ -381,19 +386,7 @@ async fn a_compromised_coordinator_relays_only_ciphertext_and_can_neither_replay
     );
     assert!(sealed(&evil, 3).await);
     // Node 1's secret, sent properly to node 3 by the operator's CLI: the wrong secret for node 3.
-    let node_1_secret = secret_file(&cluster, 1);
-    let (ok, _, err) = vhsm(
-        &cluster,
-        &[
-            "node",
-            "unseal",
-            "3",
-            "--secret-file",
-            node_1_secret.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(!ok && err.contains("wrong unseal secret"), "{err}");
+    unseal_3_with_node_1s_secret(&cluster);
     assert!(sealed(&evil, 3).await);
     assert!(matches!(
         SealedKeyFile::load(
@@ -732,4 +725,74 @@ async fn backup_restore_signs_and_an_older_epoch_backup_is_refused() {
         Some(vhsm_core::KeyState::Destroyed),
         "node 3 keeps only the tombstone"
     );
+}
+
+/// Issue 14, item 11: the nodes check the PINs, and a sealed node cannot (its counters are in its sealed store), so
+/// nobody can log in while fewer than t nodes are unsealed. Until then the operator unseals with each node's own
+/// unseal secret alone (which the node checks); from t unsealed nodes on, unsealing is the security officer's again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_starts_sealed_is_unsealed_with_the_secrets_until_t_nodes_check_pins() {
+    use vhsm_client::ClientError;
+    use vhsm_core::PinUser;
+    use vhsm_wire::ErrorKind;
+    let kind = |e: &ClientError| match e {
+        ClientError::Service(w) => Some(w.kind),
+        _ => None,
+    };
+    let mut cluster = ProcessCluster::init_with(3, 2, &["--seal"], &[]);
+    for id in 1..=3 {
+        cluster.start_node(id);
+    }
+    cluster.start_coordinator();
+    cluster.wait_all_reachable().await;
+    for id in 1..=3 {
+        wait_sealed(&cluster, id, true).await;
+    }
+    let anonymous = cluster.anonymous_client().await;
+    let e = anonymous
+        .login(PinUser::User, cluster.user_pin().trim().as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&e), Some(ErrorKind::Unavailable), "{e}");
+
+    // Node 1 by the CLI, node 2 by a client that is not logged in: each node checks its own secret.
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "1"], &[]);
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("unseal secret alone"), "{err}");
+    let (challenge, sealed) = anonymous.unseal_challenge(2).await.unwrap();
+    assert!(sealed);
+    // Node 3's secret, properly sealed to node 2's key: refused by node 2.
+    let public2 = UnsealPublicKey::load(&cluster.path().join("unseal").join("node-2.pub")).unwrap();
+    let wrong = public2
+        .seal_unseal(
+            2,
+            &challenge,
+            &vhsm_core::SecretBytes::new(secret(&cluster, 3).into_bytes()),
+        )
+        .unwrap();
+    let e = anonymous.unseal_node(2, wrong).await.unwrap_err();
+    assert_eq!(kind(&e), Some(ErrorKind::PinIncorrect), "{e}");
+    let (challenge, _) = anonymous.unseal_challenge(2).await.unwrap();
+    anonymous
+        .unseal_node(2, operator_envelope(&cluster, 2, &challenge))
+        .await
+        .unwrap();
+    wait_sealed(&cluster, 2, false).await;
+
+    // Two nodes check PINs now: logins work, and unsealing is the security officer's again.
+    let e = anonymous.unseal_challenge(3).await.unwrap_err();
+    assert_eq!(kind(&e), Some(ErrorKind::NotLoggedIn), "{e}");
+    let (ok, out, err) = vhsm(&cluster, &["node", "unseal", "3"], &[]);
+    assert!(ok, "{out}\n{err}");
+    assert!(!err.contains("unseal secret alone"), "{err}");
+    wait_sealed(&cluster, 3, false).await;
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::Ed25519, "unsealed")
+        .await
+        .unwrap();
+    let (signature, _) = sign_with_retries(&client, key.id, b"all unsealed")
+        .await
+        .unwrap();
+    assert!(verify_ed25519(&key.public_key, b"all unsealed", &signature));
 }

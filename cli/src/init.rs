@@ -12,9 +12,10 @@ use vhsm_client::{
     ClientConfig,
 };
 use vhsm_coordinator::config::{CoordinatorConfig, NodeEntry};
-use vhsm_coordinator::token::{hash_pin, TokenConfig};
+use vhsm_coordinator::token::TokenConfig;
 use vhsm_node::{
-    config::{NodeConfig, PeerConfig},
+    config::{NodeConfig, PeerConfig, PinConfig, DEFAULT_MAX_PIN_FAILURES},
+    pins::hash_pin,
     seal::{write_private_file, KdfParams, SealedKeyFile, StorageKey},
     unseal::{generate_key_pair, generate_secret},
 };
@@ -141,18 +142,24 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
     let officer = ApprovalKey::generate_new(&client_dir.join(approval::KEY_FILE))?.public_key_hex();
 
     let header = "# Written by `vhsm init`. Relative paths are relative to this file.";
-    for node in &nodes {
-        write_node_storage(layout, &ca, node, &nodes, &officer, options.seal)?;
-    }
-
-    let dir = layout.coordinator_dir();
-    std::fs::create_dir_all(&dir)?;
-    write_member_identity(&dir, &ca, &Role::Coordinator, "coordinator")?;
+    // The PINs are checked by the nodes: every node gets their hashes (the same), the coordinator none.
     let user_pin = match &options.user_pin {
         Some(pin) => Zeroizing::new(pin.clone()),
         None => random_pin(8),
     };
     let so_pin = random_pin(16);
+    let pins = PinConfig {
+        user_pin_hash: hash_pin(user_pin.as_bytes()).map_err(anyhow::Error::msg)?,
+        so_pin_hash: hash_pin(so_pin.as_bytes()).map_err(anyhow::Error::msg)?,
+        max_pin_failures: DEFAULT_MAX_PIN_FAILURES,
+    };
+    for node in &nodes {
+        write_node_storage(layout, &ca, node, &nodes, &officer, &pins, options.seal)?;
+    }
+
+    let dir = layout.coordinator_dir();
+    std::fs::create_dir_all(&dir)?;
+    write_member_identity(&dir, &ca, &Role::Coordinator, "coordinator")?;
     let mut serial = [0u8; 8];
     OsRng.fill_bytes(&mut serial);
     let config = CoordinatorConfig {
@@ -162,13 +169,7 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
         key: "coordinator.key".into(),
         threshold: options.threshold,
         nodes: nodes.clone(),
-        token: TokenConfig {
-            label: "vHSM".into(),
-            serial: hex::encode(serial),
-            user_pin_hash: hash_pin(user_pin.as_bytes()).map_err(anyhow::Error::msg)?,
-            so_pin_hash: hash_pin(so_pin.as_bytes()).map_err(anyhow::Error::msg)?,
-            max_pin_failures: 5,
-        },
+        token: TokenConfig::new("vHSM", hex::encode(serial)),
     };
     config.check().map_err(anyhow::Error::msg)?;
     write_toml(&layout.coordinator_config(), header, &config)?;
@@ -202,18 +203,20 @@ pub fn init(layout: &Layout, options: &InitOptions) -> anyhow::Result<ClusterFil
 
 /// Writes node `node`'s directory: its certificate and TLS key issued by `ca` (the CA's own key stays where it
 /// is), a new development storage key, an empty data directory, and `node.toml` with `members` (every node of
-/// the cluster, `node` included or not) as its peers and the security officer's approval key (the cluster's,
-/// see [`ApprovalKey::of_cluster`]) pinned. Refuses to overwrite a node's key files.
+/// the cluster, `node` included or not) as its peers, the security officer's approval key (the cluster's, see
+/// [`ApprovalKey::of_cluster`]) pinned, and `pins` (the token's PIN hashes) as its `[token]`. Refuses to overwrite
+/// a node's key files.
 pub fn write_node(
     layout: &Layout,
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
+    pins: &PinConfig,
 ) -> anyhow::Result<()> {
     let officer = ApprovalKey::of_cluster(&layout.client())
         .context("a new node pins the security officer's approval key")?
         .public_key_hex();
-    write_node_storage(layout, ca, node, members, &officer, false)
+    write_node_storage(layout, ca, node, members, &officer, pins, false)
 }
 
 /// Creates the operator's side of a sealed cluster, `D/unseal/` (mode 0700).
@@ -238,17 +241,18 @@ pub fn write_secret_file(path: &Path, secret: &vhsm_core::SecretBytes) -> anyhow
     vhsm_node::seal::sync_parent(path).with_context(|| format!("cannot sync {}", path.display()))
 }
 
-/// Like [`write_node`], pinning `security_officer_key` (hex); with `seal`, the node gets its own random unseal
-/// secret (written on the operator's side, `D/unseal/node-N.secret`, never into the node's or the coordinator's
-/// directory), its storage key wrapped under it (`sealed.key`, Argon2id with [`KdfParams::RECOMMENDED`]) instead
-/// of a development key file, and an unseal key pair: the private key in its directory (`unseal.key`), the public
-/// key pinned at `D/unseal/node-N.pub`. The node starts sealed.
+/// Like [`write_node`], pinning `security_officer_key` (hex) and `pins`; with `seal`, the node gets its own random
+/// unseal secret (written on the operator's side, `D/unseal/node-N.secret`, never into the node's or the
+/// coordinator's directory), its storage key wrapped under it (`sealed.key`, Argon2id with
+/// [`KdfParams::RECOMMENDED`]) instead of a development key file, and an unseal key pair: the private key in its
+/// directory (`unseal.key`), the public key pinned at `D/unseal/node-N.pub`. The node starts sealed.
 pub fn write_node_storage(
     layout: &Layout,
     ca: &ClusterCa,
     node: &NodeEntry,
     members: &[NodeEntry],
     security_officer_key: &str,
+    pins: &PinConfig,
     seal: bool,
 ) -> anyhow::Result<()> {
     let header =
@@ -314,12 +318,16 @@ pub fn write_node_storage(
                 address: p.address.clone(),
             })
             .collect(),
+        token: Some(pins.clone()),
         #[cfg(feature = "fault-injection")]
         fault_injection: Default::default(),
     };
     write_toml(
         &layout.node_config(node.id),
-        &format!("{header}\n{note}"),
+        &format!(
+            "{header}\n{note}# [token]: Argon2id hashes of the token's PINs, the same on every node. This node checks \
+             every login's PIN against them and counts the failures in its sealed store.\n"
+        ),
         &config,
     )
 }
@@ -358,7 +366,8 @@ pub fn describe(layout: &Layout, cluster: &ClusterFile) -> String {
         layout.ca_dir().join("ca.key").display()
     ));
     out.push_str(&format!(
-        "  token PINs   {} (user), {} (security officer): the CLI logs in with the user PIN from there\n",
+        "  token PINs   {} (user), {} (security officer): the CLI logs in with the user PIN from there; the \
+         nodes check them (their Argon2id hashes are in each node.toml)\n",
         layout.client_dir().join("user.pin").display(),
         layout.client_dir().join("so.pin").display()
     ));

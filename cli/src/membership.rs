@@ -259,6 +259,7 @@ fn prepare_node_dir(
             config.listen
         );
     }
+    let pins = members_pin_config(layout, members)?;
     let ca = load_ca(layout)?;
     let node = NodeEntry {
         id,
@@ -272,8 +273,40 @@ fn prepare_node_dir(
             address: n.address.clone(),
         })
         .collect();
-    write_node(layout, &ca, &node, &peers)?;
+    write_node(layout, &ca, &node, &peers, &pins)?;
     Ok(true)
+}
+
+/// The token's PIN hashes for a new node: the `[token]` section of the members' `node.toml` files in the cluster
+/// directory (the nodes check the PINs, so a new node needs the same hashes). Refused if no member's file has one,
+/// or if the members' files disagree.
+fn members_pin_config(
+    layout: &Layout,
+    members: &Membership,
+) -> anyhow::Result<vhsm_node::config::PinConfig> {
+    let mut found: Vec<(NodeId, vhsm_node::config::PinConfig)> = Vec::new();
+    for member in &members.nodes {
+        let path = layout.node_config(member.id);
+        if !path.exists() {
+            continue;
+        }
+        let config = vhsm_node::NodeConfig::load(&path).map_err(anyhow::Error::msg)?;
+        if let Some(pins) = config.token {
+            found.push((member.id, pins));
+        }
+    }
+    let Some((first, pins)) = found.first().cloned() else {
+        bail!(
+            "the new node needs the token's PIN hashes (the nodes check the PINs), and no member's node.toml in {}              has a [token] section to copy them from: add the section (user_pin_hash, so_pin_hash,              max_pin_failures) to the members' node.toml files, then run this command again",
+            layout.root().display()
+        );
+    };
+    if let Some((other, _)) = found.iter().find(|(_, p)| *p != pins) {
+        bail!(
+            "the [token] sections of node {first}'s and node {other}'s node.toml differ: the nodes must check the same              PINs; make them equal, then run this command again"
+        );
+    }
+    Ok(pins)
 }
 
 /// Asks the coordinator to add the node until it answers there (or `wait` has passed).

@@ -1,5 +1,6 @@
 //! `vhsm node unseal|change-passphrase|backup|restore` (the security officer's), and reading a node's unseal
-//! secret.
+//! secret. While too few nodes are unsealed for the security officer to log in (the nodes check PINs; a sealed
+//! node cannot), `vhsm node unseal` unseals with the node's unseal secret alone.
 //!
 //! A sealed node (`vhsm init --seal`) has its own unseal secret: `D/unseal/node-N.secret` as `vhsm init` wrote it
 //! (or wherever its custodian keeps it). The CLI reads it from, in this order: `--secret-file F` (its first line),
@@ -33,7 +34,9 @@ use vhsm_node::{
 use vhsm_wire::{ErrorKind, NodeId};
 use zeroize::Zeroizing;
 
-use super::{layout::Layout, membership::connect_security_officer};
+use vhsm_client::Client;
+
+use super::{keys::connect, layout::Layout, membership::connect_security_officer};
 
 /// Where a secret was read from, for the operator's messages.
 #[derive(Debug, Clone)]
@@ -184,7 +187,7 @@ pub async fn unseal(
 ) -> anyhow::Result<()> {
     let public = pinned_key(layout, node)?;
     let (secret, source) = read_secret(layout, node, secret_file)?;
-    let client = connect_security_officer(layout).await?;
+    let client = connect_to_unseal(layout).await?;
     let (challenge, sealed) = client
         .unseal_challenge(node)
         .await
@@ -256,7 +259,20 @@ pub async fn change_passphrase(
         bail!("the new secret is the secret in force: nothing to change");
     }
 
-    // Connect and check before anything is written: a refusal here leaves no file behind.
+    // Connect and check before anything is written: a refusal here leaves no file behind. A sealed node is said so
+    // first, from the cluster's status (no login needed): the security officer may not even be able to log in
+    // while it is sealed (too few nodes to check the PIN).
+    let anonymous = connect(layout).await?;
+    if anonymous.status().await.is_ok_and(|s| {
+        s.nodes
+            .iter()
+            .any(|n| n.id == node && n.status.as_ref().is_some_and(|st| st.sealed))
+    }) {
+        bail!(
+            "node {node} is sealed: unseal it first (vhsm node unseal {node}), then change its secret (a sealed node \
+             cannot record the change in its audit log)"
+        );
+    }
     let client = connect_security_officer(layout).await?;
     let (challenge, sealed) = client
         .unseal_challenge(node)
@@ -337,6 +353,28 @@ pub async fn change_passphrase(
         );
     }
     Ok(())
+}
+
+/// A connection to unseal a node with: logged in as the security officer; or, while too few nodes are unsealed to
+/// check a PIN (the login is `Unavailable`: the nodes check PINs, and a sealed node cannot), not logged in — the
+/// coordinator then takes the passphrase, which the node checks, as the only authorisation there can be.
+async fn connect_to_unseal(layout: &Layout) -> anyhow::Result<Client> {
+    match connect_security_officer(layout).await {
+        Ok(client) => Ok(client),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<ClientError>(),
+                Some(ClientError::Service(w)) if w.kind == ErrorKind::Unavailable
+            ) =>
+        {
+            eprintln!(
+                "note: the security officer cannot log in yet ({e:#}); too few nodes are unsealed to check a PIN, so \
+                 the node's unseal secret alone unseals it"
+            );
+            connect(layout).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `vhsm node backup ID --out F`.

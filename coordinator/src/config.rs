@@ -35,7 +35,7 @@ pub struct CoordinatorConfig {
     pub threshold: u16,
     /// The nodes; every new key gets a share on each.
     pub nodes: Vec<NodeEntry>,
-    /// The token presented to PKCS#11 applications, and its PINs.
+    /// The token presented to PKCS#11 applications (label, serial; its PINs are checked by the nodes).
     pub token: crate::token::TokenConfig,
 }
 
@@ -58,8 +58,9 @@ impl CoordinatorConfig {
         Ok(config)
     }
 
-    /// Checks the threshold against the nodes.
+    /// Checks the threshold against the nodes, and that `[token]` holds no PIN settings of an earlier release.
     pub fn check(&self) -> Result<(), String> {
+        self.token.check()?;
         let n = self.nodes.len();
         if self.threshold < 2 || usize::from(self.threshold) > n {
             return Err(format!(

@@ -12,9 +12,9 @@
 //! - [`node_backup`]: unsealing a sealed node; a node's backup, and its restore checked against the cluster's
 //!   epochs.
 //! - [`objects`]: certificates and data objects, kept on every node.
-//! - [`token`]: the PKCS#11 token's PINs and their lockout.
+//! - [`token`]: the PKCS#11 token's label, and logins whose PINs the nodes check and count (no PIN hash here).
 //! - [`server`]: the client API over QUIC with mutual TLS.
-//! - [`audit`]: who asked, told to the nodes for their audit logs; failed logins reported to them.
+//! - [`audit`]: who asked, told to the nodes for their audit logs.
 //!
 //! The coordinator never holds a share or a whole key: it sees only public keys, commitments and signature shares.
 #![forbid(unsafe_code)]

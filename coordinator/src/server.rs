@@ -42,7 +42,7 @@ pub enum CoordinatorError {
     /// The saved membership (`membership.json`) could not be read (the words name the file).
     #[error("coordinator: {0}")]
     Membership(String),
-    /// The token's configuration (the PIN hashes) is not usable.
+    /// The token's configuration is not usable (it still holds the PIN settings of an earlier release).
     #[error("coordinator: token: {0}")]
     Token(String),
     /// The endpoint's address could not be read.
@@ -232,7 +232,7 @@ impl Coordinator {
         });
         match request {
             ClientRequest::Status => self.status(session, nodes).await,
-            ClientRequest::TokenInfo => self.token_info(session).await,
+            ClientRequest::TokenInfo => self.token_info(session, nodes).await,
             ClientRequest::Login { user, pin } => self.login(session, nodes, user, pin).await,
             ClientRequest::Logout => self.logout(session).await,
             ClientRequest::CreateKey {

@@ -1012,3 +1012,242 @@ async fn a_node_cannot_choose_the_state_a_new_key_is_committed_in_on_the_others(
         assert_eq!(held[0].state, KeyState::PreActive, "node {node}");
     }
 }
+
+// ---- Issue 14, item 11: PINs checked and counted by the nodes ----
+
+fn secret(pin: &str) -> vhsm_core::SecretBytes {
+    vhsm_core::SecretBytes::new(pin.as_bytes().to_vec())
+}
+
+async fn login(
+    pool: &vhsm_coordinator::nodes::NodePool,
+    user: vhsm_core::PinUser,
+    pin: &str,
+) -> Result<(), vhsm_coordinator::Error> {
+    vhsm_coordinator::token::check_pin(pool, user, &secret(pin)).await
+}
+
+/// The kind a login failed with (panics if it succeeded).
+async fn refused(pool: &vhsm_coordinator::nodes::NodePool, pin: &str) -> ErrorKind {
+    match login(pool, vhsm_core::PinUser::User, pin).await {
+        Ok(()) => panic!("PIN {pin:?} was accepted"),
+        Err(e) => e.kind(),
+    }
+}
+
+/// A node whose answers to PIN checks are `lie` (its real answer thrown away: it checked and counted the PIN, as an
+/// honest node, but says otherwise), and that reports `counters` as its PIN state if given.
+fn lying_about_pins(
+    lie: fn() -> NodeResponse,
+    counters: Option<vhsm_wire::node_api::PinState>,
+) -> Fault {
+    Fault::Lie(std::sync::Arc::new(move |request, answer| {
+        let inner = match request {
+            NodeRequest::OnBehalf { request, .. } => request.as_ref(),
+            other => other,
+        };
+        match (inner, counters) {
+            (NodeRequest::CheckPin { .. }, _) => lie(),
+            (NodeRequest::PinState, Some(counters)) => NodeResponse::PinState(counters),
+            _ => answer,
+        }
+    }))
+}
+
+fn wire_refusal(kind: ErrorKind) -> NodeResponse {
+    NodeResponse::Error(vhsm_wire::WireError::new(kind, "node 3 says no"))
+}
+
+/// (a) The counters are the nodes': a second coordinator (or this one restarted: it keeps nothing) sees the
+/// failures counted through the first, and the PIN locks at the limit whichever coordinator asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_failures_are_kept_by_the_nodes_and_a_second_coordinator_enforces_them() {
+    use vhsm_coordinator::token::pin_state;
+    use vhsm_core::PinUser;
+    use vhsm_testkit::memory::{MAX_PIN_FAILURES, SO_PIN, USER_PIN};
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let first = &cluster.pool;
+    login(first, PinUser::User, USER_PIN).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(refused(first, "wrong-pin").await, ErrorKind::PinIncorrect);
+    }
+    let second = cluster.another_coordinator();
+    let state = pin_state(&second).await;
+    assert_eq!(
+        (
+            state.user_failures,
+            state.user_locked,
+            state.max_failures,
+            state.reports
+        ),
+        (3, false, MAX_PIN_FAILURES, 3)
+    );
+    assert_eq!(
+        refused(&second, "wrong-again").await,
+        ErrorKind::PinIncorrect
+    );
+    // The fifth wrong PIN in a row, through the second coordinator: locked on every node.
+    assert_eq!(refused(&second, "and-again").await, ErrorKind::PinLocked);
+    // Even the right PIN, through either coordinator.
+    for pool in [first, &second] {
+        assert_eq!(refused(pool, USER_PIN).await, ErrorKind::PinLocked);
+        let state = pin_state(pool).await;
+        assert!(state.user_locked && !state.so_locked, "{state:?}");
+    }
+    // Locked on (at least) t nodes, each by its own counter. (A login returns once t nodes accepted, so the first
+    // login's check on the third node may run beside the next check there: that node is not asserted.)
+    let mut locked = 0;
+    for node in cluster.ids() {
+        match cluster.node(node).answer(NodeRequest::PinState).await {
+            NodeResponse::PinState(s) => locked += usize::from(s.user.locked),
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    assert!(locked >= 2, "locked on {locked} nodes");
+    // The security officer's PIN is counted apart, and still logs in.
+    login(&second, PinUser::SecurityOfficer, SO_PIN)
+        .await
+        .unwrap();
+}
+
+/// (c) With n = 3 and t = 2, one lying node can neither let a wrong PIN in nor keep the right one out, and its
+/// reported counters do not change the token's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lying_node_neither_lets_a_wrong_pin_in_nor_keeps_the_right_pin_out() {
+    use vhsm_coordinator::token::pin_state;
+    use vhsm_core::PinUser;
+    use vhsm_testkit::memory::USER_PIN;
+    use vhsm_wire::node_api::{PinCounter, PinState};
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+
+    // Node 3 accepts every PIN, and reports nothing counted.
+    let clean = PinState {
+        user: PinCounter::default(),
+        security_officer: PinCounter::default(),
+        max_failures: 1000,
+    };
+    cluster.set_fault(3, lying_about_pins(|| NodeResponse::Ok, Some(clean)));
+    for _ in 0..3 {
+        assert_eq!(
+            refused(&cluster.pool, "wrong-pin").await,
+            ErrorKind::PinIncorrect
+        );
+    }
+    let state = pin_state(&cluster.pool).await;
+    assert_eq!(
+        (state.user_failures, state.max_failures),
+        (3, 5),
+        "{state:?}"
+    );
+    login(&cluster.pool, PinUser::User, USER_PIN).await.unwrap();
+
+    // Node 3 refuses every PIN (as wrong, or as locked), and claims the PINs are locked: the right PIN still logs
+    // in, and the token does not show them locked.
+    let locked = PinState {
+        user: PinCounter {
+            failures: 99,
+            locked: true,
+        },
+        security_officer: PinCounter {
+            failures: 99,
+            locked: true,
+        },
+        max_failures: 1,
+    };
+    for lie in [
+        (|| wire_refusal(ErrorKind::PinIncorrect)) as fn() -> NodeResponse,
+        || wire_refusal(ErrorKind::PinLocked),
+    ] {
+        cluster.set_fault(3, lying_about_pins(lie, Some(locked)));
+        login(&cluster.pool, PinUser::User, USER_PIN).await.unwrap();
+        let state = pin_state(&cluster.pool).await;
+        assert!(
+            !state.user_locked && !state.so_locked && state.user_failures == 0,
+            "{state:?}"
+        );
+    }
+
+    // The promise needs t honest nodes up: with node 2 down and node 3 refusing, node 1 alone accepts, and the
+    // login is refused (two nodes answered, neither t of them "locked": `PinIncorrect`).
+    cluster.set_fault(2, Fault::Down);
+    let e = login(&cluster.pool, PinUser::User, USER_PIN)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PinIncorrect, "{e}");
+    assert!(e.to_string().contains("accepted by nodes [1]"), "{e}");
+    cluster.clear_fault(2);
+    cluster.clear_fault(3);
+    login(&cluster.pool, PinUser::User, USER_PIN).await.unwrap();
+}
+
+/// Too few nodes answering: `Unavailable`, naming them; with t up, logins work and wrong PINs are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_check_needs_the_threshold_of_nodes_to_answer() {
+    use vhsm_core::PinUser;
+    use vhsm_testkit::memory::USER_PIN;
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    cluster.set_fault(1, Fault::Down);
+    login(&cluster.pool, PinUser::User, USER_PIN).await.unwrap();
+    cluster.set_fault(2, Fault::Garbage);
+    let e = login(&cluster.pool, PinUser::User, USER_PIN)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert_eq!(e.nodes(), &[1, 2], "{e}");
+    assert!(e.to_string().contains("too few nodes answered"), "{e}");
+    // The token's state is unknown then (shown as nothing counted), not made up.
+    let state = vhsm_coordinator::token::pin_state(&cluster.pool).await;
+    assert_eq!((state.reports, state.user_failures), (1, 0));
+    cluster.clear_fault(2);
+    assert_eq!(
+        refused(&cluster.pool, "wrong-pin").await,
+        ErrorKind::PinIncorrect
+    );
+    cluster.clear_fault(1);
+    // Node 1 missed the wrong PIN: its count is 0, the others' 1; t = 2 nodes support 1.
+    assert_eq!(
+        vhsm_coordinator::token::pin_state(&cluster.pool)
+            .await
+            .user_failures,
+        1
+    );
+}
+
+/// (d) A compromised coordinator holds no PIN hash: it can only ask the nodes, and each counts the guesses and
+/// locks after the limit — after which the right PIN is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_guessing_pins_is_counted_and_locked_out_by_every_node() {
+    use vhsm_core::PinUser;
+    use vhsm_testkit::memory::{MAX_PIN_FAILURES, USER_PIN};
+    let cluster = MemoryCluster::start(3, 2).await.unwrap();
+    let mut answered_wrong = 0;
+    for node in cluster.ids() {
+        // Different guesses at each node: every node counts its own.
+        for guess in 0..MAX_PIN_FAILURES + 3 {
+            let answer = cluster
+                .pool
+                .call(
+                    node,
+                    &NodeRequest::CheckPin {
+                        user: PinUser::User,
+                        pin: secret(&format!("guess-{node}-{guess}")),
+                    },
+                    Duration::from_secs(10),
+                )
+                .await;
+            match answer {
+                Err(vhsm_coordinator::nodes::NodeCallError::Refused { error, .. }) => {
+                    match error.kind {
+                        ErrorKind::PinIncorrect => answered_wrong += 1,
+                        ErrorKind::PinLocked => {}
+                        other => panic!("node {node}: {other:?} {error}"),
+                    }
+                }
+                other => panic!("node {node} took a guess: {other:?}"),
+            }
+        }
+    }
+    // Each node hashed at most MAX_PIN_FAILURES guesses (the last one locking), then refused unchecked.
+    assert_eq!(answered_wrong, 3 * (MAX_PIN_FAILURES - 1));
+    assert_eq!(refused(&cluster.pool, USER_PIN).await, ErrorKind::PinLocked);
+}

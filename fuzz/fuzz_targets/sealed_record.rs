@@ -20,20 +20,21 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vhsm_core::{KeyId, ObjectId};
+use vhsm_core::{KeyId, ObjectId, PinUser};
 use vhsm_node::seal::{
     open, open_bound, seal, seal_bound, Binding, KdfParams, RecordKind, SealError, SealedKeyFile, StorageKey, Subject,
 };
 
 const NODE: u16 = 1;
 const SUBJECT: Subject = Subject::Key(KeyId([7; 16]));
-const KINDS: [RecordKind; 6] = [
+const KINDS: [RecordKind; 7] = [
     RecordKind::Share,
     RecordKind::KeyInfo,
     RecordKind::Ban,
     RecordKind::Object,
     RecordKind::Membership,
     RecordKind::Backup,
+    RecordKind::PinCounter,
 ];
 const SEALED_KEY_MAGIC: &[u8; 16] = b"vHSM-sealed-key\n";
 const SEALED_KEY_LEN: usize = 16 + 1 + 12 + 16 + 12 + 32 + 16;
@@ -43,10 +44,12 @@ fn key() -> &'static StorageKey {
 }
 
 fn subject_of(selector: u8) -> Subject {
-    match (selector >> 3) % 3 {
+    match (selector >> 3) % 4 {
         0 => Subject::Key(KeyId([selector; 16])),
         1 => Subject::Node(u16::from(selector)),
-        _ => Subject::Object(ObjectId([selector; 16])),
+        2 => Subject::Object(ObjectId([selector; 16])),
+        _ if selector & 1 == 0 => Subject::Pin(PinUser::User),
+        _ => Subject::Pin(PinUser::SecurityOfficer),
     }
 }
 
@@ -59,11 +62,14 @@ fn other_subject(subject: Subject) -> Subject {
         Subject::Node(n) => Subject::Node(n ^ 1),
         // Not `Subject::Key(KeyId(id))`: the associated data binds the subject's bytes, not its type (a key and an
         // object with the same 16 bytes are one subject). That is sound because every record kind is used with one
-        // type of subject only (shares and metadata: keys; objects: objects; bans, membership, backup: nodes).
+        // type of subject only (shares and metadata: keys; objects: objects; bans, membership, backup: nodes; PIN
+        // counters: PINs).
         Subject::Object(ObjectId(mut id)) => {
             id[15] ^= 0x80;
             Subject::Object(ObjectId(id))
         }
+        Subject::Pin(PinUser::User) => Subject::Pin(PinUser::SecurityOfficer),
+        Subject::Pin(PinUser::SecurityOfficer) => Subject::Pin(PinUser::User),
     }
 }
 

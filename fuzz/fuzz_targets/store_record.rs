@@ -11,7 +11,7 @@
 //! | 7 | `EcdsaReshareOutput::from_bytes` | idem |
 //! | 8–10 | `SharedKey::<EdwardsPoint / RistrettoPoint / k256 / p256>::from_bytes` | idem |
 //! | 11 | a key's metadata record, through `ShareStore::restore`: the input sealed as the record of key `09…09` at epoch 3 in a backup of node 1 | restored exactly when it is the canonical encoding of that key's metadata |
-//! | 12–14 | `vhsm_node::records::decode_key_info` / `decode_object` / `decode_membership` | canonical round trip |
+//! | 12–14 | `vhsm_node::records::decode_key_info` / `decode_object` / `decode_membership` and `decode_pin_counter` (14 runs both) | canonical round trip |
 //!
 //! Fixed findings, kept as regression seeds: `backup-body-trailing` and `store-record-trailing` (both decoders
 //! accepted bytes after the end; they now refuse them).
@@ -162,7 +162,10 @@ fuzz_target!(|data: &[u8]| {
         }
         12 => record("key metadata record", data, vhsm_node::records::decode_key_info, vhsm_node::records::encode_key_info),
         13 => record("object record", data, vhsm_node::records::decode_object, vhsm_node::records::encode_object),
-        14 => record("membership record", data, vhsm_node::records::decode_membership, vhsm_node::records::encode_membership),
+        14 => {
+            record("membership record", data, vhsm_node::records::decode_membership, vhsm_node::records::encode_membership);
+            record("PIN counter record", data, vhsm_node::records::decode_pin_counter, vhsm_node::records::encode_pin_counter);
+        }
         _ => key_info_record(data),
     }
 });

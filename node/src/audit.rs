@@ -2,8 +2,8 @@
 //! closed.
 //!
 //! Every request that uses or changes a key, an object or the cluster's configuration is recorded in
-//! `DATA_DIR/audit.log` ([`AUDIT_FILE`]), together with every failed login the coordinator reports. Reads
-//! (status, lists, the log itself) are not recorded.
+//! `DATA_DIR/audit.log` ([`AUDIT_FILE`]), and so is every PIN check (`check-pin`: every login, right PIN or not,
+//! with its outcome). Reads (status, lists, PIN counters, the log itself) are not recorded.
 //!
 //! # Format (version 2)
 //!
@@ -16,13 +16,13 @@
 //! | `seq` | 0, 1, 2, … — equal to the line number |
 //! | `time` | seconds since the Unix epoch |
 //! | `prev` | the previous entry's `hash` (64 hex digits; 64 zeros for the first entry) |
-//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `precommit` (FROST nonce commitments handed out ahead of time), `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `release-share`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `change-unseal-secret`, `backup`, `restore`, `login-failed` |
+//! | `op` | what was done: `generate`, `commit-key`, `abort-key`, `precommit` (FROST nonce commitments handed out ahead of time), `sign`, `evaluate` (split-AES encrypt or decrypt), `update-key`, `destroy`, `release-share`, `put-object`, `reshare`, `commit-reshare`, `abort-reshare`, `set-membership`, `clear-ban`, `set-key-state`, `unseal`, `change-unseal-secret`, `backup`, `restore`, `check-pin` (a login's PIN checked by this node; the result says right, wrong or locked). Logs of earlier releases also hold `login-failed` (a failed login the coordinator reported when it checked PINs itself) |
 //! | `requester` | who asked: the client's certificate name and PIN user as the coordinator reported them (`alice (user)`), or `coordinator` for the coordinator's own housekeeping |
 //! | `purpose` | the client request that caused it (`sign`, `encrypt`, `create-key`, …), empty if none |
 //! | `key` | the key id (hex), if the operation concerns a key |
 //! | `session` | the protocol session id (hex), if any: the entries of one operation on different nodes share it |
 //! | `parties` | on the `ok` entry of a protocol run over the mesh (`generate`, an ECDSA `sign`, `reshare`): every node of the session (holders; signers; dealers and new committee). The run cannot complete without a message from each, and each wrote its own `attempt` entry (fsynced) before it sent one — so every node listed here holds an entry of the session. Empty otherwise (a FROST signature share is answered to the coordinator alone and proves nothing about the other signers) |
-//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` and `change-unseal-secret` of the request with its HPKE envelope, which carries the secret only encrypted to the node — never of a secret in the clear; for `sign` with the node's own nonce handle set to 0, so that every signer records the same input): never the input itself. Node requests carry no secret (no share, nonce, PIN or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
+//! | `input` | SHA-256 of the node request (postcard encoding; for `unseal` and `change-unseal-secret` of the request with its HPKE envelope, which carries the secret only encrypted to the node — never of a secret in the clear; for `check-pin` of `check-pin/user` or `check-pin/so`, never of a PIN; for `sign` with the node's own nonce handle set to 0, so that every signer records the same input): never the input itself. Node requests carry no other secret (no share, nonce or plaintext: messages are signed as given, split-AES sends only the DPRF input α) |
 //! | `result` | `attempt`, `ok`, or `error KIND: message` |
 //! | `gen` | the store's generation (see `crate::store`) when the entry was written: the last one committed, so never more than the store on disk holds; `null` while the node is sealed (its store is not open) |
 //! | `hash` | SHA-256 over `"vhsm/audit-entry/v2"` and the postcard encoding of every field above (in order) |
@@ -34,7 +34,7 @@
 //! Because every hash covers the previous one, a MACed entry vouches for every entry before it.
 //!
 //! **Entries without a MAC.** A sealed node does not have its storage key, yet it records what it is asked (an
-//! unseal attempt, requests refused because it is sealed, failed logins). Those entries carry no MAC and no
+//! unseal attempt, requests refused because it is sealed, PIN checks it refuses). Those entries carry no MAC and no
 //! generation. They are accepted because such an entry never records a completed operation: its result is
 //! `attempt` or `error …` (a sealed node does nothing else; the result of the unseal that opens the store is
 //! written after the store is open, MACed). [`verify_chain`] refuses an entry without a MAC whose result is
@@ -64,7 +64,8 @@
 //! attempt cannot be written the request is refused (nothing is signed, evaluated, generated or destroyed); if the
 //! result cannot be written the answer is replaced by an error, so no signature share or partial leaves the node
 //! unrecorded (a state change that already happened, e.g. a commit, is then recorded only by its attempt — like a
-//! store commit whose outcome is unknown). A failed login is one entry (result `ok`: it was recorded).
+//! store commit whose outcome is unknown). A PIN check is recorded like any request: `attempt`, then `ok` (the right
+//! PIN) or `error PinIncorrect: …` / `error PinLocked: …`, with this node's count.
 //!
 //! The file is opened by path for every append and its length checked against the node's own count: a log that
 //! was removed, replaced (even by a directory), truncated or appended to behind the node's back makes every
@@ -510,8 +511,8 @@ pub struct Operation {
     pub parties: Vec<NodeId>,
     /// SHA-256 of the request.
     pub input: [u8; 32],
-    /// Whether an attempt entry is written before the work (all but a failed-login note and the requests whose
-    /// only effect is their answer; see the module docs).
+    /// Whether an attempt entry is written before the work (all but the requests whose only effect is their
+    /// answer; see the module docs).
     pub attempt_first: bool,
 }
 
@@ -522,6 +523,11 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
     // `Unseal` and `ChangeUnsealSecret` carry no secret in the clear: their HPKE envelope is hashed like any
     // request (the digest of a ciphertext tells nothing of the secret it carries).
     let encoded = match request {
+        // Never a digest of a PIN: only which PIN was checked.
+        NodeRequest::CheckPin { user, .. } => match user {
+            vhsm_core::PinUser::User => b"check-pin/user".to_vec(),
+            vhsm_core::PinUser::SecurityOfficer => b"check-pin/so".to_vec(),
+        },
         // Every signer of one signature records the same input: the handle of its own nonces is left out.
         NodeRequest::SignShare {
             session,
@@ -558,8 +564,7 @@ pub fn describe(request: &NodeRequest) -> Option<Operation> {
         input: Sha256::digest(&encoded).into(),
         attempt_first: !matches!(
             request,
-            NodeRequest::LoginFailed { .. }
-                | NodeRequest::SignShare { .. }
+            NodeRequest::SignShare { .. }
                 | NodeRequest::Evaluate { .. }
                 | NodeRequest::Precommit { .. }
         ),

@@ -69,6 +69,35 @@ pub struct FaultInjection {
     /// with random session ids to every peer, and thousands into one session (`mesh::Mesh::flood`).
     #[serde(default)]
     pub flood_inboxes: bool,
+    /// Answer every PIN check "right PIN" without checking or counting it (trying to let a wrong PIN in;
+    /// `handlers/pins.rs`).
+    #[serde(default)]
+    pub accept_any_pin: bool,
+    /// Refuse every PIN check as a wrong PIN without checking or counting it (trying to keep the right PIN out).
+    #[serde(default)]
+    pub refuse_every_pin: bool,
+}
+
+/// The `[token]` section: the token's PINs, which this node checks (`NodeRequest::CheckPin`), each failure
+/// counted in its sealed store (see `crate::pins`). Written by `vhsm init` into every node's `node.toml`, the same
+/// on every node, and copied by `vhsm node add` from an existing node's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinConfig {
+    /// Argon2id hash (PHC string) of the user PIN.
+    pub user_pin_hash: String,
+    /// Argon2id hash (PHC string) of the security officer's PIN.
+    pub so_pin_hash: String,
+    /// Wrong PINs in a row at which this node locks a PIN.
+    #[serde(default = "default_max_pin_failures")]
+    pub max_pin_failures: u32,
+}
+
+/// The default of [`PinConfig::max_pin_failures`].
+pub const DEFAULT_MAX_PIN_FAILURES: u32 = 5;
+
+fn default_max_pin_failures() -> u32 {
+    DEFAULT_MAX_PIN_FAILURES
 }
 
 /// A node's configuration.
@@ -113,6 +142,10 @@ pub struct NodeConfig {
     /// The other nodes.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// The token's PIN hashes and lockout limit (`[token]`). Without it the node refuses every PIN check (a node
+    /// set up before PINs were checked by the nodes: copy the section from another node's `node.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<PinConfig>,
     /// Test-only misbehaviour.
     #[cfg(feature = "fault-injection")]
     #[serde(default)]
@@ -173,6 +206,11 @@ impl NodeConfig {
         if config.node_id == 0 {
             return Err(format!("{}: node_id must be at least 1", path.display()));
         }
+        if let Some(token) = &config.token {
+            token
+                .check()
+                .map_err(|e| format!("{}: [token] {e}", path.display()))?;
+        }
         if config.peers.iter().any(|p| p.id == config.node_id) {
             return Err(format!(
                 "{}: node {} lists itself as a peer",
@@ -181,5 +219,21 @@ impl NodeConfig {
             ));
         }
         Ok(config)
+    }
+}
+
+impl PinConfig {
+    /// Checks that both hashes are Argon2id PHC strings and that the limit is at least 1.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, hash) in [
+            ("user_pin_hash", &self.user_pin_hash),
+            ("so_pin_hash", &self.so_pin_hash),
+        ] {
+            crate::pins::parse_hash(hash).map_err(|e| format!("{what}: {e}"))?;
+        }
+        if self.max_pin_failures == 0 {
+            return Err("max_pin_failures must be at least 1".into());
+        }
+        Ok(())
     }
 }

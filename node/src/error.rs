@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use vhsm_core::{KeyId, KeyState, KeyUse};
+use vhsm_core::{KeyId, KeyState, KeyUse, PinUser};
 use vhsm_protocols::ProtocolError;
 use vhsm_wire::{frame::FrameError, tls::TlsError, ErrorKind, NodeId, Role, WireError};
 
@@ -139,6 +139,40 @@ pub enum ServiceError {
         /// This node.
         node: NodeId,
     },
+    /// A wrong PIN, counted on this node ([`ErrorKind::PinIncorrect`]; see `crate::pins`).
+    #[error("node {node}: wrong {} ({failures} of {max} wrong PINs in a row before it locks here)", crate::pins::pin_name(*.user))]
+    PinIncorrect {
+        /// This node.
+        node: NodeId,
+        /// Which PIN.
+        user: PinUser,
+        /// Wrong PINs in a row on this node now.
+        failures: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The PIN is locked on this node: refused without being checked, or the wrong PIN that reached the limit
+    /// ([`ErrorKind::PinLocked`]).
+    #[error("node {node}: {}", locked_words(*.user, *.max, *.now))]
+    PinLocked {
+        /// This node.
+        node: NodeId,
+        /// Which PIN.
+        user: PinUser,
+        /// The limit.
+        max: u32,
+        /// Whether this check locked it.
+        now: bool,
+    },
+    /// This node's `node.toml` has no `[token]` section: it checks no PIN ([`ErrorKind::Internal`]).
+    #[error(
+        "node {node} cannot check PINs: its node.toml has no [token] section (copy the section from another node's \
+         node.toml and restart it)"
+    )]
+    NoPinConfig {
+        /// This node.
+        node: NodeId,
+    },
     /// An unseal request to a node that has a development key file ([`ErrorKind::BadRequest`]).
     #[error("this node has a development key file and is never sealed")]
     NeverSealed,
@@ -220,6 +254,15 @@ pub enum ServiceError {
     },
 }
 
+fn locked_words(user: PinUser, max: u32, now: bool) -> String {
+    let pin = crate::pins::pin_name(user);
+    if now {
+        format!("wrong {pin}; it is now locked here after {max} wrong PINs in a row")
+    } else {
+        format!("the {pin} is locked here (too many wrong PINs); refused unchecked")
+    }
+}
+
 impl ServiceError {
     /// The kind of failure, for the caller to react to.
     pub fn kind(&self) -> ErrorKind {
@@ -246,7 +289,10 @@ impl ServiceError {
             ServiceError::Nonce(NonceError::Missing(_)) => ErrorKind::Stale,
             ServiceError::Nonce(_) => ErrorKind::BadRequest,
             ServiceError::Sealed { .. } => ErrorKind::Sealed,
-            ServiceError::WrongPassphrase { .. } => ErrorKind::PinIncorrect,
+            ServiceError::WrongPassphrase { .. } | ServiceError::PinIncorrect { .. } => {
+                ErrorKind::PinIncorrect
+            }
+            ServiceError::PinLocked { .. } => ErrorKind::PinLocked,
             ServiceError::Store(e) => match e {
                 StoreError::NotFound(_) => ErrorKind::NotFound,
                 StoreError::Exists(_) | StoreError::Refused(_) => ErrorKind::BadRequest,
@@ -257,6 +303,7 @@ impl ServiceError {
             },
             ServiceError::Session(e) => e.kind(),
             ServiceError::Unseal(_)
+            | ServiceError::NoPinConfig { .. }
             | ServiceError::StoreOpen(_)
             | ServiceError::StoreFailed { .. }
             | ServiceError::AuditUnwritable { .. }
@@ -288,6 +335,9 @@ impl ServiceError {
             | ServiceError::Nonce(_)
             | ServiceError::Sealed { .. }
             | ServiceError::WrongPassphrase { .. }
+            | ServiceError::PinIncorrect { .. }
+            | ServiceError::PinLocked { .. }
+            | ServiceError::NoPinConfig { .. }
             | ServiceError::NeverSealed
             | ServiceError::UnsealEnvelope(_)
             | ServiceError::NoUnsealKey { .. }
@@ -367,6 +417,9 @@ pub enum StartError {
     /// The unseal key file (`unseal_key_file`) cannot be loaded.
     #[error("node: {0}")]
     UnsealKey(EnvelopeError),
+    /// The `[token]` section of the configuration is not usable (a hash that is not an Argon2id PHC string).
+    #[error("node: node.toml [token]: {0}")]
+    PinConfig(String),
     /// The configuration names neither a storage key file nor a sealed one.
     #[error("node: node.toml names no storage key file")]
     NoStorageKey,
@@ -505,6 +558,25 @@ mod tests {
                 ServiceError::WrongPassphrase { node: 3 },
                 ErrorKind::PinIncorrect,
             ),
+            (
+                ServiceError::PinIncorrect {
+                    node: 3,
+                    user: PinUser::User,
+                    failures: 2,
+                    max: 5,
+                },
+                ErrorKind::PinIncorrect,
+            ),
+            (
+                ServiceError::PinLocked {
+                    node: 3,
+                    user: PinUser::SecurityOfficer,
+                    max: 5,
+                    now: true,
+                },
+                ErrorKind::PinLocked,
+            ),
+            (ServiceError::NoPinConfig { node: 3 }, ErrorKind::Internal),
             (ServiceError::NeverSealed, ErrorKind::BadRequest),
             (ServiceError::NoUnsealKey { node: 3 }, ErrorKind::BadRequest),
             (

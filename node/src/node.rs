@@ -62,6 +62,9 @@ pub struct Node {
     pub(crate) security_officer: Option<ed25519_dalek::VerifyingKey>,
     /// The audit log: every recorded request is written here before it runs (fail closed).
     pub(crate) audit: Arc<AuditLog>,
+    /// The token's PIN hashes and lockout limit (`[token]` of `node.toml`; `None`: this node checks no PIN). See
+    /// [`crate::pins`].
+    pub(crate) pins: Option<crate::config::PinConfig>,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
     pub(crate) keygens:
         std::sync::Mutex<std::collections::HashMap<vhsm_core::KeyId, vhsm_protocols::SessionId>>,
@@ -107,6 +110,15 @@ impl Node {
         config: &NodeConfig,
         mesh: Arc<dyn MeshTransport>,
     ) -> Result<Arc<Node>, StartError> {
+        if let Some(token) = &config.token {
+            token.check().map_err(StartError::PinConfig)?;
+        } else {
+            tracing::warn!(
+                node = config.node_id,
+                "node.toml has no [token] section: this node checks no PIN (logins need the cluster's threshold \
+                 of nodes that do); copy the section from another node's node.toml"
+            );
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|error| StartError::CreateDir {
             path: config.data_dir.clone(),
             error,
@@ -180,6 +192,7 @@ impl Node {
                 .security_officer_public_key()
                 .map_err(StartError::Config)?,
             audit,
+            pins: config.token.clone(),
             keygens: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: config.fault_injection.clone(),
@@ -633,8 +646,13 @@ impl Node {
                 from_line,
                 max_lines,
             } => self.audit_log(from_line, max_lines).await,
-            // Recorded by `audited`: nothing else to do.
-            NodeRequest::LoginFailed { .. } => Ok(NodeResponse::Ok),
+            NodeRequest::CheckPin { user, pin } => self.check_pin(user, pin).await,
+            NodeRequest::PinState => self.pin_state().await,
+            NodeRequest::LoginFailed { .. } => Err(ServiceError::BadRequest(
+                "LoginFailed is retired: PINs are checked by the nodes (CheckPin); this coordinator is older than \
+                 this node"
+                    .into(),
+            )),
             NodeRequest::OnBehalf { .. } => Err(ServiceError::BadRequest(
                 "a request on behalf of a client must not be nested".into(),
             )),
@@ -759,7 +777,7 @@ pub fn trim_passphrase(bytes: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Issue 14, item 8: the node refuses to start on an audit log that lost entries its store recorded, beside a
     //! share database older than its log, or on a log whose MACs do not verify; it still starts on a log written
     //! before MACs (format version 1) and on a log with a torn last line.
@@ -804,7 +822,8 @@ mod tests {
         }
     }
 
-    fn config(dir: &Path) -> NodeConfig {
+    /// Node 1's configuration on `dir`: a development storage key, no peers, no `[token]`.
+    pub(crate) fn config(dir: &Path) -> NodeConfig {
         let key = dir.join("storage.key");
         if !key.exists() {
             StorageKey::generate().write_new(&key).unwrap();
@@ -822,16 +841,17 @@ mod tests {
             data_dir: dir.join("data"),
             security_officer_key: None,
             peers: Vec::new(),
+            token: None,
             #[cfg(feature = "fault-injection")]
             fault_injection: Default::default(),
         }
     }
 
-    fn open(config: &NodeConfig) -> Result<Arc<Node>, StartError> {
+    pub(crate) fn open(config: &NodeConfig) -> Result<Arc<Node>, StartError> {
         Node::open(config, Arc::new(Nowhere))
     }
 
-    fn audit_path(dir: &Path) -> PathBuf {
+    pub(crate) fn audit_path(dir: &Path) -> PathBuf {
         dir.join("data").join(AUDIT_FILE)
     }
 

@@ -9,6 +9,7 @@
 //! | stored object | 1 ([`ObjectRecordV1`]) | 1 |
 //! | membership | 1 ([`MembershipRecordV1`]) | 1 |
 //! | the store's metadata row | 1 ([`StoreMetaRecordV1`]) | 1 |
+//! | a PIN's failure counter | 1 ([`PinCounterRecordV1`]) | 1 |
 //!
 //! Version 1 of the key metadata (before attributes and revisions) was never released; a record of it is refused.
 //! `node/tests/data/records/` holds records as the first release of the store wrote them; the tests read them.
@@ -238,6 +239,32 @@ impl From<StoreMetaRecordV1> for crate::store::StoreMeta {
     }
 }
 
+/// A PIN's failure counter, version 1 (see `crate::pins`): wrong PINs in a row, and whether the PIN is locked on
+/// this node (kept apart from the count, so that a lock outlives a later change of the configured limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinCounterRecordV1 {
+    failures: u32,
+    locked: bool,
+}
+
+impl From<&vhsm_wire::node_api::PinCounter> for PinCounterRecordV1 {
+    fn from(c: &vhsm_wire::node_api::PinCounter) -> Self {
+        PinCounterRecordV1 {
+            failures: c.failures,
+            locked: c.locked,
+        }
+    }
+}
+
+impl From<PinCounterRecordV1> for vhsm_wire::node_api::PinCounter {
+    fn from(r: PinCounterRecordV1) -> Self {
+        vhsm_wire::node_api::PinCounter {
+            failures: r.failures,
+            locked: r.locked,
+        }
+    }
+}
+
 /// Why a record's plaintext does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -327,6 +354,21 @@ pub fn decode_store_meta(plain: &[u8]) -> Result<crate::store::StoreMeta, Record
     }
 }
 
+/// The plaintext of a PIN's failure counter record.
+pub fn encode_pin_counter(
+    counter: &vhsm_wire::node_api::PinCounter,
+) -> Result<Vec<u8>, RecordError> {
+    encode(1, &PinCounterRecordV1::from(counter))
+}
+
+/// Reads a PIN's failure counter record.
+pub fn decode_pin_counter(plain: &[u8]) -> Result<vhsm_wire::node_api::PinCounter, RecordError> {
+    match split(plain)? {
+        (1, body) => decode::<PinCounterRecordV1>(body).map(Into::into),
+        (other, _) => Err(RecordError::UnknownVersion(other)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -404,6 +446,35 @@ mod tests {
             decode_store_meta(&[2, 0]),
             Err(RecordError::UnknownVersion(2))
         );
+    }
+
+    #[test]
+    fn the_pin_counter_record_keeps_its_first_encoding() {
+        use vhsm_wire::node_api::PinCounter;
+        let counter = PinCounter {
+            failures: 3,
+            locked: true,
+        };
+        let first = include_bytes!("../tests/data/records/pin_counter_v1.bin");
+        assert_eq!(decode_pin_counter(first).unwrap(), counter);
+        assert_eq!(encode_pin_counter(&counter).unwrap(), first.to_vec());
+        for failures in [0, 1, 5, u32::MAX] {
+            for locked in [false, true] {
+                let c = PinCounter { failures, locked };
+                assert_eq!(
+                    decode_pin_counter(&encode_pin_counter(&c).unwrap()).unwrap(),
+                    c
+                );
+            }
+        }
+        assert_eq!(
+            decode_pin_counter(&[2, 0, 0]),
+            Err(RecordError::UnknownVersion(2))
+        );
+        assert!(matches!(
+            decode_pin_counter(&[1, 3, 1, 0]),
+            Err(RecordError::Malformed(_))
+        ));
     }
 
     #[test]

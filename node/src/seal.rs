@@ -8,7 +8,7 @@
 //!
 //! | version | layout | associated data | written for |
 //! |---|---|---|---|
-//! | 1 | `1 ‖ epoch (8, BE) ‖ nonce (12) ‖ ciphertext ‖ tag (16)` | `"vhsm/sealed-record/v1" ‖ node (2) ‖ kind (1) ‖ subject length (1) ‖ subject ‖ epoch (8)` | shares, bans, membership, backup bodies ([`seal`]) |
+//! | 1 | `1 ‖ epoch (8, BE) ‖ nonce (12) ‖ ciphertext ‖ tag (16)` | `"vhsm/sealed-record/v1" ‖ node (2) ‖ kind (1) ‖ subject length (1) ‖ subject ‖ epoch (8)` | shares, bans, membership, backup bodies, PIN failure counters ([`seal`]) |
 //! | 2 | `2 ‖ epoch (8, BE) ‖ revision (8, BE) ‖ nonce (12) ‖ ciphertext ‖ tag (16)` | `"vhsm/sealed-record/v2" ‖ node ‖ kind ‖ subject length ‖ subject ‖ epoch (8) ‖ revision (8)` | key metadata (revision: the metadata's revision), objects (their version), the store's metadata row (its generation) ([`seal_bound`]) |
 //!
 //! A version-2 record is bound to its revision as well as its epoch: the store checks that the revision the
@@ -47,7 +47,7 @@ use aes_gcm::{
 use rand_core::{OsRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use vhsm_core::{KeyId, ObjectId};
+use vhsm_core::{KeyId, ObjectId, PinUser};
 use vhsm_wire::NodeId;
 
 const RECORD_VERSION: u8 = 1;
@@ -74,6 +74,8 @@ pub enum RecordKind {
     /// The store's metadata row: generation, audit head, digest of every record (subject: this node's id; epoch
     /// and revision: the generation). See `crate::store`.
     StoreMeta = 7,
+    /// A PIN's failure counter (subject: the PIN, [`Subject::Pin`]; epoch 0). See `crate::pins`.
+    PinCounter = 8,
 }
 
 /// Why a record could not be sealed or opened.
@@ -443,7 +445,8 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// What a record is about: a key (its id) or a peer node (its id). Part of the associated data.
+/// What a record is about: a key (its id), a node (its id), an object (its id) or one of the token's PINs. Part of
+/// the associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
     /// A key.
@@ -452,6 +455,8 @@ pub enum Subject {
     Node(NodeId),
     /// A stored object.
     Object(ObjectId),
+    /// One of the token's PINs (its failure counter).
+    Pin(PinUser),
 }
 
 impl Subject {
@@ -460,6 +465,8 @@ impl Subject {
             Subject::Key(id) => id.0.to_vec(),
             Subject::Node(id) => id.to_be_bytes().to_vec(),
             Subject::Object(id) => id.0.to_vec(),
+            Subject::Pin(PinUser::User) => b"pin/user".to_vec(),
+            Subject::Pin(PinUser::SecurityOfficer) => b"pin/so".to_vec(),
         }
     }
 
@@ -468,6 +475,8 @@ impl Subject {
             Subject::Key(id) => format!("key {id}"),
             Subject::Node(id) => format!("node {id}"),
             Subject::Object(id) => format!("object {id}"),
+            Subject::Pin(PinUser::User) => "the user PIN".into(),
+            Subject::Pin(PinUser::SecurityOfficer) => "the security officer's PIN".into(),
         }
     }
 }

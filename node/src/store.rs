@@ -11,8 +11,8 @@
 //! change. It holds:
 //!
 //! - the **generation**: a counter incremented by every write transaction that changes a record (a key, share,
-//!   staged share, object, ban or the membership). The audit log's entries carry the generation they saw (see
-//!   [`crate::audit`]), so a `shares.redb` older than the log is detected at unseal;
+//!   staged share, object, ban, the membership or a PIN failure counter). The audit log's entries carry the
+//!   generation they saw (see [`crate::audit`]), so a `shares.redb` older than the log is detected at unseal;
 //! - the **audit head** ([`Head`]): how many audit entries were on disk (fsynced) when the transaction committed,
 //!   and the hash of the last of them. Written with every change and, between changes, by [`ShareStore::anchor`]
 //!   (the node anchors within about a second of any append). At unseal the log must hold that entry: a log that
@@ -52,8 +52,8 @@ use redb::{
     TableDefinition, TableHandle, WriteTransaction,
 };
 use sha2::Sha256;
-use vhsm_core::{KeyId, KeyInfo, KeyState, Membership, ObjectId, StoredObject};
-use vhsm_wire::NodeId;
+use vhsm_core::{KeyId, KeyInfo, KeyState, Membership, ObjectId, PinUser, StoredObject};
+use vhsm_wire::{node_api::PinCounter, NodeId};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -77,9 +77,17 @@ const MEMBERSHIP_RECORD: &str = "current";
 /// The store's metadata row (see the module docs): one record, [`META_RECORD`]. Not part of the records digest.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_RECORD: &str = "current";
+/// The token's PIN failure counters (`crate::pins`): one record per PIN, keyed by [`pin_record_key`].
+const PIN_COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pin_counters");
 /// The tables whose records the digest covers, keyed by bytes.
-const BYTE_TABLES: [TableDefinition<&[u8], &[u8]>; 5] =
-    [SHARES, KEYS, OBJECTS, STAGED_SHARES, STAGED_KEYS];
+const BYTE_TABLES: [TableDefinition<&[u8], &[u8]>; 6] = [
+    SHARES,
+    KEYS,
+    OBJECTS,
+    STAGED_SHARES,
+    STAGED_KEYS,
+    PIN_COUNTERS,
+];
 const DIGEST_LABEL: &[u8] = b"vhsm/store-digest/v1";
 const DIGEST_DOMAIN: &[u8] = b"vhsm/store-record/v1";
 
@@ -1197,6 +1205,90 @@ impl ShareStore {
         Ok(membership)
     }
 }
+/// The key of `user`'s failure counter in [`PIN_COUNTERS`].
+fn pin_record_key(user: PinUser) -> &'static [u8] {
+    match user {
+        PinUser::User => b"user",
+        PinUser::SecurityOfficer => b"so",
+    }
+}
+
+/// The token's PIN failure counters ([`crate::pins`]).
+impl ShareStore {
+    /// The failure counter of `user`'s PIN (zero, unlocked, if none was ever written).
+    pub fn pin_counter(&self, user: PinUser) -> Result<PinCounter, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = match txn.open_table(PIN_COUNTERS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(PinCounter::default()),
+            Err(e) => return Err(db_error(e)),
+        };
+        let record = table
+            .get(pin_record_key(user))
+            .map_err(db_error)?
+            .map(|v| v.value().to_vec());
+        record
+            .map(|r| self.open_pin_counter(user, &r))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Changes `user`'s failure counter in one transaction: `change` gets the counter as the transaction reads it
+    /// and returns the new one (`None`: leave it, nothing is written). Returns the counter as read and as left.
+    /// Concurrent changes are serialised by the database, so each sees the one before it.
+    pub fn update_pin_counter(
+        &self,
+        user: PinUser,
+        change: impl FnOnce(PinCounter) -> Option<PinCounter>,
+    ) -> Result<(PinCounter, PinCounter), StoreError> {
+        let mut w = self.begin()?;
+        let key = pin_record_key(user);
+        let before = match w.get(PIN_COUNTERS, key)? {
+            Some(record) => self.open_pin_counter(user, &record)?,
+            None => PinCounter::default(),
+        };
+        let Some(after) = change(before) else {
+            return Ok((before, before));
+        };
+        if after == before {
+            return Ok((before, before));
+        }
+        let plain =
+            records::encode_pin_counter(&after).map_err(|e| StoreError::Database(e.to_string()))?;
+        let record = seal::seal(
+            &self.key,
+            self.node,
+            RecordKind::PinCounter,
+            Subject::Pin(user),
+            0,
+            &plain,
+        );
+        w.put(PIN_COUNTERS, key, &record)?;
+        w.commit()?;
+        Ok((before, after))
+    }
+
+    fn open_pin_counter(&self, user: PinUser, record: &[u8]) -> Result<PinCounter, StoreError> {
+        let (epoch, plain) = seal::open(
+            &self.key,
+            self.node,
+            RecordKind::PinCounter,
+            Subject::Pin(user),
+            record,
+        )?;
+        let bad = |reason: String| {
+            StoreError::Database(format!(
+                "the {} failure counter: {reason}",
+                crate::pins::pin_name(user)
+            ))
+        };
+        if epoch != 0 {
+            return Err(bad(format!("sealed at epoch {epoch}, not 0")));
+        }
+        records::decode_pin_counter(&plain).map_err(|e| bad(e.to_string()))
+    }
+}
+
 /// Backup and restore ([`crate::backup`]).
 impl ShareStore {
     /// A backup file of every key with shares (its current epoch), every object and the membership.
@@ -1824,6 +1916,95 @@ mod tests {
         ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
         put(SHARES, None);
         assert!(ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).is_err());
+    }
+
+    /// Issue 14, item 11: a PIN's failure counter is a sealed record like any other: kept across a reopen, each
+    /// change a new generation, and an older counter put back (to undo failures) is refused at open; one PIN's
+    /// record does not open as the other's.
+    #[test]
+    fn pin_counters_are_sealed_kept_and_covered_by_the_records_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shares.redb");
+        let key_path = dir.path().join("k");
+        StorageKey::generate().write_new(&key_path).unwrap();
+        let open = || ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
+        let raw = |user: PinUser| {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_read().unwrap();
+            let t = txn.open_table(PIN_COUNTERS).unwrap();
+            let value = t
+                .get(pin_record_key(user))
+                .unwrap()
+                .map(|v| v.value().to_vec());
+            value
+        };
+        let put = |user: PinUser, value: &[u8]| {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(PIN_COUNTERS)
+                .unwrap()
+                .insert(pin_record_key(user), value)
+                .unwrap();
+            txn.commit().unwrap();
+        };
+        let one_more = |c: PinCounter| {
+            Some(PinCounter {
+                failures: c.failures + 1,
+                locked: false,
+            })
+        };
+        let after_one = {
+            let store = open();
+            assert_eq!(
+                store.pin_counter(PinUser::User).unwrap(),
+                PinCounter::default()
+            );
+            let (before, after) = store.update_pin_counter(PinUser::User, one_more).unwrap();
+            assert_eq!((before.failures, after.failures), (0, 1));
+            assert_eq!(store.meta().unwrap().unwrap().generation, 1);
+            // No change, no write.
+            store.update_pin_counter(PinUser::User, |_| None).unwrap();
+            store.update_pin_counter(PinUser::User, Some).unwrap();
+            assert_eq!(store.meta().unwrap().unwrap().generation, 1);
+            drop(store);
+            raw(PinUser::User).unwrap()
+        };
+        {
+            let store = open();
+            assert_eq!(store.pin_counter(PinUser::User).unwrap().failures, 1);
+            store.update_pin_counter(PinUser::User, one_more).unwrap();
+            store
+                .update_pin_counter(PinUser::SecurityOfficer, one_more)
+                .unwrap();
+            assert_eq!(store.pin_counter(PinUser::User).unwrap().failures, 2);
+            assert_eq!(
+                store
+                    .pin_counter(PinUser::SecurityOfficer)
+                    .unwrap()
+                    .failures,
+                1
+            );
+            assert_eq!(store.meta().unwrap().unwrap().generation, 3);
+        }
+        let after_two = raw(PinUser::User).unwrap();
+        // The counter of one failure put back over the one of two: refused.
+        put(PinUser::User, &after_one);
+        let err = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap_err();
+        assert!(
+            err.to_string().contains("do not match the digest sealed"),
+            "{err}"
+        );
+        put(PinUser::User, &after_two);
+        let store = open();
+        // The user's record does not open as the security officer's.
+        let err = store
+            .open_pin_counter(PinUser::SecurityOfficer, &after_two)
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Seal(SealError::Tampered { .. })),
+            "{err}"
+        );
+        assert_eq!(store.pin_counter(PinUser::User).unwrap().failures, 2);
     }
 
     /// A store written before the metadata row existed opens as generation 0 and gets its row at its first write.

@@ -5,7 +5,10 @@
 //!
 //! A fault is one line: [`MemoryCluster::set_fault`] makes a node [`Fault::Down`] (unreachable, and its protocol
 //! messages lost both ways), [`Fault::Slow`] (every answer late), [`Fault::Garbage`] (answers of the wrong kind), or
-//! [`Fault::Lie`] (its real answers rewritten by the test: a node lying about a key).
+//! [`Fault::Lie`] (its real answers rewritten by the test: a node lying about a key, or about a PIN).
+//!
+//! The nodes check the token's PINs ([`USER_PIN`], [`SO_PIN`]) with their own counters;
+//! [`MemoryCluster::another_coordinator`] reaches the same nodes as a second (or restarted) coordinator.
 
 use std::{
     collections::BTreeMap,
@@ -215,6 +218,13 @@ fn garbage(request: &NodeRequest) -> NodeResponse {
     }
 }
 
+/// The token user's PIN of every in-memory cluster (the nodes hold its Argon2id hash in their `[token]`).
+pub const USER_PIN: &str = "memory-user-pin";
+/// The security officer's PIN of every in-memory cluster.
+pub const SO_PIN: &str = "memory-so-pin";
+/// Wrong PINs in a row at which an in-memory node locks a PIN.
+pub const MAX_PIN_FAILURES: u32 = 5;
+
 /// A threshold-of-n cluster in this process.
 pub struct MemoryCluster {
     _dir: tempfile::TempDir,
@@ -256,8 +266,13 @@ impl MemoryCluster {
         let officer = ApprovalKey::generate_new(&dir.path().join(vhsm_client::approval::KEY_FILE))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut background = Vec::new();
+        let token = format!(
+            "\n[token]\nuser_pin_hash = \"{}\"\nso_pin_hash = \"{}\"\nmax_pin_failures = {MAX_PIN_FAILURES}\n",
+            vhsm_node::pins::hash_pin(USER_PIN.as_bytes()).map_err(anyhow::Error::msg)?,
+            vhsm_node::pins::hash_pin(SO_PIN.as_bytes()).map_err(anyhow::Error::msg)?,
+        );
         for &id in &ids {
-            let config = node_config(dir.path(), id, &ids, &officer.public_key_hex())?;
+            let config = node_config(dir.path(), id, &ids, &officer.public_key_hex(), &token)?;
             let mesh = Arc::new(MemoryMesh {
                 me: id,
                 network: network.clone(),
@@ -299,6 +314,15 @@ impl MemoryCluster {
     /// The security officer's approval of moving keys onto `committee` at `threshold` (valid for a day).
     pub fn approve(&self, committee: &[NodeId], threshold: u16) -> ChangeApproval {
         self.officer.approve(committee, threshold)
+    }
+
+    /// Another coordinator's links to the same nodes, with the same membership: it shares nothing with
+    /// [`MemoryCluster::pool`] but the nodes — as a restarted coordinator process, or a second one beside it.
+    pub fn another_coordinator(&self) -> NodePool {
+        let transport = Arc::new(MemoryTransport {
+            network: self.network.clone(),
+        });
+        NodePool::with_membership(transport, self.pool.membership())
     }
 
     /// The node ids.
@@ -346,13 +370,15 @@ impl Drop for MemoryCluster {
     }
 }
 
-/// A node's configuration on `root`: a development storage key, every other node a peer. (Its TLS files are
-/// named but never read: nothing here listens.)
+/// A node's configuration on `root`: a development storage key, every other node a peer, the security officer's
+/// approval key `officer` pinned, `token` (the `[token]` section: the PIN hashes). (Its TLS files are named but
+/// never read: nothing here listens.)
 fn node_config(
     root: &Path,
     id: NodeId,
     ids: &[NodeId],
     officer: &str,
+    token: &str,
 ) -> anyhow::Result<NodeConfig> {
     let dir = root.join(format!("node-{id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -371,6 +397,7 @@ fn node_config(
             address(*peer)
         ));
     }
+    text.push_str(token);
     let path = dir.join("node.toml");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     NodeConfig::load(&path).map_err(anyhow::Error::msg)

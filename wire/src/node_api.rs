@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use vhsm_core::{
-    ChangeApproval, KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, StoredObject,
+    ChangeApproval, KeyId, KeyInfo, KeyState, KeyUse, Membership, NodeId, PinUser, SecretBytes,
+    StoredObject,
 };
 use vhsm_protocols::{
     frost::{
@@ -286,7 +287,9 @@ pub enum NodeRequest {
         #[serde(deserialize_with = "nesting::boxed")]
         request: Box<NodeRequest>,
     },
-    /// A client failed to log in at the coordinator: the node records it in its audit log.
+    /// Retired: a coordinator that checked PINs itself (before the nodes did, [`NodeRequest::CheckPin`]) reported a
+    /// failed login with it, for the audit log. Kept so that the variants after it keep their encoding; a node
+    /// refuses it (`BadRequest`) and records nothing.
     LoginFailed {
         /// Which PIN was presented.
         user: PinUser,
@@ -313,11 +316,25 @@ pub enum NodeRequest {
         /// The HPKE envelope (header ‖ encapsulated key ‖ ciphertext).
         envelope: Vec<u8>,
     },
+    /// Check a login's PIN against this node's own hash of it, counting failures in this node's sealed store: the
+    /// right PIN is answered `Ok` and resets the counter; a wrong one is refused (`PinIncorrect`) and counted; at
+    /// the node's `max_pin_failures` the PIN locks on this node, and every later check is refused (`PinLocked`),
+    /// right PIN or not. A sealed node refuses (`Sealed`). The coordinator logs a client in only if the cluster's
+    /// threshold of nodes answered `Ok`.
+    CheckPin {
+        /// Which PIN.
+        user: PinUser,
+        /// The PIN presented (never recorded: the audit entry's input is a digest of the PIN user alone).
+        pin: SecretBytes,
+    },
+    /// This node's PIN failure counters: [`NodeResponse::PinState`].
+    PinState,
 }
 
 impl NodeRequest {
     /// The request's name in the nodes' audit logs (`generate`, `sign`, …); `None` for the requests a node answers
-    /// without recording them (reads, and the envelopes `OnBehalf` and `Batch`, whose contents are recorded).
+    /// without recording them (reads, the envelopes `OnBehalf` and `Batch`, whose contents are recorded, and the
+    /// retired `LoginFailed`, which is refused). Logs written by earlier releases also hold `login-failed`.
     pub fn audit_name(&self) -> Option<&'static str> {
         Some(match self {
             NodeRequest::Status
@@ -326,6 +343,8 @@ impl NodeRequest {
             | NodeRequest::ListStaged
             | NodeRequest::AuditLog { .. }
             | NodeRequest::UnsealChallenge
+            | NodeRequest::PinState
+            | NodeRequest::LoginFailed { .. }
             | NodeRequest::OnBehalf { .. }
             | NodeRequest::Batch(_) => return None,
             NodeRequest::GenerateKey { .. } => "generate",
@@ -343,7 +362,7 @@ impl NodeRequest {
             NodeRequest::AbortReshare { .. } => "abort-reshare",
             NodeRequest::SetMembership { .. } => "set-membership",
             NodeRequest::ClearBan { .. } => "clear-ban",
-            NodeRequest::LoginFailed { .. } => "login-failed",
+            NodeRequest::CheckPin { .. } => "check-pin",
             NodeRequest::SetKeyState { .. } => "set-key-state",
             NodeRequest::Unseal { .. } => "unseal",
             NodeRequest::ChangeUnsealSecret { .. } => "change-unseal-secret",
@@ -439,6 +458,38 @@ pub enum NodeResponse {
         /// Whether the node is sealed now.
         sealed: bool,
     },
+    /// Answer to `PinState`.
+    PinState(PinState),
+}
+
+/// One PIN's failure counter on one node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinCounter {
+    /// Wrong PINs since the last right one (a check counts as a failure from its start until it is found right).
+    pub failures: u32,
+    /// Locked on this node: every check is refused, right PIN or not.
+    pub locked: bool,
+}
+
+/// A node's PIN failure counters ([`NodeRequest::PinState`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinState {
+    /// The user PIN's.
+    pub user: PinCounter,
+    /// The security officer's PIN's.
+    pub security_officer: PinCounter,
+    /// Failures in a row at which this node locks a PIN.
+    pub max_failures: u32,
+}
+
+impl PinState {
+    /// The counter of `user`'s PIN.
+    pub fn of(&self, user: PinUser) -> PinCounter {
+        match user {
+            PinUser::User => self.user,
+            PinUser::SecurityOfficer => self.security_officer,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -457,6 +508,64 @@ mod tests {
         }
         bytes.extend_from_slice(&postcard::to_allocvec(&NodeRequest::ListKeys).unwrap());
         bytes
+    }
+
+    /// New variants go at the end (postcard encodes the variant's position): the retired `LoginFailed` keeps its
+    /// place, so `AuditLog` keeps the encoding it had before the PIN requests, which follow it.
+    #[test]
+    fn the_unseal_and_pin_variants_are_appended_and_the_earlier_encodings_stay() {
+        let encode = |r: &NodeRequest| postcard::to_allocvec(r).unwrap();
+        assert_eq!(
+            encode(&NodeRequest::AuditLog {
+                from_line: 10,
+                max_lines: 2000
+            }),
+            [0x1b, 0x0a, 0xd0, 0x0f]
+        );
+        assert_eq!(
+            encode(&NodeRequest::LoginFailed {
+                user: PinUser::SecurityOfficer,
+                error: "x".into()
+            }),
+            [0x1a, 0x01, 0x01, b'x']
+        );
+        assert_eq!(
+            encode(&NodeRequest::CheckPin {
+                user: PinUser::User,
+                pin: SecretBytes::new(b"1234".to_vec()),
+            }),
+            [0x1e, 0x00, 0x04, b'1', b'2', b'3', b'4']
+        );
+        assert_eq!(encode(&NodeRequest::UnsealChallenge), [0x1c]);
+        assert_eq!(
+            encode(&NodeRequest::ChangeUnsealSecret { envelope: vec![7] }),
+            [0x1d, 0x01, 0x07]
+        );
+        assert_eq!(encode(&NodeRequest::PinState), [0x1f]);
+        let state = NodeResponse::PinState(PinState {
+            user: PinCounter {
+                failures: 2,
+                locked: false,
+            },
+            security_officer: PinCounter {
+                failures: 5,
+                locked: true,
+            },
+            max_failures: 5,
+        });
+        assert_eq!(
+            postcard::to_allocvec(&state).unwrap(),
+            [0x11, 2, 0, 5, 1, 5]
+        );
+        // The PIN is redacted wherever a request is printed.
+        let printed = format!(
+            "{:?}",
+            NodeRequest::CheckPin {
+                user: PinUser::User,
+                pin: SecretBytes::new(b"1234".to_vec()),
+            }
+        );
+        assert!(!printed.contains("1234"), "{printed}");
     }
 
     /// A fuzz finding: a frame of nested `Batch` headers overflowed the decoder's stack (and a response of nested

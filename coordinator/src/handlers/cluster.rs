@@ -83,14 +83,16 @@ impl Coordinator {
         }
     }
 
-    /// `UnsealChallenge`: a fresh challenge from the node, for the operator's next envelope. Security officer.
+    /// `UnsealChallenge`: a fresh challenge from the node, for the operator's next envelope. Security officer (or
+    /// anyone while fewer than t nodes can check a PIN, as for `UnsealNode`).
     pub(crate) async fn unseal_challenge(
         &self,
         session: &ClientSession,
         nodes: &NodePool,
         node: NodeId,
     ) -> Result<ClientResponse, Error> {
-        session.require_security_officer()?;
+        // As for the unseal itself (below): the security officer's, unless too few nodes can check a PIN.
+        may_unseal(session, nodes).await?;
         let (challenge, sealed) = crate::node_backup::unseal_challenge(nodes, node).await?;
         Ok(ClientResponse::UnsealChallenge { challenge, sealed })
     }
@@ -105,8 +107,12 @@ impl Coordinator {
         envelope: Vec<u8>,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
-        session.require_security_officer()?;
-        tracing::warn!(%client, node, "security officer unseals a node");
+        match may_unseal(session, nodes).await? {
+            None => tracing::warn!(%client, node, "security officer unseals a node"),
+            Some((checkers, threshold)) => {
+                tracing::warn!(%client, node, checkers, threshold, "a node is unsealed without a security officer login: too few nodes are unsealed to check a PIN; the node checks its unseal secret")
+            }
+        }
         crate::node_backup::unseal(nodes, node, envelope)
             .await
             .inspect_err(|e| tracing::warn!(%client, node, error = %e, "node not unsealed"))?;
@@ -192,4 +198,23 @@ impl Coordinator {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether `session` may unseal a node: the security officer may (`None`); anyone may while fewer than t nodes can
+/// check a PIN (`Some((nodes that can, t))`). Nobody can log in then (a sealed node cannot check PINs: its counters
+/// are in its sealed store), and the node's unseal secret, which the node checks, is the only authorisation there
+/// can be: without this a cluster whose nodes all start sealed could never be unsealed.
+async fn may_unseal(
+    session: &ClientSession,
+    nodes: &NodePool,
+) -> Result<Option<(usize, usize)>, Error> {
+    if session.logged_in() == Some(vhsm_core::PinUser::SecurityOfficer) {
+        return Ok(None);
+    }
+    let threshold = usize::from(nodes.membership().threshold);
+    let checkers = crate::token::pin_state(nodes).await.reports;
+    if checkers >= threshold {
+        session.require_security_officer()?;
+    }
+    Ok(Some((checkers, threshold)))
 }

@@ -16,15 +16,17 @@ impl Coordinator {
         Ok(ClientResponse::Status(self.cluster_status(nodes).await))
     }
 
-    /// `TokenInfo`: the token's PIN state (lockout counters), for the PKCS#11 token flags.
+    /// `TokenInfo`: the token's description and its PIN state, as the threshold of nodes report it.
     pub(crate) async fn token_info(
         &self,
         _session: &ClientSession,
+        nodes: &NodePool,
     ) -> Result<ClientResponse, Error> {
-        Ok(ClientResponse::Token(self.token.info()))
+        Ok(ClientResponse::Token(self.token.info(nodes).await))
     }
 
-    /// `Login`: checks a PIN against the token (with lockout); a refusal is reported to every node's audit log.
+    /// `Login`: the nodes check the PIN, each counting its own failures and recording the check in its audit log;
+    /// the session logs in if the threshold of nodes accept it (`crate::token::check_pin`).
     pub(crate) async fn login(
         &self,
         session: &ClientSession,
@@ -33,11 +35,8 @@ impl Coordinator {
         pin: SecretBytes,
     ) -> Result<ClientResponse, Error> {
         let client = session.client.as_str();
-        // Argon2 takes tens of milliseconds on purpose: off the async threads.
-        let token = self.token.clone();
-        let result = tokio::task::spawn_blocking(move || token.login(user, pin.expose()))
-            .await
-            .unwrap_or_else(|e| Err(Error::Internal(format!("PIN check failed: {e}"))));
+        let result = crate::token::check_pin(nodes, user, &pin).await;
+        drop(pin);
         match &result {
             Ok(()) => {
                 if let Ok(mut login) = session.login.lock() {
@@ -45,10 +44,7 @@ impl Coordinator {
                 }
                 tracing::info!(%client, ?user, "logged in");
             }
-            Err(e) => {
-                tracing::warn!(%client, ?user, error = %e, "login refused");
-                crate::audit::record_login_failure(nodes, user, e).await;
-            }
+            Err(e) => tracing::warn!(%client, ?user, error = %e, "login refused"),
         }
         result.map(|()| ClientResponse::Ok)
     }

@@ -519,40 +519,53 @@ impl NodePool {
             });
         };
         let result = match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
-            Ok(Err((reason, reused))) if reused && repeatable(request) => {
+            Ok(Err(failed)) if failed.reused && repeatable(request) => {
                 // A connection kept from before may be to a process that has since restarted (QUIC notices a
                 // dead peer only at its next packet): forget it and ask once more on a fresh one.
-                tracing::debug!(node, %reason, "request failed on a kept connection; retrying on a new one");
-                if let Some(conn) = link.connection.lock().await.take() {
-                    conn.close("stale");
-                }
+                tracing::debug!(node, reason = %failed.reason, "request failed on a kept connection; retrying on a new one");
+                Self::forget(&link, failed.used.as_ref(), "stale").await;
                 match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
-                    Ok(r) => r.map_err(|(reason, _)| reason),
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                    Ok(r) => r,
+                    Err(_) => Err(Failed::timed_out(timeout)),
                 }
             }
-            Ok(r) => r.map_err(|(reason, _)| reason),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Ok(r) => r,
+            Err(_) => Err(Failed::timed_out(timeout)),
         };
         self.settle(node, &link, request, result).await
     }
 
-    /// One try of `request` on node `node`'s connection; on failure, why and whether the connection was one kept
-    /// from before (not made for this try).
+    /// Closes and forgets `used`, the connection a failed call went over — only if it is still the node's current
+    /// one: calls run concurrently, and another may have made a fresh connection meanwhile, which stays.
+    async fn forget(link: &Link, used: Option<&Arc<dyn NodeChannel>>, why: &'static str) {
+        let mut slot = link.connection.lock().await;
+        let current = slot
+            .as_ref()
+            .is_some_and(|c| used.is_none_or(|u| Arc::ptr_eq(c, u)));
+        if current {
+            if let Some(conn) = slot.take() {
+                conn.close(why);
+            }
+        }
+    }
+
+    /// One try of `request` on node `node`'s connection.
     async fn attempt(
         &self,
         node: NodeId,
         link: &Link,
         request: &NodeRequest,
-    ) -> Result<NodeResponse, (String, bool)> {
+    ) -> Result<NodeResponse, Failed> {
         let reused = link
             .connection
             .lock()
             .await
             .as_ref()
             .is_some_and(|c| c.is_open());
+        let mut used = None;
         let attempt = async {
             let conn = self.connection(node, link).await?;
+            used = Some(conn.clone());
             if !matches!(request, NodeRequest::SetMembership { .. }) {
                 self.deliver_membership(node, link, &conn).await?;
             }
@@ -571,7 +584,12 @@ impl NodePool {
                 .await
                 .map_err(|e| e.0)
         };
-        attempt.await.map_err(|reason| (reason, reused))
+        let outcome = attempt.await;
+        outcome.map_err(|reason| Failed {
+            reason,
+            reused,
+            used,
+        })
     }
 
     /// Turns a call's outcome into its answer, marking the node's health.
@@ -580,7 +598,7 @@ impl NodePool {
         node: NodeId,
         link: &Link,
         request: &NodeRequest,
-        result: Result<NodeResponse, String>,
+        result: Result<NodeResponse, Failed>,
     ) -> Result<NodeResponse, NodeCallError> {
         match result {
             // A sealed node is not at fault: it is unavailable until an operator unseals it.
@@ -604,11 +622,9 @@ impl NodePool {
                 }
                 Ok(response)
             }
-            Err(reason) => {
-                // Forget the connection: the next call makes a new one.
-                if let Some(conn) = link.connection.lock().await.take() {
-                    conn.close("unresponsive");
-                }
+            Err(Failed { reason, used, .. }) => {
+                // Forget the connection (if no other call replaced it meanwhile): the next call makes a new one.
+                Self::forget(link, used.as_ref(), "unresponsive").await;
                 Self::mark(link, Some(reason.clone()));
                 Err(NodeCallError::Unreachable { node, reason })
             }
@@ -642,4 +658,23 @@ fn repeatable(request: &NodeRequest) -> bool {
             | NodeRequest::AuditLog { .. }
             | NodeRequest::UnsealChallenge
     )
+}
+
+/// Why one try of a call failed.
+struct Failed {
+    reason: String,
+    /// The connection was kept from before (not made for this try).
+    reused: bool,
+    /// The connection the try went over, if it got one.
+    used: Option<Arc<dyn NodeChannel>>,
+}
+
+impl Failed {
+    fn timed_out(timeout: Duration) -> Self {
+        Failed {
+            reason: format!("no answer within {timeout:?}"),
+            reused: false,
+            used: None,
+        }
+    }
 }

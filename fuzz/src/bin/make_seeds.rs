@@ -48,7 +48,7 @@ use vhsm_wire::{
     client_api::{AuditPage, ClientRequest, ClientResponse, ClusterStatus, NodeHealth, NodeStatus, ShareBehind},
     frame,
     mesh::{MeshMessage, MeshPayload},
-    node_api::{NodeRequest, NodeResponse, Precommitment},
+    node_api::{NodeRequest, NodeResponse, PinCounter, PinState, Precommitment},
     ErrorKind, WireError,
 };
 
@@ -456,6 +456,8 @@ fn main() {
         ("audit_log", NodeRequest::AuditLog { from_line: 10, max_lines: 2000 }),
         ("unseal_challenge", NodeRequest::UnsealChallenge),
         ("change_unseal_secret", NodeRequest::ChangeUnsealSecret { envelope: change_envelope.clone() }),
+        ("check_pin", NodeRequest::CheckPin { user: PinUser::User, pin: SecretBytes::new(b"12345678".to_vec()) }),
+        ("pin_state", NodeRequest::PinState),
     ];
     for (name, r) in &requests {
         s.frame(t, name, r);
@@ -492,6 +494,14 @@ fn main() {
             ]),
         ),
         ("error", NodeResponse::Error(error.clone())),
+        (
+            "pin_state",
+            NodeResponse::PinState(PinState {
+                user: PinCounter { failures: 2, locked: false },
+                security_officer: PinCounter { failures: 5, locked: true },
+                max_failures: 5,
+            }),
+        ),
     ];
     for (name, r) in &responses {
         s.frame(t, name, r);
@@ -622,6 +632,7 @@ fn main() {
     bound_layout.extend_from_slice(&40u16.to_be_bytes());
     bound_layout.extend_from_slice(b"a record bound to a revision");
     s.put(t, "bound_layout_keyinfo", &bound_layout);
+    s.put(t, "pin_counter_other_kind", &seal(key, 1, RecordKind::PinCounter, Subject::Pin(PinUser::User), 0, b"\x01\x03\x01"));
     let key_file = SealedKeyFile::wrap(key, b"passphrase", KdfParams::MINIMUM).unwrap();
     let mut weak = key_file.clone();
     weak[17..21].copy_from_slice(&8u32.to_be_bytes());
@@ -663,6 +674,8 @@ fn main() {
     let mut wrong = vec![2u8];
     wrong.extend(postcard::to_stdvec(&split_info).unwrap());
     s.selected(t, "11_key_info_other_key", 11, &wrong);
+    let counter = PinCounter { failures: 3, locked: true };
+    s.selected(t, "14_pin_counter_record", 14, &vhsm_node::records::encode_pin_counter(&counter).unwrap());
 
     eprintln!("wrote {} seeds, {} bytes, under {}", s.written, s.bytes, Path::new(&root).display());
 }

@@ -10,5 +10,6 @@ mod cluster;
 mod encryption;
 mod keys;
 mod objects;
+mod pins;
 mod reshare;
 mod signing;
