@@ -173,6 +173,48 @@ async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
         coordinator_log.contains("only clients use the client API"),
         "{coordinator_log}"
     );
+
+    // Issue 15, item 3: anyone who can send UDP can make handshakes fail. A hundred of them (another CA's
+    // certificate) give at most the window's few lines one by one, then one summary line with the count.
+    let before = cluster.read_log("node-2").len();
+    let identity = TlsIdentity::load(&ca, &theirs.0, &theirs.1).unwrap();
+    let endpoint = tls::client_endpoint(&identity, false).unwrap();
+    for _ in 0..100 {
+        if let Ok(connecting) = endpoint.connect(node2.parse().unwrap(), &Role::Node(2).dns_name())
+        {
+            if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(2), connecting).await {
+                // The server refuses after its side of the handshake: make the client notice.
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + vhsm_wire::accept::WINDOW + Duration::from_secs(10);
+    let summary = loop {
+        let log = cluster.read_log("node-2");
+        let since = log.get(before..).unwrap_or_default().to_string();
+        if let Some(line) = since
+            .lines()
+            .find(|l| l.contains("connections (TLS handshake failed) in"))
+        {
+            break (since.clone(), line.to_string());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no summary line:\n{since}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let one_by_one = summary
+        .0
+        .lines()
+        .filter(|l| l.contains("refused a connection (TLS handshake failed)"))
+        .count();
+    assert!(
+        one_by_one <= usize::try_from(vhsm_wire::accept::LOGGED_PER_WINDOW).unwrap() * 2,
+        "{one_by_one} lines for 100 refusals:\n{}",
+        summary.0
+    );
+    assert!(summary.1.contains("refused="), "{}", summary.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
