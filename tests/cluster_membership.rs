@@ -169,6 +169,13 @@ async fn nodes_join_and_leave_a_running_cluster_and_the_membership_survives_rest
     assert!(refused.message.contains("threshold 4"), "{refused}");
     assert_eq!(so.get_key(key.id).await.unwrap().epoch, 1, "no key moved");
 
+    // Issue 15, item 6: repairing a node that is not a member is refused, not a silent success.
+    let (ok, out, err) = vhsm_in(&dir, &["node", "repair", "9"]);
+    assert!(
+        !ok && err.contains("node 9 is not a member"),
+        "{out}\n{err}"
+    );
+
     // An approval signed by any key but the one `vhsm init` pinned in every node.toml: the coordinator starts the
     // removal, every node refuses to move the key, and node 4 stays (issue 14, item 12).
     let stranger = dir.join("stranger-approval.key");

@@ -193,6 +193,10 @@ pub async fn refresh(layout: &Layout, id: Option<KeyId>, json: bool) -> anyhow::
 /// (every holder gets a new share: old shares stop combining with new ones).
 pub async fn repair(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {
     let client = connect_security_officer(layout).await?;
+    let members = client.membership().await?.ids();
+    if !members.contains(&node) {
+        bail!("node {node} is not a member of the cluster (members {members:?}): there is nothing to repair on it");
+    }
     let keys: Vec<KeyInfo> = client
         .list_keys()
         .await?
