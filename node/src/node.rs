@@ -791,36 +791,15 @@ pub(crate) mod tests {
         simulator::Simulation,
         SessionId,
     };
-    use vhsm_wire::{mesh::MeshMessage, ErrorKind};
+    use vhsm_wire::ErrorKind;
 
     use super::*;
     use crate::{
         audit::{Entry, Operation, AUDIT_FILE},
-        mesh::{BoxFuture, SendError},
         share::KeyShare,
     };
 
-    struct Nowhere;
-
-    impl MeshTransport for Nowhere {
-        fn send<'a>(
-            &'a self,
-            to: NodeId,
-            _address: &'a str,
-            _message: &'a MeshMessage,
-        ) -> BoxFuture<'a, Result<(), SendError>> {
-            Box::pin(async move {
-                Err(SendError {
-                    peer: to,
-                    reason: "no mesh in this test".into(),
-                })
-            })
-        }
-
-        fn disconnect(&self, _peer: NodeId, _left: bool) -> BoxFuture<'_, ()> {
-            Box::pin(async {})
-        }
-    }
+    use crate::mesh::Nowhere;
 
     /// Node 1's configuration on `dir`: a development storage key, no peers, no `[token]`.
     pub(crate) fn config(dir: &Path) -> NodeConfig {

@@ -558,25 +558,33 @@ pub fn open(
         return Err(SealError::Truncated);
     }
     let (epoch, rest) = rest.split_at(8);
-    let (nonce, sealed) = rest.split_at(12);
-    let mut epoch_bytes = [0u8; 8];
-    epoch_bytes.copy_from_slice(epoch);
-    let epoch = u64::from_be_bytes(epoch_bytes);
+    let epoch = be_u64(epoch);
     let aad = associated_data(node, kind, subject, epoch);
-    let plaintext = key
-        .cipher()
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: sealed,
-                aad: &aad,
-            },
-        )
+    Ok((epoch, decrypt_record(key, rest, &aad, kind, subject)?))
+}
+
+/// Opens `nonce ‖ AES-256-GCM(plaintext; aad)`, the part after the header both record versions share (see
+/// [`encrypt_record`]). The caller has checked it holds at least a nonce and a tag.
+fn decrypt_record(
+    key: &StorageKey,
+    nonce_and_sealed: &[u8],
+    aad: &[u8],
+    kind: RecordKind,
+    subject: Subject,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let (nonce, sealed) = nonce_and_sealed.split_at(12);
+    key.cipher()
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+        .map(Zeroizing::new)
         .map_err(|_| SealError::Tampered {
             subject: subject.describe(),
             kind,
-        })?;
-    Ok((epoch, Zeroizing::new(plaintext)))
+        })
+}
+
+/// A big-endian u64 from exactly 8 bytes (0 if not 8: never, by the callers' length checks).
+fn be_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_be_bytes)
 }
 
 /// What a version-2 record is bound to besides node, kind and subject.
@@ -651,34 +659,16 @@ pub fn open_bound(
                 return Err(SealError::Truncated);
             }
             let (header, rest) = rest.split_at(16);
-            let (nonce, sealed) = rest.split_at(12);
             let (epoch, revision) = header.split_at(8);
-            let word = |bytes: &[u8]| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(bytes);
-                u64::from_be_bytes(b)
-            };
-            let (epoch, revision) = (word(epoch), word(revision));
+            let (epoch, revision) = (be_u64(epoch), be_u64(revision));
             let aad = associated_data_bound(node, kind, subject, epoch, revision);
-            let plaintext = key
-                .cipher()
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: sealed,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| SealError::Tampered {
-                    subject: subject.describe(),
-                    kind,
-                })?;
+            let plaintext = decrypt_record(key, rest, &aad, kind, subject)?;
             Ok((
                 Binding {
                     epoch,
                     revision: Some(revision),
                 },
-                Zeroizing::new(plaintext),
+                plaintext,
             ))
         }
         Some(&other) => Err(SealError::Version(other)),

@@ -492,34 +492,37 @@ impl Drop for SessionInbox<'_> {
     }
 }
 
+/// A transport that reaches nobody, for tests of one node alone.
+#[cfg(test)]
+pub(crate) struct Nowhere;
+
+#[cfg(test)]
+impl MeshTransport for Nowhere {
+    fn send<'a>(
+        &'a self,
+        to: NodeId,
+        _address: &'a str,
+        _message: &'a MeshMessage,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            Err(SendError {
+                peer: to,
+                reason: "no mesh in this test".into(),
+            })
+        })
+    }
+
+    fn disconnect(&self, _peer: NodeId, _left: bool) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rand_core::OsRng;
     use vhsm_protocols::ecdsa::{EcdsaBody, EcdsaMessage, ECDSA_MESSAGE_VERSION};
-
-    struct Nowhere;
-
-    impl MeshTransport for Nowhere {
-        fn send<'a>(
-            &'a self,
-            to: NodeId,
-            _address: &'a str,
-            _message: &'a MeshMessage,
-        ) -> BoxFuture<'a, Result<(), SendError>> {
-            Box::pin(async move {
-                Err(SendError {
-                    peer: to,
-                    reason: "nowhere".into(),
-                })
-            })
-        }
-
-        fn disconnect(&self, _peer: NodeId, _left: bool) -> BoxFuture<'_, ()> {
-            Box::pin(async {})
-        }
-    }
 
     fn message(session: SessionId, id: u64) -> MeshMessage {
         MeshMessage {
