@@ -21,7 +21,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    as_coordinator, listed, sign_with_retries, so_client, verify_ed25519, ProcessCluster,
+    as_coordinator, copy_dir, listed, sign_with_retries, so_client, verify_ed25519, ProcessCluster,
 };
 use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyId, KeyInfo, KeyState};
@@ -600,19 +600,6 @@ async fn a_node_flooding_mesh_inboxes_is_refused_and_named_and_the_others_go_on(
         assert!(!signers.contains(&3));
     }
     assert_eq!(view(&client, &keys).await, vec![(KeyState::Active, 0); 2]);
-}
-
-/// Copies a directory tree.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Node 3's whole data directory (store and audit log, consistent with each other) put back to a copy taken

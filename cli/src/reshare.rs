@@ -27,6 +27,9 @@ pub struct KeyResult {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Something the operator should know about a key that was reshared (the answer was lost, the key read back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl From<&vhsm_client::KeyMoved> for KeyResult {
@@ -41,6 +44,7 @@ impl From<&vhsm_client::KeyMoved> for KeyResult {
             threshold: k.threshold,
             seconds: k.millis as f64 / 1000.0,
             error: k.error.clone(),
+            note: None,
         }
     }
 }
@@ -84,18 +88,9 @@ pub async fn reshare_keys(
                 threshold: new.threshold,
                 seconds,
                 error: None,
+                note: None,
             },
-            Err(e) => KeyResult {
-                id: key.id.to_string(),
-                label: key.label.clone(),
-                algorithm: key.algorithm.to_string(),
-                from_epoch: key.epoch,
-                to_epoch: None,
-                holders: key.holders.clone(),
-                threshold: key.threshold,
-                seconds,
-                error: Some(e.to_string()),
-            },
+            Err(e) => read_back(client, key, e.to_string(), seconds).await,
         });
         if let Some(b) = &bar {
             b.inc(1);
@@ -105,6 +100,45 @@ pub async fn reshare_keys(
         b.finish_and_clear();
     }
     results
+}
+
+/// The result of a reshare of `key` whose request failed with `error`: what the key is now, read back from the
+/// cluster. The failure may have come after the commit (the coordinator's answer lost, a holder late to confirm):
+/// a key read back at a later epoch was reshared, and is reported so — never "unchanged" unless it is.
+async fn read_back(client: &Client, key: &KeyInfo, error: String, seconds: f64) -> KeyResult {
+    let failed = |error: String| KeyResult {
+        id: key.id.to_string(),
+        label: key.label.clone(),
+        algorithm: key.algorithm.to_string(),
+        from_epoch: key.epoch,
+        to_epoch: None,
+        holders: key.holders.clone(),
+        threshold: key.threshold,
+        seconds,
+        error: Some(error),
+        note: None,
+    };
+    match client.get_key(key.id).await {
+        Ok(now) if now.epoch > key.epoch => KeyResult {
+            id: key.id.to_string(),
+            label: key.label.clone(),
+            algorithm: key.algorithm.to_string(),
+            from_epoch: key.epoch,
+            to_epoch: Some(now.epoch),
+            holders: now.holders,
+            threshold: now.threshold,
+            seconds,
+            error: None,
+            note: Some(format!(
+                "the request reported a failure ({error}), but the key reads back at epoch {}: it was reshared",
+                now.epoch
+            )),
+        },
+        Ok(_) => failed(format!("unchanged at epoch {}: {error}", key.epoch)),
+        Err(read) => failed(format!(
+            "{error}; the key could not be read back ({read}): run `vhsm key list` to see its epoch"
+        )),
+    }
 }
 
 /// Prints the results (a table, or JSON) and fails if any key failed.
@@ -134,15 +168,26 @@ pub fn print_table(results: &[KeyResult]) {
     {
         for r in results {
             match (&r.error, r.to_epoch) {
-                (None, Some(to)) => println!(
-                    "{}  {:<16} epoch {} -> {}  {}-of-{:?}  {:.2} s  {}",
-                    r.id, r.algorithm, r.from_epoch, to, r.threshold, r.holders, r.seconds, r.label
-                ),
+                (None, Some(to)) => {
+                    println!(
+                        "{}  {:<16} epoch {} -> {}  {}-of-{:?}  {:.2} s  {}",
+                        r.id,
+                        r.algorithm,
+                        r.from_epoch,
+                        to,
+                        r.threshold,
+                        r.holders,
+                        r.seconds,
+                        r.label
+                    );
+                    if let Some(note) = &r.note {
+                        println!("    note: {note}");
+                    }
+                }
                 (error, _) => println!(
-                    "{}  {:<16} FAILED, unchanged at epoch {}: {}",
+                    "{}  {:<16} FAILED: {}",
                     r.id,
                     r.algorithm,
-                    r.from_epoch,
                     error.as_deref().unwrap_or("unknown error")
                 ),
             }

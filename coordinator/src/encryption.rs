@@ -26,7 +26,7 @@ use vhsm_protocols::split_aes::{
 };
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
-    NodeId,
+    ErrorKind, NodeId,
 };
 use zeroize::Zeroizing;
 
@@ -73,8 +73,9 @@ async fn derive(
             .copied()
             .filter(|h| !valid.contains_key(h) && !excluded.contains(h))
             .collect();
-        // Nodes that did not fail lately first.
-        candidates.sort_by_key(|n| pool.recently_failed(*n));
+        // Nodes that did not fail lately, and are not known unable to use their share of the key, first.
+        let unusable = pool.unusable(key.id, key.epoch);
+        candidates.sort_by_key(|n| (unusable.contains(n), pool.recently_failed(*n)));
         if candidates.len() < missing {
             let mut message = format!(
                 "cannot use key {}: it needs {t} of its {} holders",
@@ -152,6 +153,12 @@ async fn derive(
                 }
                 (_, Err(NodeCallError::Refused { node, error })) => {
                     tracing::warn!(key = %key.id, node, %error, "split-AES: node refused");
+                    if !matches!(
+                        error.kind,
+                        ErrorKind::Forbidden | ErrorKind::BadRequest | ErrorKind::InvalidData
+                    ) {
+                        pool.note_unusable(key.id, key.epoch, [node]);
+                    }
                     refusals.push((node, error));
                     continue;
                 }

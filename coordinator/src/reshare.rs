@@ -102,6 +102,11 @@ pub async fn reshare_key(
             nodes: Vec::new(),
         });
     };
+    // Holders known unable to use their share of this epoch (behind it, or damaged) cannot deal it.
+    let mut avoid_dealers = avoid_dealers;
+    avoid_dealers.extend(pool.unusable(key_id, key.epoch));
+    avoid_dealers.sort_unstable();
+    avoid_dealers.dedup();
     let membership = pool.membership();
     let target = Target {
         committee: membership

@@ -353,7 +353,8 @@ impl Coordinator {
         };
         let behind = self.registry.behind(&keys_of(listed), &keys_of(staged));
         for b in &behind {
-            tracing::warn!(node = b.node, key = %b.key_id, held = ?b.held, epoch = b.epoch, "a holder's share is behind the key's epoch (its data was rolled back or lost): repair it (vhsm node repair)");
+            tracing::warn!(node = b.node, key = %b.key_id, held = ?b.held, epoch = b.epoch, "a holder's share is behind the key's epoch (its data was rolled back or lost): it is left out of this key's operations until repaired (vhsm node repair {})", b.node);
+            nodes.note_unusable(b.key_id, b.epoch, [b.node]);
         }
         let health = answers
             .into_iter()

@@ -79,10 +79,6 @@ pub struct Signer {
     precommitments: Precommitments,
     /// FROST keys' public key packages, decoded once (each point check costs tens of microseconds).
     public_keys: Mutex<HashMap<KeyId, CachedPublicKeys>>,
-    /// Per key and epoch, the holders that lately could not sign with their share (they said so themselves:
-    /// a share behind the key's epoch, a damaged record): picked last, so that the next signatures do not pay for
-    /// them again (issue 15, item 1). Forgotten at the key's next epoch (a repair or refresh).
-    unable: Mutex<HashMap<(KeyId, u64), BTreeSet<NodeId>>>,
 }
 
 /// A FROST key's public key package as stored (to notice a change), and decoded.
@@ -237,26 +233,9 @@ impl Signer {
         Ok(decoded)
     }
 
-    fn note_unable(&self, key: &KeyInfo, node: NodeId) {
-        if let Ok(mut unable) = self.unable.lock() {
-            if unable.len() >= 100_000 {
-                unable.clear();
-            }
-            unable.retain(|(id, epoch), _| *id != key.id || *epoch == key.epoch);
-            unable.entry((key.id, key.epoch)).or_default().insert(node);
-        }
-    }
-
-    fn unable(&self, key: &KeyInfo) -> BTreeSet<NodeId> {
-        self.unable
-            .lock()
-            .ok()
-            .and_then(|u| u.get(&(key.id, key.epoch)).cloned())
-            .unwrap_or_default()
-    }
-
     /// Picks `t` holders not excluded and no two of them a pair kept `apart`: first those that did not fail
-    /// lately (nor said lately they cannot use their share of this key), starting at a rotating offset.
+    /// lately (nor are known unable to use their share of this key, [`NodePool::unusable`]), starting at a rotating
+    /// offset.
     fn pick(
         &self,
         pool: &NodePool,
@@ -281,7 +260,7 @@ impl Signer {
             .skip(offset)
             .take(candidates.len())
             .copied();
-        let unable = self.unable(key);
+        let unable = pool.unusable(key.id, key.epoch);
         let (healthy, failed): (Vec<NodeId>, Vec<NodeId>) =
             rotated.partition(|n| !pool.recently_failed(*n) && !unable.contains(n));
         let preferred: Vec<NodeId> = healthy.into_iter().chain(failed).collect();
@@ -368,7 +347,7 @@ impl Signer {
                     reason,
                 }) => {
                     if accused.is_empty() {
-                        self.note_unable(key, accuser);
+                        pool.note_unusable(key.id, key.epoch, [accuser]);
                     }
                     match blame {
                         Blame::Banned => {
@@ -418,7 +397,7 @@ impl Signer {
                         error.kind,
                         ErrorKind::Forbidden | ErrorKind::BadRequest | ErrorKind::InvalidData
                     ) {
-                        self.note_unable(key, node);
+                        pool.note_unusable(key.id, key.epoch, [node]);
                     }
                     if error.kind == ErrorKind::Forbidden && forbidden.is_none() {
                         forbidden = Some((node, error.clone()));
@@ -667,6 +646,16 @@ impl Attempt {
         }
     }
 
+    /// Whether the failure is the answering node's own (it could not be reached, or it refused), naming no other
+    /// node: its co-signers can only fail waiting for it.
+    fn is_own(&self) -> bool {
+        match self {
+            Attempt::Unreachable(_) | Attempt::Stale(..) | Attempt::Refused(..) => true,
+            Attempt::Accused { accused, .. } => accused.is_empty(),
+            Attempt::Misbehaved(..) => false,
+        }
+    }
+
     /// The most telling failure among several signers' answers: culprits first, then unreachable nodes.
     fn worst(failures: Vec<Attempt>) -> Option<Attempt> {
         let rank = |a: &Attempt| match a {
@@ -699,13 +688,29 @@ impl Signer {
             signers: set.to_vec(),
             digest: *digest,
         };
-        let answers = pool.call_each(set, request, ECDSA_TIMEOUT).await;
+        // Answers as they come: a signer that fails on its own account (unreachable, or refusing: its share is
+        // behind, its record forbids it) ends the attempt at once. Its co-signers would only wait for it — until it
+        // tells them it gave up, or their session times out if it cannot — and are not waited for: the next set is
+        // tried meanwhile.
+        let mut calls: futures_util::stream::FuturesUnordered<_> = set
+            .iter()
+            .map(|&node| {
+                let request = request(node);
+                async move { (node, pool.call(node, &request, ECDSA_TIMEOUT).await) }
+            })
+            .collect();
         let mut signatures = Vec::new();
         let mut failures = Vec::new();
-        for (node, answer) in answers {
+        while let Some((node, answer)) = futures_util::StreamExt::next(&mut calls).await {
             match answer {
                 Ok(NodeResponse::EcdsaSignature(sig)) => signatures.push((node, sig)),
-                other => failures.push(Attempt::from_failure(node, other)),
+                other => {
+                    let failure = Attempt::from_failure(node, other);
+                    if failure.is_own() {
+                        return Err(failure);
+                    }
+                    failures.push(failure);
+                }
             }
         }
         let (signature, wrong) = first_valid(signatures, |sig| {

@@ -951,9 +951,10 @@ impl ShareStore {
     }
 
     /// Stages the share of the next epoch made by a reshare: `info` (state `Active`, its epoch one more than the
-    /// current share's) and this node's new share. The current share, if this node has one, stays in force until
-    /// [`ShareStore::commit_staged`]. A node without the key (a new holder, or one being repaired) may stage any
-    /// epoch. A staged share of the same epoch from an earlier, failed attempt is replaced.
+    /// current share's, or more for a holder behind the key's epoch) and this node's new share. The current share,
+    /// if this node has one, stays in force until [`ShareStore::commit_staged`]. A node without the key (a new
+    /// holder, or one being repaired) may stage any epoch. A staged share of the same epoch from an earlier, failed
+    /// attempt is replaced.
     pub fn stage(&self, info: &KeyInfo, share: &KeyShare) -> Result<(), StoreError> {
         let key_id = info.id;
         let corrupt = |reason: String| StoreError::Corrupt { key_id, reason };
@@ -978,7 +979,9 @@ impl ShareStore {
                     "the key's generation was never committed: it cannot be reshared".into(),
                 ));
             }
-            if current.state.has_shares() && current.epoch + 1 != info.epoch {
+            // A share is replaced only by a later epoch's. A holder that is behind (its data rolled back to before
+            // a refresh) is repaired with the epoch after the key's, more than one past its own.
+            if current.state.has_shares() && current.epoch >= info.epoch {
                 return Err(corrupt(format!(
                     "cannot stage epoch {} over epoch {}",
                     info.epoch, current.epoch
@@ -1581,12 +1584,18 @@ mod tests {
             let store = ShareStore::open(&path, StorageKey::load(&key_path).unwrap(), 1).unwrap();
             store.insert_pending(&info, &share).unwrap();
             store.activate(info.id, KeyState::Active).unwrap();
-            let mut too_far = next.clone();
-            too_far.epoch = 2;
+            let mut same = next.clone();
+            same.epoch = 0;
             assert!(
-                store.stage(&too_far, &share).is_err(),
-                "epochs go one by one"
+                store.stage(&same, &share).is_err(),
+                "a share is replaced only by a later epoch's"
             );
+            // A holder behind the key's epoch (rolled back to before a refresh) is repaired with a later one
+            // (issue 15, item 2); a staged share of another attempt is replaced.
+            let mut later = next.clone();
+            later.epoch = 2;
+            store.stage(&later, &share).unwrap();
+            assert_eq!(store.staged().unwrap(), vec![later]);
             store.stage(&next, &share).unwrap();
             assert_eq!(store.active_key(info.id).unwrap().info.epoch, 0);
         }

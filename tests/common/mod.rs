@@ -100,3 +100,16 @@ pub async fn so_client(cluster: &ProcessCluster) -> Client {
         .unwrap();
     client
 }
+
+/// Copies directory `from` (recursively) to `to`, which it creates.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

@@ -147,6 +147,18 @@ fn reset_key(identity: &TlsIdentity) -> ring::hmac::Key {
     ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &okm[..])
 }
 
+/// The key of the endpoint's connection IDs (see [`reset_key`]), also the same after a restart. QUIC answers a
+/// packet for a connection it does not know with a stateless reset only if the packet's connection ID is one it
+/// could have issued: with a key new at every start (quinn's default), a restarted process dropped the packets
+/// of the connections its predecessor had, unanswered, and its peers kept sending into them until a timeout.
+fn cid_key(identity: &TlsIdentity) -> u64 {
+    let mut okm = zeroize::Zeroizing::new([0u8; 8]);
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, identity.key.secret_der());
+    // 8 bytes is a valid HKDF-SHA256 output length.
+    let _ = hk.expand(b"vhsm/quic-connection-id-key/v1", &mut okm[..]);
+    u64::from_le_bytes(*okm)
+}
+
 /// An endpoint that accepts connections on `listen` and makes its own with the same identity.
 pub fn server_endpoint(
     identity: &TlsIdentity,
@@ -156,13 +168,14 @@ pub fn server_endpoint(
         .map_err(|e| TlsError(format!("cannot listen on {listen}: {e}")))?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| TlsError("no async runtime to run the endpoint on".into()))?;
-    let mut endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::new(Arc::new(reset_key(identity))),
-        Some(server_config(identity)?),
-        socket,
-        runtime,
-    )
-    .map_err(|e| TlsError(format!("cannot listen on {listen}: {e}")))?;
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset_key(identity)));
+    let cid_key = cid_key(identity);
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let mut endpoint =
+        quinn::Endpoint::new(config, Some(server_config(identity)?), socket, runtime)
+            .map_err(|e| TlsError(format!("cannot listen on {listen}: {e}")))?;
     endpoint.set_default_client_config(client_config(identity)?);
     Ok(endpoint)
 }
@@ -178,4 +191,55 @@ pub fn client_endpoint(identity: &TlsIdentity, ipv6: bool) -> Result<quinn::Endp
         .map_err(|e| TlsError(format!("cannot open a UDP socket: {e}")))?;
     endpoint.set_default_client_config(client_config(identity)?);
     Ok(endpoint)
+}
+
+/// A connection on which no authenticated frame arrived for this long goes to a peer that is gone (keep-alives flow
+/// every quarter of a second both ways on a live one, see `transport`).
+pub const STALE_AFTER: Duration = Duration::from_millis(1000);
+
+/// Whether a kept connection still reaches its peer: QUIC notices a peer that is gone (e.g. restarted) only at the
+/// idle timeout, and what is sent meanwhile is silently lost. A connection on which no authenticated frame arrived
+/// for [`STALE_AFTER`] despite the keep-alives is taken as dead.
+///
+/// Authenticated frames (acknowledgements, keep-alive pings, stream data: frames that decrypted), not datagrams: a
+/// peer that restarted answers the old connection's packets with stateless resets that it cannot authenticate (its
+/// reset key is new); QUIC ignores them, but counts them as received datagrams — so counting datagrams took a dead
+/// connection for a live one.
+#[derive(Debug)]
+pub struct Liveness(std::sync::Mutex<(u64, std::time::Instant)>);
+
+impl Liveness {
+    /// Watches `conn`, just made (or just found alive).
+    pub fn new(conn: &quinn::Connection) -> Self {
+        Liveness(std::sync::Mutex::new((
+            authenticated_frames(conn),
+            std::time::Instant::now(),
+        )))
+    }
+
+    /// Whether `conn` is open and an authenticated frame arrived on it within the last [`STALE_AFTER`].
+    pub fn is_live(&self, conn: &quinn::Connection) -> bool {
+        if conn.close_reason().is_some() {
+            return false;
+        }
+        let frames = authenticated_frames(conn);
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if frames != seen.0 {
+            *seen = (frames, std::time::Instant::now());
+            return true;
+        }
+        seen.1.elapsed() < STALE_AFTER
+    }
+}
+
+/// How many frames the peer sent on `conn` that decrypted (see [`Liveness`]).
+fn authenticated_frames(conn: &quinn::Connection) -> u64 {
+    let frames = conn.stats().frame_rx;
+    frames
+        .acks
+        .saturating_add(frames.ping)
+        .saturating_add(frames.stream)
 }

@@ -7,12 +7,12 @@
 //! after each change, so a node that was down when the membership changed learns it as soon as it is reached.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
-use vhsm_core::Membership;
+use vhsm_core::{KeyId, Membership};
 use vhsm_wire::{
     client_api::NodeStatus,
     node_api::{NodeRequest, NodeResponse},
@@ -224,7 +224,16 @@ pub struct NodePool {
 struct Shared {
     transport: Arc<dyn NodeTransport>,
     members: RwLock<Members>,
+    /// Per key and epoch, the holders known unable to use their share of it: they said so themselves (a share
+    /// behind the key's epoch, a damaged record), or the registry found them behind. Picked last, and never as
+    /// dealers of a reshare, so that the next operations do not pay for them again (issue 15, item 1). Forgotten
+    /// at the key's next epoch (a repair or refresh).
+    unusable: Mutex<HashMap<(KeyId, u64), BTreeSet<NodeId>>>,
 }
+
+/// At most this many (key, epoch) entries of unusable shares are remembered (a bound on memory, far above any real
+/// cluster's keys with a holder behind).
+const MAX_UNUSABLE_ENTRIES: usize = 100_000;
 
 /// Who a request to the nodes is made for, as the nodes record it in their audit logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,6 +285,7 @@ impl NodePool {
                     membership: Arc::new(membership),
                     links,
                 }),
+                unusable: Mutex::default(),
             }),
             on_behalf: None,
         }
@@ -426,6 +436,38 @@ impl NodePool {
         }
     }
 
+    /// Records that `nodes` cannot use their share of key `key_id` at `epoch` (see [`NodePool::unusable`]); what
+    /// was recorded for the key's other epochs is forgotten.
+    pub fn note_unusable(
+        &self,
+        key_id: KeyId,
+        epoch: u64,
+        nodes: impl IntoIterator<Item = NodeId>,
+    ) {
+        let mut unusable = self
+            .shared
+            .unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if unusable.len() >= MAX_UNUSABLE_ENTRIES {
+            unusable.clear();
+        }
+        unusable.retain(|(id, e), _| *id != key_id || *e == epoch);
+        unusable.entry((key_id, epoch)).or_default().extend(nodes);
+    }
+
+    /// The holders known unable to use their share of key `key_id` at `epoch`: each said so when asked, or the
+    /// registry's last listing found its share behind that epoch.
+    pub fn unusable(&self, key_id: KeyId, epoch: u64) -> BTreeSet<NodeId> {
+        self.shared
+            .unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(key_id, epoch))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Whether the node failed within the last [`DOWN_BACKOFF`].
     pub fn recently_failed(&self, node: NodeId) -> bool {
         self.link(node)
@@ -519,9 +561,13 @@ impl NodePool {
             });
         };
         let result = match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
-            Ok(Err(failed)) if failed.reused && repeatable(request) => {
+            Ok(Err(failed))
+                if failed.reused && (repeatable(request) || failed.peer_restarted()) =>
+            {
                 // A connection kept from before may be to a process that has since restarted (QUIC notices a
-                // dead peer only at its next packet): forget it and ask once more on a fresh one.
+                // dead peer only at its next packet): forget it and ask once more on a fresh one. Any request may
+                // be asked again when the node's new process said so itself (a stateless reset): the first never
+                // reached it.
                 tracing::debug!(node, reason = %failed.reason, "request failed on a kept connection; retrying on a new one");
                 Self::forget(&link, failed.used.as_ref(), "stale").await;
                 match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
@@ -670,6 +716,12 @@ struct Failed {
 }
 
 impl Failed {
+    /// Whether the try went over a connection that the node's new process reset (see
+    /// [`NodeChannel::peer_restarted`]).
+    fn peer_restarted(&self) -> bool {
+        self.used.as_ref().is_some_and(|c| c.peer_restarted())
+    }
+
     fn timed_out(timeout: Duration) -> Self {
         Failed {
             reason: format!("no answer within {timeout:?}"),

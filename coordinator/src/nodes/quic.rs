@@ -6,6 +6,7 @@ use std::sync::Arc;
 use vhsm_wire::{
     frame::{self, DEFAULT_FRAME_LIMIT},
     node_api::{NodeRequest, NodeResponse},
+    tls::Liveness,
     NodeId, Role,
 };
 
@@ -42,13 +43,15 @@ impl NodeTransport for QuicTransport {
                 .map_err(|e| TransportError(e.to_string()))?
                 .await
                 .map_err(|e| TransportError(format!("{address}: {e}")))?;
-            Ok(Arc::new(QuicChannel(connection)) as Arc<dyn NodeChannel>)
+            let liveness = Liveness::new(&connection);
+            Ok(Arc::new(QuicChannel(connection, liveness)) as Arc<dyn NodeChannel>)
         })
     }
 }
 
-/// A QUIC connection to one node.
-struct QuicChannel(quinn::Connection);
+/// A QUIC connection to one node, and whether it still reaches the node: a node that restarted is reconnected to at
+/// once instead of when a request on the dead connection times out (see [`Liveness`]).
+struct QuicChannel(quinn::Connection, Liveness);
 
 impl NodeChannel for QuicChannel {
     fn request<'a>(
@@ -63,7 +66,13 @@ impl NodeChannel for QuicChannel {
     }
 
     fn is_open(&self) -> bool {
-        self.0.close_reason().is_none()
+        self.1.is_live(&self.0)
+    }
+
+    /// A stateless reset: the node's new process answered a packet of this connection, which it does not know
+    /// (see `vhsm_wire::tls`: the reset and connection-id keys survive a restart for this).
+    fn peer_restarted(&self) -> bool {
+        matches!(self.0.close_reason(), Some(quinn::ConnectionError::Reset))
     }
 
     fn close(&self, reason: &'static str) {

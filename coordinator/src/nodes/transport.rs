@@ -42,4 +42,10 @@ pub trait NodeChannel: Send + Sync + 'static {
 
     /// Closes the channel, telling the node why.
     fn close(&self, reason: &'static str);
+
+    /// Whether the channel ended because the node is a new process (it restarted): whatever was sent on it never
+    /// reached the node, so any request may be sent again on a new channel.
+    fn peer_restarted(&self) -> bool {
+        false
+    }
 }

@@ -15,7 +15,7 @@ pub mod vouch;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Mutex, RwLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use vhsm_core::{KeyId, KeyInfo, KeyState};
@@ -39,6 +39,9 @@ pub struct Registry {
     keys: RwLock<HashMap<KeyId, KeyInfo>>,
     /// Keys being reshared by this coordinator now: their staged shares are not reconciled meanwhile.
     resharing: Mutex<HashSet<KeyId>>,
+    /// When each key's last reshare by this coordinator ended: a listing begun before that saw the key mid-way
+    /// (some holders committed, others not yet), so it is not reconciled from that listing.
+    reshared: Mutex<HashMap<KeyId, Instant>>,
     /// The nodes the last listing found reporting a version of a key its holders do not vouch for.
     dissent: Mutex<Vec<(KeyId, NodeId)>>,
 }
@@ -52,16 +55,25 @@ pub struct ReshareGuard<'a> {
 
 impl Drop for ReshareGuard<'_> {
     fn drop(&mut self) {
+        if let Ok(mut ended) = self.registry.reshared.lock() {
+            // Only listings that overlapped a reshare need the time; older entries are of no use.
+            ended.retain(|_, at| at.elapsed() < RESHARE_MEMORY);
+            ended.insert(self.key_id, Instant::now());
+        }
         if let Ok(mut set) = self.registry.resharing.lock() {
             set.remove(&self.key_id);
         }
     }
 }
 
+/// How long the end of a reshare is remembered: longer than any listing takes.
+const RESHARE_MEMORY: Duration = Duration::from_secs(60);
+
 impl Registry {
     /// Asks every node for its keys and rebuilds the view from the active ones (a key destroyed on the nodes
     /// disappears). Returns the nodes that could not answer; if none answered, the view is kept as it was.
     pub async fn refresh(&self, pool: &NodePool) -> Vec<NodeCallError> {
+        let started = Instant::now();
         let ids = pool.ids();
         let (answers, staged_answers) = tokio::join!(
             pool.call_each(&ids, |_| NodeRequest::ListKeys, LIST_TIMEOUT),
@@ -75,11 +87,15 @@ impl Registry {
         let mut pending_reports: HashMap<KeyId, Vec<(NodeId, KeyInfo)>> = HashMap::new();
         let mut epochs = Epochs::default();
         let mut answered = false;
+        // What each node listed, and staged, as `behind` takes them.
+        let mut listed: HashMap<NodeId, Vec<KeyInfo>> = HashMap::new();
+        let mut staged_by_node: HashMap<NodeId, Vec<KeyInfo>> = HashMap::new();
         for (node, answer) in answers {
             match answer {
                 Ok(NodeResponse::Keys(keys)) => {
                     answered = true;
                     epochs.listed.insert(node);
+                    listed.insert(node, keys.clone());
                     for key in keys {
                         if key.state != KeyState::Pending {
                             // A tombstone holds no share to reconcile.
@@ -118,6 +134,7 @@ impl Registry {
         }
         for (node, answer) in staged_answers {
             if let Ok(NodeResponse::Keys(keys)) = answer {
+                staged_by_node.insert(node, keys.clone());
                 for key in keys {
                     epochs.staged.entry(key.id).or_default().push((node, key));
                 }
@@ -161,8 +178,26 @@ impl Registry {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = dissent;
         }
         reconcile_pending(pool, &fresh, &certified, pending).await;
-        let busy = self.resharing.lock().map(|s| s.clone()).unwrap_or_default();
+        // Keys being reshared, or whose reshare ended since this listing began: the listing may have caught them
+        // mid-way (one holder committed, another not yet), so nothing is reconciled or judged from it.
+        let mut busy = self.resharing.lock().map(|s| s.clone()).unwrap_or_default();
+        if let Ok(ended) = self.reshared.lock() {
+            busy.extend(
+                ended
+                    .iter()
+                    .filter(|(_, at)| **at >= started)
+                    .map(|(k, _)| *k),
+            );
+        }
         reconcile_epochs(pool, &fresh, &epochs, &busy).await;
+        // Holders behind a key's epoch are left out of its operations (signer sets, dealers) until repaired.
+        for b in behind_of(fresh.values(), &listed, &staged_by_node) {
+            if busy.contains(&b.key_id) {
+                continue;
+            }
+            tracing::warn!(node = b.node, key = %b.key_id, held = ?b.held, epoch = b.epoch, "a holder's share is behind the key's epoch (its data was rolled back or lost): it is left out of this key's operations until repaired (vhsm node repair {})", b.node);
+            pool.note_unusable(b.key_id, b.epoch, [b.node]);
+        }
         reconcile_states(pool, &fresh, &certified, &epochs).await;
         if answered {
             if let Ok(mut keys) = self.keys.write() {
@@ -244,32 +279,7 @@ impl Registry {
         listed: &HashMap<NodeId, Vec<KeyInfo>>,
         staged: &HashMap<NodeId, Vec<KeyInfo>>,
     ) -> Vec<ShareBehind> {
-        let mut out = Vec::new();
-        for key in self.list() {
-            for &node in &key.holders {
-                let Some(keys) = listed.get(&node) else {
-                    continue;
-                };
-                let held = keys.iter().find(|k| k.id == key.id);
-                if held.is_some_and(|k| k.state == KeyState::Destroyed || k.epoch >= key.epoch) {
-                    continue;
-                }
-                let staged_now = staged
-                    .get(&node)
-                    .is_some_and(|s| s.iter().any(|k| k.id == key.id && k.epoch == key.epoch));
-                if staged_now {
-                    continue;
-                }
-                out.push(ShareBehind {
-                    node,
-                    key_id: key.id,
-                    held: held.map(|k| k.epoch),
-                    epoch: key.epoch,
-                });
-            }
-        }
-        out.sort_by_key(|b| (b.node, b.key_id));
-        out
+        behind_of(self.list().iter(), listed, staged)
     }
 
     /// Every known key that was not destroyed, oldest first.
@@ -287,6 +297,40 @@ impl Registry {
         keys.sort_by_key(|k| (k.created_unix, k.id));
         keys
     }
+}
+
+/// The holders of `keys` whose share is behind the key's epoch or missing (see [`Registry::behind`]).
+fn behind_of<'a>(
+    keys: impl Iterator<Item = &'a KeyInfo>,
+    listed: &HashMap<NodeId, Vec<KeyInfo>>,
+    staged: &HashMap<NodeId, Vec<KeyInfo>>,
+) -> Vec<ShareBehind> {
+    let mut out = Vec::new();
+    for key in keys.filter(|k| k.state != KeyState::Destroyed) {
+        for &node in &key.holders {
+            let Some(keys) = listed.get(&node) else {
+                continue;
+            };
+            let held = keys.iter().find(|k| k.id == key.id);
+            if held.is_some_and(|k| k.state == KeyState::Destroyed || k.epoch >= key.epoch) {
+                continue;
+            }
+            let staged_now = staged
+                .get(&node)
+                .is_some_and(|s| s.iter().any(|k| k.id == key.id && k.epoch == key.epoch));
+            if staged_now {
+                continue;
+            }
+            out.push(ShareBehind {
+                node,
+                key_id: key.id,
+                held: held.map(|k| k.epoch),
+                epoch: key.epoch,
+            });
+        }
+    }
+    out.sort_by_key(|b| (b.node, b.key_id));
+    out
 }
 
 /// A key generation is given up as interrupted when its key is still pending everywhere after this long (longer
@@ -457,8 +501,6 @@ async fn reconcile_epochs(
                 )
                 .await
                 .ok();
-            } else if *epoch < key.epoch {
-                tracing::error!(key = %key_id, node, epoch, current = key.epoch, "a holder has an old share and nothing staged: repair it (vhsm node repair)");
             }
         }
     }

@@ -5,10 +5,15 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use vhsm_wire::{frame, mesh::MeshMessage, NodeId, Role};
+use vhsm_wire::{
+    frame,
+    mesh::MeshMessage,
+    tls::{Liveness, STALE_AFTER},
+    NodeId, Role,
+};
 
 use super::{BoxFuture, Mesh, MeshTransport, SendError};
 
@@ -21,10 +26,6 @@ pub const MESSAGE_ACK: u8 = 0x06;
 /// of this node's inboxes, see [`super::Refused`]).
 pub const MESSAGE_REFUSED: u8 = 0x15;
 
-/// A cached connection on which no datagram arrived for this long is not used any more (keep-alives flow every
-/// quarter of a second both ways on a live one).
-const STALE_AFTER: Duration = Duration::from_millis(1000);
-
 /// QUIC close code of a connection to or from a node that is no longer a peer.
 const NOT_A_PEER: u32 = 2;
 
@@ -32,10 +33,8 @@ const NOT_A_PEER: u32 = 2;
 struct Link {
     address: String,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
-    /// When a datagram last arrived on `connection` (count of datagrams, and when it changed): a connection on
-    /// which nothing arrives despite the keep-alives goes to a peer that is gone (e.g. restarted), and QUIC would
-    /// otherwise take the whole idle timeout to notice, silently losing what is sent meanwhile.
-    liveness: Mutex<(u64, Instant)>,
+    /// Whether `connection` still reaches the peer (see [`Liveness`]).
+    liveness: Mutex<Option<Liveness>>,
     /// The connection replaced for lack of liveness, kept (not closed) so that what is still in flight on it is
     /// not cut off; it idles out by itself.
     retired: Mutex<Option<quinn::Connection>>,
@@ -46,25 +45,22 @@ impl Link {
         Arc::new(Link {
             address: address.to_string(),
             connection: tokio::sync::Mutex::new(None),
-            liveness: Mutex::new((0, Instant::now())),
+            liveness: Mutex::new(None),
             retired: Mutex::new(None),
         })
     }
 
     /// Whether `conn` (the cached connection) still shows signs of life.
     fn is_live(&self, conn: &quinn::Connection) -> bool {
-        let rx = conn.stats().udp_rx.datagrams;
-        let mut seen = self.liveness.lock().unwrap_or_else(PoisonError::into_inner);
-        if rx != seen.0 {
-            *seen = (rx, Instant::now());
-            return true;
-        }
-        seen.1.elapsed() < STALE_AFTER
+        self.liveness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|l| l.is_live(conn))
     }
 
     fn note_new(&self, conn: &quinn::Connection) {
-        *self.liveness.lock().unwrap_or_else(PoisonError::into_inner) =
-            (conn.stats().udp_rx.datagrams, Instant::now());
+        *self.liveness.lock().unwrap_or_else(PoisonError::into_inner) = Some(Liveness::new(conn));
     }
 }
 

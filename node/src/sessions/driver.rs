@@ -10,7 +10,7 @@
 //! Key generation and reshare steps ([`Pace::Free`]) take seconds each and are left to the OS scheduler, so that
 //! they never hold signing back for a whole step.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{collections::VecDeque, sync::OnceLock, time::Duration};
 
 use rand_core::OsRng;
 use vhsm_protocols::{Outgoing, Protocol, Recipient, SessionId};
@@ -19,7 +19,10 @@ use vhsm_wire::{
     NodeId,
 };
 
-use crate::{mesh::Mesh, sessions::SessionError};
+use crate::{
+    mesh::{Mesh, SessionInbox},
+    sessions::SessionError,
+};
 
 /// How a protocol's messages travel in a [`MeshPayload`].
 pub trait MeshCodec<M> {
@@ -126,6 +129,39 @@ impl<C> Session<'_, C> {
         Ok(())
     }
 
+    /// Sends `outgoing` while watching the session's inbox: a peer that gives up the session
+    /// ([`MeshPayload::Abort`]) ends it at once, even while a send to another (or to it, on a connection that has
+    /// not yet failed) is still waiting for its acknowledgement; other messages are kept in `early`, in order.
+    async fn send_watching<M>(
+        &self,
+        outgoing: Vec<Outgoing<M>>,
+        inbox: &mut SessionInbox<'_>,
+        early: &mut VecDeque<(NodeId, MeshPayload)>,
+    ) -> Result<(), SessionError>
+    where
+        C: MeshCodec<M>,
+    {
+        let send = self.send_all(outgoing);
+        tokio::pin!(send);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                sent = &mut send => return sent,
+                received = inbox.recv(), if open => match received {
+                    Some((from, MeshPayload::Abort(reason))) => {
+                        return Err(SessionError::PeerAborted {
+                            what: self.what,
+                            peer: from,
+                            reason,
+                        })
+                    }
+                    Some(message) => early.push_back(message),
+                    None => open = false,
+                },
+            }
+        }
+    }
+
     /// Runs `protocol` to its output, within `timeout`.
     pub async fn run<P>(
         &self,
@@ -142,13 +178,19 @@ impl<C> Session<'_, C> {
             .claim(self.session)
             .ok_or(SessionError::AlreadyRunning(self.session))?;
         let failed = |source| SessionError::Protocol { what, source };
+        // Messages that arrived while this node was sending, in order.
+        let mut early: VecDeque<(NodeId, MeshPayload)> = VecDeque::new();
         let run = async {
             let first = cpu_step(self.pace, || protocol.start(&mut OsRng))
                 .await
                 .map_err(failed)?;
-            self.send_all(first).await?;
+            self.send_watching(first, &mut inbox, &mut early).await?;
             while !protocol.is_done() {
-                let Some((from, payload)) = inbox.recv().await else {
+                let next = match early.pop_front() {
+                    Some(m) => Some(m),
+                    None => inbox.recv().await,
+                };
+                let Some((from, payload)) = next else {
                     return Err(SessionError::Cancelled { what });
                 };
                 tracing::debug!(session = %self.session, from, what, "session message received");
@@ -165,7 +207,7 @@ impl<C> Session<'_, C> {
                 let out = cpu_step(self.pace, || protocol.handle(from, message, &mut OsRng))
                     .await
                     .map_err(failed)?;
-                self.send_all(out).await?;
+                self.send_watching(out, &mut inbox, &mut early).await?;
             }
             protocol
                 .take_output()
