@@ -10,7 +10,7 @@
 //! Key generation and reshare steps ([`Pace::Free`]) take seconds each and are left to the OS scheduler, so that
 //! they never hold signing back for a whole step.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{collections::VecDeque, sync::OnceLock, time::Duration};
 
 use rand_core::OsRng;
 use vhsm_protocols::{Outgoing, Protocol, Recipient, SessionId};
@@ -19,7 +19,10 @@ use vhsm_wire::{
     NodeId,
 };
 
-use crate::{mesh::Mesh, sessions::SessionError};
+use crate::{
+    mesh::{Inbound, Mesh, SessionInbox},
+    sessions::SessionError,
+};
 
 /// How a protocol's messages travel in a [`MeshPayload`].
 pub trait MeshCodec<M> {
@@ -126,6 +129,44 @@ impl<C> Session<'_, C> {
         Ok(())
     }
 
+    /// Why the session's inbox was closed: this node is shutting down, or the coordinator aborted the session.
+    fn closed(&self) -> SessionError {
+        if self.mesh.is_stopping() {
+            SessionError::Stopping {
+                what: self.what,
+                node: self.me,
+            }
+        } else {
+            SessionError::Cancelled { what: self.what }
+        }
+    }
+
+    /// Takes, without waiting, what arrived during a protocol step (seconds of CPU in a key generation): a member
+    /// that gave up meanwhile ends the session ([`SessionError::PeerAborted`]), as does a closed inbox, so that what
+    /// the step made is not sent to a member that is gone (issue 15, item 6: the peers of a node shutting down
+    /// tried to reach it for seconds, its abort unread in their inboxes). Other messages are kept in `arrived`, in
+    /// order.
+    fn ended_meanwhile(
+        &self,
+        inbox: &mut SessionInbox<'_>,
+        arrived: &mut VecDeque<Inbound>,
+    ) -> Result<(), SessionError> {
+        loop {
+            match inbox.try_recv() {
+                Some(Some((from, MeshPayload::Abort(reason)))) => {
+                    return Err(SessionError::PeerAborted {
+                        what: self.what,
+                        peer: from,
+                        reason,
+                    })
+                }
+                Some(Some(message)) => arrived.push_back(message),
+                Some(None) => return Ok(()),
+                None => return Err(self.closed()),
+            }
+        }
+    }
+
     /// Runs `protocol` to its output, within `timeout`.
     pub async fn run<P>(
         &self,
@@ -137,19 +178,29 @@ impl<C> Session<'_, C> {
         C: MeshCodec<P::Message>,
     {
         let what = self.what;
+        if self.mesh.is_stopping() {
+            return Err(self.closed());
+        }
         let mut inbox = self
             .mesh
-            .claim(self.session)
+            .claim(self.session, self.members)
             .ok_or(SessionError::AlreadyRunning(self.session))?;
         let failed = |source| SessionError::Protocol { what, source };
         let run = async {
+            // Messages taken from the inbox while looking for an abort, not handled yet.
+            let mut arrived = VecDeque::new();
             let first = cpu_step(self.pace, || protocol.start(&mut OsRng))
                 .await
                 .map_err(failed)?;
+            self.ended_meanwhile(&mut inbox, &mut arrived)?;
             self.send_all(first).await?;
             while !protocol.is_done() {
-                let Some((from, payload)) = inbox.recv().await else {
-                    return Err(SessionError::Cancelled { what });
+                let next = match arrived.pop_front() {
+                    Some(message) => Some(message),
+                    None => inbox.recv().await,
+                };
+                let Some((from, payload)) = next else {
+                    return Err(self.closed());
                 };
                 tracing::debug!(session = %self.session, from, what, "session message received");
                 if let MeshPayload::Abort(reason) = payload {
@@ -165,6 +216,7 @@ impl<C> Session<'_, C> {
                 let out = cpu_step(self.pace, || protocol.handle(from, message, &mut OsRng))
                     .await
                     .map_err(failed)?;
+                self.ended_meanwhile(&mut inbox, &mut arrived)?;
                 self.send_all(out).await?;
             }
             protocol
