@@ -5,11 +5,20 @@
 mod common;
 
 use std::{
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{run_vhsm, vhsm};
+use common::{run_vhsm, vhsm, ProcessCluster};
+use vhsm_client::ClientError;
+use vhsm_core::Algorithm;
+use vhsm_wire::{
+    client_api::{ClientRequest, ClientResponse},
+    frame::{self, DEFAULT_FRAME_LIMIT},
+    tls::{self, TlsIdentity},
+    Role,
+};
 
 #[test]
 fn demo_covers_every_algorithm_and_verifies_everything() {
@@ -313,4 +322,196 @@ fn helpful_errors() {
     );
     assert!(!ok);
     assert!(err.contains("ed25519"), "{err}");
+}
+
+/// Issue 15, item 6: signing a file of ~8 MiB said "sending stopped by peer: error 0". Ed25519 (PureEdDSA) needs
+/// the whole message in one request: `vhsm sign` says the limit before sending anything, the client library
+/// refuses before sending, and the coordinator answers a request over its limit with the limits (the client reads
+/// that answer) instead of only stopping the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_more_than_a_request_takes_says_the_limit() {
+    let cluster = ProcessCluster::start(3, 2).await;
+    let client = cluster.client().await;
+    let key = client.create_key(Algorithm::Ed25519, "big").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 8 * 1024 * 1024 + 1]).unwrap();
+    let id = key.id.to_string();
+    let (ok, out, err) = run_vhsm(
+        &[
+            "--cluster",
+            cluster.path().to_str().unwrap(),
+            "sign",
+            "--key",
+            &id,
+            "--in",
+            big.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("is 8.0 MiB; the limit for ed25519 signing is 1.0 MiB"),
+        "{err}"
+    );
+
+    // The library refuses before sending.
+    let message = vec![7u8; 8 * 1024 * 1024];
+    let refused = client.sign(key.id, &message, None).await.unwrap_err();
+    assert!(
+        matches!(refused, ClientError::TooLarge { .. }),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("is 8.0 MiB; the limit is 1.0 MiB per request"),
+        "{refused}"
+    );
+
+    // A client that sends it all the same is answered with the limits, and its connection still serves.
+    let config = cluster.client_config();
+    let identity = TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
+    let endpoint = tls::client_endpoint(&identity, false).unwrap();
+    let conn = endpoint
+        .connect(
+            config.coordinator.parse().unwrap(),
+            &Role::Coordinator.dns_name(),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    let request = ClientRequest::Sign {
+        key_id: key.id,
+        message,
+        hash: None,
+    };
+    let answer: ClientResponse = tokio::time::timeout(
+        Duration::from_secs(30),
+        frame::request(&conn, &request, DEFAULT_FRAME_LIMIT),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    match answer {
+        ClientResponse::Error(e) => assert!(
+            e.message.contains("larger than the coordinator takes")
+                && e.message.contains("a message to sign at most 1.0 MiB"),
+            "{}",
+            e.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Between the two limits: read, and refused by the signing handler (for a user) with the sizes.
+    let login = ClientRequest::Login {
+        user: vhsm_core::PinUser::User,
+        pin: vhsm_core::SecretBytes::new(cluster.user_pin().trim().as_bytes().to_vec()),
+    };
+    let answer: ClientResponse = frame::request(&conn, &login, DEFAULT_FRAME_LIMIT)
+        .await
+        .unwrap();
+    assert!(matches!(answer, ClientResponse::Ok), "{answer:?}");
+    let request = ClientRequest::Sign {
+        key_id: key.id,
+        message: vec![7u8; 3 * 1024 * 1024],
+        hash: None,
+    };
+    let answer: ClientResponse = frame::request(&conn, &request, DEFAULT_FRAME_LIMIT)
+        .await
+        .unwrap();
+    match answer {
+        ClientResponse::Error(e) => assert!(
+            e.message
+                .contains("the message to sign is 3.0 MiB; the limit is 1.0 MiB per request"),
+            "{}",
+            e.message
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Verifies a raw P-256 signature (r ‖ s, what `vhsm sign` writes) of `file` with `openssl dgst -<hash> -verify`.
+fn openssl_verifies(pem: &Path, hash: &str, file: &Path, raw_signature: &[u8]) -> bool {
+    let der = p256::ecdsa::Signature::from_slice(raw_signature)
+        .unwrap()
+        .to_der();
+    let sig = file.with_extension(format!("{hash}.der"));
+    std::fs::write(&sig, der.as_bytes()).unwrap();
+    Command::new("openssl")
+        .args(["dgst", &format!("-{hash}"), "-verify"])
+        .arg(pem)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(file)
+        .output()
+        .expect("openssl is installed for the tests (.ci/run installs it)")
+        .status
+        .success()
+}
+
+/// Issue 15, item 6: ECDSA refused files over 1 MiB although it signs only their hash. `vhsm sign` hashes the file
+/// itself, reading it piece by piece: a 20 MiB file signs, and OpenSSL verifies the signature as one of the whole
+/// file (and not of a file that differs in its last byte).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdsa_signs_a_large_file_hashed_by_the_cli_and_openssl_verifies_it() {
+    let cluster = ProcessCluster::start(3, 2).await;
+    let client = cluster.client().await;
+    let key = client
+        .create_key(Algorithm::EcdsaP256, "big files")
+        .await
+        .unwrap();
+    let (id, cluster_dir) = (key.id.to_string(), cluster.path().to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    let content: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    std::fs::write(&big, &content).unwrap();
+    let mut changed = content;
+    *changed.last_mut().unwrap() ^= 1;
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, &changed).unwrap();
+    let pem = dir.path().join("key.pem");
+    let (ok, out, err) = run_vhsm(
+        &[
+            "--cluster",
+            cluster_dir,
+            "key",
+            "show",
+            &id,
+            "--format",
+            "pem",
+            "--out",
+            pem.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(ok, "{out}{err}");
+
+    for (hash, extra) in [("sha256", &[][..]), ("sha384", &["--hash", "sha384"][..])] {
+        let sig = dir.path().join(format!("{hash}.sig"));
+        let mut args = vec![
+            "--cluster",
+            cluster_dir,
+            "sign",
+            "--key",
+            &id,
+            "--in",
+            big.to_str().unwrap(),
+            "--out",
+            sig.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run_vhsm(&args, Duration::from_secs(60));
+        assert!(ok, "{hash}: {out}{err}");
+        let raw = std::fs::read(&sig).unwrap();
+        assert!(
+            openssl_verifies(&pem, hash, &big, &raw),
+            "{hash}: OpenSSL does not verify the signature of the whole file"
+        );
+        assert!(
+            !openssl_verifies(&pem, hash, &other, &raw),
+            "{hash}: OpenSSL accepts the signature for another file"
+        );
+    }
 }

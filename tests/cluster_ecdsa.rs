@@ -264,15 +264,44 @@ async fn a_node_corrupting_its_signing_messages_is_named_left_out_and_can_be_unb
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_key_generation_leaves_no_half_key() {
-    use std::time::Duration;
+/// The keys node `id` holds a share of (pending ones included), asked as the coordinator would.
+async fn keys_on_node(cluster: &ProcessCluster, id: u16) -> Vec<KeyInfo> {
     use vhsm_wire::{
         frame::{self, DEFAULT_FRAME_LIMIT},
         node_api::{NodeRequest, NodeResponse},
         tls::{self, TlsIdentity},
         Role,
     };
+    let dir = cluster.path().join("coordinator");
+    let identity = TlsIdentity::load(
+        &dir.join("ca.pem"),
+        &dir.join("coordinator.pem"),
+        &dir.join("coordinator.key"),
+    )
+    .unwrap();
+    let endpoint = tls::client_endpoint(&identity, false).unwrap();
+    let text = std::fs::read_to_string(cluster.node_dir(id).join("node.toml")).unwrap();
+    let listen = toml::from_str::<toml::Value>(&text).unwrap()["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conn = endpoint
+        .connect(listen.parse().unwrap(), &Role::Node(id).dns_name())
+        .unwrap()
+        .await
+        .unwrap();
+    let keys: NodeResponse = frame::request(&conn, &NodeRequest::ListKeys, DEFAULT_FRAME_LIMIT)
+        .await
+        .unwrap();
+    match keys {
+        NodeResponse::Keys(keys) => keys,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_key_generation_leaves_no_half_key() {
+    use std::time::Duration;
 
     let mut cluster = ProcessCluster::start(3, 2).await;
     let client = std::sync::Arc::new(cluster.client().await);
@@ -290,32 +319,78 @@ async fn an_interrupted_key_generation_leaves_no_half_key() {
     assert!(err.contains('3'), "the error should name node 3: {err}");
 
     // Neither surviving node keeps anything of it, pending or active (asked as the coordinator would).
-    let dir = cluster.path().join("coordinator");
-    let identity = TlsIdentity::load(
-        &dir.join("ca.pem"),
-        &dir.join("coordinator.pem"),
-        &dir.join("coordinator.key"),
-    )
-    .unwrap();
-    let endpoint = tls::client_endpoint(&identity, false).unwrap();
     for id in [1u16, 2] {
-        let text = std::fs::read_to_string(cluster.node_dir(id).join("node.toml")).unwrap();
-        let listen = toml::from_str::<toml::Value>(&text).unwrap()["listen"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let conn = endpoint
-            .connect(listen.parse().unwrap(), &Role::Node(id).dns_name())
-            .unwrap()
-            .await
-            .unwrap();
-        let keys: NodeResponse = frame::request(&conn, &NodeRequest::ListKeys, DEFAULT_FRAME_LIMIT)
-            .await
-            .unwrap();
-        match keys {
-            NodeResponse::Keys(keys) => assert!(keys.is_empty(), "node {id} kept {keys:?}"),
-            other => panic!("{other:?}"),
-        }
+        let keys = keys_on_node(&cluster, id).await;
+        assert!(keys.is_empty(), "node {id} kept {keys:?}");
     }
     assert!(client.list_keys().await.unwrap().is_empty());
+}
+
+/// Issue 15, item 6: a node stopped by SIGTERM in the middle of a key generation (seconds of CPU per DKLs23 step)
+/// exits at once instead of finishing its step first; its peers hear it abort, the generation fails naming it and
+/// leaves no half key; once it is back, a key generation succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_during_key_generation_exits_at_once_and_its_peers_hear_it() {
+    use std::time::{Duration, Instant};
+
+    let mut cluster = ProcessCluster::start(3, 2).await;
+    let client = std::sync::Arc::new(cluster.client().await);
+    let keygen = {
+        let client = client.clone();
+        tokio::spawn(async move { client.create_key(Algorithm::EcdsaP256, "stopped").await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !keygen.is_finished(),
+        "P-256 key generation finished too fast for this test"
+    );
+    let stopped = Instant::now();
+    // The bound leaves room for a loaded machine; the node's own budget is about 2 s.
+    let took = tokio::task::block_in_place(|| cluster.terminate("node-3", Duration::from_secs(30)));
+    assert!(
+        took <= Duration::from_secs(3),
+        "node 3 took {took:?} to exit after SIGTERM"
+    );
+    // The other holders end their session after the protocol step they are in (seconds of CPU), not after the
+    // session's timeout (10 minutes for ECDSA): generous bounds, for a loaded machine.
+    let err = tokio::time::timeout(Duration::from_secs(60), keygen)
+        .await
+        .expect("the key generation ends soon after a holder stopped")
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    eprintln!(
+        "node 3 exited {took:?} after SIGTERM; the key generation failed {:?} after: {err}",
+        stopped.elapsed()
+    );
+    assert!(err.contains('3'), "the error should name node 3: {err}");
+    let log = cluster.read_log("node-3");
+    assert!(
+        log.contains("aborted the sessions in progress"),
+        "node 3 should say it aborted its sessions:\n{log}"
+    );
+    // Nodes 1 and 2 heard it from node 3 (its abort, with its reason), not from a timeout.
+    assert!(
+        err.contains("node 3 is shutting down"),
+        "the error should pass on node 3's reason: {err}"
+    );
+    for id in [1u16, 2] {
+        let keys = keys_on_node(&cluster, id).await;
+        assert!(keys.is_empty(), "node {id} kept {keys:?}");
+    }
+
+    // Back with its store intact, node 3 takes part in the next key generation.
+    cluster.start_node(3);
+    cluster.wait_all_reachable().await;
+    let key = client
+        .create_key(Algorithm::EcdsaSecp256k1, "after the stop")
+        .await
+        .unwrap();
+    assert_eq!(key.holders, vec![1, 2, 3]);
+    let keys = client.list_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![key.id],
+        "only the key made after the stop exists"
+    );
 }

@@ -217,6 +217,62 @@ async fn certificates_from_another_ca_and_wrong_roles_are_refused() {
     assert!(summary.1.contains("refused="), "{}", summary.1);
 }
 
+/// Issue 15, item 6: a client whose certificate the coordinator refuses (here another cluster's, so another CA)
+/// was told only "connection lost". The client library and the `vhsm` command say the coordinator refused this
+/// client's certificate, and name the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_certificate_is_refused_is_told_so_and_which_file() {
+    let cluster = ProcessCluster::start(3, 2).await;
+    let stranger = ProcessCluster::init(3, 2);
+    let mut config = cluster.client_config();
+    config.cert = stranger.path().join("client").join("client.pem");
+    config.key = stranger.path().join("client").join("client.key");
+    let cert = config.cert.display().to_string();
+
+    // The library: whether the refusal arrives while connecting or at the first request.
+    let err = match vhsm_client::Client::connect(&config).await {
+        Ok(client) => client.status().await.map(|_| ()).unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, vhsm_client::ClientError::CertificateRefused { .. }),
+        "{err:?}"
+    );
+    let words = err.to_string();
+    assert!(
+        words.contains("refused this client's certificate")
+            && words.contains(&cert)
+            && words.contains("not issued by the CA"),
+        "{words}"
+    );
+
+    // The command, with a client.toml naming our CA and the stranger's certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let client_dir = dir.path().join("client");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    std::fs::write(
+        client_dir.join("client.toml"),
+        format!(
+            "coordinator = {:?}\nca_cert = {:?}\ncert = {:?}\nkey = {:?}\n",
+            config.coordinator,
+            config.ca_cert.display().to_string(),
+            cert,
+            config.key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = common::run_vhsm(
+        &["--cluster", dir.path().to_str().unwrap(), "status"],
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("refused this client's certificate") && err.contains(&cert),
+        "{err}"
+    );
+    assert!(!err.contains("connection lost"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_corrupting_its_signature_shares_is_named_and_bypassed() {
     let cluster =

@@ -1,4 +1,5 @@
-//! Client commands: `vhsm status`, `vhsm key create|list|show`, `vhsm sign`.
+//! Client commands: `vhsm status`, `vhsm key create|list|show`, `vhsm sign` (which hashes ECDSA input itself, so
+//! that a file of any size signs).
 
 use std::{path::Path, time::Instant};
 
@@ -302,6 +303,7 @@ pub fn parse_hash(s: &str) -> Result<HashAlg, String> {
     })
 }
 
+/// `vhsm sign`: signs the file `input` with key `id` (see [`signing_input`] for what is sent).
 pub async fn sign(
     layout: &Layout,
     id: KeyId,
@@ -310,9 +312,9 @@ pub async fn sign(
     hash: Option<HashAlg>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let message =
-        std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let client = connect_user(layout).await?;
+    let key = client.get_key(id).await?;
+    let (message, hash) = signing_input(&key, input, hash)?;
     let (signature, signers) = client.sign(id, &message, hash).await?;
     if let Some(out) = output {
         std::fs::write(out, &signature)
@@ -335,6 +337,78 @@ pub async fn sign(
         None => println!("{}", hex::encode(&signature)),
     }
     Ok(())
+}
+
+/// What `vhsm sign` sends to sign `input` with `key`: for ECDSA, the file's digest with `hash` (SHA-256 if `None`),
+/// computed here from the file read piece by piece, so that a file of any size signs and the signature is that of
+/// the whole file (ECDSA signs only a digest: `openssl dgst -sha256 -verify` checks it against the file); with
+/// `--hash none` the file itself is the digest. For Ed25519 the whole file, which PureEdDSA needs in one request:
+/// a file over the limit is refused before anything is sent, saying the limit.
+fn signing_input(
+    key: &KeyInfo,
+    input: &Path,
+    hash: Option<HashAlg>,
+) -> anyhow::Result<(Vec<u8>, Option<HashAlg>)> {
+    use vhsm_core::{
+        digest::MAX_PREHASHED_LEN,
+        limits::{mib, MAX_SIGN_INPUT},
+    };
+    let read = || std::fs::read(input).with_context(|| format!("cannot read {}", input.display()));
+    let size = std::fs::metadata(input)
+        .with_context(|| format!("cannot read {}", input.display()))?
+        .len();
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    if key.algorithm.ecdsa_curve().is_some() {
+        let digest = match hash.unwrap_or(HashAlg::Sha256) {
+            HashAlg::Prehashed if (1..=MAX_PREHASHED_LEN).contains(&size) => read()?,
+            HashAlg::Prehashed => anyhow::bail!(
+                "with --hash none the file is the digest to sign, 1 to {MAX_PREHASHED_LEN} bytes, but {} is {size} \
+                 bytes; leave --hash out to have the file hashed with SHA-256",
+                input.display()
+            ),
+            alg => hash_file(alg, input)?,
+        };
+        return Ok((digest, Some(HashAlg::Prehashed)));
+    }
+    if !key.algorithm.signs() {
+        anyhow::bail!(
+            "key {} is a {} key: it encrypts and decrypts (`vhsm encrypt`, `vhsm decrypt`), it does not sign",
+            key.id,
+            key.algorithm
+        );
+    }
+    if size > MAX_SIGN_INPUT {
+        anyhow::bail!(
+            "the input {} is {}; the limit for {} signing is {}: {} (PureEdDSA) signs the whole message, which must \
+             reach the cluster in one request; sign a smaller file, or use an ECDSA key (for which `vhsm sign` \
+             hashes a file of any size)",
+            input.display(),
+            mib(size),
+            key.algorithm,
+            mib(MAX_SIGN_INPUT),
+            key.algorithm
+        );
+    }
+    Ok((read()?, hash))
+}
+
+/// The digest of the file at `path` with `alg` (not `Prehashed`), read piece by piece.
+fn hash_file(alg: HashAlg, path: &Path) -> anyhow::Result<Vec<u8>> {
+    use sha2::{Digest, Sha256, Sha384, Sha512};
+    fn digest<D: Digest + std::io::Write>(path: &Path) -> anyhow::Result<Vec<u8>> {
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut hasher = D::new();
+        std::io::copy(&mut file, &mut hasher)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(hasher.finalize().to_vec())
+    }
+    match alg {
+        HashAlg::Sha256 => digest::<Sha256>(path),
+        HashAlg::Sha384 => digest::<Sha384>(path),
+        HashAlg::Sha512 => digest::<Sha512>(path),
+        HashAlg::Prehashed => anyhow::bail!("a prehashed input is not hashed again"),
+    }
 }
 
 pub async fn unban(layout: &Layout, node: NodeId, json: bool) -> anyhow::Result<()> {

@@ -126,13 +126,15 @@ enum Command {
     /// client/so.pin).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Sign a file with a key.
+    /// Sign a file with a key. ECDSA: the file is hashed here, so it may be of any size, and the signature is the
+    /// file's (`openssl dgst -sha256 -verify` checks it, once made DER). Ed25519 signs the whole file, at most 1 MiB.
     Sign {
         /// The key's id.
         #[arg(long, value_name = "ID")]
         key: KeyId,
-        /// ECDSA: how to hash the file (default sha256); `none`: the file already is the digest to sign (what
-        /// PKCS#11 CKM_ECDSA does). Ed25519 signs the whole file and takes no hash.
+        /// ECDSA: how to hash the file (default sha256), here, reading it piece by piece; `none`: the file already
+        /// is the digest to sign, 1 to 64 bytes (what PKCS#11 CKM_ECDSA does). Ed25519 signs the whole file (at most
+        /// 1 MiB: PureEdDSA needs the whole message in one request) and takes no hash.
         #[arg(long, value_name = "HASH", value_parser = keys::parse_hash)]
         hash: Option<HashAlg>,
         /// The file to sign.
@@ -466,7 +468,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Work still running on the runtime's threads is given a moment, not waited for: a node stopped in the middle of
+    // a key generation step (seconds of CPU) exits now, its peers told, instead of when the step ends (issue 15,
+    // item 6). A write in flight (a store commit, an audit entry: milliseconds) finishes within it.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -474,6 +481,9 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// How long work still running on the runtime may take once the command is done (see `main`).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cluster_dir = || {

@@ -19,6 +19,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use vhsm_core::{
+    limits::{MAX_CIPHER_INPUT, MAX_SIGN_INPUT},
     Algorithm, ChangeApproval, HashAlg, KeyId, KeyInfo, KeyState, Membership, NodeId, ObjectId,
     PinUser, SecretBytes, StoredObject, TokenInfo,
 };
@@ -75,6 +76,38 @@ pub enum ClientError {
         /// Why it failed.
         reason: String,
     },
+    /// The coordinator refused this client's certificate in the TLS handshake (another cluster's, expired,
+    /// revoked, …); the connection was closed.
+    #[error(
+        "the coordinator at {address} refused this client's certificate {} ({reason}): a client needs a \
+         certificate issued by this cluster's CA, for a client name (NAME.client.vhsm), in date — the one `vhsm \
+         init` wrote into the cluster directory (client/client.pem); check the cert and key that client.toml names",
+        .cert.display()
+    )]
+    CertificateRefused {
+        /// The coordinator's address.
+        address: String,
+        /// The certificate file this client presented.
+        cert: PathBuf,
+        /// Why, from the TLS alert the coordinator sent.
+        reason: &'static str,
+    },
+    /// The input is larger than one request takes: refused here, before anything was sent.
+    #[error(
+        "the {what} is {}; the limit is {} per request: {advice}",
+        vhsm_core::limits::mib(*.size),
+        vhsm_core::limits::mib(*.limit)
+    )]
+    TooLarge {
+        /// What is too large (`"message to sign"`).
+        what: &'static str,
+        /// Its size, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+        /// What to do instead.
+        advice: &'static str,
+    },
     /// The exchange failed midway.
     #[error("talking to the coordinator: {0}")]
     Frame(#[from] FrameError),
@@ -113,6 +146,9 @@ pub struct Client {
     _endpoint: quinn::Endpoint,
     connection: quinn::Connection,
     timeout: Duration,
+    /// The coordinator's address and this client's certificate file, for the words of an error.
+    address: String,
+    cert: PathBuf,
 }
 
 impl Client {
@@ -134,15 +170,44 @@ impl Client {
         let connecting = endpoint
             .connect(address, &Role::Coordinator.dns_name())
             .map_err(|e| connect_error(e.to_string()))?;
+        let refused = |reason| ClientError::CertificateRefused {
+            address: config.coordinator.clone(),
+            cert: config.cert.clone(),
+            reason,
+        };
         let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| match tls::peer_refused_certificate(&e) {
+                Some(reason) => refused(reason),
+                None => connect_error(e.to_string()),
+            })?;
         Ok(Client {
             _endpoint: endpoint,
             connection,
             timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
+            address: config.coordinator.clone(),
+            cert: config.cert.clone(),
         })
+    }
+
+    /// Why an exchange failed in transport: a refused certificate if that is how the connection ended (the
+    /// coordinator checks a client's certificate after the client's side of the handshake, so the refusal shows
+    /// only at the first request), else the stream's error.
+    fn transport_error(&self, e: FrameError) -> ClientError {
+        let refusal = self
+            .connection
+            .close_reason()
+            .as_ref()
+            .and_then(tls::peer_refused_certificate);
+        match refusal {
+            Some(reason) => ClientError::CertificateRefused {
+                address: self.address.clone(),
+                cert: self.cert.clone(),
+                reason,
+            },
+            None => ClientError::Frame(e),
+        }
     }
 
     /// Whether the connection has ended (the coordinator went away, or it idled out): make a new client.
@@ -157,7 +222,8 @@ impl Client {
             frame::request::<_, ClientResponse>(&self.connection, request, DEFAULT_FRAME_LIMIT),
         )
         .await
-        .map_err(|_| ClientError::Timeout(self.timeout))??;
+        .map_err(|_| ClientError::Timeout(self.timeout))?
+        .map_err(|e| self.transport_error(e))?;
         match response {
             ClientResponse::Error(e) => Err(ClientError::Service(e)),
             other => Ok(other),
@@ -331,13 +397,23 @@ impl Client {
     }
 
     /// Signs `message` (ECDSA: hashed with `hash`, SHA-256 if `None`); returns the signature and the nodes that
-    /// made it.
+    /// made it. At most [`MAX_SIGN_INPUT`] bytes ([`ClientError::TooLarge`]): an ECDSA caller with more hashes it
+    /// and sends the digest (`Some(HashAlg::Prehashed)`).
     pub async fn sign(
         &self,
         key_id: KeyId,
         message: &[u8],
         hash: Option<HashAlg>,
     ) -> Result<(Vec<u8>, Vec<NodeId>), ClientError> {
+        if message.len() > MAX_SIGN_INPUT {
+            return Err(ClientError::TooLarge {
+                what: "message to sign",
+                size: message.len(),
+                limit: MAX_SIGN_INPUT,
+                advice: "Ed25519 signs the whole message, which must fit one request; for ECDSA, hash the message \
+                         and sign the digest (HashAlg::Prehashed)",
+            });
+        }
         let request = ClientRequest::Sign {
             key_id,
             message: message.to_vec(),
@@ -349,13 +425,23 @@ impl Client {
         }
     }
 
-    /// Encrypts `plaintext` (at most `MAX_CIPHER_INPUT` bytes) with a split-AES key, bound to `aad`.
+    /// Encrypts `plaintext` (at most [`MAX_CIPHER_INPUT`] bytes, else [`ClientError::TooLarge`]) with a split-AES
+    /// key, bound to `aad`.
     pub async fn encrypt(
         &self,
         key_id: KeyId,
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
+        if plaintext.len() > MAX_CIPHER_INPUT {
+            return Err(ClientError::TooLarge {
+                what: "plaintext to encrypt",
+                size: plaintext.len(),
+                limit: MAX_CIPHER_INPUT,
+                advice:
+                    "cut larger data into chunks, each its own ciphertext (`vhsm encrypt` does)",
+            });
+        }
         let request = ClientRequest::Encrypt {
             key_id,
             plaintext: SecretBytes::new(plaintext.to_vec()),

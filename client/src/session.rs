@@ -164,7 +164,8 @@ impl Session {
         let (generation, client, fresh) = self.connection().await?;
         match attempt(client).await {
             Ok(v) => Ok(v),
-            Err(e @ ClientError::Service(_)) => Err(e),
+            // Answered, or refused before sending: the connection is fine, and the same request fails again.
+            Err(e @ (ClientError::Service(_) | ClientError::TooLarge { .. })) => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "request to the coordinator failed");
                 self.invalidate(generation);
@@ -173,7 +174,7 @@ impl Session {
                 }
                 let (generation, client, _) = self.connection().await?;
                 attempt(client).await.inspect_err(|e| {
-                    if !matches!(e, ClientError::Service(_)) {
+                    if !matches!(e, ClientError::Service(_) | ClientError::TooLarge { .. }) {
                         self.invalidate(generation);
                     }
                 })

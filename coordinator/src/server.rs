@@ -27,7 +27,10 @@ use crate::{
 };
 
 /// The largest message a client may ask to sign.
-pub const MAX_MESSAGE: usize = 1024 * 1024;
+pub const MAX_MESSAGE: usize = vhsm_core::limits::MAX_SIGN_INPUT;
+/// The largest client request read: a message to sign or a plaintext to encrypt and the rest of the request. A
+/// larger one is answered with an error saying the limits, and not read further.
+pub const MAX_REQUEST: usize = MAX_MESSAGE + DEFAULT_FRAME_LIMIT;
 /// How long a node may take to answer a page of its audit log.
 pub(crate) const AUDIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a node may take to answer a status request.
@@ -189,22 +192,30 @@ impl Coordinator {
             let client = client.clone();
             let session = session.clone();
             tokio::spawn(async move {
-                let response = match frame::receive::<ClientRequest>(
-                    &mut recv,
-                    MAX_MESSAGE + DEFAULT_FRAME_LIMIT,
-                )
-                .await
-                {
+                let received = frame::receive::<ClientRequest>(&mut recv, MAX_REQUEST).await;
+                let too_large = matches!(received, Err(frame::FrameError::TooLarge { .. }));
+                let response = match received {
                     Ok(request) => me
                         .handle(&session, request)
                         .await
                         .unwrap_or_else(|e| ClientResponse::Error(e.into())),
+                    Err(frame::FrameError::TooLarge { limit }) => {
+                        tracing::warn!(%client, limit, "refused a request larger than the limit");
+                        ClientResponse::Error(WireError::new(
+                            ErrorKind::BadRequest,
+                            too_large_words(limit),
+                        ))
+                    }
                     Err(e) => {
                         ClientResponse::Error(WireError::new(ErrorKind::BadRequest, e.to_string()))
                     }
                 };
                 if let Err(e) = frame::send(&mut send, &response).await {
                     tracing::debug!(%client, error = %e, "could not answer a client");
+                }
+                if too_large {
+                    // The client may still be sending: stop it, saying why (it reads the answer above).
+                    let _ = recv.stop(frame::STOP_TOO_LARGE.into());
                 }
             });
         }
@@ -405,6 +416,19 @@ impl Coordinator {
             behind,
         }
     }
+}
+
+/// The answer to a request larger than `limit` bytes: the limits, and what to do instead.
+fn too_large_words(limit: usize) -> String {
+    use vhsm_core::limits::{mib, MAX_CIPHER_INPUT};
+    format!(
+        "request refused: it is larger than the coordinator takes ({} per request; a message to sign at most {}, a \
+         plaintext to encrypt at most {}): for ECDSA, hash the input and sign the digest (`vhsm sign` does); cut \
+         data to encrypt into chunks (`vhsm encrypt` does); Ed25519 signs only messages that fit one request",
+        mib(limit),
+        mib(MAX_MESSAGE),
+        mib(MAX_CIPHER_INPUT)
+    )
 }
 
 /// Runs a coordinator from its configuration until `shutdown` completes.

@@ -132,6 +132,15 @@ pub enum ServiceError {
         /// This node.
         node: NodeId,
     },
+    /// The node is shutting down ([`ErrorKind::Unavailable`]): it takes no new request; it serves again once
+    /// restarted.
+    #[error(
+        "node {node} is shutting down: it takes no new requests (it serves again once restarted)"
+    )]
+    ShuttingDown {
+        /// This node.
+        node: NodeId,
+    },
     /// The unseal secret (or passphrase) is wrong ([`ErrorKind::PinIncorrect`]): it does not unwrap this node's
     /// sealed key file. Nothing changed (a sealed node stays sealed; a secret is not changed).
     #[error("node {node}: wrong unseal secret (wrong passphrase: it does not unwrap this node's sealed key file); nothing changed")]
@@ -283,6 +292,7 @@ impl ServiceError {
             | ServiceError::NotInMembership { .. } => ErrorKind::BadRequest,
             ServiceError::UnsealEnvelope(e) => e.kind(),
             ServiceError::KeygenAborted
+            | ServiceError::ShuttingDown { .. }
             | ServiceError::EpochPassed { .. }
             | ServiceError::EpochNotHeld { .. } => ErrorKind::Unavailable,
             ServiceError::InvalidData(_) => ErrorKind::InvalidData,
@@ -334,6 +344,7 @@ impl ServiceError {
             | ServiceError::CannotSign(_)
             | ServiceError::Nonce(_)
             | ServiceError::Sealed { .. }
+            | ServiceError::ShuttingDown { .. }
             | ServiceError::WrongPassphrase { .. }
             | ServiceError::PinIncorrect { .. }
             | ServiceError::PinLocked { .. }
@@ -506,6 +517,10 @@ mod tests {
             ),
             (ServiceError::KeygenRunning(key()), ErrorKind::BadRequest),
             (ServiceError::KeygenAborted, ErrorKind::Unavailable),
+            (
+                ServiceError::ShuttingDown { node: 1 },
+                ErrorKind::Unavailable,
+            ),
             (
                 ServiceError::EpochPassed {
                     node: 1,
@@ -748,6 +763,14 @@ mod tests {
             ),
             (
                 SessionError::Cancelled { what: "reshare" },
+                ErrorKind::Unavailable,
+                vec![],
+            ),
+            (
+                SessionError::Stopping {
+                    what: "key generation",
+                    node: 3,
+                },
                 ErrorKind::Unavailable,
                 vec![],
             ),

@@ -211,6 +211,26 @@ impl Node {
         &self.mesh
     }
 
+    /// Stops serving, on SIGTERM or SIGINT (before the endpoint closes): from now on every request is refused
+    /// ([`ServiceError::ShuttingDown`]) and no protocol session starts; every session running is given up and its
+    /// other members are told (their sessions end at once, naming this node, instead of waiting for it). Nothing
+    /// needs flushing: the store commits each write whole, and the audit log syncs each entry before its request
+    /// goes on.
+    pub async fn stop(&self) {
+        let aborted = self
+            .mesh
+            .stop(
+                &format!("node {} is shutting down", self.id),
+                STOP_ABORT_TIMEOUT,
+            )
+            .await;
+        tracing::info!(
+            node = self.id,
+            aborted,
+            "stopping: refusing new requests; aborted the sessions in progress (their peers were told)"
+        );
+    }
+
     /// Runs the node's background work until the returned task is aborted: keeping the stock of pre-made FROST
     /// nonces filled, and anchoring the audit log's durable head in the store (every [`ANCHOR_INTERVAL`] in
     /// which the log grew; see `crate::store`).
@@ -243,6 +263,9 @@ impl Node {
     /// client): every request audited before it runs, every failure an error answer (a [`ServiceError`] made the
     /// wire's error here, with its kind, its words and the nodes it names).
     pub async fn answer(self: &Arc<Self>, request: NodeRequest) -> NodeResponse {
+        if self.mesh.is_stopping() {
+            return respond(Err(ServiceError::ShuttingDown { node: self.id }));
+        }
         match request {
             NodeRequest::Batch(requests) => self.clone().batch(requests).await,
             request => respond(self.audited(request).await),
@@ -673,6 +696,10 @@ pub(crate) struct Unsealed {
 
 /// How often the audit log's head is anchored in the store (when it moved).
 pub const ANCHOR_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a node shutting down spends telling the peers of its sessions that it gives them up ([`Node::stop`]):
+/// a node asked to stop exits within about two seconds.
+pub const STOP_ABORT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The share database's file name inside the node's data directory.
 pub const STORE_FILE: &str = "shares.redb";

@@ -84,10 +84,16 @@ impl NodeServer {
         self.endpoint.local_addr().map_err(StartError::Endpoint)
     }
 
-    /// Serves until `shutdown` completes, then closes every connection.
+    /// Serves until `shutdown` completes, then stops the node ([`Node::stop`]: new requests refused, the sessions
+    /// in progress given up and their peers told) and closes every connection.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let background = self.node.start_background();
         let endpoint = self.endpoint.clone();
+        let node = self.node.clone();
+        let shutdown = async move {
+            shutdown.await;
+            node.stop().await;
+        };
         let server = Arc::new(self);
         accept::serve(&endpoint, shutdown, move |conn, role| {
             server.clone().connection(conn, role)

@@ -48,6 +48,7 @@ pub fn map_error(e: &ClientError) -> CK_RV {
             | ErrorKind::Internal => CKR_DEVICE_ERROR,
         },
         ClientError::Config(_) => CKR_GENERAL_ERROR,
+        ClientError::TooLarge { .. } => CKR_DATA_LEN_RANGE,
         _ => CKR_DEVICE_ERROR,
     }
 }
@@ -364,6 +365,15 @@ mod tests {
         assert_eq!(
             map_error(&service(ErrorKind::BadRequest)),
             CKR_FUNCTION_FAILED
+        );
+        assert_eq!(
+            map_error(&ClientError::TooLarge {
+                what: "message to sign",
+                size: 2 << 20,
+                limit: 1 << 20,
+                advice: "",
+            }),
+            CKR_DATA_LEN_RANGE
         );
     }
 

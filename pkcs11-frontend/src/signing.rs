@@ -22,7 +22,7 @@ use crate::{CkResult, Output};
 pub const SIGNATURE_LEN: usize = 64;
 
 /// The most message data one operation takes (the coordinator's limit for a message to sign).
-pub const MAX_MESSAGE_LEN: usize = 1024 * 1024;
+pub const MAX_MESSAGE_LEN: usize = vhsm_core::limits::MAX_SIGN_INPUT;
 
 /// The data of a signature or verification in progress.
 #[derive(Clone)]

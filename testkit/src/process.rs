@@ -357,6 +357,32 @@ impl ProcessCluster {
         child.wait().expect("reap a member");
     }
 
+    /// SIGTERMs the process called `name` (the way an operator or a service manager stops it) and waits for it
+    /// to exit, at most `within`; returns how long it took. Panics (after SIGKILLing it) if it is still running
+    /// then. Forgets it.
+    pub fn terminate(&mut self, name: &str, within: Duration) -> Duration {
+        let pos = self.position(name);
+        let (_, mut child) = self.children.remove(pos);
+        let pid = i32::try_from(child.id()).expect("a process id fits an i32");
+        let started = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM a member");
+        loop {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return started.elapsed();
+            }
+            if started.elapsed() > within {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sets a node's test-only fault injection (before it starts).
     pub fn inject_fault(&self, id: u16, toml_line: &str) {
         let path = self.node_config(id);

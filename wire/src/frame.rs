@@ -4,6 +4,10 @@
 //! travels on its own bidirectional stream (request one way, response the other, each side finishing its half);
 //! each node-to-node protocol message on its own unidirectional stream. A frame larger than the caller's limit is
 //! refused before it is decoded.
+//!
+//! A server that refuses a request as too large answers it all the same (an error saying the limit) and then stops
+//! reading with [`STOP_TOO_LARGE`]; [`request`] reads that answer when its sending is stopped, so that the caller
+//! learns why instead of "sending stopped by peer".
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -12,6 +16,10 @@ pub const WIRE_VERSION: u16 = 4;
 
 /// Largest frame accepted by default (a request carrying a message to sign, a key list).
 pub const DEFAULT_FRAME_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The code a receiver stops a stream with when the frame on it is larger than it takes ([`FrameError::TooLarge`]),
+/// after answering why.
+pub const STOP_TOO_LARGE: u32 = 1;
 
 /// Why a frame could not be sent, received or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +34,28 @@ pub enum FrameError {
     /// The message could not be encoded.
     #[error("could not encode message: {0}")]
     Encode(String),
-    /// The stream failed (connection lost, reset, or the frame was too large).
+    /// The stream failed (connection lost, reset).
     #[error("stream error: {0}")]
     Stream(String),
+    /// The frame is larger than the receiver takes; it was not read to its end.
+    #[error("the message is larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The receiver stopped reading before the end of the frame (with [`STOP_TOO_LARGE`]: it is too large).
+    #[error("the peer stopped reading the message (code {code})")]
+    Stopped {
+        /// The code it stopped the stream with.
+        code: u64,
+    },
+}
+
+fn write_error(e: quinn::WriteError) -> FrameError {
+    match e {
+        quinn::WriteError::Stopped(code) => FrameError::Stopped { code: code.into() },
+        other => FrameError::Stream(other.to_string()),
+    }
 }
 
 /// Encodes `message` as a frame.
@@ -62,10 +89,7 @@ pub async fn send<T: Serialize>(
     message: &T,
 ) -> Result<(), FrameError> {
     let bytes = encode(message)?;
-    stream
-        .write_all(&bytes)
-        .await
-        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    stream.write_all(&bytes).await.map_err(write_error)?;
     stream
         .finish()
         .map_err(|e| FrameError::Stream(e.to_string()))
@@ -76,14 +100,16 @@ pub async fn receive<T: DeserializeOwned>(
     stream: &mut quinn::RecvStream,
     limit: usize,
 ) -> Result<T, FrameError> {
-    let bytes = stream
-        .read_to_end(limit)
-        .await
-        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    let bytes = stream.read_to_end(limit).await.map_err(|e| match e {
+        quinn::ReadToEndError::TooLong => FrameError::TooLarge { limit },
+        other => FrameError::Stream(other.to_string()),
+    })?;
     decode(&bytes)
 }
 
-/// Sends a request on a new bidirectional stream of `connection` and waits for the response.
+/// Sends a request on a new bidirectional stream of `connection` and waits for the response. If the peer stops
+/// reading the request before its end (it refuses it as too large), its response still says why: that response is
+/// returned, or the [`FrameError::Stopped`] if there is none.
 pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
     connection: &quinn::Connection,
     request: &Req,
@@ -93,8 +119,13 @@ pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
         .open_bi()
         .await
         .map_err(|e| FrameError::Stream(e.to_string()))?;
-    send(&mut send_half, request).await?;
-    receive(&mut recv_half, limit).await
+    match send(&mut send_half, request).await {
+        Ok(()) => receive(&mut recv_half, limit).await,
+        Err(stopped @ FrameError::Stopped { .. }) => {
+            receive(&mut recv_half, limit).await.map_err(|_| stopped)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

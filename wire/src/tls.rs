@@ -101,6 +101,41 @@ fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(transport)
 }
 
+/// Whether `error` ended a connection because the peer refused this side's certificate in the TLS handshake (its
+/// `CONNECTION_CLOSE` carries the TLS alert as QUIC crypto error 0x100 + alert, RFC 9001 §4.8): why, in an
+/// operator's words. `None` for any other end (including TLS alerts that are not about a certificate).
+pub fn peer_refused_certificate(error: &quinn::ConnectionError) -> Option<&'static str> {
+    let quinn::ConnectionError::ConnectionClosed(close) = error else {
+        return None;
+    };
+    let alert = u8::try_from(u64::from(close.error_code).checked_sub(0x100)?).ok()?;
+    certificate_alert(rustls::AlertDescription::from(alert))
+}
+
+/// The words for a TLS alert about a certificate (as rustls sends them: an unknown issuer is `unknown_ca`, a
+/// certificate out of its validity `certificate_expired`, a signature that does not verify `decrypt_error` — which
+/// is also what another cluster's certificate gets, every cluster's CA having the same name —, …); `None` for
+/// another alert.
+fn certificate_alert(alert: rustls::AlertDescription) -> Option<&'static str> {
+    use rustls::AlertDescription as A;
+    Some(match alert {
+        A::UnknownCA => {
+            "unknown CA: not issued by the CA the other side trusts (another cluster's certificate?)"
+        }
+        A::CertificateExpired => "expired, or not valid yet",
+        A::CertificateRevoked => "revoked",
+        A::BadCertificate => "bad certificate: malformed, or not valid for its name",
+        A::UnsupportedCertificate => "not valid for this use",
+        A::CertificateUnknown | A::AccessDenied => "not accepted",
+        A::DecryptError => {
+            "its signature does not verify: not issued by the CA the other side trusts (another cluster's \
+             certificate?), or a key that does not match it"
+        }
+        A::CertificateRequired | A::NoCertificate => "no certificate was presented",
+        _ => return None,
+    })
+}
+
 /// The server half: requires a client certificate from the cluster CA.
 pub fn server_config(identity: &TlsIdentity) -> Result<quinn::ServerConfig, TlsError> {
     let verifier =
@@ -201,10 +236,10 @@ pub const STALE_AFTER: Duration = Duration::from_millis(1000);
 /// idle timeout, and what is sent meanwhile is silently lost. A connection on which no authenticated frame arrived
 /// for [`STALE_AFTER`] despite the keep-alives is taken as dead.
 ///
-/// Authenticated frames (acknowledgements, keep-alive pings, stream data: frames that decrypted), not datagrams: a
-/// peer that restarted answers the old connection's packets with stateless resets that it cannot authenticate (its
-/// reset key is new); QUIC ignores them, but counts them as received datagrams — so counting datagrams took a dead
-/// connection for a live one.
+/// Authenticated frames (acknowledgements, keep-alive pings, stream data: frames that decrypted), not datagrams:
+/// whatever answers a dead connection's packets (a stateless reset that does not authenticate, an ICMP error) is
+/// ignored by QUIC but counted as a received datagram — so counting datagrams took a dead connection for a live
+/// one.
 #[derive(Debug)]
 pub struct Liveness(std::sync::Mutex<(u64, std::time::Instant)>);
 
@@ -242,4 +277,46 @@ fn authenticated_frames(conn: &quinn::Connection) -> u64 {
         .acks
         .saturating_add(frames.ping)
         .saturating_add(frames.stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_alert_about_a_certificate_is_told_apart_from_other_ends() {
+        let closed_by_peer = |code: quinn::TransportErrorCode| {
+            quinn::ConnectionError::ConnectionClosed(quinn::ConnectionClose {
+                error_code: code,
+                frame_type: None,
+                reason: Default::default(),
+            })
+        };
+        // The peer refused our certificate: unknown_ca (48), certificate_expired (45).
+        let refusal =
+            peer_refused_certificate(&closed_by_peer(quinn::TransportErrorCode::crypto(48)));
+        assert!(
+            refusal.is_some_and(|r| r.contains("unknown CA: not issued by the CA")),
+            "{refusal:?}"
+        );
+        assert_eq!(
+            peer_refused_certificate(&closed_by_peer(quinn::TransportErrorCode::crypto(45))),
+            Some("expired, or not valid yet")
+        );
+        // Not about a certificate: no ALPN in common (120), a plain protocol error, a timeout, a reset.
+        for code in [
+            quinn::TransportErrorCode::crypto(120),
+            quinn::TransportErrorCode::PROTOCOL_VIOLATION,
+        ] {
+            assert_eq!(peer_refused_certificate(&closed_by_peer(code)), None);
+        }
+        assert_eq!(
+            peer_refused_certificate(&quinn::ConnectionError::TimedOut),
+            None
+        );
+        assert_eq!(
+            peer_refused_certificate(&quinn::ConnectionError::Reset),
+            None
+        );
+    }
 }

@@ -20,9 +20,13 @@ impl Coordinator {
         let client = session.client.as_str();
         session.require_user()?;
         if message.len() > MAX_MESSAGE {
+            use vhsm_core::limits::mib;
             return Err(Error::InvalidData(format!(
-                "message of {} bytes is larger than the {MAX_MESSAGE}-byte limit",
-                message.len()
+                "the message to sign is {}; the limit is {} per request: Ed25519 signs the whole message, which \
+                 must fit one request; for ECDSA, hash the message and sign the digest (`vhsm sign` does this for \
+                 input of any size)",
+                mib(message.len()),
+                mib(MAX_MESSAGE)
             )));
         }
         let key = self.key(nodes, key_id).await?;

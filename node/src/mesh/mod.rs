@@ -19,10 +19,17 @@
 //! The peers change at run time ([`Mesh::set_peers`], when the cluster's membership changes): the transport is
 //! told to drop its links to a node that left (both those this node made and those it accepted), and messages
 //! to or from a node that is not a peer are refused.
+//!
+//! When the node shuts down ([`Mesh::stop`]), it starts no session any more and gives up those running: each
+//! session's other members are told ([`MeshPayload::Abort`]), so that they stop at once instead of waiting for its
+//! messages until their session's timeout (issue 15, item 6).
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, PoisonError, RwLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -103,6 +110,8 @@ struct Inbox {
     seen: HashSet<(NodeId, u64)>,
     /// Bytes delivered per sender; at most [`MAX_SESSION_BYTES_PER_PEER`] each.
     bytes: HashMap<NodeId, usize>,
+    /// The session's members (this node included), once this node claimed it: whom to tell if it gives up.
+    members: Vec<NodeId>,
 }
 
 impl Inbox {
@@ -152,6 +161,8 @@ pub struct Mesh {
     inboxes: Mutex<HashMap<SessionId, Inbox>>,
     /// Peers whose messages are being refused now (their first refusal is logged).
     flooding: Mutex<HashSet<NodeId>>,
+    /// Set by [`Mesh::stop`]: no session may be claimed any more.
+    stopping: AtomicBool,
     /// Fault injection: whether this node has flooded its peers already ([`Mesh::flood`]).
     #[cfg(feature = "fault-injection")]
     flooded: std::sync::atomic::AtomicBool,
@@ -178,6 +189,7 @@ impl Mesh {
             peers: RwLock::new(peers.into_iter().filter(|(id, _)| *id != me).collect()),
             inboxes: Mutex::new(HashMap::new()),
             flooding: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
             #[cfg(feature = "fault-injection")]
             flooded: std::sync::atomic::AtomicBool::new(false),
         }
@@ -271,6 +283,39 @@ impl Mesh {
         futures_util::future::join_all(sends).await;
     }
 
+    /// Whether this node is shutting down ([`Mesh::stop`]): it starts no session any more.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Shuts this node's sessions down: from now on no session can be claimed, and every session running is given
+    /// up — its run here sees the end of its messages, and its other members are told why ([`Mesh::abort`] with
+    /// `reason`, all at once, for at most `within`: a peer not told by then learns it from its own timeout).
+    /// Returns how many sessions were running.
+    pub async fn stop(&self, reason: &str, within: Duration) -> usize {
+        self.stopping.store(true, Ordering::SeqCst);
+        let running: Vec<(SessionId, Vec<NodeId>)> = {
+            let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+            let claimed: Vec<SessionId> = inboxes
+                .iter()
+                .filter(|(_, inbox)| inbox.receiver.is_none())
+                .map(|(session, _)| *session)
+                .collect();
+            claimed
+                .into_iter()
+                .filter_map(|session| inboxes.remove(&session).map(|i| (session, i.members)))
+                .collect()
+        };
+        let aborts = running
+            .iter()
+            .map(|(session, members)| self.abort(*session, members, reason));
+        let told = tokio::time::timeout(within, futures_util::future::join_all(aborts)).await;
+        if told.is_err() {
+            tracing::warn!(sessions = running.len(), ?within, "stopping: could not tell every peer of the sessions given up in time; they will time out");
+        }
+        running.len()
+    }
+
     /// Routes a message received from peer `from`, `size` bytes as it arrived, to its session's inbox (once: a
     /// resent message is dropped, and taken). Refused when the peer is over its share (see the module docs): the
     /// transport then does not acknowledge it.
@@ -344,14 +389,16 @@ impl Mesh {
         }
     }
 
-    /// Claims the inbox of `session` (creating it if no message has arrived yet). A session can be claimed once.
-    pub fn claim(&self, session: SessionId) -> Option<SessionInbox<'_>> {
+    /// Claims the inbox of `session` among `members` (this node included), creating it if no message has arrived
+    /// yet. A session can be claimed once, and none once the mesh is stopping ([`Mesh::is_stopping`]).
+    pub fn claim(&self, session: SessionId, members: &[NodeId]) -> Option<SessionInbox<'_>> {
+        if self.is_stopping() {
+            return None;
+        }
         let mut inboxes = self.inboxes.lock().ok()?;
-        let receiver = inboxes
-            .entry(session)
-            .or_insert_with(new_inbox)
-            .receiver
-            .take()?;
+        let inbox = inboxes.entry(session).or_insert_with(new_inbox);
+        let receiver = inbox.receiver.take()?;
+        inbox.members = members.to_vec();
         Some(SessionInbox {
             mesh: self,
             session,
@@ -467,6 +514,7 @@ fn new_inbox() -> Inbox {
         opened_by: None,
         seen: HashSet::new(),
         bytes: HashMap::new(),
+        members: Vec::new(),
     }
 }
 
@@ -478,9 +526,20 @@ pub struct SessionInbox<'a> {
 }
 
 impl SessionInbox<'_> {
-    /// The next message of the session.
+    /// The next message of the session; `None` once the session's routing has ended ([`Mesh::cancel`],
+    /// [`Mesh::stop`]) and every message that arrived before was taken.
     pub async fn recv(&mut self) -> Option<Inbound> {
         self.receiver.recv().await
+    }
+
+    /// The next message if one has arrived, without waiting: `Some(None)` if none has yet, `None` once the
+    /// session's routing has ended and every message that arrived before was taken.
+    pub fn try_recv(&mut self) -> Option<Option<Inbound>> {
+        match self.receiver.try_recv() {
+            Ok(message) => Some(Some(message)),
+            Err(mpsc::error::TryRecvError::Empty) => Some(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        }
     }
 }
 
@@ -567,7 +626,7 @@ mod tests {
         // An honest peer's early message for a new session is still taken, and its session finds it.
         let honest = SessionId::random(&mut OsRng);
         mesh.deliver(2, message(honest, 7), 100).unwrap();
-        let mut inbox = mesh.claim(honest).unwrap();
+        let mut inbox = mesh.claim(honest, &[1, 2, 3]).unwrap();
         let (from, _) = inbox.recv().await.unwrap();
         assert_eq!(from, 2);
     }
@@ -576,7 +635,7 @@ mod tests {
     async fn a_peer_flooding_one_session_is_refused_there_and_the_others_still_reach_it() {
         let mesh = mesh();
         let session = SessionId::random(&mut OsRng);
-        let mut inbox = mesh.claim(session).unwrap();
+        let mut inbox = mesh.claim(session, &[1, 2, 3]).unwrap();
         for i in 0..MAX_MESSAGES_PER_PEER {
             mesh.deliver(3, message(session, i as u64), 100).unwrap();
         }
@@ -618,7 +677,7 @@ mod tests {
         mesh.deliver(2, message(SessionId::random(&mut OsRng), 0), BIG)
             .unwrap();
         let session = SessionId::random(&mut OsRng);
-        let mut inbox = mesh.claim(session).unwrap();
+        let mut inbox = mesh.claim(session, &[1, 2, 3]).unwrap();
         mesh.deliver(3, message(session, 0), BIG).unwrap();
         assert!(inbox.recv().await.is_some());
         // Into one claimed session: at most MAX_SESSION_BYTES_PER_PEER, however few the messages.
@@ -635,5 +694,73 @@ mod tests {
             MAX_SESSION_BYTES_PER_PEER / BIG
         );
         mesh.deliver(2, message(session, 0), 100).unwrap();
+    }
+
+    /// Records what it is asked to send, and takes it.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(NodeId, MeshMessage)>>);
+
+    impl MeshTransport for Recorder {
+        fn send<'a>(
+            &'a self,
+            to: NodeId,
+            _address: &'a str,
+            message: &'a MeshMessage,
+        ) -> BoxFuture<'a, Result<(), SendError>> {
+            self.0.lock().unwrap().push((to, message.clone()));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn disconnect(&self, _peer: NodeId, _left: bool) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    /// Issue 15, item 6: a node shutting down in the middle of a key generation kept its peers waiting.
+    #[tokio::test]
+    async fn stopping_tells_each_running_session_s_members_and_starts_no_new_one() {
+        let sent = Arc::new(Recorder::default());
+        let mesh = Mesh::new(
+            1,
+            sent.clone(),
+            [(2, "n2".to_string()), (3, "n3".to_string())],
+        );
+        let (all, two) = (SessionId::random(&mut OsRng), SessionId::random(&mut OsRng));
+        let mut in_all = mesh.claim(all, &[1, 2, 3]).unwrap();
+        let mut in_two = mesh.claim(two, &[1, 3]).unwrap();
+        // A session node 2 started and this node has not: nobody here to give it up.
+        mesh.deliver(2, message(SessionId::random(&mut OsRng), 9), 100)
+            .unwrap();
+
+        assert_eq!(
+            mesh.stop("node 1 is shutting down", Duration::from_secs(1))
+                .await,
+            2
+        );
+        let mut told: Vec<(NodeId, SessionId, String)> = sent
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(to, m)| match &m.payload {
+                MeshPayload::Abort(reason) => (*to, m.session, reason.clone()),
+                other => panic!("sent {other:?}"),
+            })
+            .collect();
+        told.sort_by_key(|(to, session, _)| (*to, *session == two));
+        let reason = "node 1 is shutting down".to_string();
+        assert_eq!(
+            told,
+            vec![
+                (2, all, reason.clone()),
+                (3, all, reason.clone()),
+                (3, two, reason)
+            ]
+        );
+        // The runs here see the end of their messages; no session starts any more.
+        assert!(in_all.recv().await.is_none());
+        assert!(in_two.recv().await.is_none());
+        assert!(mesh.is_stopping());
+        assert!(mesh.claim(SessionId::random(&mut OsRng), &[1, 2]).is_none());
     }
 }

@@ -20,7 +20,7 @@ use vhsm_wire::{
 };
 
 use crate::{
-    mesh::{Mesh, SessionInbox},
+    mesh::{Inbound, Mesh, SessionInbox},
     sessions::SessionError,
 };
 
@@ -131,23 +131,23 @@ impl<C> Session<'_, C> {
 
     /// Sends `outgoing` while watching the session's inbox: a peer that gives up the session
     /// ([`MeshPayload::Abort`]) ends it at once, even while a send to another (or to it, on a connection that has
-    /// not yet failed) is still waiting for its acknowledgement; other messages are kept in `early`, in order.
+    /// not yet failed) is still waiting for its acknowledgement; other messages are kept in `arrived`, in
+    /// order. A closed inbox ends it too.
     async fn send_watching<M>(
         &self,
         outgoing: Vec<Outgoing<M>>,
         inbox: &mut SessionInbox<'_>,
-        early: &mut VecDeque<(NodeId, MeshPayload)>,
+        arrived: &mut VecDeque<Inbound>,
     ) -> Result<(), SessionError>
     where
         C: MeshCodec<M>,
     {
         let send = self.send_all(outgoing);
         tokio::pin!(send);
-        let mut open = true;
         loop {
             tokio::select! {
                 sent = &mut send => return sent,
-                received = inbox.recv(), if open => match received {
+                received = inbox.recv() => match received {
                     Some((from, MeshPayload::Abort(reason))) => {
                         return Err(SessionError::PeerAborted {
                             what: self.what,
@@ -155,9 +155,47 @@ impl<C> Session<'_, C> {
                             reason,
                         })
                     }
-                    Some(message) => early.push_back(message),
-                    None => open = false,
+                    Some(message) => arrived.push_back(message),
+                    None => return Err(self.closed()),
                 },
+            }
+        }
+    }
+
+    /// Why the session's inbox was closed: this node is shutting down, or the coordinator aborted the session.
+    fn closed(&self) -> SessionError {
+        if self.mesh.is_stopping() {
+            SessionError::Stopping {
+                what: self.what,
+                node: self.me,
+            }
+        } else {
+            SessionError::Cancelled { what: self.what }
+        }
+    }
+
+    /// Takes, without waiting, what arrived during a protocol step (seconds of CPU in a key generation): a member
+    /// that gave up meanwhile ends the session ([`SessionError::PeerAborted`]), as does a closed inbox, so that what
+    /// the step made is not sent to a member that is gone (issue 15, item 6: the peers of a node shutting down
+    /// tried to reach it for seconds, its abort unread in their inboxes). Other messages are kept in `arrived`, in
+    /// order.
+    fn ended_meanwhile(
+        &self,
+        inbox: &mut SessionInbox<'_>,
+        arrived: &mut VecDeque<Inbound>,
+    ) -> Result<(), SessionError> {
+        loop {
+            match inbox.try_recv() {
+                Some(Some((from, MeshPayload::Abort(reason)))) => {
+                    return Err(SessionError::PeerAborted {
+                        what: self.what,
+                        peer: from,
+                        reason,
+                    })
+                }
+                Some(Some(message)) => arrived.push_back(message),
+                Some(None) => return Ok(()),
+                None => return Err(self.closed()),
             }
         }
     }
@@ -173,25 +211,30 @@ impl<C> Session<'_, C> {
         C: MeshCodec<P::Message>,
     {
         let what = self.what;
+        if self.mesh.is_stopping() {
+            return Err(self.closed());
+        }
         let mut inbox = self
             .mesh
-            .claim(self.session)
+            .claim(self.session, self.members)
             .ok_or(SessionError::AlreadyRunning(self.session))?;
         let failed = |source| SessionError::Protocol { what, source };
-        // Messages that arrived while this node was sending, in order.
-        let mut early: VecDeque<(NodeId, MeshPayload)> = VecDeque::new();
         let run = async {
+            // Messages taken from the inbox while looking for an abort (during a step, or while sending), not
+            // handled yet.
+            let mut arrived = VecDeque::new();
             let first = cpu_step(self.pace, || protocol.start(&mut OsRng))
                 .await
                 .map_err(failed)?;
-            self.send_watching(first, &mut inbox, &mut early).await?;
+            self.ended_meanwhile(&mut inbox, &mut arrived)?;
+            self.send_watching(first, &mut inbox, &mut arrived).await?;
             while !protocol.is_done() {
-                let next = match early.pop_front() {
-                    Some(m) => Some(m),
+                let next = match arrived.pop_front() {
+                    Some(message) => Some(message),
                     None => inbox.recv().await,
                 };
                 let Some((from, payload)) = next else {
-                    return Err(SessionError::Cancelled { what });
+                    return Err(self.closed());
                 };
                 tracing::debug!(session = %self.session, from, what, "session message received");
                 if let MeshPayload::Abort(reason) = payload {
@@ -207,7 +250,8 @@ impl<C> Session<'_, C> {
                 let out = cpu_step(self.pace, || protocol.handle(from, message, &mut OsRng))
                     .await
                     .map_err(failed)?;
-                self.send_watching(out, &mut inbox, &mut early).await?;
+                self.ended_meanwhile(&mut inbox, &mut arrived)?;
+                self.send_watching(out, &mut inbox, &mut arrived).await?;
             }
             protocol
                 .take_output()

@@ -51,6 +51,14 @@ pub enum SessionError {
         /// The run.
         what: &'static str,
     },
+    /// This node is shutting down: it gave up the session, and told the other members ([`ErrorKind::Unavailable`]).
+    #[error("node {node} is shutting down: it gave up the {what} session (it takes part again once restarted)")]
+    Stopping {
+        /// The run.
+        what: &'static str,
+        /// This node.
+        node: NodeId,
+    },
     /// The session did not finish in time ([`ErrorKind::Unavailable`]; nobody blamed).
     #[error("{what} did not finish within {after:?}")]
     TimedOut {
@@ -197,6 +205,7 @@ impl SessionError {
             SessionError::Protocol { .. } => ErrorKind::BadRequest,
             SessionError::Unreachable { .. }
             | SessionError::Cancelled { .. }
+            | SessionError::Stopping { .. }
             | SessionError::TimedOut { .. }
             | SessionError::PeerAborted { .. }
             | SessionError::CannotDeal { .. }
@@ -227,6 +236,7 @@ impl SessionError {
             SessionError::ForeignMessage { from, .. } => std::slice::from_ref(from),
             SessionError::PeerAborted { peer, .. } => std::slice::from_ref(peer),
             SessionError::Cancelled { .. }
+            | SessionError::Stopping { .. }
             | SessionError::TimedOut { .. }
             | SessionError::NoOutput { .. }
             | SessionError::AlreadyRunning(_)
