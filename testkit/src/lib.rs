@@ -5,6 +5,8 @@
 //!   clients. The one launcher of the integration tests, the PKCS#11 module's tests and the benchmarks.
 //! - [`memory`]: the whole cluster in one process with no sockets (real nodes on temporary directories, in-process
 //!   mesh and coordinator transport) and one-line faults: where the coordinator's logic is tested.
+//! - [`network`]: control of a process cluster's links at run time — a UDP proxy that adds latency, loss and
+//!   reordering and cuts links, or each node in a network namespace of its own with nftables partitions.
 //!
 //! A test kit fails loudly: what a test cannot set up is a failed test, so most calls panic with the reason; what
 //! a benchmark program calls ([`process::ProcessCluster::launch`]) returns errors instead.
@@ -13,4 +15,5 @@
 #![allow(clippy::expect_used)]
 
 pub mod memory;
+pub mod network;
 pub mod process;

@@ -117,6 +117,9 @@ pub struct ProcessCluster {
     /// How many nodes `vhsm init` made.
     pub nodes: u16,
     children: Vec<(String, Child)>,
+    /// Commands that start a member in place of running `vhsm` directly (by process name, e.g. `ip netns exec
+    /// NS` for a node in a network namespace, see [`crate::network::netns`]).
+    launchers: std::collections::HashMap<String, Vec<std::ffi::OsString>>,
 }
 
 impl std::fmt::Debug for ProcessCluster {
@@ -163,6 +166,7 @@ impl ProcessCluster {
             vhsm,
             nodes,
             children: Vec::new(),
+            launchers: std::collections::HashMap::new(),
         })
     }
 
@@ -254,6 +258,25 @@ impl ProcessCluster {
         std::fs::read_to_string(self.log(name)).unwrap_or_default()
     }
 
+    /// Starts the process called `name` (`node-N`, `coordinator`) from now on through `prefix` (a program and its
+    /// arguments, e.g. `ip netns exec NS`), which must end by exec'ing the `vhsm` command line it is given (so that
+    /// killing the child kills the member).
+    pub fn set_launcher(&mut self, name: &str, prefix: Vec<std::ffi::OsString>) {
+        self.launchers.insert(name.to_string(), prefix);
+    }
+
+    /// Copies every member's log (`*.log`) into the directory `to` (made if missing), e.g. to read them after a test
+    /// that passed (a failed test's are kept by `VHSM_TEST_KEEP_LOGS`).
+    pub fn copy_logs(&self, to: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(self.path())?.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The process ids of the members running now.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|(_, c)| c.id()).collect()
@@ -272,7 +295,15 @@ impl ProcessCluster {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let child = Command::new(&self.vhsm)
+        let mut command = match self.launchers.get(name).and_then(|p| p.split_first()) {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.vhsm);
+                command
+            }
+            None => Command::new(&self.vhsm),
+        };
+        let child = command
             .arg(role)
             .arg("--config")
             .arg(&config)
