@@ -5,7 +5,10 @@
 //! the coordinator tell them to make the key active. Otherwise it tells every holder to delete the pending share,
 //! so a generation interrupted anywhere leaves no half key.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use rand_core::OsRng;
 use vhsm_core::{Algorithm, KeyId, KeyInfo, KeyState};
@@ -42,6 +45,39 @@ pub fn check_label(label: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The nodes a failed key generation could not do without: those the coordinator could not reach, and among those
+/// the holders said they could not reach, the ones named by the most holders. A node cut off from its peers says
+/// it cannot reach any of them while each of them names only it: it is the one to blame, not every node it named
+/// (a tie — two holders each naming only the other — names both).
+fn unreachable_of(failures: &[NodeCallError]) -> Vec<NodeId> {
+    let mut unreachable: BTreeSet<NodeId> = failures
+        .iter()
+        .filter_map(|f| match f {
+            NodeCallError::Unreachable { node, .. } => Some(*node),
+            NodeCallError::Refused { .. } => None,
+        })
+        .collect();
+    // Accused node -> the holders that said they could not reach it.
+    let mut accusers: BTreeMap<NodeId, BTreeSet<NodeId>> = BTreeMap::new();
+    for f in failures {
+        if let NodeCallError::Refused { node, error } = f {
+            if error.kind == ErrorKind::Unavailable {
+                for accused in error.nodes.iter().filter(|n| *n != node) {
+                    accusers.entry(*accused).or_default().insert(*node);
+                }
+            }
+        }
+    }
+    let most = accusers.values().map(|a| a.len()).max().unwrap_or(0);
+    unreachable.extend(
+        accusers
+            .iter()
+            .filter(|(_, by)| by.len() == most)
+            .map(|(node, _)| *node),
+    );
+    unreachable.into_iter().collect()
+}
+
 fn failure_error(failures: &[NodeCallError]) -> Error {
     let culprits: Vec<NodeId> = failures
         .iter()
@@ -55,19 +91,7 @@ fn failure_error(failures: &[NodeCallError]) -> Error {
         })
         .flatten()
         .collect();
-    // Unreachable: the nodes the coordinator could not reach, and those a holder says it could not reach.
-    let mut unreachable: Vec<NodeId> = failures
-        .iter()
-        .flat_map(|f| match f {
-            NodeCallError::Unreachable { node, .. } => vec![*node],
-            NodeCallError::Refused { error, .. } if error.kind == ErrorKind::Unavailable => {
-                error.nodes.clone()
-            }
-            NodeCallError::Refused { .. } => Vec::new(),
-        })
-        .collect();
-    unreachable.sort_unstable();
-    unreachable.dedup();
+    let unreachable = unreachable_of(failures);
     let details: Vec<String> = failures.iter().map(ToString::to_string).collect();
     if !culprits.is_empty() {
         let mut culprits = culprits;
@@ -317,4 +341,44 @@ fn agree(algorithm: Algorithm, packages: &[(NodeId, Vec<u8>)]) -> Result<AgreedP
         public_key,
         package: first.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use vhsm_wire::WireError;
+
+    use super::*;
+
+    fn cannot_reach(node: NodeId, others: Vec<NodeId>) -> NodeCallError {
+        let mut error = WireError::new(ErrorKind::Unavailable, "cannot reach peers");
+        error.nodes = others;
+        NodeCallError::Refused { node, error }
+    }
+
+    /// Issue 15 (found by the partition tests): node 3 cut off from its peers names nodes 1 and 2, each of which
+    /// names node 3 alone; node 3 is blamed, not the two that reach each other.
+    #[test]
+    fn the_node_most_holders_cannot_reach_is_blamed_not_those_it_names() {
+        let failures = vec![
+            cannot_reach(1, vec![3]),
+            cannot_reach(3, vec![1, 2]),
+            cannot_reach(2, vec![3]),
+        ];
+        assert_eq!(unreachable_of(&failures), vec![3]);
+        // A tie (two holders naming only each other) names both; a node the coordinator could not reach is always
+        // named.
+        let tie = vec![cannot_reach(1, vec![2]), cannot_reach(2, vec![1])];
+        assert_eq!(unreachable_of(&tie), vec![1, 2]);
+        let mut more = failures;
+        more.push(NodeCallError::Unreachable {
+            node: 4,
+            reason: "timeout".into(),
+        });
+        assert_eq!(unreachable_of(&more), vec![3, 4]);
+        assert!(matches!(
+            failure_error(&more),
+            Error::Unavailable { nodes, .. } if nodes == vec![3, 4]
+        ));
+    }
 }

@@ -261,8 +261,11 @@ impl Signer {
             .take(candidates.len())
             .copied();
         let unable = pool.unusable(key.id, key.epoch);
-        let (healthy, failed): (Vec<NodeId>, Vec<NodeId>) =
+        let (mut healthy, failed): (Vec<NodeId>, Vec<NodeId>) =
             rotated.partition(|n| !pool.recently_failed(*n) && !unable.contains(n));
+        // Among the healthy, those fewest peers said lately they could not reach first (stable: the rotation
+        // stays among equals).
+        healthy.sort_by_key(|n| pool.suspicion(*n));
         let preferred: Vec<NodeId> = healthy.into_iter().chain(failed).collect();
         let mut chosen = choose_apart(&preferred, t, apart)?;
         chosen.sort_unstable();
@@ -330,10 +333,11 @@ impl Signer {
             };
             match attempt {
                 Ok(signature) => {
+                    pool.note_reached(&set);
                     return Ok(Signed {
                         signature,
                         signers: set,
-                    })
+                    });
                 }
                 Err(Attempt::Unreachable(nodes)) => {
                     tracing::warn!(key = %key.id, ?nodes, "signing: node(s) unreachable; retrying with other holders");
@@ -361,10 +365,12 @@ impl Signer {
                             key = %key.id, by = accuser, nodes = ?accused, %reason,
                             "signing: a node says these node(s) sent invalid protocol messages; accuser and accused are kept apart, retrying with other holders"
                         ),
-                        Blame::Unreachable => tracing::warn!(
-                            key = %key.id, by = accuser, nodes = ?accused, %reason,
-                            "signing: a node could not reach these node(s); it and they are kept apart, retrying with other holders"
-                        ),
+                        Blame::Unreachable => {
+                            tracing::warn!(
+                                key = %key.id, by = accuser, nodes = ?accused, %reason,
+                                "signing: a node could not reach these node(s); it and they are kept apart, retrying with other holders"
+                            );
+                        }
                     }
                     accusations.push(format!("node {accuser} {blame} {accused:?}"));
                     apart.extend(accused.iter().map(|a| pair((accuser, *a))));
@@ -727,6 +733,21 @@ impl Signer {
                 wrong,
                 "answered a signature that does not verify".into(),
             ));
+        }
+        // Every signer's word that it could not reach another counts (not only the failure reported): a node cut
+        // off from its peers is named by each of them, and picked last by the next signatures.
+        for failure in &failures {
+            if let Attempt::Accused {
+                accuser,
+                accused,
+                blame: Blame::Unreachable,
+                ..
+            } = failure
+            {
+                for a in accused {
+                    pool.note_unreachable_by_peer(*accuser, *a);
+                }
+            }
         }
         if let Some(worst) = Attempt::worst(without_waiters(failures)) {
             return Err(worst);

@@ -229,7 +229,13 @@ struct Shared {
     /// dealers of a reshare, so that the next operations do not pay for them again (issue 15, item 1). Forgotten
     /// at the key's next epoch (a repair or refresh).
     unusable: Mutex<HashMap<(KeyId, u64), BTreeSet<NodeId>>>,
+    /// (accuser, accused) → when a node last said it could not reach another over the mesh (see
+    /// [`NodePool::suspicion`]).
+    accusations: Mutex<HashMap<(NodeId, NodeId), Instant>>,
 }
+
+/// How long a node's word that it could not reach a peer counts against that peer (see [`NodePool::suspicion`]).
+pub const SUSPICION_WINDOW: Duration = Duration::from_secs(30);
 
 /// At most this many (key, epoch) entries of unusable shares are remembered (a bound on memory, far above any real
 /// cluster's keys with a holder behind).
@@ -286,6 +292,7 @@ impl NodePool {
                     links,
                 }),
                 unusable: Mutex::default(),
+                accusations: Mutex::default(),
             }),
             on_behalf: None,
         }
@@ -466,6 +473,50 @@ impl NodePool {
             .get(&(key_id, epoch))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Records that node `accuser` could not reach `accused` over the mesh (a protocol session between them failed
+    /// for that): it counts against `accused` for [`SUSPICION_WINDOW`], unless the two take part in a session that
+    /// succeeds meanwhile ([`NodePool::note_reached`]).
+    pub fn note_unreachable_by_peer(&self, accuser: NodeId, accused: NodeId) {
+        if accuser == accused {
+            return;
+        }
+        let mut accusations = self
+            .shared
+            .accusations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        accusations.retain(|_, at| at.elapsed() < SUSPICION_WINDOW);
+        accusations.insert((accuser, accused), Instant::now());
+    }
+
+    /// Records that `nodes` took part in a session together that succeeded: they reach each other; what they said
+    /// of each other before is forgotten.
+    pub fn note_reached(&self, nodes: &[NodeId]) {
+        let mut accusations = self
+            .shared
+            .accusations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if accusations.is_empty() {
+            return;
+        }
+        accusations.retain(|(by, of), at| {
+            at.elapsed() < SUSPICION_WINDOW && !(nodes.contains(by) && nodes.contains(of))
+        });
+    }
+
+    /// How many nodes said lately that they could not reach `node` (within [`SUSPICION_WINDOW`]): a node cut off
+    /// from its peers is named by each of them, each of them only by it. Operations pick the least suspect first.
+    pub fn suspicion(&self, node: NodeId) -> usize {
+        self.shared
+            .accusations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((_, of), at)| *of == node && at.elapsed() < SUSPICION_WINDOW)
+            .count()
     }
 
     /// Whether the node failed within the last [`DOWN_BACKOFF`].
