@@ -319,6 +319,7 @@ pub fn write_node_storage(
             })
             .collect(),
         token: Some(pins.clone()),
+        pending_key_ttl_secs: None,
         #[cfg(feature = "fault-injection")]
         fault_injection: Default::default(),
     };

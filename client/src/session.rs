@@ -29,6 +29,8 @@ use crate::{Client, ClientConfig, ClientError, CONNECT_TIMEOUT};
 
 /// Bound on quick requests (token information, login, listings, updates).
 pub const QUICK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait before asking a busy coordinator again (it did nothing; see `ErrorKind::Busy`).
+const BUSY_RETRY: Duration = Duration::from_millis(200);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -161,6 +163,26 @@ impl Session {
                 .await
                 .unwrap_or(Err(ClientError::Timeout(timeout)))
         };
+        // A busy coordinator did nothing: ask again after its hint, within the request's time.
+        let started = std::time::Instant::now();
+        loop {
+            match self.call_once(&attempt, repeatable).await {
+                Err(ClientError::Service(e))
+                    if e.kind == vhsm_wire::ErrorKind::Busy && started.elapsed() < timeout =>
+                {
+                    tracing::debug!(error = %e, "the coordinator is busy; asking again");
+                    tokio::time::sleep(BUSY_RETRY).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once<T, A, AFut>(&self, attempt: &A, repeatable: bool) -> Result<T, ClientError>
+    where
+        A: Fn(Arc<Client>) -> AFut,
+        AFut: Future<Output = Result<T, ClientError>>,
+    {
         let (generation, client, fresh) = self.connection().await?;
         match attempt(client).await {
             Ok(v) => Ok(v),

@@ -57,6 +57,9 @@ pub enum Error {
     /// The PIN is locked.
     #[error("{0}")]
     PinLocked(String),
+    /// The coordinator is at capacity (see `crate::admission`): nothing was done; ask again later.
+    #[error("{0}")]
+    Busy(String),
     /// Not enough nodes could be reached.
     #[error("{message}")]
     Unavailable {
@@ -128,6 +131,7 @@ impl Error {
             Error::PinIncorrect(_) => ErrorKind::PinIncorrect,
             Error::PinLocked(_) => ErrorKind::PinLocked,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Busy(_) => ErrorKind::Busy,
             Error::Misbehaviour { .. } => ErrorKind::Misbehaviour,
             Error::Banned { .. } => ErrorKind::Banned,
             Error::Refused { error, .. } => error.kind,

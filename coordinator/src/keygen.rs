@@ -203,6 +203,7 @@ pub async fn create_key(
         }
     };
 
+    crate::faults::exit_if("keygen-stored");
     let mut key = key;
     key.public_key = public.public_key;
     key.public_package = public.package;

@@ -64,6 +64,8 @@ pub struct Coordinator {
     pub(crate) registry: Registry,
     pub(crate) signer: Signer,
     pub(crate) token: Arc<Token>,
+    /// How many key operations run at once; the others wait their turn (see [`crate::admission`]).
+    pub(crate) admission: crate::admission::Admission,
 }
 
 /// One client connection: who it is (from its certificate) and whether it has logged in.
@@ -136,6 +138,7 @@ impl Coordinator {
             changes: Changes::default(),
             registry: Registry::default(),
             signer: Signer::default(),
+            admission: crate::admission::Admission::default(),
             token: Arc::new(token),
         }))
     }
@@ -282,14 +285,23 @@ impl Coordinator {
                 key_id,
                 message,
                 hash,
-            } => self.sign(session, nodes, key_id, message, hash).await,
+            } => {
+                let _turn = self.admission.admit().await?;
+                self.sign(session, nodes, key_id, message, hash).await
+            }
             ClientRequest::Unban { node } => self.unban(session, nodes, node).await,
             ClientRequest::Encrypt {
                 key_id,
                 plaintext,
                 aad,
-            } => self.encrypt(session, nodes, key_id, plaintext, aad).await,
-            ClientRequest::Decrypt { blob, aad } => self.decrypt(session, nodes, blob, aad).await,
+            } => {
+                let _turn = self.admission.admit().await?;
+                self.encrypt(session, nodes, key_id, plaintext, aad).await
+            }
+            ClientRequest::Decrypt { blob, aad } => {
+                let _turn = self.admission.admit().await?;
+                self.decrypt(session, nodes, blob, aad).await
+            }
             ClientRequest::CreateObject { attributes } => {
                 self.create_object(session, nodes, attributes).await
             }

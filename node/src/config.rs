@@ -146,6 +146,11 @@ pub struct NodeConfig {
     /// set up before PINs were checked by the nodes: copy the section from another node's `node.toml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<PinConfig>,
+    /// How long, in seconds, this node keeps the share of a new key whose generation was never committed (the
+    /// coordinator stopped between the generation and its commit), counted from when it stored the share (or from
+    /// its own start): then it deletes the share. Default [`crate::node::PENDING_KEY_TTL`] (120 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key_ttl_secs: Option<u64>,
     /// Test-only misbehaviour.
     #[cfg(feature = "fault-injection")]
     #[serde(default)]

@@ -21,9 +21,9 @@
 //! and the store record its head; afterwards the head is anchored in the store within about a second of every
 //! append ([`Node::start_background`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use vhsm_core::{KeyState, KeyUse};
+use vhsm_core::{KeyId, KeyState, KeyUse};
 use vhsm_protocols::SecretBytes;
 use vhsm_wire::{
     client_api::NodeStatus,
@@ -65,6 +65,8 @@ pub struct Node {
     /// The token's PIN hashes and lockout limit (`[token]` of `node.toml`; `None`: this node checks no PIN). See
     /// [`crate::pins`].
     pub(crate) pins: Option<crate::config::PinConfig>,
+    /// How long an uncommitted new key's share is kept (see [`Node::expire_pending`]).
+    pending_ttl: Duration,
     /// Key generations in progress: key → session, so that the coordinator can abort one.
     pub(crate) keygens:
         std::sync::Mutex<std::collections::HashMap<vhsm_core::KeyId, vhsm_protocols::SessionId>>,
@@ -194,6 +196,9 @@ impl Node {
             audit,
             pins: config.token.clone(),
             keygens: Default::default(),
+            pending_ttl: config
+                .pending_key_ttl_secs
+                .map_or(PENDING_KEY_TTL, Duration::from_secs),
             #[cfg(feature = "fault-injection")]
             faults: config.fault_injection.clone(),
             #[cfg(feature = "fault-injection")]
@@ -235,10 +240,67 @@ impl Node {
     /// nonces filled, and anchoring the audit log's durable head in the store (every [`ANCHOR_INTERVAL`] in
     /// which the log grew; see `crate::store`).
     pub fn start_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let (nonces, anchor) = (self.clone(), self.clone());
+        let (nonces, anchor, pending) = (self.clone(), self.clone(), self.clone());
         tokio::spawn(async move {
-            tokio::join!(nonces.refill_nonces(), anchor.anchor_audit_head());
+            tokio::join!(
+                nonces.refill_nonces(),
+                anchor.anchor_audit_head(),
+                pending.expire_pending()
+            );
         })
+    }
+
+    /// Deletes the share of a new key whose generation was never committed, `pending_ttl` after this node stored
+    /// it (or first saw it pending, after a restart) — unless its generation is still running here. A coordinator
+    /// stopped between a generation and its commit used to leave such shares, invisible, for 15 minutes on every
+    /// node (issue 15, item 5). A commit arriving later is refused (the key is gone): the coordinator then
+    /// reports the generation failed and drops the key everywhere.
+    pub(crate) async fn expire_pending(self: Arc<Self>) {
+        let mut first_seen: HashMap<KeyId, std::time::Instant> = HashMap::new();
+        loop {
+            tokio::time::sleep(PENDING_CHECK_INTERVAL).await;
+            let Some(store) = self.unsealed.get().map(|u| u.store.clone()) else {
+                continue;
+            };
+            let listed = store.clone();
+            let pending: Vec<KeyId> = match tokio::task::spawn_blocking(move || listed.keys()).await
+            {
+                Ok(Ok(keys)) => keys
+                    .into_iter()
+                    .filter(|k| k.state == KeyState::Pending)
+                    .map(|k| k.id)
+                    .collect(),
+                _ => continue,
+            };
+            let running: Vec<KeyId> = self
+                .keygens
+                .lock()
+                .map(|k| k.keys().copied().collect())
+                .unwrap_or_default();
+            first_seen.retain(|id, _| pending.contains(id));
+            for key_id in pending {
+                let seen = *first_seen
+                    .entry(key_id)
+                    .or_insert_with(std::time::Instant::now);
+                if running.contains(&key_id) || seen.elapsed() < self.pending_ttl {
+                    continue;
+                }
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.abort_pending(key_id)).await {
+                    Ok(Ok(true)) => {
+                        first_seen.remove(&key_id);
+                        tracing::warn!(key = %key_id, ttl = ?self.pending_ttl, "the generation of this key was never committed (the coordinator stopped before its commit?): its pending share is deleted");
+                    }
+                    Ok(Ok(false)) => {
+                        first_seen.remove(&key_id);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(key = %key_id, error = %e, "cannot delete an uncommitted key's pending share")
+                    }
+                    Err(e) => tracing::error!(error = %e, "pending-key task failed"),
+                }
+            }
+        }
     }
 
     /// Records the audit log's durable head in the sealed store whenever it moved (at most once per
@@ -697,6 +759,12 @@ pub(crate) struct Unsealed {
 /// How often the audit log's head is anchored in the store (when it moved).
 pub const ANCHOR_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a node keeps the share of a new key whose generation was never committed (default of `node.toml`'s
+/// `pending_key_ttl_secs`): far longer than a generation's last steps (its pairwise test, the commit) take.
+pub const PENDING_KEY_TTL: Duration = Duration::from_secs(120);
+/// How often a node looks for uncommitted keys to delete.
+const PENDING_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How long a node shutting down spends telling the peers of its sessions that it gives them up ([`Node::stop`]):
 /// a node asked to stop exits within about two seconds.
 pub const STOP_ABORT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -848,6 +916,7 @@ pub(crate) mod tests {
             security_officer_key: None,
             peers: Vec::new(),
             token: None,
+            pending_key_ttl_secs: None,
             #[cfg(feature = "fault-injection")]
             fault_injection: Default::default(),
         }

@@ -41,6 +41,7 @@ pub fn map_error(e: &ClientError) -> CK_RV {
             // module should not have made.
             ErrorKind::BadRequest => CKR_FUNCTION_FAILED,
             ErrorKind::Unavailable
+            | ErrorKind::Busy
             | ErrorKind::Misbehaviour
             | ErrorKind::Banned
             | ErrorKind::Sealed

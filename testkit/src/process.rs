@@ -277,6 +277,15 @@ impl ProcessCluster {
         Ok(())
     }
 
+    /// The process id of the member called `name` (`node-2`, `coordinator`), running now.
+    pub fn pid(&self, name: &str) -> i32 {
+        let (_, child) = self
+            .children
+            .get(self.position(name))
+            .expect("position returns an index of children");
+        i32::try_from(child.id()).expect("a process id fits an i32")
+    }
+
     /// The process ids of the members running now.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|(_, c)| c.id()).collect()

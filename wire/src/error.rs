@@ -41,6 +41,10 @@ pub enum ErrorKind {
     /// A ciphertext does not open: not a vHSM ciphertext, altered, or given with other associated data
     /// (PKCS#11: `CKR_ENCRYPTED_DATA_INVALID`).
     InvalidCiphertext,
+    /// The coordinator is at capacity: as many operations as it runs at once are running and its queue is full, or
+    /// the request waited in the queue as long as it may. Nothing was done; ask again a little later (the message
+    /// says how busy and when). Nobody is blamed.
+    Busy,
 }
 
 /// A failure reported across the wire. Never contains secret material.

@@ -268,6 +268,24 @@ impl Liveness {
         }
         seen.1.elapsed() < STALE_AFTER
     }
+
+    /// How long since the last authenticated frame arrived on `conn` ([`Duration::MAX`] if it is closed). While a
+    /// request is outstanding the peer acknowledges within milliseconds, and keep-alives flow every quarter of a
+    /// second: a silence of several of those means the peer is paused, overloaded past answering, or cut off.
+    pub fn silent_for(&self, conn: &quinn::Connection) -> Duration {
+        if conn.close_reason().is_some() {
+            return Duration::MAX;
+        }
+        let frames = authenticated_frames(conn);
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if frames != seen.0 {
+            *seen = (frames, std::time::Instant::now());
+        }
+        seen.1.elapsed()
+    }
 }
 
 /// How many frames the peer sent on `conn` that decrypted (see [`Liveness`]).

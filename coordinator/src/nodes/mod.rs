@@ -27,8 +27,19 @@ pub use transport::{NodeChannel, NodeTransport, TransportError};
 
 /// How long to wait for a node to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a node that failed is passed over when enough other nodes are available.
+/// How long a node that failed is passed over when enough other nodes are available (longer while its probe does
+/// not hear it back, see [`NodePool::mark_down`]).
 pub const DOWN_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a node marked down is asked whether it is back.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a probe waits for the node's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a node taking part in an operation may give no sign of life (no acknowledgement, no keep-alive: they
+/// flow every quarter of a second, so this is four of them lost or late in a row) before the operation leaves it
+/// out and goes on without it (see [`NodePool::silent_for`]; two round trips more on a slow link).
+pub const SILENCE_LIMIT: Duration = Duration::from_millis(1000);
+/// How often a call looks at its node's silence.
+const SILENCE_CHECK: Duration = Duration::from_millis(100);
 /// How long a node that left the membership is given to hear so before its connection is closed.
 const LEAVER_NOTICE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -68,6 +79,8 @@ struct Link {
     /// Short requests of concurrent operations, sent to the node together.
     batcher: Arc<Batcher>,
     failed_at: Mutex<Option<(Instant, String)>>,
+    /// Whether a probe task is asking the node, marked failed, whether it is back (see [`NodePool::mark_down`]).
+    probing: std::sync::atomic::AtomicBool,
     /// The membership version the node confirmed on the current connection (`None`: not yet).
     delivered: Mutex<Option<u64>>,
 }
@@ -79,6 +92,7 @@ impl Link {
             connection: tokio::sync::Mutex::new(None),
             batcher: Arc::default(),
             failed_at: Mutex::new(None),
+            probing: std::sync::atomic::AtomicBool::new(false),
             delivered: Mutex::new(None),
         })
     }
@@ -519,16 +533,82 @@ impl NodePool {
             .count()
     }
 
-    /// Whether the node failed within the last [`DOWN_BACKOFF`].
+    /// Whether the node failed and has not answered since: within the last [`DOWN_BACKOFF`], or later while its
+    /// probe ([`NodePool::mark_down`]) has not heard it back. Operations pick such a node last, so that no
+    /// operation pays for a node that is paused, overloaded or gone while others can serve (issue 15, item 4).
     pub fn recently_failed(&self, node: NodeId) -> bool {
         self.link(node)
             .and_then(|l| {
-                l.failed_at
-                    .lock()
-                    .ok()
-                    .and_then(|f| f.as_ref().map(|(at, _)| at.elapsed() < DOWN_BACKOFF))
+                let probing = l.probing.load(std::sync::atomic::Ordering::Acquire);
+                l.failed_at.lock().ok().and_then(|f| {
+                    f.as_ref()
+                        .map(|(at, _)| probing || at.elapsed() < DOWN_BACKOFF)
+                })
             })
             .unwrap_or(false)
+    }
+
+    /// How long node `node` has given no sign of life on its connection, if longer than it may: [`SILENCE_LIMIT`]
+    /// plus two round trips (a lossy or distant link loses or delays a keep-alive now and then). `None` if it has
+    /// no connection, or the transport cannot tell; not waiting for a connection being made.
+    pub fn silent_for(&self, node: NodeId) -> Option<Duration> {
+        let link = self.link(node)?;
+        let slot = link.connection.try_lock().ok()?;
+        let conn = slot.as_ref()?;
+        let silent = conn.silent_for();
+        (silent > SILENCE_LIMIT.saturating_add(conn.rtt().saturating_mul(2))).then_some(silent)
+    }
+
+    /// Marks `node` failed for `reason` and asks it, every [`PROBE_INTERVAL`] in the background, whether it is back:
+    /// until it answers, operations pick it last ([`NodePool::recently_failed`]) — instead of trying it again with a
+    /// real operation every few seconds, which then waits for it.
+    pub fn mark_down(&self, node: NodeId, reason: &str) {
+        let Some(link) = self.link(node) else {
+            return;
+        };
+        Self::mark(&link, Some(reason.to_string()));
+        self.probe_until_back(node, &link);
+    }
+
+    fn probe_until_back(&self, node: NodeId, link: &Arc<Link>) {
+        use std::sync::atomic::Ordering;
+        if link.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            link.probing.store(false, Ordering::Release);
+            return;
+        };
+        let shared = Arc::downgrade(&self.shared);
+        let link = Arc::downgrade(link);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let (Some(shared), Some(link)) = (shared.upgrade(), link.upgrade()) else {
+                    return;
+                };
+                let pool = NodePool {
+                    shared,
+                    on_behalf: None,
+                };
+                // A node no longer a member (or at another address) is not probed any more.
+                let current = pool.link(node).is_some_and(|l| Arc::ptr_eq(&l, &link));
+                let failed = link.failed_at.lock().map(|f| f.is_some()).unwrap_or(false);
+                if !current || !failed {
+                    link.probing.store(false, Ordering::Release);
+                    return;
+                }
+                if pool
+                    .call(node, &NodeRequest::Status, PROBE_TIMEOUT)
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(node, "node answers again");
+                    link.probing.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
     }
 
     fn mark(link: &Link, failure: Option<String>) {
@@ -611,7 +691,12 @@ impl NodePool {
                 reason: "not a node of this cluster".into(),
             });
         };
-        let result = match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
+        let result = match tokio::time::timeout(
+            timeout,
+            self.unless_silent(node, self.attempt(node, &link, request)),
+        )
+        .await
+        {
             Ok(Err(failed))
                 if failed.reused && (repeatable(request) || failed.peer_restarted()) =>
             {
@@ -630,6 +715,38 @@ impl NodePool {
             Err(_) => Err(Failed::timed_out(timeout)),
         };
         self.settle(node, &link, request, result).await
+    }
+
+    /// Runs `attempt` (a call to `node`) unless the node gives no sign of life on its connection for
+    /// [`SILENCE_LIMIT`] meanwhile — no acknowledgement of the request, no keep-alive: a node paused, overloaded past
+    /// answering or cut off, which would hold the call until its timeout of seconds. A node that is only slow (a
+    /// long key generation, a busy core) still acknowledges and pings, and is waited for (issue 15, item 4: slow is
+    /// not dead).
+    async fn unless_silent(
+        &self,
+        node: NodeId,
+        attempt: impl std::future::Future<Output = Result<NodeResponse, Failed>>,
+    ) -> Result<NodeResponse, Failed> {
+        tokio::pin!(attempt);
+        let mut tick = tokio::time::interval(SILENCE_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                done = &mut attempt => return done,
+                _ = tick.tick() => {
+                    if let Some(silent) = self.silent_for(node) {
+                        return Err(Failed {
+                            reason: format!(
+                                "no sign of life for {} ms (paused, overloaded past answering, or cut off)",
+                                silent.as_millis()
+                            ),
+                            reused: false,
+                            used: None,
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Closes and forgets `used`, the connection a failed call went over — only if it is still the node's current
@@ -723,6 +840,9 @@ impl NodePool {
                 // Forget the connection (if no other call replaced it meanwhile): the next call makes a new one.
                 Self::forget(link, used.as_ref(), "unresponsive").await;
                 Self::mark(link, Some(reason.clone()));
+                if let Some(current) = self.link(node) {
+                    self.probe_until_back(node, &current);
+                }
                 Err(NodeCallError::Unreachable { node, reason })
             }
         }

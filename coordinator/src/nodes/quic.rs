@@ -75,6 +75,14 @@ impl NodeChannel for QuicChannel {
         matches!(self.0.close_reason(), Some(quinn::ConnectionError::Reset))
     }
 
+    fn silent_for(&self) -> std::time::Duration {
+        self.1.silent_for(&self.0)
+    }
+
+    fn rtt(&self) -> std::time::Duration {
+        self.0.rtt()
+    }
+
     fn close(&self, reason: &'static str) {
         self.0.close(0u32.into(), reason.as_bytes());
     }

@@ -3,7 +3,7 @@
 //! marks, timeouts, batching, who asked), so the same coordinator logic runs over QUIC ([`super::quic`]) in
 //! production and over in-process channels in tests (`vhsm-testkit`'s in-memory cluster).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use vhsm_wire::{
     node_api::{NodeRequest, NodeResponse},
@@ -47,5 +47,15 @@ pub trait NodeChannel: Send + Sync + 'static {
     /// reached the node, so any request may be sent again on a new channel.
     fn peer_restarted(&self) -> bool {
         false
+    }
+
+    /// How long the node has given no sign of life on this channel (zero where the transport cannot tell).
+    fn silent_for(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// The round-trip time to the node, as the transport estimates it (zero where it cannot tell).
+    fn rtt(&self) -> Duration {
+        Duration::ZERO
     }
 }
