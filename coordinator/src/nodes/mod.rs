@@ -697,13 +697,12 @@ impl NodePool {
         )
         .await
         {
-            Ok(Err(failed))
-                if failed.reused && (repeatable(request) || failed.peer_restarted()) =>
-            {
+            Ok(Err(failed)) if failed.reused && repeatable(request) => {
                 // A connection kept from before may be to a process that has since restarted (QUIC notices a
-                // dead peer only at its next packet): forget it and ask once more on a fresh one. Any request may
-                // be asked again when the node's new process said so itself (a stateless reset): the first never
-                // reached it.
+                // dead peer only at its next packet): forget it and ask once more on a fresh one. Only a request
+                // that may be repeated: one that starts a protocol session may have reached the old process,
+                // which may have sent its first messages before it died; the new one would run it again, and its
+                // peers would take the second first message for cheating (found by the nemesis).
                 tracing::debug!(node, reason = %failed.reason, "request failed on a kept connection; retrying on a new one");
                 Self::forget(&link, failed.used.as_ref(), "stale").await;
                 match tokio::time::timeout(timeout, self.attempt(node, &link, request)).await {
@@ -887,12 +886,6 @@ struct Failed {
 }
 
 impl Failed {
-    /// Whether the try went over a connection that the node's new process reset (see
-    /// [`NodeChannel::peer_restarted`]).
-    fn peer_restarted(&self) -> bool {
-        self.used.as_ref().is_some_and(|c| c.peer_restarted())
-    }
-
     fn timed_out(timeout: Duration) -> Self {
         Failed {
             reason: format!("no answer within {timeout:?}"),

@@ -69,12 +69,6 @@ impl NodeChannel for QuicChannel {
         self.1.is_live(&self.0)
     }
 
-    /// A stateless reset: the node's new process answered a packet of this connection, which it does not know
-    /// (see `vhsm_wire::tls`: the reset and connection-id keys survive a restart for this).
-    fn peer_restarted(&self) -> bool {
-        matches!(self.0.close_reason(), Some(quinn::ConnectionError::Reset))
-    }
-
     fn silent_for(&self) -> std::time::Duration {
         self.1.silent_for(&self.0)
     }

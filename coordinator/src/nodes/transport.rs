@@ -43,12 +43,6 @@ pub trait NodeChannel: Send + Sync + 'static {
     /// Closes the channel, telling the node why.
     fn close(&self, reason: &'static str);
 
-    /// Whether the channel ended because the node is a new process (it restarted): whatever was sent on it never
-    /// reached the node, so any request may be sent again on a new channel.
-    fn peer_restarted(&self) -> bool {
-        false
-    }
-
     /// How long the node has given no sign of life on this channel (zero where the transport cannot tell).
     fn silent_for(&self) -> Duration {
         Duration::ZERO
