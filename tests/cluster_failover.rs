@@ -185,12 +185,15 @@ async fn a_paused_node_holds_up_only_the_operations_in_flight_when_it_stopped() 
             }
         }));
     }
-    let pid = nix::unistd::Pid::from_raw(cluster.pid("node-2"));
     tokio::time::sleep(Duration::from_secs(5)).await;
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    cluster
+        .signal("node-2", nix::sys::signal::Signal::SIGSTOP)
+        .unwrap();
     phase.store(1, Ordering::Release);
     tokio::time::sleep(Duration::from_secs(6)).await;
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    cluster
+        .signal("node-2", nix::sys::signal::Signal::SIGCONT)
+        .unwrap();
     phase.store(2, Ordering::Release);
     tokio::time::sleep(Duration::from_secs(4)).await;
     phase.store(3, Ordering::Release);

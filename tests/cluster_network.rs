@@ -28,7 +28,6 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
     future::Future,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -36,11 +35,14 @@ use std::{
 
 use common::{verify_ed25519, ProcessCluster};
 use vhsm_client::{Client, ClientError};
-use vhsm_core::{Algorithm, KeyInfo};
-use vhsm_testkit::network::{
-    netns::NetnsNetwork,
-    proxy::{LinkFaults, UdpProxy},
-    Networked, Partitions, Side,
+use vhsm_core::Algorithm;
+use vhsm_testkit::{
+    load::{describe, run_op, verify_signature, Failure, Keys, Made, Op, Tally, AAD},
+    network::{
+        netns::NetnsNetwork,
+        proxy::{LinkFaults, UdpProxy},
+        Networked, Partitions, Side,
+    },
 };
 use vhsm_wire::ErrorKind;
 
@@ -101,139 +103,16 @@ async fn proxy_cluster() -> Networked<UdpProxy> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Operations and their checks
+// Operations and their checks (`vhsm_testkit::load`)
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Op {
-    SignEd25519,
-    SignP256,
-    Encrypt,
-    Decrypt,
-}
-
+/// The operations of these tests (ECDSA on P-256 only: secp256k1 runs the same protocol).
 const OPS: [Op; 4] = [Op::SignEd25519, Op::SignP256, Op::Encrypt, Op::Decrypt];
 
-/// The keys every test uses, and a ciphertext with its plaintext (what `Decrypt` opens).
-struct Keys {
-    ed25519: KeyInfo,
-    p256: KeyInfo,
-    aes: KeyInfo,
-    sealed: (Vec<u8>, Vec<u8>),
-}
-
-const AAD: &[u8] = b"cluster_network";
-
+/// The keys every test uses: an Ed25519, a P-256 and a split-AES key, and a first ciphertext.
 async fn make_keys(client: &Client) -> Keys {
-    let ed25519 = client
-        .create_key(Algorithm::Ed25519, "net-ed25519")
+    Keys::make(client, "net", &[Algorithm::Ed25519, Algorithm::EcdsaP256])
         .await
-        .unwrap();
-    let p256 = client
-        .create_key(Algorithm::EcdsaP256, "net-p256")
-        .await
-        .unwrap();
-    let aes = client
-        .create_key(Algorithm::SplitAes256, "net-aes")
-        .await
-        .unwrap();
-    let plaintext = b"the plaintext every Decrypt must give back".to_vec();
-    let blob = client.encrypt(aes.id, &plaintext, AAD).await.unwrap();
-    Keys {
-        ed25519,
-        p256,
-        aes,
-        sealed: (blob, plaintext),
-    }
-}
-
-fn verify_p256(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier as _;
-    let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key) else {
-        return false;
-    };
-    let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-        return false;
-    };
-    vk.verify(message, &sig).is_ok()
-}
-
-/// How an operation failed.
-enum Failure {
-    /// It gave a result, and the result is wrong.
-    Wrong(String),
-    /// It failed.
-    Error(ClientError),
-}
-
-/// Ciphertexts made under faults, with their plaintexts: decrypted again once the network is healthy.
-type Made = Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
-
-/// Runs `op` (its `n`-th time) and checks its result.
-async fn run_op(client: &Client, keys: &Keys, op: Op, n: u64, made: &Made) -> Result<(), Failure> {
-    let message = format!("cluster_network {op:?} #{n}").into_bytes();
-    match op {
-        Op::SignEd25519 | Op::SignP256 => {
-            let key = if op == Op::SignEd25519 {
-                &keys.ed25519
-            } else {
-                &keys.p256
-            };
-            let (signature, signers) = client
-                .sign(key.id, &message, None)
-                .await
-                .map_err(Failure::Error)?;
-            let good = if op == Op::SignEd25519 {
-                verify_ed25519(&key.public_key, &message, &signature)
-            } else {
-                verify_p256(&key.public_key, &message, &signature)
-            };
-            if good {
-                Ok(())
-            } else {
-                Err(Failure::Wrong(format!(
-                    "{op:?}: a signature by {signers:?} that does not verify"
-                )))
-            }
-        }
-        Op::Encrypt => {
-            let blob = client
-                .encrypt(keys.aes.id, &message, AAD)
-                .await
-                .map_err(Failure::Error)?;
-            made.lock().unwrap().push((blob, message));
-            Ok(())
-        }
-        Op::Decrypt => {
-            let (blob, plaintext) = &keys.sealed;
-            let back = client.decrypt(blob, AAD).await.map_err(Failure::Error)?;
-            if back.expose() == plaintext.as_slice() {
-                Ok(())
-            } else {
-                Err(Failure::Wrong(
-                    "Decrypt: a plaintext other than the one encrypted".into(),
-                ))
-            }
-        }
-    }
-}
-
-/// The words of an error, with its kind and nodes when the coordinator gave them.
-fn describe(e: &ClientError) -> String {
-    match e {
-        ClientError::Service(w) => format!("{:?} {:?}: {}", w.kind, w.nodes, w.message),
-        other => format!("client: {other}"),
-    }
-}
-
-/// The cause of an error, for counting: its kind and nodes, or the client's own failure.
-fn cause(op: Op, e: &ClientError) -> String {
-    match e {
-        ClientError::Service(w) => format!("{op:?}: {:?} naming {:?}", w.kind, w.nodes),
-        ClientError::Timeout(_) => format!("{op:?}: client timeout"),
-        ClientError::Connect { .. } => format!("{op:?}: cannot connect"),
-        ClientError::Frame(_) => format!("{op:?}: connection failed"),
-        _ => format!("{op:?}: other client error"),
-    }
+        .unwrap()
 }
 
 /// Whether `e` is the clear error a caller should get when the coordinator cannot reach enough nodes that reach
@@ -245,108 +124,15 @@ fn is_clear_unavailable(e: &ClientError, cut_off: &[u16]) -> bool {
             && w.nodes.iter().all(|n| cut_off.contains(n)))
 }
 
-/// What a run of operations gave.
-#[derive(Default)]
-struct Tally {
-    ok: BTreeMap<Op, u64>,
-    /// Cause → (count, one example's words).
-    failed: BTreeMap<String, (u64, String)>,
-    wrong: Vec<String>,
-    latencies: Vec<Duration>,
-    /// Errors that are not clear (see [`is_clear_unavailable`]) with the nodes cut off when they happened.
-    unclear: Vec<String>,
-    /// Operations that took more than [`SLOW`].
-    slow: Vec<String>,
-}
-
-/// An operation slower than this is listed in the figures.
-const SLOW: Duration = Duration::from_secs(2);
-
-impl Tally {
-    fn record(&mut self, op: Op, took: Duration, result: Result<(), Failure>, cut_off: &[u16]) {
-        self.latencies.push(took);
-        if took > SLOW {
-            self.slow.push(format!(
-                "{op:?} took {took:?} ({})",
-                if result.is_ok() {
-                    "succeeded"
-                } else {
-                    "failed"
-                }
-            ));
-        }
-        match result {
-            Ok(()) => *self.ok.entry(op).or_default() += 1,
-            Err(Failure::Wrong(what)) => self.wrong.push(what),
-            Err(Failure::Error(e)) => {
-                let entry = self
-                    .failed
-                    .entry(cause(op, &e))
-                    .or_insert_with(|| (0, describe(&e)));
-                entry.0 += 1;
-                if !is_clear_unavailable(&e, cut_off) {
-                    self.unclear.push(format!(
-                        "{op:?} after {took:?} (cut off: {cut_off:?}): {}",
-                        describe(&e)
-                    ));
-                }
-            }
-        }
-    }
-
-    fn succeeded(&self) -> u64 {
-        self.ok.values().sum()
-    }
-
-    fn failures(&self) -> u64 {
-        self.failed.values().map(|(n, _)| n).sum()
-    }
-
-    fn percentile(&self, q: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
-    }
-
-    fn print(&self, title: &str) {
-        println!(
-            "[{title}] {} operations: {} succeeded {:?}, {} failed, {} wrong; p50 {:?}, p99 {:?}, max {:?}",
-            self.latencies.len(),
-            self.succeeded(),
-            self.ok,
-            self.failures(),
-            self.wrong.len(),
-            self.percentile(0.50),
-            self.percentile(0.99),
-            self.latencies.iter().max().copied().unwrap_or_default()
-        );
-        for (cause, (n, example)) in &self.failed {
-            println!("[{title}]   {n} × {cause} — e.g. \"{example}\"");
-        }
-        for wrong in &self.wrong {
-            println!("[{title}]   WRONG: {wrong}");
-        }
-        if !self.slow.is_empty() {
-            println!("[{title}]   slow: {}", self.slow.join("; "));
-        }
-    }
-
-    fn merge(&mut self, other: Tally) {
-        for (op, n) in other.ok {
-            *self.ok.entry(op).or_default() += n;
-        }
-        for (cause, (n, example)) in other.failed {
-            self.failed.entry(cause).or_insert((0, example)).0 += n;
-        }
-        self.wrong.extend(other.wrong);
-        self.latencies.extend(other.latencies);
-        self.unclear.extend(other.unclear);
-        self.slow.extend(other.slow);
-    }
+/// Counts one operation in `tally`; an error is clear if [`is_clear_unavailable`] with `cut_off`.
+fn record(tally: &mut Tally, op: Op, took: Duration, result: Result<(), Failure>, cut_off: &[u16]) {
+    tally.record(
+        op,
+        took,
+        result,
+        |e| is_clear_unavailable(e, cut_off),
+        &format!("cut off: {cut_off:?}"),
+    );
 }
 
 /// Runs every operation `rounds` times, one after another, each bounded by [`OPERATION_BOUND`]; `cut_off`: the
@@ -359,7 +145,7 @@ async fn each_op(client: &Client, keys: &Keys, rounds: u64, cut_off: &[u16], mad
             let result = tokio::time::timeout(OPERATION_BOUND, run_op(client, keys, op, n, made))
                 .await
                 .unwrap_or_else(|_| panic!("{op:?} did not end within {OPERATION_BOUND:?}"));
-            tally.record(op, started.elapsed(), result, cut_off);
+            record(&mut tally, op, started.elapsed(), result, cut_off);
         }
     }
     tally
@@ -449,7 +235,7 @@ async fn load(
                         .flatten()
                         .copied()
                         .collect();
-                    tally.record(op, took, result, &cut_off);
+                    record(&mut tally, op, took, result, &cut_off);
                     n += 1;
                 }
                 (tally, expectations)
@@ -910,7 +696,7 @@ async fn netns_ecdsa_remembers_a_cut_mesh_link() {
         let (signature, signers) = client.sign(key.id, &message, None).await.unwrap();
         took.push(started.elapsed());
         assert!(
-            verify_p256(&key.public_key, &message, &signature),
+            verify_signature(&key, &message, &signature),
             "WRONG signature"
         );
         assert!(

@@ -216,6 +216,21 @@ enum Command {
         )]
         args: Vec<std::ffi::OsString>,
     },
+    /// Soak and chaos runs: a mixed load of every algorithm against a fresh local 3-node 2-of-3 cluster while a
+    /// nemesis kills, pauses, stops, partitions and restarts its members one at a time; every result, key and audit
+    /// log checked at the end, the figures printed (operations, failures by cause, latency, memory and file
+    /// descriptors over the run). Runs the program `vhsm-chaos` (`cargo build --release -p vhsm-chaos`) with these
+    /// arguments; `vhsm chaos --help` shows its options (`--minutes 30`, `--seed`, `--json`).
+    #[command(disable_help_flag = true)]
+    Chaos {
+        /// The run's arguments (see `vhsm chaos --help`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -676,5 +691,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::run(cli.cluster.as_deref(), &options, cli.json).await
         }
         Command::Bench { args } => bench::run(cli.cluster.as_deref(), cli.json, args),
+        Command::Chaos { args } => bench::chaos(cli.json, args),
     }
 }

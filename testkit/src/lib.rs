@@ -5,6 +5,10 @@
 //!   clients. The one launcher of the integration tests, the PKCS#11 module's tests and the benchmarks.
 //! - [`memory`]: the whole cluster in one process with no sockets (real nodes on temporary directories, in-process
 //!   mesh and coordinator transport) and one-line faults: where the coordinator's logic is tested.
+//! - [`load`]: a mixed load of key operations, every result checked outside vHSM, and its tally.
+//! - [`nemesis`]: that load while members are killed, paused, restarted and cut off on a seeded schedule, then
+//!   every result, key and audit log checked and memory and file descriptors followed (the CI test
+//!   `tests/cluster_nemesis.rs` and `vhsm chaos`).
 //! - [`network`]: control of a process cluster's links at run time — a UDP proxy that adds latency, loss and
 //!   reordering and cuts links, or each node in a network namespace of its own with nftables partitions.
 //!
@@ -14,6 +18,8 @@
 #![deny(missing_docs)]
 #![allow(clippy::expect_used)]
 
+pub mod load;
 pub mod memory;
+pub mod nemesis;
 pub mod network;
 pub mod process;

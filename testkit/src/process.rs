@@ -56,6 +56,12 @@ pub fn module_path() -> anyhow::Result<PathBuf> {
         })
 }
 
+/// Runs `vhsm` with `args` to completion (bounded by `timeout`); returns (success, stdout, stderr), or an error if
+/// it cannot start or does not finish in time.
+pub fn try_run_vhsm(args: &[&str], timeout: Duration) -> anyhow::Result<(bool, String, String)> {
+    run(&vhsm_binary()?, args, &[], timeout)
+}
+
 /// Runs `vhsm` with `args` to completion (bounded by `timeout`); returns (success, stdout, stderr). Panics if it
 /// cannot start or does not finish in time.
 pub fn run_vhsm(args: &[&str], timeout: Duration) -> (bool, String, String) {
@@ -277,18 +283,28 @@ impl ProcessCluster {
         Ok(())
     }
 
-    /// The process id of the member called `name` (`node-2`, `coordinator`), running now.
-    pub fn pid(&self, name: &str) -> i32 {
-        let (_, child) = self
-            .children
-            .get(self.position(name))
-            .expect("position returns an index of children");
-        i32::try_from(child.id()).expect("a process id fits an i32")
-    }
-
     /// The process ids of the members running now.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|(_, c)| c.id()).collect()
+    }
+
+    /// The process id of the member called `name` (`node-N`, `coordinator`), if it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.id())
+    }
+
+    /// Sends `signal` to the member called `name` (e.g. SIGSTOP and SIGCONT to pause it and let it go on); it
+    /// stays a member (unlike [`ProcessCluster::kill`]).
+    pub fn signal(&self, name: &str, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = self
+            .pid(name)
+            .with_context(|| format!("no process called {name}"))?;
+        let pid = i32::try_from(pid).context("a process id that does not fit an i32")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .with_context(|| format!("cannot send {signal} to {name}"))
     }
 
     fn try_spawn(
@@ -401,23 +417,39 @@ impl ProcessCluster {
     /// to exit, at most `within`; returns how long it took. Panics (after SIGKILLing it) if it is still running
     /// then. Forgets it.
     pub fn terminate(&mut self, name: &str, within: Duration) -> Duration {
-        let pos = self.position(name);
+        match self.try_terminate(name, within) {
+            Ok(took) => took,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    /// Like [`ProcessCluster::terminate`], but a member still running after `within` is SIGKILLed and reported
+    /// as an error (it is forgotten either way).
+    pub fn try_terminate(&mut self, name: &str, within: Duration) -> anyhow::Result<Duration> {
+        let pos = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .with_context(|| format!("no process called {name}"))?;
         let (_, mut child) = self.children.remove(pos);
-        let pid = i32::try_from(child.id()).expect("a process id fits an i32");
+        let pid = i32::try_from(child.id()).context("a process id that does not fit an i32")?;
         let started = Instant::now();
-        nix::sys::signal::kill(
+        if let Err(e) = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("SIGTERM a member");
+        ) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("cannot SIGTERM {name}: {e}");
+        }
         loop {
             if matches!(child.try_wait(), Ok(Some(_))) {
-                return started.elapsed();
+                return Ok(started.elapsed());
             }
             if started.elapsed() > within {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{name} did not exit within {within:?} of SIGTERM");
+                bail!("{name} did not exit within {within:?} of SIGTERM (SIGKILLed)");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -556,5 +588,62 @@ impl Drop for KillOnDrop {
             nix::unistd::Pid::from_raw(self.0),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+}
+
+/// The nodes of `cluster`'s `coordinator.toml` (id, address), and a pool that talks to them with the coordinator's
+/// identity: to ask every node directly what it holds (`NodeRequest::ListKeys`, `ListStaged`, see [`listed`]).
+pub fn as_coordinator(
+    cluster: &ProcessCluster,
+) -> (Vec<(u16, String)>, vhsm_coordinator::nodes::NodePool) {
+    match try_as_coordinator(cluster) {
+        Ok(found) => found,
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// Like [`as_coordinator`], returning errors.
+pub fn try_as_coordinator(
+    cluster: &ProcessCluster,
+) -> anyhow::Result<(Vec<(u16, String)>, vhsm_coordinator::nodes::NodePool)> {
+    let path = cluster.coordinator_config();
+    let config = vhsm_coordinator::config::CoordinatorConfig::load(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let identity = vhsm_wire::tls::TlsIdentity::load(&config.ca_cert, &config.cert, &config.key)
+        .map_err(|e| anyhow::anyhow!("the coordinator's identity: {e}"))?;
+    let nodes: Vec<(u16, String)> = config
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.address.clone()))
+        .collect();
+    let endpoint = vhsm_wire::tls::client_endpoint(&identity, false)
+        .map_err(|e| anyhow::anyhow!("a client endpoint: {e}"))?;
+    let transport = vhsm_coordinator::nodes::QuicTransport::new(endpoint);
+    let pool =
+        vhsm_coordinator::nodes::NodePool::new(std::sync::Arc::new(transport), nodes.clone());
+    Ok((nodes, pool))
+}
+
+/// A node's answer to `ListKeys` or `ListStaged` (panics if it gives none within 5 s).
+pub async fn listed(
+    pool: &vhsm_coordinator::nodes::NodePool,
+    id: u16,
+    request: vhsm_wire::node_api::NodeRequest,
+) -> Vec<vhsm_core::KeyInfo> {
+    match try_listed(pool, id, request).await {
+        Ok(keys) => keys,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Like [`listed`], returning errors.
+pub async fn try_listed(
+    pool: &vhsm_coordinator::nodes::NodePool,
+    id: u16,
+    request: vhsm_wire::node_api::NodeRequest,
+) -> Result<Vec<vhsm_core::KeyInfo>, String> {
+    match pool.call(id, &request, Duration::from_secs(5)).await {
+        Ok(vhsm_wire::node_api::NodeResponse::Keys(keys)) => Ok(keys),
+        other => Err(format!("node {id} did not list its keys: {other:?}")),
     }
 }

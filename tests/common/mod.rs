@@ -11,7 +11,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use vhsm_client::Client;
-pub use vhsm_testkit::process::{free_port, run_vhsm, run_vhsm_env, KillOnDrop, ProcessCluster};
+pub use vhsm_testkit::process::{
+    as_coordinator, free_port, listed, run_vhsm, run_vhsm_env, KillOnDrop, ProcessCluster,
+};
 
 /// The `vhsm` binary cargo built for these tests.
 pub fn vhsm() -> PathBuf {
@@ -53,41 +55,6 @@ pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bo
         return false;
     };
     vk.verify_strict(message, &sig).is_ok()
-}
-
-/// The nodes of `coordinator.toml` (id, address), and a pool that talks to nodes with the coordinator's identity.
-pub fn as_coordinator(
-    cluster: &ProcessCluster,
-) -> (Vec<(u16, String)>, vhsm_coordinator::nodes::NodePool) {
-    let config = vhsm_coordinator::config::CoordinatorConfig::load(
-        &cluster.path().join("coordinator").join("coordinator.toml"),
-    )
-    .unwrap();
-    let identity =
-        vhsm_wire::tls::TlsIdentity::load(&config.ca_cert, &config.cert, &config.key).unwrap();
-    let nodes: Vec<(u16, String)> = config
-        .nodes
-        .iter()
-        .map(|n| (n.id, n.address.clone()))
-        .collect();
-    let transport = vhsm_coordinator::nodes::QuicTransport::new(
-        vhsm_wire::tls::client_endpoint(&identity, false).unwrap(),
-    );
-    let pool =
-        vhsm_coordinator::nodes::NodePool::new(std::sync::Arc::new(transport), nodes.clone());
-    (nodes, pool)
-}
-
-/// A node's answer to `ListKeys` or `ListStaged`.
-pub async fn listed(
-    pool: &vhsm_coordinator::nodes::NodePool,
-    id: u16,
-    request: vhsm_wire::node_api::NodeRequest,
-) -> Vec<vhsm_core::KeyInfo> {
-    match pool.call(id, &request, Duration::from_secs(5)).await {
-        Ok(vhsm_wire::node_api::NodeResponse::Keys(keys)) => keys,
-        other => panic!("node {id} did not list its keys: {other:?}"),
-    }
 }
 
 /// A client of `cluster` logged in as the security officer (reshares, membership changes).
