@@ -102,6 +102,15 @@ async fn check_key(client: &Client, key: &KeyInfo, note: &str) {
     }
 }
 
+/// [`check_key`] for each of `keys` as the coordinator lists it now (its current epoch).
+async fn check_keys_now(client: &Client, keys: &[KeyInfo], note: &str) {
+    let listed = client.list_keys().await.unwrap();
+    for key in keys {
+        let now = listed.iter().find(|k| k.id == key.id).unwrap();
+        check_key(client, now, &format!("{} {note}", key.algorithm)).await;
+    }
+}
+
 /// A key of every algorithm, labelled `prefix-ALGORITHM`.
 async fn one_key_of_each(client: &Client, prefix: &str) -> Vec<KeyInfo> {
     let mut keys = Vec::new();
@@ -166,16 +175,7 @@ async fn refresh_and_repair_keep_every_key() {
     assert!(ok, "repair failed:\n{out}\n{err}");
     assert_consistent(&cluster, &keys, 2).await;
     cluster.kill("node-1");
-    let listed = client.list_keys().await.unwrap();
-    for key in &keys {
-        let now = listed.iter().find(|k| k.id == key.id).unwrap();
-        check_key(
-            &client,
-            now,
-            &format!("{} by nodes 2 and 3 after repair", key.algorithm),
-        )
-        .await;
-    }
+    check_keys_now(&client, &keys, "by nodes 2 and 3 after repair").await;
     assert_eq!(
         client.decrypt(&old_blob, b"v1").await.unwrap().expose(),
         b"made before"
@@ -330,16 +330,7 @@ async fn a_node_rolled_back_before_a_refresh_is_routed_around_then_repaired_by_n
     assert_consistent(&cluster, &keys, 2).await;
     assert!(client.status().await.unwrap().behind.is_empty());
     cluster.kill("node-1");
-    let listed = client.list_keys().await.unwrap();
-    for key in &keys {
-        let now = listed.iter().find(|k| k.id == key.id).unwrap();
-        check_key(
-            &client,
-            now,
-            &format!("{} by nodes 2 and 3 after the repair", key.algorithm),
-        )
-        .await;
-    }
+    check_keys_now(&client, &keys, "by nodes 2 and 3 after the repair").await;
     let (_, signers) = sign(200).await;
     assert_eq!(signers, vec![2, 3]);
 }

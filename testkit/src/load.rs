@@ -130,22 +130,25 @@ impl Keys {
     }
 }
 
+/// Verifies an Ed25519 signature independently of vHSM (ed25519-dalek, `verify_strict`).
+pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(pk) = <[u8; 32]>::try_from(public_key) else {
+        return false;
+    };
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else {
+        return false;
+    };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    vk.verify_strict(message, &sig).is_ok()
+}
+
 /// Whether `signature` over `message` verifies against `key`'s public key (outside vHSM: ed25519-dalek
 /// `verify_strict`; ECDSA over SHA-256 with `p256` / `k256`). Any other algorithm: `false`.
 pub fn verify_signature(key: &KeyInfo, message: &[u8], signature: &[u8]) -> bool {
     match key.algorithm {
-        Algorithm::Ed25519 => {
-            let Ok(pk) = <[u8; 32]>::try_from(key.public_key.as_slice()) else {
-                return false;
-            };
-            let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else {
-                return false;
-            };
-            let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-                return false;
-            };
-            vk.verify_strict(message, &sig).is_ok()
-        }
+        Algorithm::Ed25519 => verify_ed25519(&key.public_key, message, signature),
         Algorithm::EcdsaP256 => {
             use p256::ecdsa::signature::Verifier as _;
             let (Ok(vk), Ok(sig)) = (

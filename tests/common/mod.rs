@@ -44,18 +44,7 @@ pub async fn sign_with_retries(
 }
 
 /// Verifies an Ed25519 signature independently of vHSM.
-pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let Ok(pk) = <[u8; 32]>::try_from(public_key) else {
-        return false;
-    };
-    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else {
-        return false;
-    };
-    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-        return false;
-    };
-    vk.verify_strict(message, &sig).is_ok()
-}
+pub use vhsm_testkit::load::verify_ed25519;
 
 /// A client of `cluster` logged in as the security officer (reshares, membership changes).
 pub async fn so_client(cluster: &ProcessCluster) -> Client {

@@ -11,6 +11,14 @@ use crate::{
     pins::{self, Outcome},
 };
 
+/// The turns of Argon2id PIN checks on this node: as many at once as it has cores.
+fn argon2_turns() -> &'static tokio::sync::Semaphore {
+    static TURNS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    TURNS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from))
+    })
+}
+
 impl Node {
     /// The `[token]` section, or [`ServiceError::NoPinConfig`].
     fn pin_config(&self) -> Result<&PinConfig, ServiceError> {
@@ -54,7 +62,10 @@ impl Node {
             );
             return Err(locked(false));
         }
-        // 2. Argon2id takes tens of milliseconds on purpose.
+        // 2. Argon2id takes tens of milliseconds and 19 MiB on purpose: one check per core at a time, the others
+        //    waiting their turn — a crowd of logins neither takes the node's memory (19 MiB each) nor slows every
+        //    check down together until each times out. The failure is counted already (step 1).
+        let _turn = argon2_turns().acquire().await.ok();
         let right = tokio::task::spawn_blocking(move || pins::verify(&hash, pin.expose()))
             .await
             .map_err(|source| ServiceError::TaskFailed {
