@@ -21,7 +21,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    as_coordinator, copy_dir, listed, sign_with_retries, so_client, verify_ed25519, ProcessCluster,
+    as_coordinator, copy_node_data, listed, put_back_node_data, sign_with_retries, so_client,
+    verify_ed25519, ProcessCluster,
 };
 use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyId, KeyInfo, KeyState};
@@ -623,16 +624,8 @@ async fn a_node_put_back_to_a_stale_copy_of_its_store_regresses_nothing() {
         .await
         .unwrap();
     let keys = [&ed, &aes, &retired];
-    // Longer than a node takes to anchor its audit head in its store.
-    tokio::time::sleep(2 * vhsm_node::node::ANCHOR_INTERVAL).await;
-
     // The copy, taken while node 3 is stopped.
-    let data = cluster.node_dir(3).join("data");
-    let copy = cluster.path().join("node-3-data.copy");
-    cluster.kill("node-3");
-    copy_dir(&data, &copy);
-    cluster.start_node(3);
-    cluster.wait_all_reachable().await;
+    let copy = copy_node_data(&mut cluster, 3).await;
 
     // Since the copy: two keys refreshed (epoch 1), one deactivated.
     let so = so_client(&cluster).await;
@@ -657,11 +650,8 @@ async fn a_node_put_back_to_a_stale_copy_of_its_store_regresses_nothing() {
     assert_eq!(view(&client, &keys).await, expected);
 
     // Node 3's data directory put back to the copy.
-    cluster.kill("node-3");
     let before = cluster.read_log("node-3").len();
-    std::fs::remove_dir_all(&data).unwrap();
-    copy_dir(&copy, &data);
-    cluster.start_node(3);
+    put_back_node_data(&mut cluster, 3, &copy);
     let deadline = Instant::now() + Duration::from_secs(30);
     let started = loop {
         let log = cluster.read_log("node-3");

@@ -12,8 +12,8 @@ use std::{
 };
 
 use common::{
-    as_coordinator, copy_dir, free_port, listed, run_vhsm, sign_with_retries, so_client,
-    verify_ed25519, KillOnDrop, ProcessCluster,
+    as_coordinator, copy_node_data, free_port, listed, put_back_node_data, run_vhsm,
+    sign_with_retries, so_client, verify_ed25519, KillOnDrop, ProcessCluster,
 };
 use vhsm_client::Client;
 use vhsm_core::{Algorithm, KeyId, KeyInfo};
@@ -205,14 +205,7 @@ async fn a_node_rolled_back_before_a_refresh_is_routed_around_then_repaired_by_n
         );
     }
     let ecdsa = keys[0].clone();
-    // Longer than a node takes to anchor its audit head in its store: the copy is consistent on its own.
-    tokio::time::sleep(2 * vhsm_node::node::ANCHOR_INTERVAL).await;
-    let data = cluster.node_dir(3).join("data");
-    let copy = cluster.path().join("node-3-data.copy");
-    cluster.kill("node-3");
-    copy_dir(&data, &copy);
-    cluster.start_node(3);
-    cluster.wait_all_reachable().await;
+    let copy = copy_node_data(&mut cluster, 3).await;
     let (ok, out, err) = run_vhsm(
         &["--cluster", &cluster_dir, "key", "refresh", "--all"],
         Duration::from_secs(300),
@@ -256,10 +249,7 @@ async fn a_node_rolled_back_before_a_refresh_is_routed_around_then_repaired_by_n
     // (and nodes 1 and 2's) are to the process that was killed.
     let log_before = cluster.read_log("coordinator").len();
     let node_log_before = cluster.read_log("node-3").len();
-    cluster.kill("node-3");
-    std::fs::remove_dir_all(&data).unwrap();
-    copy_dir(&copy, &data);
-    cluster.start_node(3);
+    put_back_node_data(&mut cluster, 3, &copy);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cluster.read_log("node-3")[node_log_before..].contains("node serving") {
         assert!(

@@ -69,3 +69,27 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A copy of node `id`'s whole data directory (store and audit log, consistent with each other), taken while the
+/// node is stopped, after waiting long enough for it to anchor its audit head in its store; the node is started
+/// again and the cluster reachable when this returns.
+pub async fn copy_node_data(cluster: &mut ProcessCluster, id: u16) -> PathBuf {
+    tokio::time::sleep(2 * vhsm_node::node::ANCHOR_INTERVAL).await;
+    let data = cluster.node_dir(id).join("data");
+    let copy = cluster.path().join(format!("node-{id}-data.copy"));
+    cluster.kill(&format!("node-{id}"));
+    copy_dir(&data, &copy);
+    cluster.start_node(id);
+    cluster.wait_all_reachable().await;
+    copy
+}
+
+/// Stops node `id`, puts its data directory back to `copy` (see [`copy_node_data`]) and starts it (not waiting for
+/// it: it may refuse to start).
+pub fn put_back_node_data(cluster: &mut ProcessCluster, id: u16, copy: &std::path::Path) {
+    let data = cluster.node_dir(id).join("data");
+    cluster.kill(&format!("node-{id}"));
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(copy, &data);
+    cluster.start_node(id);
+}
