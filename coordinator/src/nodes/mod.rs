@@ -521,16 +521,26 @@ impl NodePool {
         });
     }
 
-    /// How many nodes said lately that they could not reach `node` (within [`SUSPICION_WINDOW`]): a node cut off
-    /// from its peers is named by each of them, each of them only by it. Operations pick the least suspect first.
+    /// With how many other nodes `node` was lately (within [`SUSPICION_WINDOW`]) in a pair where one said it could
+    /// not reach the other — as accuser or accused: the coordinator cannot tell which of the two is at fault, so
+    /// a node's word never makes it look better than those it names (a liar naming every peer is then the most
+    /// suspect itself). A node cut off from its peers is in a pair with each of them, each of them only with it.
+    /// Operations pick the least suspect first.
     pub fn suspicion(&self, node: NodeId) -> usize {
-        self.shared
+        let others: BTreeSet<NodeId> = self
+            .shared
             .accusations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|((_, of), at)| *of == node && at.elapsed() < SUSPICION_WINDOW)
-            .count()
+            .filter(|(_, at)| at.elapsed() < SUSPICION_WINDOW)
+            .filter_map(|((by, of), _)| match (*by == node, *of == node) {
+                (true, _) => Some(*of),
+                (_, true) => Some(*by),
+                _ => None,
+            })
+            .collect();
+        others.len()
     }
 
     /// Whether the node failed and has not answered since: within the last [`DOWN_BACKOFF`], or later while its
@@ -892,5 +902,54 @@ impl Failed {
             reused: false,
             used: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reaches nobody: the suspicion bookkeeping needs no connection.
+    struct Nowhere;
+
+    impl NodeTransport for Nowhere {
+        fn connect<'a>(
+            &'a self,
+            _node: NodeId,
+            _address: &'a str,
+        ) -> transport::BoxFuture<'a, Result<Arc<dyn NodeChannel>, TransportError>> {
+            Box::pin(async { Err(TransportError("nowhere".into())) })
+        }
+    }
+
+    fn pool() -> NodePool {
+        NodePool::new(
+            Arc::new(Nowhere),
+            (1..=3).map(|id| (id, format!("node-{id}"))),
+        )
+    }
+
+    /// One node's word never makes it look better than those it names: a liar naming both its peers is the most
+    /// suspect itself; a node cut off from its peers (named by each, naming each) too; signing together clears a
+    /// pair.
+    #[test]
+    fn an_accuser_is_as_suspect_as_those_it_names() {
+        let liar = pool();
+        liar.note_unreachable_by_peer(3, 1);
+        liar.note_unreachable_by_peer(3, 2);
+        assert_eq!(
+            (liar.suspicion(1), liar.suspicion(2), liar.suspicion(3)),
+            (1, 1, 2)
+        );
+        let cut = pool();
+        for (by, of) in [(1, 3), (2, 3), (3, 1), (3, 2)] {
+            cut.note_unreachable_by_peer(by, of);
+        }
+        assert_eq!(
+            (cut.suspicion(1), cut.suspicion(2), cut.suspicion(3)),
+            (1, 1, 2)
+        );
+        cut.note_reached(&[1, 3]);
+        assert_eq!((cut.suspicion(1), cut.suspicion(3)), (0, 1));
     }
 }
